@@ -1,0 +1,185 @@
+"""The agent contract: ``BaseAgent``.
+
+An agent is pure maths over named pytrees. It holds only what is fixed after
+construction (the network, the optimizer, hyper-parameters, the spaces); all
+that changes during training (params, optimizer state, policy state) goes in
+and out of its methods explicitly, so that trainers can ``jit``, ``vmap``,
+``scan`` and ``pmap`` them freely. The Anakin trainer talks to an agent only
+through the methods below.
+"""
+
+from __future__ import annotations
+
+import abc
+import inspect
+import numbers
+from typing import Any, Callable, Mapping, NamedTuple, Tuple, Union
+
+import gymnasium
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import optax
+
+from baselax.envs import spaces as spaces_lib
+
+Params = Any
+PolicyState = Any
+PolicyOutput = Any
+OptimOutput = Any
+KeyLike = Union[jax.Array, hk.PRNGSequence]
+NetworkFn = Callable[[gymnasium.Space], Union[hk.Transformed, Any]]
+
+
+def as_key(rng: KeyLike) -> jax.Array:
+  """Returns a JAX key from a ``haiku.PRNGSequence`` (drawing from it) or a key.
+
+  Inside ``jit`` only key arrays exist; a ``PRNGSequence`` is a host-side
+  convenience, as in the documented API.
+  """
+  if isinstance(rng, hk.PRNGSequence):
+    return next(rng)
+  if isinstance(rng, jax.Array) or hasattr(rng, "dtype"):
+    return rng
+  raise TypeError(
+      f"Expected a haiku.PRNGSequence or a JAX PRNG key, got "
+      f"{type(rng).__name__}. Use hk.PRNGSequence(seed) or "
+      f"jax.random.PRNGKey(seed).")
+
+
+class ApplyFn(NamedTuple):
+  """A haiku network with the apply-rng question settled: ``apply(params, obs)``."""
+  init: Callable[[jax.Array, jax.Array], hk.Params]
+  apply: Callable[[hk.Params, jax.Array], jax.Array]
+
+
+def as_network(transformed: Any) -> ApplyFn:
+  """Normalises what a network creator returns to ``apply(params, x)``.
+
+  Accepts ``hk.transform(f)`` (``apply(params, rng, x)``; we pass ``rng=None``
+  since value networks are deterministic) and
+  ``hk.without_apply_rng(hk.transform(f))`` (``apply(params, x)``).
+  """
+  if not isinstance(transformed, hk.Transformed):
+    raise TypeError(
+        f"network(action_space) must return a haiku.Transformed (from "
+        f"hk.transform or hk.without_apply_rng(hk.transform(...))), got "
+        f"{type(transformed).__name__}. Stateful networks "
+        f"(hk.transform_with_state) are not supported.")
+  try:
+    names = list(inspect.signature(transformed.apply).parameters)
+  except (TypeError, ValueError):  # pragma: no cover - exotic callables
+    names = ["params", "rng"]
+  if len(names) > 1 and names[1] == "rng":
+    return ApplyFn(transformed.init,
+                   lambda params, x: transformed.apply(params, None, x))
+  return ApplyFn(transformed.init, transformed.apply)
+
+
+def check_learning_rate(learning_rate: Any) -> None:
+  if callable(learning_rate):
+    return
+  if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
+    raise TypeError(f"learning_rate must be a float or an optax.Schedule, got "
+                    f"{type(learning_rate).__name__}.")
+  if not learning_rate > 0:
+    raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}; "
+                     f"typical values are 1e-4 to 1e-3.")
+
+
+class BaseAgent(abc.ABC):
+  """An abstract agent.
+
+  Args:
+    network: a network creator ``Callable[[gym.Space], haiku.Transformed]``,
+      called with the single env's action space. The transformed function maps
+      a batch of observations ``(B, *obs_shape)`` to outputs ``(B, ...)``.
+    env: a gym environment (``baselax.envs.GymnaxEnv``, ``gymnasium.Env`` or
+      ``gymnasium.vector.VectorEnv``), read for its observation and action
+      spaces only.
+    learning_rate: a float or an ``optax.Schedule`` for the Adam optimizer.
+  """
+
+  class OptimState(NamedTuple):
+    """Optimizer state: ``count`` of updates done and optax's ``opt_state``."""
+    count: jax.Array
+    opt_state: optax.OptState
+
+  class PolicyState(NamedTuple):
+    """Policy state: ``count`` of exploring ``predict`` calls done."""
+    count: jax.Array
+
+  def __init__(self, network: NetworkFn, env: Any,
+               learning_rate: Union[float, optax.Schedule]):
+    check_learning_rate(learning_rate)
+    if not callable(network):
+      raise TypeError("network must be a callable taking the action space and "
+                      "returning a haiku.Transformed, e.g. "
+                      "baselax.networks.mlp_q_network().")
+    self.env = env
+    self.observation_space, self.action_space = spaces_lib.env_spaces(env)
+    self.network_fn = network
+    self.network = as_network(network(self.action_space))
+    self.learning_rate = learning_rate
+    self.optimizer = self.make_optimizer()
+
+  def make_optimizer(self) -> optax.GradientTransformation:
+    """The optimizer: optax Adam on ``learning_rate``. Override to change it."""
+    return optax.adam(self.learning_rate)
+
+  def init_params(self, rng: KeyLike) -> Params:
+    """Initialize the parameters for the agent from a dummy observation batch."""
+    dummy = spaces_lib.dummy_observation(self.observation_space)
+    return self.network.init(as_key(rng), dummy)
+
+  def init_optimizer(self, params: Params, rng: KeyLike = None) -> "BaseAgent.OptimState":
+    """Initialize the optimizer state (``rng`` is unused by Adam)."""
+    del rng
+    return self.OptimState(count=jnp.zeros((), jnp.int32),
+                           opt_state=self.optimizer.init(params))
+
+  def init_policy(self, rng: KeyLike = None) -> PolicyState:
+    """Initialize the policy state."""
+    del rng
+    return self.PolicyState(count=jnp.zeros((), jnp.int32))
+
+  @abc.abstractmethod
+  def predict(self, params: Params, policy_state: PolicyState, obs: jax.Array,
+              key: KeyLike, evaluation: bool = False, **kwargs
+              ) -> Tuple[PolicyOutput, PolicyState]:
+    """Select actions for a batch of observations ``(B, *obs_shape)``.
+
+    Returns ``(PolicyOutput, PolicyState)``; ``PolicyOutput.actions`` has shape
+    ``(B, *action_shape)``. ``evaluation`` is a Python bool (static under jit).
+    """
+
+  @abc.abstractmethod
+  def update(self, params: Params, optimizer_state: "BaseAgent.OptimState",
+             data: Mapping[str, jax.Array], **kwargs
+             ) -> Tuple[OptimOutput, Params, "BaseAgent.OptimState"]:
+    """One learning step on a batch ``data``; returns ``(OptimOutput, params, optimizer_state)``.
+
+    ``kwargs`` may carry ``axis_name``: the name of a mapped device axis over
+    which gradients must be averaged (``jax.lax.pmean``).
+    """
+
+  def jit(self) -> "BaseAgent":
+    """Jits ``predict`` and ``update`` in place (and returns the agent).
+
+    ``evaluation`` and ``axis_name`` are static arguments; a
+    ``haiku.PRNGSequence`` key is drawn from on the host before the call.
+    """
+    predict = jax.jit(type(self).predict.__get__(self),
+                      static_argnames=("evaluation", "axis_name"))
+    update = jax.jit(type(self).update.__get__(self),
+                     static_argnames=("axis_name",))
+
+    def jitted_predict(params, policy_state, obs, key, evaluation=False, **kwargs):
+      return predict(params, policy_state, obs, as_key(key),
+                     evaluation=bool(evaluation), **kwargs)
+
+    jitted_predict.__doc__ = type(self).predict.__doc__
+    update.__doc__ = type(self).update.__doc__
+    self.predict = jitted_predict
+    self.update = update
+    return self

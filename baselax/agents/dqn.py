@@ -1,0 +1,197 @@
+"""Deep Q-Networks (Mnih et al. 2015, "Human-level control through deep RL")."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple, Tuple, Union
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import optax
+
+from baselax.agents import base
+from baselax.agents import value_learning
+
+#: The keys every DQN ``update`` batch must have; shapes for a batch of ``B``.
+REQUIRED_DATA_KEYS = (
+    "obs",         # (B, *obs_shape) observation the action was taken in
+    "action",      # (B,) int action taken
+    "reward",      # (B,) float reward received
+    "terminated",  # (B,) bool/float, 1 only for true terminal transitions
+    "next_obs",    # (B, *obs_shape) the true next observation (final obs at episode end)
+)
+
+
+def default_epsilon_schedule() -> optax.Schedule:
+  return optax.polynomial_schedule(init_value=0.9, end_value=0.05, power=1.,
+                                   transition_steps=50000)
+
+
+class DQN(base.BaseAgent):
+  """The implementation of a DQN agent.
+
+  Args:
+    network: a network creator ``Callable[[gym.Space], haiku.Transformed]``
+      returning Q-values ``(B, num_actions)`` for observations
+      ``(B, *obs_shape)``; see ``baselax.networks``.
+    env: a gym environment for the observation and action spaces (the action
+      space must be ``Discrete``).
+    learning_rate: a float or an ``optax.Schedule`` for Adam.
+    discount_factor: the discount ``gamma`` in (0, 1]. Defaults to 0.99.
+    epsilon_schedule: epsilon as a function of the number of exploring
+      ``predict`` calls. Defaults to ``optax.polynomial_schedule(init_value=0.9,
+      end_value=0.05, power=1., transition_steps=50000)``.
+    target_update_interval: the target network copies the online one every
+      this many updates. Defaults to 50.
+
+  The loss is ``mean(0.5 * td**2)`` with
+  ``td = r + gamma * (1 - terminated) * max_a Q_target(s', a) - Q(s, a)``.
+  """
+
+  class Params(NamedTuple):
+    """``policy``: online network params; ``target``: target network params."""
+    policy: Any
+    target: Any
+
+  class PolicyOutput(NamedTuple):
+    """``actions`` ``(B,)``, ``q_values`` ``(B, A)``, ``epsilon`` ``[]`` used."""
+    actions: jax.Array
+    q_values: jax.Array
+    epsilon: jax.Array
+
+  class PolicyState(NamedTuple):
+    """``count``: exploring ``predict`` calls so far (drives the epsilon schedule)."""
+    count: jax.Array
+
+  class OptimState(NamedTuple):
+    """``count``: updates done (drives target copies); ``opt_state``: Adam's."""
+    count: jax.Array
+    opt_state: optax.OptState
+
+  class OptimOutput(NamedTuple):
+    """Scalars of one update: ``loss`` (mean 0.5 td^2) and mean online ``q_mean``."""
+    loss: jax.Array
+    q_mean: jax.Array
+
+  def __init__(self,
+               network: base.NetworkFn,
+               env: Any,
+               learning_rate: Union[float, optax.Schedule],
+               discount_factor: float = 0.99,
+               epsilon_schedule: optax.Schedule = default_epsilon_schedule(),
+               target_update_interval: int = 50):
+    if not 0.0 < discount_factor <= 1.0:
+      raise ValueError(f"discount_factor must be in (0, 1], got "
+                       f"{discount_factor!r}.")
+    if (isinstance(target_update_interval, bool) or
+        not isinstance(target_update_interval, int) or target_update_interval < 1):
+      raise ValueError(f"target_update_interval must be an integer >= 1, got "
+                       f"{target_update_interval!r}.")
+    if not callable(epsilon_schedule):
+      raise TypeError("epsilon_schedule must be an optax.Schedule (a callable "
+                      "of the step count), e.g. optax.linear_schedule(1.0, 0.05, 10000).")
+    _, action_space = base.spaces_lib.env_spaces(env)
+    if not isinstance(action_space, gymnasium.spaces.Discrete):
+      raise ValueError(
+          f"DQN needs a Discrete action space, got {action_space}. Use a "
+          f"discrete-action env (e.g. CartPole-v1, Breakout-MinAtar).")
+    self.discount_factor = float(discount_factor)
+    self.epsilon_schedule = epsilon_schedule
+    self.target_update_interval = target_update_interval
+    super().__init__(network, env, learning_rate)
+    self.num_actions = int(action_space.n)
+
+  # --- initialisation --------------------------------------------------------
+
+  def init_params(self, rng: base.KeyLike) -> "DQN.Params":
+    """Initialize online params; the target starts as a copy of them."""
+    policy = super().init_params(rng)
+    return self.Params(policy=policy, target=policy)
+
+  def init_optimizer(self, params: "DQN.Params", rng: base.KeyLike = None
+                     ) -> "DQN.OptimState":
+    """Initialize Adam's state for the online params."""
+    del rng
+    return self.OptimState(count=jnp.zeros((), jnp.int32),
+                           opt_state=self.optimizer.init(params.policy))
+
+  # --- acting ----------------------------------------------------------------
+
+  def predict(self, params: "DQN.Params", policy_state: "DQN.PolicyState",
+              obs: jax.Array, key: base.KeyLike, evaluation: bool = False,
+              **kwargs) -> Tuple["DQN.PolicyOutput", "DQN.PolicyState"]:
+    """Epsilon-greedy (or, with ``evaluation=True``, greedy) actions.
+
+    Args:
+      obs: ``(B, *obs_shape)``; a single unbatched observation is accepted too.
+      key: a JAX key or ``haiku.PRNGSequence``; every row explores with its own
+        randomness.
+      evaluation: Python bool; greedy actions, and the policy count is not
+        advanced (evaluation does not consume the exploration schedule).
+
+    Returns:
+      ``(PolicyOutput(actions (B,), q_values (B, A), epsilon []), PolicyState)``.
+    """
+    del kwargs
+    obs = jnp.asarray(obs)
+    single = obs.ndim == len(self.observation_space.shape)
+    if single:
+      obs = obs[None]
+    q_values = self.network.apply(params.policy, obs)
+    if evaluation:
+      epsilon = jnp.zeros((), jnp.float32)
+      actions = jnp.argmax(q_values, axis=-1)
+    else:
+      epsilon = jnp.asarray(self.epsilon_schedule(policy_state.count), jnp.float32)
+      actions = value_learning.epsilon_greedy(base.as_key(key), q_values, epsilon)
+      policy_state = self.PolicyState(count=policy_state.count + 1)
+    actions = actions.astype(jnp.int32)
+    if single:
+      actions, q_values = actions[0], q_values[0]
+    return self.PolicyOutput(actions, q_values, epsilon), policy_state
+
+  # --- learning --------------------------------------------------------------
+
+  def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array]
+           ) -> Tuple[jax.Array, "DQN.OptimOutput"]:
+    """``mean(0.5 * td^2)`` over the batch, and the scalars to report."""
+    q_tm1 = self.network.apply(online, data["obs"])
+    q_t = self.network.apply(target, data["next_obs"])
+    discount_t = self.discount_factor * (
+        1.0 - jnp.asarray(data["terminated"], jnp.float32))
+    td = jax.vmap(value_learning.q_learning)(
+        q_tm1, jnp.asarray(data["action"], jnp.int32),
+        jnp.asarray(data["reward"], jnp.float32), discount_t, q_t)
+    loss = jnp.mean(0.5 * jnp.square(td))
+    return loss, self.OptimOutput(loss=loss, q_mean=jnp.mean(q_tm1))
+
+  def update(self, params: "DQN.Params", optimizer_state: "DQN.OptimState",
+             data: Mapping[str, jax.Array], axis_name: Any = None, **kwargs
+             ) -> Tuple["DQN.OptimOutput", "DQN.Params", "DQN.OptimState"]:
+    """One Adam step on the TD loss; copies the target every ``target_update_interval``.
+
+    Args:
+      data: dict batch with ``REQUIRED_DATA_KEYS``; leading axis ``B``.
+      axis_name: if given, gradients and reported scalars are averaged over
+        this mapped (device) axis with ``jax.lax.pmean``.
+
+    Returns:
+      ``(OptimOutput, new Params, new OptimState)``.
+    """
+    del kwargs
+    missing = [k for k in REQUIRED_DATA_KEYS if k not in data]
+    if missing:
+      raise ValueError(
+          f"DQN.update batch is missing key(s) {missing}; it needs "
+          f"{list(REQUIRED_DATA_KEYS)} (next_obs is the true next observation).")
+    grads, out = jax.grad(self.loss, has_aux=True)(params.policy, params.target, data)
+    if axis_name is not None:
+      grads, out = jax.lax.pmean((grads, out), axis_name=axis_name)
+    updates, opt_state = self.optimizer.update(grads, optimizer_state.opt_state,
+                                               params.policy)
+    policy = optax.apply_updates(params.policy, updates)
+    count = optimizer_state.count + 1
+    target = optax.periodic_update(policy, params.target, count,
+                                   self.target_update_interval)
+    return (out, self.Params(policy=policy, target=target),
+            self.OptimState(count=count, opt_state=opt_state))

@@ -1,0 +1,146 @@
+"""``AnakinConfig``: the trainer's frozen, typed configuration and its derived sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class AnakinConfig:
+  """Configuration of an Anakin training run.
+
+  Env-step counts are per seed and summed over all envs and devices: one scan
+  iteration of one seed steps ``num_envs * num_devices`` envs.
+
+  Attributes:
+    total_env_steps: env steps to train for, per seed (rounded up to whole
+      chunks; the exact figure is :attr:`Derived.total_env_steps`).
+    num_envs: parallel envs per device (and per seed).
+    buffer_size: capacity, in transitions, of each replay buffer. There is one
+      buffer per (device, seed).
+    batch_size: transitions sampled per update (per device).
+    learning_starts: env steps (per seed, all devices) collected before the
+      first update.
+    train_every: scan iterations (each one env step of every env) between
+      updates; one update follows every ``train_every`` iterations.
+    num_seeds: independent runs compiled into one program (a ``vmap`` axis).
+    num_devices: local devices to ``pmap`` over; ``None`` uses all of them.
+    seed: the root seed; seed ``i`` of the run uses key ``split(PRNGKey(seed), num_seeds)[i]``.
+    eval_every: env steps between greedy evaluations; training runs as compiled
+      chunks of this many env steps, with an evaluation after each.
+    eval_episodes: greedy episodes per evaluation, per seed (split over devices).
+    eval_max_steps: cap on an evaluation episode's length; ``None`` uses the
+      env's own time limit (``env_params.max_steps_in_episode``).
+  """
+  total_env_steps: int = 100_000
+  num_envs: int = 16
+  buffer_size: int = 50_000
+  batch_size: int = 64
+  learning_starts: int = 1_000
+  train_every: int = 1
+  num_seeds: int = 1
+  num_devices: Optional[int] = None
+  seed: int = 0
+  eval_every: int = 10_000
+  eval_episodes: int = 32
+  eval_max_steps: Optional[int] = None
+
+  def __post_init__(self):
+    def positive(name):
+      value = getattr(self, name)
+      if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"AnakinConfig.{name} must be a positive integer, got {value!r}.")
+    for name in ("total_env_steps", "num_envs", "buffer_size", "batch_size",
+                 "train_every", "num_seeds", "eval_every", "eval_episodes"):
+      positive(name)
+    for name in ("num_devices", "eval_max_steps"):
+      if getattr(self, name) is not None:
+        positive(name)
+    if isinstance(self.learning_starts, bool) or not isinstance(
+        self.learning_starts, int) or self.learning_starts < 0:
+      raise ValueError(f"AnakinConfig.learning_starts must be an integer >= 0, "
+                       f"got {self.learning_starts!r}.")
+    if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+      raise ValueError(f"AnakinConfig.seed must be an integer, got {self.seed!r}.")
+    if self.batch_size > self.buffer_size:
+      raise ValueError(
+          f"batch_size ({self.batch_size}) is larger than buffer_size "
+          f"({self.buffer_size}): a batch is drawn from one buffer. Lower "
+          f"batch_size or raise buffer_size.")
+    if self.buffer_size < 2 * self.num_envs:
+      raise ValueError(
+          f"buffer_size ({self.buffer_size}) must hold at least two steps of "
+          f"all {self.num_envs} envs (>= {2 * self.num_envs}).")
+    if self.learning_starts < self.batch_size:
+      raise ValueError(
+          f"learning_starts ({self.learning_starts}) is below batch_size "
+          f"({self.batch_size}): the first update would sample from a buffer "
+          f"holding fewer transitions than a batch. Set learning_starts >= "
+          f"batch_size.")
+
+  def derive(self, num_devices: int) -> "Derived":
+    """Computes the loop sizes for ``num_devices`` devices (never stored back)."""
+    return Derived.from_config(self, num_devices)
+
+
+@dataclasses.dataclass(frozen=True)
+class Derived:
+  """Loop sizes computed from an :class:`AnakinConfig` and a device count.
+
+  The run is ``num_chunks`` compiled chunks of ``steps_per_chunk`` scan steps;
+  a scan step is ``train_every`` env iterations then one update (once learning
+  has started), so it is ``env_steps_per_step`` env steps per seed.
+  """
+  num_devices: int
+  env_steps_per_iteration: int   # num_envs * num_devices
+  env_steps_per_step: int        # ... * train_every
+  steps_per_chunk: int
+  num_chunks: int
+  learning_starts_step: int      # first scan step that updates
+  eval_episodes_per_device: int
+
+  @property
+  def env_steps_per_chunk(self) -> int:
+    return self.steps_per_chunk * self.env_steps_per_step
+
+  @property
+  def total_env_steps(self) -> int:
+    return self.num_chunks * self.env_steps_per_chunk
+
+  @property
+  def total_updates(self) -> int:
+    return max(0, self.num_chunks * self.steps_per_chunk - self.learning_starts_step)
+
+  @classmethod
+  def from_config(cls, config: AnakinConfig, num_devices: int) -> "Derived":
+    per_iteration = config.num_envs * num_devices
+    per_step = per_iteration * config.train_every
+    if config.total_env_steps < per_step:
+      raise ValueError(
+          f"total_env_steps ({config.total_env_steps}) is smaller than one "
+          f"scan step ({per_step} = num_envs {config.num_envs} x devices "
+          f"{num_devices} x train_every {config.train_every}). Raise "
+          f"total_env_steps or lower num_envs/train_every.")
+    total_steps = math.ceil(config.total_env_steps / per_step)
+    steps_per_eval = max(1, round(config.eval_every / per_step))
+    num_chunks = max(1, math.ceil(total_steps / steps_per_eval))
+    steps_per_chunk = math.ceil(total_steps / num_chunks)
+    learning_starts_step = math.ceil(config.learning_starts / per_step)
+    per_device_items = learning_starts_step * config.train_every * config.num_envs
+    if per_device_items < config.batch_size:
+      raise ValueError(
+          f"With {num_devices} devices each buffer holds only "
+          f"{per_device_items} transitions when learning starts, fewer than "
+          f"batch_size ({config.batch_size}). Raise learning_starts to at "
+          f"least {config.batch_size * num_devices}.")
+    return cls(
+        num_devices=num_devices,
+        env_steps_per_iteration=per_iteration,
+        env_steps_per_step=per_step,
+        steps_per_chunk=steps_per_chunk,
+        num_chunks=num_chunks,
+        learning_starts_step=learning_starts_step,
+        eval_episodes_per_device=math.ceil(config.eval_episodes / num_devices),
+    )

@@ -1,0 +1,278 @@
+"""The Anakin loop: act -> env -> buffer -> learn, as one pure scanned function.
+
+Podracer's Anakin architecture (Hessel et al. 2021, arXiv:2104.06272, sec. 3):
+because the environment is written in JAX (gymnax), acting, stepping the env,
+adding to and sampling from the replay buffer (flashbax) and the gradient
+update are one pure function of a named state, compiled once into a
+``jax.lax.scan``. Nothing leaves the device until a chunk of training ends.
+
+Everything here is for ONE seed on ONE device. The runner (``runner.py``)
+adds the seed axis with ``vmap`` and the device axis with ``pmap``; this file
+only receives the device axis's name (``axis_name``) to hand to
+``agent.update``. Array layout inside one (device, seed) program::
+
+    obs, env_state leaves ..... (num_envs, ...)
+    buffer .................... flashbax item buffer of (buffer_size, ...) transitions
+    a sampled batch ........... (batch_size, ...)
+
+One scan step is ``train_every`` env iterations (every env steps once per
+iteration) followed by one ``agent.update``, once learning has started.
+
+The trainer talks to the agent only through the documented ``BaseAgent``
+methods and reads only ``PolicyOutput.actions``; params, policy and optimizer
+states are opaque pytrees here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+
+import flashbax as fbx
+import jax
+import jax.numpy as jnp
+
+from baselax.agents import base as agent_base
+from baselax.anakin.config import AnakinConfig, Derived
+from baselax.envs.gymnax_env import GymnaxEnv
+
+Metrics = Dict[str, jax.Array]
+
+
+class TrainState(NamedTuple):
+  """Everything that changes during training, for one (device, seed)."""
+  params: Any
+  optimizer_state: Any
+  policy_state: Any
+  buffer_state: Any
+  env_state: Any             # gymnax env states, leading axis num_envs
+  obs: jax.Array             # (num_envs, *obs_shape) observations to act on
+  key: jax.Array
+  episode_return: jax.Array  # (num_envs,) return of the running episodes
+  env_steps: jax.Array       # [] env steps taken by this (device, seed)
+
+
+class AnakinFns(NamedTuple):
+  """The pure pieces of a run; see :func:`make_anakin`."""
+  init: Callable[[jax.Array, jax.Array], TrainState]
+  run_chunk: Callable[[TrainState, jax.Array], Tuple[TrainState, Metrics]]
+  evaluate: Callable[[Any, Any, jax.Array], jax.Array]
+
+
+def scalar_fields(tree: Any) -> Dict[str, jax.Array]:
+  """The scalar leaves of an ``OptimOutput`` pytree, named by their path.
+
+  ``DQN.OptimOutput(loss=..., q_mean=...)`` gives ``{"loss": ..., "q_mean": ...}``;
+  non-scalar leaves (e.g. per-sample TD errors) are not logged.
+  """
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  out = {}
+  for path, leaf in leaves:
+    if jnp.ndim(leaf) == 0:
+      name = "/".join(str(getattr(p, "name", getattr(p, "key", getattr(p, "idx", p))))
+                      for p in path) or "value"
+      out[name] = jnp.asarray(leaf, jnp.float32)
+  return out
+
+
+def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
+                config: AnakinConfig, derived: Derived,
+                axis_name: Optional[str] = None) -> AnakinFns:
+  """Builds the pure ``init``/``run_chunk``/``evaluate`` functions of a run.
+
+  Args:
+    agent: any ``BaseAgent``.
+    env: a ``GymnaxEnv``; its functional core is compiled into the scan.
+    config: the run's configuration.
+    derived: sizes derived from ``config`` for the device count.
+    axis_name: the mapped device axis whose gradients ``agent.update`` must
+      average, or ``None`` on a single device.
+  """
+  num_envs = config.num_envs
+  buffer = fbx.make_item_buffer(
+      max_length=config.buffer_size,
+      min_length=config.batch_size,
+      sample_batch_size=config.batch_size,
+      add_sequences=True,
+      add_batches=True)
+  eval_max_steps = config.eval_max_steps or int(
+      getattr(env.env_params, "max_steps_in_episode", 10_000))
+
+  def init(key: jax.Array, device_index: jax.Array) -> TrainState:
+    """Initial state; params are equal on every device, env/exploration keys differ."""
+    params_key, local_key = jax.random.split(key)
+    local_key = jax.random.fold_in(local_key, device_index)
+    env_key, policy_key, loop_key = jax.random.split(local_key, 3)
+    params = agent.init_params(params_key)
+    optimizer_state = agent.init_optimizer(params, params_key)
+    policy_state = agent.init_policy(policy_key)
+    obs, env_state = env.functional_reset(env_key, num_envs)
+    # One real transition fixes the buffer's pytree structure and dtypes.
+    out, _ = agent.predict(params, policy_state, obs, policy_key, evaluation=True)
+    _, step = env.functional_step(env_key, env_state, out.actions)
+    example = _transition(obs, out.actions, step)
+    buffer_state = buffer.init(jax.tree.map(lambda x: x[0], example))
+    return TrainState(
+        params=params, optimizer_state=optimizer_state,
+        policy_state=policy_state, buffer_state=buffer_state,
+        env_state=env_state, obs=obs, key=loop_key,
+        episode_return=jnp.zeros((num_envs,), jnp.float32),
+        env_steps=jnp.zeros((), jnp.int32))
+
+  def env_iteration(state: TrainState, unused) -> Tuple[TrainState, Tuple[Any, Metrics]]:
+    """Acts in every env once; returns the transitions ``(num_envs, ...)``."""
+    del unused
+    key, act_key, env_key = jax.random.split(state.key, 3)
+    out, policy_state = agent.predict(state.params, state.policy_state,
+                                      state.obs, act_key, evaluation=False)
+    env_state, step = env.functional_step(env_key, state.env_state, out.actions)
+    done = jnp.logical_or(step.terminated, step.truncated)
+    episode_return = state.episode_return + step.reward
+    stats = {
+        "episode_return_sum": jnp.sum(jnp.where(done, episode_return, 0.0)),
+        "episodes": jnp.sum(done.astype(jnp.float32)),
+    }
+    transition = _transition(state.obs, out.actions, step)
+    state = state._replace(
+        policy_state=policy_state, env_state=env_state, obs=step.obs, key=key,
+        episode_return=jnp.where(done, 0.0, episode_return),
+        env_steps=state.env_steps + num_envs)
+    return state, (transition, stats)
+
+  # The structure of the agent's OptimOutput, to fill in on steps that do
+  # not learn (lax.cond needs both branches to return the same pytree).
+  def one_update_scalars(key):
+    state = init(key, jnp.int32(0))
+    batch = buffer.sample(state.buffer_state, key).experience
+    out, _, _ = agent.update(state.params, state.optimizer_state, batch)
+    return scalar_fields(out)
+
+  optim_shapes = jax.eval_shape(one_update_scalars, jax.random.PRNGKey(1))
+
+  def learn(state: TrainState) -> Tuple[TrainState, Metrics]:
+    key, sample_key = jax.random.split(state.key)
+    batch = buffer.sample(state.buffer_state, sample_key).experience
+    out, params, optimizer_state = agent.update(
+        state.params, state.optimizer_state, batch, axis_name=axis_name)
+    scalars = scalar_fields(out)
+    scalars["updates"] = jnp.ones((), jnp.float32)
+    return state._replace(params=params, optimizer_state=optimizer_state,
+                          key=key), scalars
+
+  def skip_learning(state: TrainState) -> Tuple[TrainState, Metrics]:
+    scalars = {k: jnp.zeros(v.shape, v.dtype) for k, v in optim_shapes.items()}
+    scalars["updates"] = jnp.zeros((), jnp.float32)
+    return state, scalars
+
+  def scan_step(state: TrainState, step_index: jax.Array) -> Tuple[TrainState, Metrics]:
+    """``train_every`` env iterations, add them to the buffer, then learn."""
+    if config.train_every == 1:
+      state, (transitions, stats) = env_iteration(state, None)
+      transitions = jax.tree.map(lambda x: x[:, None], transitions)
+    else:
+      state, (transitions, stats) = jax.lax.scan(
+          env_iteration, state, None, length=config.train_every)
+      # (train_every, num_envs, ...) -> (num_envs, train_every, ...)
+      transitions = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), transitions)
+      stats = jax.tree.map(jnp.sum, stats)
+    state = state._replace(
+        buffer_state=buffer.add(state.buffer_state, transitions))
+    # step_index is not mapped over seeds, so this stays a real branch under
+    # vmap (a batched predicate would make XLA run both sides).
+    state, scalars = jax.lax.cond(step_index >= derived.learning_starts_step,
+                                  learn, skip_learning, state)
+    return state, {**stats, **scalars}
+
+  def run_chunk(state: TrainState, first_step: jax.Array) -> Tuple[TrainState, Metrics]:
+    """Runs ``steps_per_chunk`` scan steps; metrics are summed over the chunk."""
+    steps = first_step + jnp.arange(derived.steps_per_chunk)
+    state, metrics = jax.lax.scan(scan_step, state, steps)
+    return state, jax.tree.map(lambda x: jnp.sum(x, axis=0), metrics)
+
+  def evaluate(params: Any, policy_state: Any, key: jax.Array) -> jax.Array:
+    """Greedy returns of ``eval_episodes_per_device`` fresh episodes, ``(E,)``."""
+    num = derived.eval_episodes_per_device
+    reset_key, key = jax.random.split(key)
+    obs, env_state = env.functional_reset(reset_key, num)
+
+    def cond(carry):
+      _, _, _, done, _, t = carry
+      return jnp.logical_and(jnp.logical_not(jnp.all(done)), t < eval_max_steps)
+
+    def body(carry):
+      key, obs, env_state, done, returns, t = carry
+      key, act_key, env_key = jax.random.split(key, 3)
+      out, _ = agent.predict(params, policy_state, obs, act_key, evaluation=True)
+      env_state, step = env.functional_step(env_key, env_state, out.actions)
+      returns = returns + jnp.where(done, 0.0, step.reward)
+      done = done | step.terminated | step.truncated
+      return key, step.obs, env_state, done, returns, t + 1
+
+    carry = (key, obs, env_state, jnp.zeros((num,), bool),
+             jnp.zeros((num,), jnp.float32), jnp.zeros((), jnp.int32))
+    return jax.lax.while_loop(cond, body, carry)[4]
+
+  return AnakinFns(init=init, run_chunk=run_chunk, evaluate=evaluate)
+
+
+def _transition(obs, actions, step) -> Dict[str, jax.Array]:
+  """The documented ``update`` batch keys; ``next_obs`` is the true final obs."""
+  return {
+      "obs": obs,
+      "action": actions,
+      "reward": step.reward,
+      "terminated": step.terminated,
+      "next_obs": step.final_obs,
+  }
+
+
+def chunk_and_evaluate(fns: AnakinFns, state: TrainState, first_step: jax.Array
+                       ) -> Tuple[TrainState, Metrics]:
+  """One training chunk followed by a greedy evaluation of its final params."""
+  state, metrics = fns.run_chunk(state, first_step)
+  key, eval_key = jax.random.split(state.key)
+  metrics["eval_returns"] = fns.evaluate(state.params, state.policy_state, eval_key)
+  return state._replace(key=key), metrics
+
+
+def make_train(agent: agent_base.BaseAgent, env: GymnaxEnv, config: AnakinConfig,
+               *, num_devices: int = 1, axis_name: Optional[str] = None
+               ) -> Callable[..., Tuple[TrainState, Metrics]]:
+  """Returns a pure ``train_fn(key) -> (final_state, metrics)`` for a whole run.
+
+  ``train_fn`` is ``jax.jit``-able and ``jax.vmap``-able over keys (one run per
+  key, PureJaxRL style). It trains on one device; to map it over devices
+  yourself pass ``num_devices`` and the mapped ``axis_name`` (and call
+  ``train_fn(key, device_index)``). :func:`baselax.anakin.train` does all of
+  this for you, with logging between chunks.
+
+  ``metrics`` has a leading axis of chunks: per chunk the summed
+  ``episode_return_sum``/``episodes`` of finished training episodes, the summed
+  scalar fields of the agent's ``OptimOutput`` and ``updates``, and
+  ``eval_returns`` ``(num_chunks, eval_episodes)``.
+  """
+  env = check_env(env)
+  derived = config.derive(num_devices)
+  fns = make_anakin(agent, env, config, derived, axis_name)
+
+  def train_fn(key: jax.Array, device_index: jax.Array = 0):
+    state = fns.init(key, jnp.asarray(device_index, jnp.int32))
+    chunk_starts = jnp.arange(derived.num_chunks) * derived.steps_per_chunk
+    return jax.lax.scan(lambda s, start: chunk_and_evaluate(fns, s, start),
+                        state, chunk_starts)
+
+  return train_fn
+
+
+def check_env(env: Any) -> GymnaxEnv:
+  """The Anakin trainer needs a JAX-native env: a ``GymnaxEnv`` (or raw gymnax env)."""
+  from gymnax.environments import environment as gymnax_environment
+  if isinstance(env, GymnaxEnv):
+    return env
+  if isinstance(env, gymnax_environment.Environment):
+    return GymnaxEnv(env)
+  raise TypeError(
+      f"The Anakin trainer compiles the environment into its scan, so it needs "
+      f"a JAX-native env: a baselax.envs.GymnaxEnv, got {type(env).__name__}. "
+      f"Make one with baselax.envs.make('CartPole-v1') or "
+      f"baselax.envs.GymnaxEnv(my_gymnax_env, env_params). Environments not "
+      f"written in JAX (gymnasium, Atari) need a host loop instead.")

@@ -1,0 +1,174 @@
+"""``train``: the runner users call. The one place that introduces the device axis.
+
+Array layout of everything the runner holds, documented once::
+
+    (devices, seeds, envs, ...)      e.g. TrainState.obs: (D, S, N, *obs_shape)
+
+``pmap`` adds the device axis (named :data:`DEVICE_AXIS`, handed to
+``agent.update`` so gradients are averaged with ``pmean``); ``vmap`` adds the
+seed axis inside it; the env axis is the loop's own (``loop.py``). Params are
+identical on every device (same init key, averaged gradients); envs,
+exploration and replay differ per device. Training runs as compiled chunks of
+``eval_every`` env steps, each followed by a greedy evaluation on device, with
+the host only reading the chunk's metrics in between.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from baselax.agents import base as agent_base
+from baselax.anakin import loop
+from baselax.anakin.config import AnakinConfig, Derived
+
+logger = logging.getLogger("baselax.anakin")
+
+#: The name of the device axis: the only axis name the trainer introduces.
+DEVICE_AXIS = "device"
+
+ChunkCallback = Callable[[Dict[str, Any]], None]
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """What :func:`train` returns.
+
+  Attributes:
+    params: the agent's params, leading axis = seed (taken from device 0; all
+      devices hold the same params).
+    state: the final ``TrainState`` of every (device, seed), layout
+      ``(devices, seeds, ...)``.
+    metrics: per chunk (leading axis = chunk): ``env_steps`` (per seed, all
+      devices), ``wall_time`` (s since the start, after compilation), ``sps``
+      (env steps per second over all seeds in that chunk), ``train_return``
+      ``(chunks, seeds)`` mean return of training episodes finished in the
+      chunk (NaN if none), ``eval_return`` ``(chunks, seeds)`` mean greedy
+      return, ``eval_returns`` ``(chunks, seeds, episodes)``, one
+      ``(chunks, seeds)`` entry per scalar field of the agent's
+      ``OptimOutput`` (mean over the chunk's updates, NaN before learning),
+      and ``updates``; plus scalars ``compile_time`` and ``total_time``.
+    config: the config of the run.
+    derived: the loop sizes derived from it.
+  """
+  params: Any
+  state: loop.TrainState
+  metrics: Dict[str, Any]
+  config: AnakinConfig
+  derived: Derived
+
+
+def resolve_num_devices(config: AnakinConfig) -> int:
+  """``config.num_devices`` checked against the local devices (``None`` = all)."""
+  available = jax.local_device_count()
+  if config.num_devices is None:
+    return available
+  if config.num_devices > available:
+    raise ValueError(
+        f"num_devices={config.num_devices} but only {available} local "
+        f"{jax.default_backend()} device(s) exist. Use num_devices<={available} "
+        f"(None = all). On CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
+        f"set before JAX starts gives N devices.")
+  return config.num_devices
+
+
+def _summarise_chunk(raw: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+  """Host-side reduction of one chunk's ``(devices, seeds, ...)`` metrics."""
+  out = {}
+  with np.errstate(invalid="ignore", divide="ignore"):
+    episodes = raw["episodes"].sum(0)
+    out["train_return"] = raw["episode_return_sum"].sum(0) / episodes
+    out["train_episodes"] = episodes
+    updates = raw["updates"][0]  # identical on every device
+    for name, value in raw.items():
+      if name in ("episodes", "episode_return_sum", "updates", "eval_returns"):
+        continue
+      # Reported scalars are pmean-ed by the agent; the device mean also covers
+      # agents that report per-device values.
+      out[name] = value.mean(0) / updates
+    out["updates"] = updates
+  returns = np.moveaxis(raw["eval_returns"], 0, 1)  # (seeds, devices, E)
+  returns = returns.reshape(returns.shape[0], -1)
+  out["eval_returns"] = returns
+  out["eval_return"] = returns.mean(-1)
+  return out
+
+
+def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
+          *, on_chunk: Optional[ChunkCallback] = None) -> TrainResult:
+  """Trains ``agent`` on ``env`` with the Anakin architecture.
+
+  Args:
+    agent: any ``BaseAgent`` (e.g. ``baselax.agents.DQN``).
+    env: a ``baselax.envs.GymnaxEnv`` (the trainer uses its functional core;
+      ``config.num_envs`` sets the number of envs per device).
+    config: the run's :class:`AnakinConfig`.
+    on_chunk: called after every chunk with a dict of that chunk's summary
+      (``chunk``, ``env_steps``, ``sps``, ``train_return``, ``eval_return``,
+      losses, ...). By default each chunk is logged at INFO level.
+
+  Returns:
+    A :class:`TrainResult`.
+  """
+  env = loop.check_env(env)
+  num_devices = resolve_num_devices(config)
+  derived = config.derive(num_devices)
+  devices = jax.local_devices()[:num_devices]
+  fns = loop.make_anakin(agent, env, config, derived, axis_name=DEVICE_AXIS)
+
+  # The device axis is introduced here, and only here.
+  init = jax.pmap(jax.vmap(fns.init, in_axes=(0, None)),
+                  axis_name=DEVICE_AXIS, in_axes=(None, 0), devices=devices)
+  chunk = jax.pmap(
+      jax.vmap(lambda s, start: loop.chunk_and_evaluate(fns, s, start),
+               in_axes=(0, None)),
+      axis_name=DEVICE_AXIS, in_axes=(0, None), devices=devices,
+      donate_argnums=0)
+
+  seed_keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
+  device_indices = jnp.arange(num_devices, dtype=jnp.int32)
+  t_start = time.perf_counter()
+  state = init(seed_keys, device_indices)
+  compiled = chunk.lower(state, jnp.int32(0)).compile()
+  jax.block_until_ready(state)
+  compile_time = time.perf_counter() - t_start
+  logger.info("compiled in %.1fs: %d chunks of %d env steps per seed on %d "
+              "device(s), %d seed(s)", compile_time, derived.num_chunks,
+              derived.env_steps_per_chunk, num_devices, config.num_seeds)
+
+  history: List[Dict[str, Any]] = []
+  t_train = time.perf_counter()
+  for c in range(derived.num_chunks):
+    t0 = time.perf_counter()
+    state, raw = compiled(state, jnp.int32(c * derived.steps_per_chunk))
+    raw = jax.device_get(raw)  # blocks until the chunk is done
+    elapsed = time.perf_counter() - t0
+    summary = _summarise_chunk(raw)
+    summary.update(
+        chunk=c,
+        env_steps=(c + 1) * derived.env_steps_per_chunk,
+        wall_time=time.perf_counter() - t_train,
+        sps=derived.env_steps_per_chunk * config.num_seeds / elapsed)
+    history.append(summary)
+    if on_chunk is not None:
+      on_chunk(summary)
+    else:
+      logger.info("env steps %d | sps %.0f | train return %s | eval return %s",
+                  summary["env_steps"], summary["sps"],
+                  np.round(summary["train_return"], 1),
+                  np.round(summary["eval_return"], 1))
+  total_time = time.perf_counter() - t_start
+
+  metrics: Dict[str, Any] = {
+      k: np.stack([h[k] for h in history]) for k in history[0]}
+  metrics["compile_time"] = compile_time
+  metrics["total_time"] = total_time
+  params = jax.tree.map(lambda x: x[0], state.params)
+  return TrainResult(params=params, state=state, metrics=metrics,
+                     config=config, derived=derived)

@@ -27,18 +27,19 @@ class AnakinConfig:
       updates; one update follows every ``train_every`` iterations.
     num_seeds: independent runs compiled into one program (a ``vmap`` axis).
     num_devices: local devices to ``pmap`` over; ``None`` uses all of them.
-    seed: the root seed; seed ``i`` of the run uses key ``split(PRNGKey(seed), num_seeds)[i]``.
+    seed: the first seed; seed ``i`` of the run uses ``PRNGKey(seed + i)``, so it
+      is the same run as ``seed + i`` alone.
     eval_every: env steps between greedy evaluations; training runs as compiled
       chunks of this many env steps, with an evaluation after each.
     eval_episodes: greedy episodes per evaluation, per seed (split over devices).
     eval_max_steps: cap on an evaluation episode's length; ``None`` uses the
       env's own time limit (``env_params.max_steps_in_episode``).
   """
-  total_env_steps: int = 100_000
-  num_envs: int = 16
-  buffer_size: int = 50_000
-  batch_size: int = 64
-  learning_starts: int = 1_000
+  total_env_steps: int = 300_000
+  num_envs: int = 10
+  buffer_size: int = 10_000
+  batch_size: int = 128
+  learning_starts: int = 10_000
   train_every: int = 1
   num_seeds: int = 1
   num_devices: Optional[int] = None

@@ -97,6 +97,18 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
   eval_max_steps = config.eval_max_steps or int(
       getattr(env.env_params, "max_steps_in_episode", 10_000))
 
+  def example_transition(key: jax.Array) -> Dict[str, jax.Array]:
+    """One transition (no env axis), traced only for its structure and dtypes."""
+    params = agent.init_params(key)
+    obs, env_state = env.functional_reset(key, 1)
+    out, _ = agent.predict(params, agent.init_policy(key), obs, key,
+                           evaluation=False)
+    _, step = env.functional_step(key, env_state, out.actions)
+    return jax.tree.map(lambda x: x[0], _transition(obs, out.actions, step))
+
+  abstract_key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  transition_shape = jax.eval_shape(example_transition, abstract_key)
+
   def init(key: jax.Array, device_index: jax.Array) -> TrainState:
     """Initial state; params are equal on every device, env/exploration keys differ."""
     params_key, local_key = jax.random.split(key)
@@ -106,11 +118,8 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     optimizer_state = agent.init_optimizer(params, params_key)
     policy_state = agent.init_policy(policy_key)
     obs, env_state = env.functional_reset(env_key, num_envs)
-    # One real transition fixes the buffer's pytree structure and dtypes.
-    out, _ = agent.predict(params, policy_state, obs, policy_key, evaluation=True)
-    _, step = env.functional_step(env_key, env_state, out.actions)
-    example = _transition(obs, out.actions, step)
-    buffer_state = buffer.init(jax.tree.map(lambda x: x[0], example))
+    buffer_state = buffer.init(
+        jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), transition_shape))
     return TrainState(
         params=params, optimizer_state=optimizer_state,
         policy_state=policy_state, buffer_state=buffer_state,
@@ -146,7 +155,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     out, _, _ = agent.update(state.params, state.optimizer_state, batch)
     return scalar_fields(out)
 
-  optim_shapes = jax.eval_shape(one_update_scalars, jax.random.PRNGKey(1))
+  optim_shapes = jax.eval_shape(one_update_scalars, abstract_key)
 
   def learn(state: TrainState) -> Tuple[TrainState, Metrics]:
     key, sample_key = jax.random.split(state.key)

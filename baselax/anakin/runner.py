@@ -15,6 +15,7 @@ the host only reading the chunk's metrics in between.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import time
@@ -78,6 +79,16 @@ def resolve_num_devices(config: AnakinConfig) -> int:
   return config.num_devices
 
 
+def seed_keys_for(config: AnakinConfig) -> jax.Array:
+  """One root key per seed: ``PRNGKey(config.seed + i)`` for seed ``i``.
+
+  So seed ``i`` of a many-seed run is the same run as ``seed=config.seed + i``
+  alone (up to floating-point reassociation under vmap).
+  """
+  return jnp.stack([jax.random.PRNGKey(config.seed + i)
+                    for i in range(config.num_seeds)])
+
+
 def _summarise_chunk(raw: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
   """Host-side reduction of one chunk's ``(devices, seeds, ...)`` metrics."""
   out = {}
@@ -131,12 +142,18 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
       axis_name=DEVICE_AXIS, in_axes=(0, None), devices=devices,
       donate_argnums=0)
 
-  seed_keys = jax.random.split(jax.random.PRNGKey(config.seed), config.num_seeds)
+  seed_keys = seed_keys_for(config)
   device_indices = jnp.arange(num_devices, dtype=jnp.int32)
   t_start = time.perf_counter()
-  state = init(seed_keys, device_indices)
-  compiled = chunk.lower(state, jnp.int32(0)).compile()
-  jax.block_until_ready(state)
+  # XLA compiles with the GIL released: compile the training chunk on a second
+  # thread from the abstract state while the initial state is built.
+  abstract_state = jax.eval_shape(init, seed_keys, device_indices)
+  with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    compiling = pool.submit(
+        lambda: chunk.lower(abstract_state, jax.ShapeDtypeStruct((), jnp.int32)
+                            ).compile())
+    state = jax.block_until_ready(init(seed_keys, device_indices))
+    compiled = compiling.result()
   compile_time = time.perf_counter() - t_start
   logger.info("compiled in %.1fs: %d chunks of %d env steps per seed on %d "
               "device(s), %d seed(s)", compile_time, derived.num_chunks,

@@ -1,0 +1,108 @@
+"""A command line generated from frozen dataclasses: one flag per field.
+
+Flags are the field names with dashes and no prefix (``total_env_steps`` ->
+``--total-env-steps``); defaults and help text come from the dataclasses
+themselves (help from the ``Attributes:`` section of their docstrings), so
+there is no second, hand-kept list of flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+import typing
+from typing import Any, Dict, Sequence, Tuple, Type
+
+
+def _attribute_docs(cls: type) -> Dict[str, str]:
+  """Parses ``name: text`` entries of a Google-style ``Attributes:`` section."""
+  docs: Dict[str, str] = {}
+  for klass in reversed(cls.__mro__):
+    text = klass.__doc__ or ""
+    match = re.search(r"Attributes:\n(.*?)(\n\s*\n|\Z)", text, re.S)
+    if not match:
+      continue
+    current = None
+    for line in match.group(1).splitlines():
+      entry = re.match(r"\s{2,}(\w+): (.*)", line)
+      if entry and entry.group(1) in {f.name for f in dataclasses.fields(cls)}:
+        current = entry.group(1)
+        docs[current] = entry.group(2).strip()
+      elif current and line.strip():
+        docs[current] += " " + line.strip()
+  return docs
+
+
+def _parser_for(tp: Any):
+  """Returns ``(type_fn, nargs, metavar)`` for a field type."""
+  origin = typing.get_origin(tp)
+  args = typing.get_args(tp)
+  if origin is typing.Union and type(None) in args:  # Optional[X]
+    inner = [a for a in args if a is not type(None)][0]
+    type_fn, nargs, metavar = _parser_for(inner)
+
+    def optional(text, _f=type_fn):
+      return None if text.lower() == "none" else _f(text)
+    optional.__name__ = getattr(type_fn, "__name__", "value") + " or None"
+    return optional, nargs, metavar
+  if origin in (tuple, Tuple):
+    return _parser_for(args[0])[0], "+", None
+  if tp is bool:
+    return None, None, None
+  if tp in (int, float, str):
+    return tp, None, None
+  raise TypeError(f"unsupported field type {tp!r}")
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
+                        title: str) -> None:
+  """Adds one ``--field-name`` flag per field of the dataclass ``cls``."""
+  group = parser.add_argument_group(title)
+  hints = typing.get_type_hints(cls)
+  docs = _attribute_docs(cls)
+  for field in dataclasses.fields(cls):
+    flag = "--" + field.name.replace("_", "-")
+    tp = hints[field.name]
+    default = field.default
+    help_text = f"{docs.get(field.name, '')} (default: {default})"
+    if tp is bool:
+      group.add_argument(flag, dest=field.name, default=default,
+                         action=argparse.BooleanOptionalAction, help=help_text)
+      continue
+    type_fn, nargs, _ = _parser_for(tp)
+    group.add_argument(flag, dest=field.name, type=type_fn, nargs=nargs,
+                       default=default, help=help_text)
+
+
+def build(namespace: argparse.Namespace, cls: Type[Any]) -> Any:
+  """Builds ``cls`` from the parsed flags that belong to it."""
+  values = {}
+  for field in dataclasses.fields(cls):
+    value = getattr(namespace, field.name)
+    if isinstance(value, list):
+      value = tuple(value)
+    values[field.name] = value
+  return cls(**values)
+
+
+def parse(classes: Sequence[Tuple[type, str]], description: str,
+          argv=None) -> Tuple[Any, ...]:
+  """Parses ``argv`` into one instance of each dataclass in ``classes``.
+
+  A value the dataclass rejects (its ``__post_init__`` raises ValueError) is
+  reported as a usage error naming the problem, before anything is compiled.
+  """
+  parser = argparse.ArgumentParser(description=description)
+  names = set()
+  for cls, title in classes:
+    clash = names & {f.name for f in dataclasses.fields(cls)}
+    if clash:
+      raise TypeError(f"flag names clash between config classes: {clash}")
+    names |= {f.name for f in dataclasses.fields(cls)}
+    add_dataclass_flags(parser, cls, title)
+  namespace = parser.parse_args(argv)
+  try:
+    return tuple(build(namespace, cls) for cls, _ in classes)
+  except (ValueError, TypeError) as error:
+    parser.error(str(error))

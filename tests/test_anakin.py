@@ -1,0 +1,214 @@
+"""The Anakin trainer: learning, RNG discipline, the agent contract, devices, bad input."""
+
+import dataclasses
+from typing import NamedTuple
+
+import chex
+import gymnasium
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from baselax import anakin
+from baselax import envs
+from baselax import networks
+from baselax.agents import BaseAgent
+from baselax.agents import DQN
+
+import helpers
+import probe_envs
+
+QUIET = dict(on_chunk=lambda summary: None)
+
+
+def probe_setup(discount=0.9, **config):
+  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())
+  agent = DQN(networks.mlp_q_network((16,)), env, 3e-3,
+              discount_factor=discount, target_update_interval=20)
+  defaults = dict(total_env_steps=20_000, num_envs=8, buffer_size=2_000,
+                  batch_size=32, learning_starts=200, eval_every=5_000,
+                  eval_episodes=4, num_devices=1)
+  defaults.update(config)
+  return agent, env, anakin.AnakinConfig(**defaults)
+
+
+def test_truncation_bootstraps_q_reaches_one_over_one_minus_gamma():
+  agent, env, config = probe_setup()
+  result = anakin.train(agent, env, config, **QUIET)
+  online = jax.tree.map(lambda x: x[0], result.params.policy)
+  q = agent.network.apply(online, np.ones((1, 1), np.float32))
+  # 1 / (1 - 0.9) = 10; treating the time limit as termination gives ~4.1.
+  np.testing.assert_allclose(q, 10.0, atol=0.5)
+  # every 10-step episode returns 10; the greedy evaluation sees it too
+  np.testing.assert_allclose(result.metrics["eval_return"][-1], 10.0)
+  np.testing.assert_allclose(result.metrics["train_return"][-1], 10.0)
+  assert result.metrics["q_mean"][-1, 0] == pytest.approx(10.0, abs=0.5)
+
+
+def test_metrics_layout_and_step_accounting():
+  agent, env, config = probe_setup(total_env_steps=4_000, eval_every=1_000,
+                                   num_seeds=2, eval_episodes=3)
+  result = anakin.train(agent, env, config, **QUIET)
+  derived = result.derived
+  m = result.metrics
+  assert derived.num_chunks == 4
+  np.testing.assert_array_equal(m["env_steps"], [1000, 2000, 3000, 4000])
+  assert m["eval_return"].shape == (4, 2)
+  assert m["eval_returns"].shape == (4, 2, 3)
+  assert m["train_return"].shape == (4, 2)
+  assert m["loss"].shape == (4, 2) and m["q_mean"].shape == (4, 2)
+  assert m["sps"].shape == (4,) and np.all(m["sps"] > 0)
+  assert m["compile_time"] > 0 and m["total_time"] >= m["wall_time"][-1]
+  # state layout (devices, seeds, envs, ...) and env steps per (device, seed)
+  assert result.state.obs.shape == (1, 2, 8, 1)
+  np.testing.assert_array_equal(result.state.env_steps, [[4000, 4000]])
+  # updates: one per scan step after learning_starts (200 env steps = 25 steps)
+  assert m["updates"].shape == (4, 2)
+  assert m["updates"][:, 0].sum() == derived.total_updates == 500 - 25
+  # params have a leading seed axis
+  assert all(x.shape[0] == 2 for x in jax.tree.leaves(result.params))
+
+
+def test_same_seed_same_params_different_seeds_differ():
+  agent, env, config = probe_setup(total_env_steps=2_000, eval_every=2_000)
+  a = anakin.train(agent, env, config, **QUIET).params
+  b = anakin.train(agent, env, config, **QUIET).params
+  c = anakin.train(agent, env, dataclasses.replace(config, seed=1), **QUIET).params
+  chex.assert_trees_all_equal(a, b)
+  assert not all(np.array_equal(x, y) for x, y in
+                 zip(jax.tree.leaves(a), jax.tree.leaves(c)))
+
+
+def test_seeds_in_one_program_are_independent():
+  agent, env, config = probe_setup(total_env_steps=2_000, eval_every=2_000,
+                                   num_seeds=3)
+  params = anakin.train(agent, env, config, **QUIET).params
+  for leaf in jax.tree.leaves(params.policy):
+    assert not np.array_equal(leaf[0], leaf[1])
+    assert not np.array_equal(leaf[1], leaf[2])
+
+
+def test_make_train_is_jittable_and_vmappable_over_keys():
+  agent, env, config = probe_setup(total_env_steps=1_600, eval_every=800)
+  train_fn = anakin.make_train(agent, env, config)
+  keys = jnp.stack([jax.random.PRNGKey(i) for i in range(3)])
+  state, metrics = jax.jit(jax.vmap(train_fn))(keys)
+  assert metrics["eval_returns"].shape == (3, 2, config.eval_episodes)
+  np.testing.assert_array_equal(state.env_steps, [1600] * 3)
+  # the runner's seed i is make_train's PRNGKey(seed + i)
+  single_state, _ = jax.jit(train_fn)(keys[1])
+  chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], state.params),
+                              single_state.params, rtol=1e-5, atol=1e-6)
+
+
+class TinyAgent(BaseAgent):
+  """Not DQN: uniformly random actions, and a linear model of the immediate
+  reward ``r(s, a)`` fitted by least squares. Its OptimOutput has its own
+  scalar names, which the trainer must log without knowing them."""
+
+  class OptimOutput(NamedTuple):
+    mse: jax.Array
+    prediction: jax.Array
+    per_sample: jax.Array  # not a scalar: the trainer must not log it
+
+  class PolicyOutput(NamedTuple):
+    actions: jax.Array
+
+  def predict(self, params, policy_state, obs, key, evaluation=False, **kwargs):
+    actions = jax.random.randint(key, (obs.shape[0],), 0, self.action_space.n)
+    return self.PolicyOutput(actions), policy_state
+
+  def update(self, params, optimizer_state, data, axis_name=None, **kwargs):
+    def loss(p):
+      pred = jnp.take_along_axis(self.network.apply(p, data["obs"]),
+                                 data["action"][:, None], axis=1)[:, 0]
+      err = jnp.square(pred - data["reward"])
+      return jnp.mean(err), (pred, err)
+    (mse, (pred, err)), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    if axis_name is not None:
+      grads = jax.lax.pmean(grads, axis_name)
+    updates, opt_state = self.optimizer.update(grads, optimizer_state.opt_state)
+    out = self.OptimOutput(mse, jnp.mean(pred), err)
+    return (out, optax.apply_updates(params, updates),
+            self.OptimState(optimizer_state.count + 1, opt_state))
+
+
+def test_any_base_agent_trains_without_changes_to_the_trainer():
+  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())
+  agent = TinyAgent(networks.mlp_q_network((8,)), env, 1e-2)
+  config = anakin.AnakinConfig(total_env_steps=8_000, num_envs=8,
+                               buffer_size=1_000, batch_size=32,
+                               learning_starts=100, eval_every=4_000,
+                               eval_episodes=2, num_devices=1)
+  seen = []
+  result = anakin.train(agent, env, config, on_chunk=seen.append)
+  assert len(seen) == 2 and "mse" in seen[-1] and "per_sample" not in seen[-1]
+  assert result.metrics["mse"][-1, 0] < 1e-3 < result.metrics["mse"][0, 0]
+  assert result.metrics["prediction"][-1, 0] == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.slow
+def test_default_experiment_solves_cartpole(capsys):
+  import sys
+  sys.path.insert(0, helpers.REPO + "/experiments")
+  import anakin_dqn
+  out = anakin_dqn.main(["--quiet"])
+  assert out["result"].metrics["eval_returns"].shape[-1] >= 32
+  assert out["eval_return"].mean() >= 475
+  assert out["result"].config == anakin.AnakinConfig()  # the defaults, untouched
+  printed = capsys.readouterr().out
+  assert "final greedy eval return" in printed and "compile" in printed
+
+
+def test_multi_device_params_identical_and_steps_counted():
+  out = helpers.run_in_subprocess("""
+      import sys; sys.path.insert(0, "tests")
+      import jax, numpy as np
+      from baselax import anakin, envs, networks
+      from baselax.agents import DQN
+      import probe_envs
+      assert jax.local_device_count() == 4
+      env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())
+      agent = DQN(networks.mlp_q_network((16,)), env, 3e-3, discount_factor=0.9,
+                  target_update_interval=20)
+      config = anakin.AnakinConfig(total_env_steps=6_400, num_envs=4,
+          buffer_size=1_000, batch_size=16, learning_starts=320,
+          eval_every=3_200, eval_episodes=8, num_seeds=2)
+      result = anakin.train(agent, env, config, on_chunk=lambda s: None)
+      leaves = jax.tree.leaves(result.state.params.policy)
+      same = all(np.array_equal(l[0], l[d]) for l in leaves for d in range(4))
+      keys = np.asarray(result.state.key)  # (devices, seeds, 2)
+      keys_differ = all(not np.array_equal(keys[0], keys[d]) for d in range(1, 4))
+      steps = result.state.env_steps  # (devices, seeds)
+      print("RESULT", same, keys_differ, steps.shape, int(steps.sum(0)[0]),
+            int(result.metrics["env_steps"][-1]),
+            result.metrics["eval_returns"].shape)
+      """)
+  line = out.strip().splitlines()[-1]
+  assert line == "RESULT True True (4, 2) 6400 6400 (2, 2, 8)", line
+
+
+def test_bad_inputs_raise_before_compiling():
+  agent, env, _ = probe_setup()
+  base = dict(total_env_steps=1_000, num_envs=4, buffer_size=100,
+              batch_size=16, learning_starts=16)
+  with pytest.raises(ValueError, match="batch_size .* larger than buffer_size"):
+    anakin.AnakinConfig(**{**base, "batch_size": 200})
+  with pytest.raises(ValueError, match="learning_starts .* below batch_size"):
+    anakin.AnakinConfig(**{**base, "learning_starts": 8})
+  with pytest.raises(ValueError, match="num_envs must be a positive integer"):
+    anakin.AnakinConfig(**{**base, "num_envs": 0})
+  with pytest.raises(ValueError, match="smaller than one scan step"):
+    anakin.train(agent, env, anakin.AnakinConfig(**{**base, "total_env_steps": 3}))
+  with pytest.raises(ValueError, match="only 1 local"):
+    anakin.train(agent, env, anakin.AnakinConfig(**base, num_devices=2))
+  with pytest.raises(TypeError, match="needs a JAX-native env.*GymnaxEnv"):
+    anakin.train(agent, gymnasium.make("CartPole-v1"), anakin.AnakinConfig(**base))
+  with pytest.raises(TypeError, match="needs a JAX-native env"):
+    anakin.make_train(agent, gymnasium.make("CartPole-v1"), anakin.AnakinConfig(**base))
+  config = anakin.AnakinConfig(**base)
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    config.num_envs = 3  # frozen: derived values are never written back

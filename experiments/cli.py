@@ -35,23 +35,21 @@ def _attribute_docs(cls: type) -> Dict[str, str]:
 
 
 def _parser_for(tp: Any):
-  """Returns ``(type_fn, nargs, metavar)`` for a field type."""
+  """Returns ``(type_fn, nargs)`` for a field type."""
   origin = typing.get_origin(tp)
   args = typing.get_args(tp)
   if origin is typing.Union and type(None) in args:  # Optional[X]
     inner = [a for a in args if a is not type(None)][0]
-    type_fn, nargs, metavar = _parser_for(inner)
+    type_fn, nargs = _parser_for(inner)
 
     def optional(text, _f=type_fn):
       return None if text.lower() == "none" else _f(text)
     optional.__name__ = getattr(type_fn, "__name__", "value") + " or None"
-    return optional, nargs, metavar
+    return optional, nargs
   if origin in (tuple, Tuple):
-    return _parser_for(args[0])[0], "+", None
-  if tp is bool:
-    return None, None, None
+    return _parser_for(args[0])[0], "+"
   if tp in (int, float, str):
-    return tp, None, None
+    return tp, None
   raise TypeError(f"unsupported field type {tp!r}")
 
 
@@ -70,7 +68,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
       group.add_argument(flag, dest=field.name, default=default,
                          action=argparse.BooleanOptionalAction, help=help_text)
       continue
-    type_fn, nargs, _ = _parser_for(tp)
+    type_fn, nargs = _parser_for(tp)
     group.add_argument(flag, dest=field.name, type=type_fn, nargs=nargs,
                        default=default, help=help_text)
 

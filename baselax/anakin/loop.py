@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 import flashbax as fbx
 import jax
 import jax.numpy as jnp
+from gymnax.environments import environment as gymnax_environment
 
 from baselax.agents import base as agent_base
 from baselax.anakin.config import AnakinConfig, Derived
@@ -274,7 +275,6 @@ def make_train(agent: agent_base.BaseAgent, env: GymnaxEnv, config: AnakinConfig
 
 def check_env(env: Any) -> GymnaxEnv:
   """The Anakin trainer needs a JAX-native env: a ``GymnaxEnv`` (or raw gymnax env)."""
-  from gymnax.environments import environment as gymnax_environment
   if isinstance(env, GymnaxEnv):
     return env
   if isinstance(env, gymnax_environment.Environment):

@@ -50,6 +50,12 @@ class EnvStep(NamedTuple):
   final_obs: jax.Array
 
 
+def check_num_envs(num_envs: Any) -> None:
+  if (isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer))
+      or num_envs < 1):
+    raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
+
+
 class GymnaxEnv(gymnasium.vector.VectorEnv):
   """A ``gymnasium.vector.VectorEnv`` over ``num_envs`` copies of a gymnax env.
 
@@ -77,8 +83,7 @@ class GymnaxEnv(gymnasium.vector.VectorEnv):
           f"{type(env).__name__}. Use baselax.envs.make('CartPole-v1') for a "
           f"registered id, or pass an instance of your gymnax.environments."
           f"environment.Environment subclass.")
-    if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-      raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
+    check_num_envs(num_envs)
     self.env = env
     self.env_params = env.default_params if env_params is None else env_params
     self.num_envs = int(num_envs)
@@ -235,7 +240,6 @@ def make(env_id: str, num_envs: int = 1, **env_kwargs: Any) -> GymnaxEnv:
     raise ValueError(
         f"Unknown gymnax env id {env_id!r}. Valid ids: "
         f"{', '.join(gymnax.registered_envs)}.")
-  if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-    raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
+  check_num_envs(num_envs)
   env, env_params = gymnax.make(env_id, **env_kwargs)
   return GymnaxEnv(env, env_params, num_envs=num_envs)

@@ -1,0 +1,55 @@
+"""The main job's command line: generated from the configs, bad values refused."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+import helpers
+
+sys.path.insert(0, helpers.REPO + "/experiments")
+import anakin_dqn  # noqa: E402
+import cli  # noqa: E402
+from baselax.anakin import AnakinConfig  # noqa: E402
+
+CLASSES = [(anakin_dqn.DQNExperimentConfig, "agent"), (AnakinConfig, "trainer")]
+
+
+def test_every_config_field_is_a_flag_with_its_default():
+  exp, config = cli.parse(CLASSES, "test", argv=[])
+  assert exp == anakin_dqn.DQNExperimentConfig() and config == AnakinConfig()
+  argv = ["--env-id", "Breakout-MinAtar", "--total-env-steps", "12345",
+          "--num-envs", "7", "--num-seeds", "3", "--num-devices", "2",
+          "--seed", "9", "--learning-rate", "0.01", "--hidden-sizes", "8", "4",
+          "--lr-decay", "--eval-max-steps", "none", "--buffer-size", "5000"]
+  exp, config = cli.parse(CLASSES, "test", argv=argv)
+  assert (exp.env_id, exp.learning_rate, exp.hidden_sizes, exp.lr_decay) == (
+      "Breakout-MinAtar", 0.01, (8, 4), True)
+  assert (config.total_env_steps, config.num_envs, config.num_seeds,
+          config.num_devices, config.seed, config.buffer_size,
+          config.eval_max_steps) == (12345, 7, 3, 2, 9, 5000, None)
+  help_text = subprocess.run(
+      [sys.executable, "experiments/anakin_dqn.py", "--help"], cwd=helpers.REPO,
+      capture_output=True, text=True, check=True).stdout
+  for cls, _ in CLASSES:
+    for field in dataclasses.fields(cls):
+      assert "--" + field.name.replace("_", "-") in help_text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "20000"], "batch_size (20000) is larger than buffer_size"),
+    (["--num-envs", "0"], "num_envs must be a positive integer"),
+    (["--num-envs", "ten"], "invalid int value: 'ten'"),
+    (["--network", "resnet"], "--network must be auto, mlp or conv"),
+])
+def test_bad_flags_are_refused_with_a_readable_message(argv, message, capsys):
+  with pytest.raises(SystemExit) as exit_info:
+    cli.parse(CLASSES, "test", argv=argv)
+  assert exit_info.value.code == 2
+  assert message in capsys.readouterr().err
+
+
+def test_unknown_env_id_is_refused_before_training():
+  with pytest.raises(SystemExit, match="Unknown gymnax env id 'CartPol'"):
+    anakin_dqn.main(["--env-id", "CartPol"])

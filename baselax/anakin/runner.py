@@ -19,7 +19,7 @@ import concurrent.futures
 import dataclasses
 import logging
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -111,6 +111,66 @@ def _summarise_chunk(raw: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
   return out
 
 
+class Program(NamedTuple):
+  """A run's compiled pieces, mapped over ``(devices, seeds)``; see :func:`build`.
+
+  Attributes:
+    init: ``init(seed_keys, device_indices) -> TrainState``.
+    chunk: ``chunk(state, first_step) -> (state, metrics)``: one chunk of
+      ``derived.steps_per_chunk`` scan steps (and a greedy evaluation when
+      built with ``evaluate=True``); donates ``state``.
+    seed_keys: ``(num_seeds, 2)`` root keys, see :func:`seed_keys_for`.
+    device_indices: ``(num_devices,)``.
+    derived: the loop sizes.
+    num_devices: devices mapped over.
+  """
+  init: Callable
+  chunk: Callable
+  seed_keys: jax.Array
+  device_indices: jax.Array
+  derived: Derived
+  num_devices: int
+
+  def start(self):
+    """Builds the initial state and compiles ``chunk``; returns ``(state, compiled_chunk)``.
+
+    XLA compiles with the GIL released, so the chunk is compiled on a second
+    thread, from the abstract state, while the initial state is built.
+    """
+    abstract_state = jax.eval_shape(self.init, self.seed_keys, self.device_indices)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      compiling = pool.submit(
+          lambda: self.chunk.lower(abstract_state,
+                                   jax.ShapeDtypeStruct((), jnp.int32)).compile())
+      state = jax.block_until_ready(self.init(self.seed_keys, self.device_indices))
+      return state, compiling.result()
+
+
+def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
+          *, evaluate: bool = True) -> Program:
+  """Maps the Anakin loop over seeds (``vmap``) and devices (``pmap``).
+
+  The device axis is introduced here, and only here. ``evaluate=False``
+  leaves the greedy evaluation out of the chunk (``scripts/bench.py`` times
+  training alone).
+  """
+  env = loop.check_env(env)
+  num_devices = resolve_num_devices(config)
+  derived = config.derive(num_devices)
+  devices = jax.local_devices()[:num_devices]
+  fns = loop.make_anakin(agent, env, config, derived, axis_name=DEVICE_AXIS)
+  chunk_fn = ((lambda s, start: loop.chunk_and_evaluate(fns, s, start))
+              if evaluate else fns.run_chunk)
+  init = jax.pmap(jax.vmap(fns.init, in_axes=(0, None)),
+                  axis_name=DEVICE_AXIS, in_axes=(None, 0), devices=devices)
+  chunk = jax.pmap(jax.vmap(chunk_fn, in_axes=(0, None)),
+                   axis_name=DEVICE_AXIS, in_axes=(0, None), devices=devices,
+                   donate_argnums=0)
+  return Program(init=init, chunk=chunk, seed_keys=seed_keys_for(config),
+                 device_indices=jnp.arange(num_devices, dtype=jnp.int32),
+                 derived=derived, num_devices=num_devices)
+
+
 def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
           *, on_chunk: Optional[ChunkCallback] = None) -> TrainResult:
   """Trains ``agent`` on ``env`` with the Anakin architecture.
@@ -127,33 +187,10 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   Returns:
     A :class:`TrainResult`.
   """
-  env = loop.check_env(env)
-  num_devices = resolve_num_devices(config)
-  derived = config.derive(num_devices)
-  devices = jax.local_devices()[:num_devices]
-  fns = loop.make_anakin(agent, env, config, derived, axis_name=DEVICE_AXIS)
-
-  # The device axis is introduced here, and only here.
-  init = jax.pmap(jax.vmap(fns.init, in_axes=(0, None)),
-                  axis_name=DEVICE_AXIS, in_axes=(None, 0), devices=devices)
-  chunk = jax.pmap(
-      jax.vmap(lambda s, start: loop.chunk_and_evaluate(fns, s, start),
-               in_axes=(0, None)),
-      axis_name=DEVICE_AXIS, in_axes=(0, None), devices=devices,
-      donate_argnums=0)
-
-  seed_keys = seed_keys_for(config)
-  device_indices = jnp.arange(num_devices, dtype=jnp.int32)
+  program = build(agent, env, config)
+  derived, num_devices = program.derived, program.num_devices
   t_start = time.perf_counter()
-  # XLA compiles with the GIL released: compile the training chunk on a second
-  # thread from the abstract state while the initial state is built.
-  abstract_state = jax.eval_shape(init, seed_keys, device_indices)
-  with concurrent.futures.ThreadPoolExecutor(1) as pool:
-    compiling = pool.submit(
-        lambda: chunk.lower(abstract_state, jax.ShapeDtypeStruct((), jnp.int32)
-                            ).compile())
-    state = jax.block_until_ready(init(seed_keys, device_indices))
-    compiled = compiling.result()
+  state, compiled = program.start()
   compile_time = time.perf_counter() - t_start
   logger.info("compiled in %.1fs: %d chunks of %d env steps per seed on %d "
               "device(s), %d seed(s)", compile_time, derived.num_chunks,

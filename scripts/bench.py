@@ -1,0 +1,251 @@
+"""Throughput of the Anakin trainer against its limits and against a host loop.
+
+    python scripts/bench.py                       # the full sweep (minutes)
+    python scripts/bench.py --quick               # a reduced sweep, under a minute
+    python scripts/bench.py --num-envs 64 512 --train-every 4 --json bench.json
+
+Rows, each at N envs (per device):
+
+  limit          gymnax env steps with random actions in a lax.scan, vmapped over N
+  limit+policy   env + agent.predict (no learning): the ceiling for any trainer
+  anakin         the full loop: act, env, flashbax add/sample, DQN update
+  hostloop       the same agent and settings through baselax.hostloop on
+                 gymnasium's own CartPole-v1 vector env (numpy, one Python step
+                 per iteration)
+  seeds          anakin with 1, 8, 32 vmapped seeds (total and per-seed SPS)
+
+Compile time is always reported apart from run time: every compiled row is
+called once to warm up, then timed with ``block_until_ready``. Figures vary
+from run to run on shared machines: compare ratios from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import sys
+import time
+from typing import Any, Dict, List, Optional
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from baselax import anakin, envs, hostloop, networks
+from baselax.agents import DQN
+
+
+def peak_rss_mb() -> float:
+  """Peak resident memory of this process so far (it never goes down)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn, *args):
+  """Compiles ``fn`` for ``args``, warms it up once, then times one call."""
+  t = time.perf_counter()
+  compiled = jax.jit(fn).lower(*args).compile()
+  compile_s = time.perf_counter() - t
+  jax.block_until_ready(compiled(*args))
+  t = time.perf_counter()
+  jax.block_until_ready(compiled(*args))
+  return compile_s, time.perf_counter() - t
+
+
+def make_agent(env, args) -> DQN:
+  return DQN(networks.default_q_network(env.single_observation_space), env,
+             args.learning_rate, epsilon_schedule=optax.constant_schedule(0.1),
+             target_update_interval=50)
+
+
+def limit_rows(env, agent, n: int, iterations: int) -> List[Dict[str, Any]]:
+  """Env-only and env+policy throughput in a scan (no buffer, no learning)."""
+  params = agent.init_params(jax.random.PRNGKey(1))
+  policy_state = agent.init_policy(None)
+  num_actions = env.single_action_space.n
+
+  def env_only(key):
+    obs, state = env.functional_reset(key, n)
+
+    def body(carry, key):
+      state = carry
+      act_key, step_key = jax.random.split(key)
+      actions = jax.random.randint(act_key, (n,), 0, num_actions)
+      state, out = env.functional_step(step_key, state, actions)
+      return state, out.reward.sum()
+
+    return jax.lax.scan(body, state, jax.random.split(key, iterations))[1].sum()
+
+  def with_policy(key):
+    obs, state = env.functional_reset(key, n)
+
+    def body(carry, key):
+      state, obs, policy_state = carry
+      act_key, step_key = jax.random.split(key)
+      out, policy_state = agent.predict(params, policy_state, obs, act_key)
+      state, step = env.functional_step(step_key, state, out.actions)
+      return (state, step.obs, policy_state), step.reward.sum()
+
+    return jax.lax.scan(body, (state, obs, policy_state),
+                        jax.random.split(key, iterations))[1].sum()
+
+  rows = []
+  for kind, fn in (("limit", env_only), ("limit+policy", with_policy)):
+    compile_s, run_s = timed(fn, jax.random.PRNGKey(0))
+    rows.append(dict(kind=kind, num_envs=n, num_seeds=1,
+                     env_steps_per_s=n * iterations / run_s, updates_per_s=0.0,
+                     compile_s=compile_s, run_s=run_s))
+  return rows
+
+
+def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
+               kind: str = "anakin") -> Dict[str, Any]:
+  """The full Anakin loop, timed on a chunk where every scan step learns."""
+  num_devices = args.devices
+  steps = max(1, iterations // args.train_every)
+  per_step = n * num_devices * args.train_every
+  config = anakin.AnakinConfig(
+      total_env_steps=2 * steps * per_step, eval_every=steps * per_step,
+      num_envs=n, buffer_size=max(args.buffer_size, 2 * n, args.batch_size),
+      batch_size=args.batch_size,
+      learning_starts=max(args.batch_size * num_devices, per_step),
+      train_every=args.train_every, num_seeds=num_seeds, num_devices=num_devices)
+  program = anakin.runner.build(agent, env, config, evaluate=False)
+  t = time.perf_counter()
+  state, chunk = program.start()
+  compile_s = time.perf_counter() - t
+  state, _ = chunk(state, jnp.int32(0))  # warm-up; fills the buffer
+  jax.block_until_ready(state)
+  start = jnp.int32(program.derived.steps_per_chunk)
+  t = time.perf_counter()
+  state, metrics = chunk(state, start)
+  jax.block_until_ready(metrics)
+  run_s = time.perf_counter() - t
+  env_steps = program.derived.env_steps_per_chunk * num_seeds
+  updates = float(np.asarray(metrics["updates"])[0].sum())
+  buffer_bytes = sum(x.nbytes for x in jax.tree.leaves(state.buffer_state))
+  return dict(kind=kind, num_envs=n, num_seeds=num_seeds,
+              env_steps_per_s=env_steps / run_s,
+              per_seed_env_steps_per_s=env_steps / run_s / num_seeds,
+              updates_per_s=updates / run_s, compile_s=compile_s, run_s=run_s,
+              buffer_bytes=int(buffer_bytes))
+
+
+def hostloop_row(n: int, iterations: int, args) -> Dict[str, Any]:
+  """The same agent and settings through the host loop on gymnasium CartPole."""
+  env = gymnasium.make_vec("CartPole-v1", num_envs=n,
+                           vectorization_mode="vector_entry_point")
+  agent = make_agent(env, args)
+  steps = max(1, iterations // args.train_every)
+  per_step = n * args.train_every
+  config = anakin.AnakinConfig(
+      total_env_steps=2 * steps * per_step, eval_every=steps * per_step,
+      num_envs=n, buffer_size=max(args.buffer_size, 2 * n, args.batch_size),
+      batch_size=args.batch_size, learning_starts=max(args.batch_size, per_step),
+      train_every=args.train_every, num_devices=1)
+  chunks = []
+  result = hostloop.train(agent, env, config, on_chunk=chunks.append)
+  # chunk 0 compiles predict and update on first use; time chunk 1 only
+  run_s = steps * per_step / chunks[1]["sps"]
+  return dict(kind="hostloop", num_envs=n, num_seeds=1,
+              env_steps_per_s=float(chunks[1]["sps"]),
+              updates_per_s=float(chunks[1]["updates"][0]) / run_s,
+              compile_s=float("nan"), run_s=run_s,
+              buffer_bytes=int(result.metrics["buffer_bytes"]))
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--env", default="CartPole-v1", help="gymnax env id")
+  parser.add_argument("--num-envs", type=int, nargs="+",
+                      default=[1, 8, 64, 512, 4096], help="values of N to sweep")
+  parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8, 32],
+                      help="seed counts for the seeds rows")
+  parser.add_argument("--seeds-num-envs", type=int, default=64,
+                      help="N for the seeds rows")
+  parser.add_argument("--train-every", type=int, default=1,
+                      help="scan iterations between updates")
+  parser.add_argument("--batch-size", type=int, default=128)
+  parser.add_argument("--buffer-size", type=int, default=10_000)
+  parser.add_argument("--learning-rate", type=float, default=2.5e-4)
+  parser.add_argument("--devices", type=int, default=1,
+                      help="devices the anakin rows pmap over (N envs each)")
+  parser.add_argument("--env-steps", type=int, default=1_000_000,
+                      help="target env steps per timed row (fewer for slow rows)")
+  parser.add_argument("--no-hostloop", action="store_true",
+                      help="skip the host-loop rows")
+  parser.add_argument("--quick", action="store_true",
+                      help="a reduced sweep (N=16; 4 seeds) for smoke tests")
+  parser.add_argument("--json", default=None, help="write the results here")
+  args = parser.parse_args(argv)
+  if args.quick:
+    args.num_envs, args.seeds, args.seeds_num_envs = [16], [4], 16
+    args.env_steps = 50_000
+  if args.devices > jax.local_device_count():
+    parser.error(f"--devices {args.devices} but only {jax.local_device_count()} "
+                 f"local device(s); on CPU set XLA_FLAGS=--xla_force_host_"
+                 f"platform_device_count={args.devices} before running.")
+  if args.env != "CartPole-v1" and not args.no_hostloop:
+    print("note: the host-loop rows use gymnasium's CartPole-v1 only; "
+          "pass --no-hostloop to silence this.", file=sys.stderr)
+
+  env = envs.make(args.env)
+  agent = make_agent(env, args)
+  header = dict(jax=jax.__version__, backend=jax.default_backend(),
+                device_kind=jax.devices()[0].device_kind,
+                devices=args.devices, env=args.env, train_every=args.train_every,
+                batch_size=args.batch_size, buffer_size=args.buffer_size,
+                cpu_count=os.cpu_count())
+  print(f"baselax bench | jax {header['jax']} | backend {header['backend']} | "
+        f"device {header['device_kind']} x{args.devices} | env {args.env} | "
+        f"train_every {args.train_every} | batch {args.batch_size}")
+  columns = ("kind", "N", "seeds", "env steps/s", "per seed", "updates/s",
+             "vs limit+pol", "vs hostloop", "compile s", "peak RSS MB", "buffer MB")
+  print(("{:<13}" + "{:>7}" * 2 + "{:>13}" * 5 + "{:>12}" * 3).format(*columns))
+
+  def show(row):
+    row["peak_rss_mb"] = peak_rss_mb()
+    print(("{kind:<13}{num_envs:>7}{num_seeds:>7}{env_steps_per_s:>13,.0f}"
+           "{per:>13,.0f}{updates_per_s:>13,.0f}{r1:>13}{r2:>13}"
+           "{compile_s:>12.1f}{peak_rss_mb:>12.0f}{buf:>12.2f}").format(
+               per=row.get("per_seed_env_steps_per_s", row["env_steps_per_s"]),
+               r1=f"{row['ratio_vs_limit_policy']:.2f}x" if "ratio_vs_limit_policy" in row else "",
+               r2=f"{row['ratio_vs_hostloop']:.1f}x" if "ratio_vs_hostloop" in row else "",
+               buf=row.get("buffer_bytes", 0) / 2**20, **row), flush=True)
+    rows.append(row)
+
+  rows: List[Dict[str, Any]] = []
+  for n in args.num_envs:
+    limit_iters = int(np.clip(args.env_steps * 4 // n, 100, 100_000))
+    learn_iters = int(np.clip(args.env_steps // n, 64, 5_000))
+    limits = limit_rows(env, agent, n, limit_iters)
+    for row in limits:
+      show(row)
+    host = None
+    if not args.no_hostloop:
+      host = hostloop_row(n, int(np.clip(learn_iters // 4, 32, 1_000)), args)
+    row = anakin_row(env, agent, n, learn_iters, args)
+    row["ratio_vs_limit_policy"] = row["env_steps_per_s"] / limits[1]["env_steps_per_s"]
+    if host is not None:
+      row["ratio_vs_hostloop"] = row["env_steps_per_s"] / host["env_steps_per_s"]
+    show(row)
+    if host is not None:
+      show(host)
+  for s in args.seeds:
+    n = args.seeds_num_envs
+    show(anakin_row(env, agent, n, int(np.clip(args.env_steps // n, 64, 5_000)),
+                    args, num_seeds=s, kind="seeds"))
+  result = dict(header=header, rows=rows)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(result, f, indent=2)
+    print(f"wrote {args.json}")
+  return result
+
+
+if __name__ == "__main__":
+  main()

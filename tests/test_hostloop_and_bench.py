@@ -1,0 +1,145 @@
+"""The host-loop trainer (gymnasium envs) and the benchmark script's output."""
+
+import json
+import subprocess
+import sys
+
+import gymnasium
+import jax
+import numpy as np
+import optax
+import pytest
+
+from baselax import anakin, envs, hostloop, networks
+from baselax.agents import DQN
+
+import helpers
+import probe_envs
+
+
+def probe_config(**kw):
+  base = dict(total_env_steps=8_000, num_envs=4, buffer_size=2_000,
+              batch_size=32, learning_starts=200, eval_every=4_000,
+              eval_episodes=4)
+  base.update(kw)
+  return anakin.AnakinConfig(**base)
+
+
+def test_truncation_bootstraps_with_a_gymnax_env_in_gym_clothes():
+  """SAME_STEP autoreset (GymnaxEnv): final obs from info, truncation bootstraps."""
+  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit(), num_envs=4)
+  agent = DQN(networks.mlp_q_network((16,)), env, 3e-3, discount_factor=0.9,
+              target_update_interval=20)
+  result = hostloop.train(agent, env, probe_config(), eval_env=envs.GymnaxEnv(
+      probe_envs.ConstantRewardTimeLimit(), num_envs=2), on_chunk=lambda s: None)
+  q = agent.network.apply(result.state["params"].policy, np.ones((1, 1)))
+  np.testing.assert_allclose(q, 10.0, atol=0.6)
+  np.testing.assert_allclose(result.metrics["eval_return"][-1], 10.0)
+  np.testing.assert_allclose(result.metrics["train_return"][-1], 10.0)
+
+
+class NextStepTimeLimit(gymnasium.vector.VectorEnv):
+  """The probe env as a numpy VectorEnv with gymnasium's NEXT_STEP autoreset:
+  obs is the step count; reward 1; episodes end only by a 10-step time limit."""
+
+  metadata = {"autoreset_mode": gymnasium.vector.AutoresetMode.NEXT_STEP}
+
+  def __init__(self, num_envs):
+    self.num_envs = num_envs
+    self.single_observation_space = gymnasium.spaces.Box(0, 10, (1,), np.float32)
+    self.single_action_space = gymnasium.spaces.Discrete(2)
+    self.observation_space = gymnasium.vector.utils.batch_space(
+        self.single_observation_space, num_envs)
+    self.action_space = gymnasium.vector.utils.batch_space(
+        self.single_action_space, num_envs)
+    self.t = np.zeros(num_envs, int)
+    self.needs_reset = np.zeros(num_envs, bool)
+    self.added = []
+
+  def reset(self, *, seed=None, options=None):
+    self.t[:] = 0
+    self.needs_reset[:] = False
+    return self.t[:, None].astype(np.float32), {}
+
+  def step(self, actions):
+    reward = np.where(self.needs_reset, 0.0, 1.0)
+    self.t = np.where(self.needs_reset, 0, self.t + 1)
+    truncated = np.logical_and(self.t >= 10, ~self.needs_reset)
+    self.needs_reset = truncated.copy()
+    return (self.t[:, None].astype(np.float32), reward,
+            np.zeros(self.num_envs, bool), truncated, {})
+
+
+def test_next_step_autoreset_skips_the_reset_step_and_keeps_final_obs():
+  env = NextStepTimeLimit(4)
+  agent = DQN(networks.mlp_q_network((16,)), env, 1e-3)
+  result = hostloop.train(agent, env, probe_config(total_env_steps=440, eval_every=440),
+                          on_chunk=lambda s: None)
+  buffer = result.state["buffer"]
+  obs = buffer.storage["obs"][:buffer.size, 0]
+  next_obs = buffer.storage["next_obs"][:buffer.size, 0]
+  # every stored transition is a real one: t -> t+1, final obs 10 kept, and
+  # no (10 -> 0) reset pseudo-transition
+  np.testing.assert_array_equal(next_obs, obs + 1)
+  assert next_obs.max() == 10 and obs.max() == 9
+  assert buffer.size == 440 - 4 * (440 // 4 // 11)  # one reset step per 11
+  np.testing.assert_allclose(result.metrics["train_return"][-1], 10.0)
+  assert np.isnan(result.metrics["eval_return"]).all()  # no eval_env given
+
+
+@pytest.mark.slow
+def test_learns_gymnasium_cartpole():
+  env = gymnasium.make_vec("CartPole-v1", num_envs=8,
+                           vectorization_mode="vector_entry_point")
+  eval_env = gymnasium.make_vec("CartPole-v1", num_envs=8,
+                                vectorization_mode="vector_entry_point")
+  agent = DQN(networks.mlp_q_network((64, 64)), env, 1e-3,
+              epsilon_schedule=optax.linear_schedule(1.0, 0.05, 2_500),
+              target_update_interval=50)
+  config = anakin.AnakinConfig(total_env_steps=40_000, num_envs=8,
+                               buffer_size=10_000, batch_size=64,
+                               learning_starts=1_000, train_every=2,
+                               eval_every=20_000, eval_episodes=16)
+  result = hostloop.train(agent, env, config, eval_env=eval_env,
+                          on_chunk=lambda s: None)
+  first, last = result.metrics["train_return"][:, 0]
+  assert last > 2 * first and last > 60  # random play scores about 22
+
+
+def test_bad_inputs():
+  env = gymnasium.make_vec("CartPole-v1", num_envs=2,
+                           vectorization_mode="vector_entry_point")
+  agent = DQN(networks.mlp_q_network((8,)), env, 1e-3)
+  with pytest.raises(ValueError, match="num_envs"):
+    hostloop.train(agent, env, probe_config(num_envs=4))
+  with pytest.raises(ValueError, match="one seed"):
+    hostloop.train(agent, env, probe_config(num_envs=2, num_seeds=2))
+  with pytest.raises(TypeError, match="vector.VectorEnv"):
+    hostloop.train(agent, gymnasium.make("CartPole-v1"), probe_config(num_envs=1))
+
+
+def test_bench_quick_output_shape_and_sanity(tmp_path):
+  out_json = tmp_path / "bench.json"
+  proc = subprocess.run(
+      [sys.executable, "scripts/bench.py", "--quick", "--json", str(out_json)],
+      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f"jax {jax.__version__}" in proc.stdout and "backend cpu" in proc.stdout
+  result = json.loads(out_json.read_text())
+  kinds = [r["kind"] for r in result["rows"]]
+  assert kinds == ["limit", "limit+policy", "anakin", "hostloop", "seeds"]
+  assert result["header"]["backend"] == jax.default_backend()
+  for row in result["rows"]:
+    assert np.isfinite(row["env_steps_per_s"]) and row["env_steps_per_s"] > 0
+    assert row["peak_rss_mb"] > 0
+  rows = {r["kind"]: r for r in result["rows"]}
+  assert rows["anakin"]["updates_per_s"] > 0 and rows["hostloop"]["updates_per_s"] > 0
+  assert rows["anakin"]["ratio_vs_limit_policy"] == pytest.approx(
+      rows["anakin"]["env_steps_per_s"] / rows["limit+policy"]["env_steps_per_s"])
+  assert rows["anakin"]["ratio_vs_hostloop"] == pytest.approx(
+      rows["anakin"]["env_steps_per_s"] / rows["hostloop"]["env_steps_per_s"])
+  assert rows["seeds"]["num_seeds"] == 4
+  assert rows["seeds"]["per_seed_env_steps_per_s"] == pytest.approx(
+      rows["seeds"]["env_steps_per_s"] / 4)
+  # the buffer holds obs and next_obs (4 float32 each), action, reward, flag
+  assert rows["anakin"]["buffer_bytes"] >= 10_000 * (4 * 4 * 2 + 4 + 4 + 1)

@@ -152,9 +152,17 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
     return out.actions, policy_state, key
 
   @jax.jit
-  def learn(params, optimizer_state, batch):
+  def learn(params, optimizer_state, batch, sums):
+    """One update; the logged scalars are summed on device (no eager host ops)."""
     out, params, optimizer_state = agent.update(params, optimizer_state, batch)
-    return scalar_fields(out), params, optimizer_state
+    scalars = scalar_fields(out)
+    sums = {k: sums[k] + v for k, v in scalars.items()}
+    return sums, params, optimizer_state
+
+  def zero_sums(batch):
+    shapes = jax.eval_shape(
+        lambda b: scalar_fields(agent.update(params, optimizer_state, b)[0]), batch)
+    return {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
 
   greedy = jax.jit(
       lambda p, s, o, k: agent.predict(p, s, o, k, evaluation=True)[0].actions)
@@ -170,7 +178,7 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
   iteration = 0
   for c in range(derived.num_chunks):
     t0 = time.perf_counter()
-    sums: Dict[str, float] = {}
+    sums: Dict[str, Any] = {}  # per-chunk sums of the logged scalars, on device
     updates = 0
     episodes, return_sum = 0, 0.0
     for _ in range(iterations_per_chunk):
@@ -188,7 +196,8 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
       if buffer is None:
         buffer = ReplayBuffer(config.buffer_size,
                               {k: np.asarray(v)[0] for k, v in transition.items()})
-      buffer.add({k: np.asarray(v)[keep] for k, v in transition.items()})
+      buffer.add(transition if keep.all() else
+                 {k: np.asarray(v)[keep] for k, v in transition.items()})
       running += np.where(keep, reward, 0.0)
       finished = np.logical_and(done, keep)
       episodes += int(finished.sum())
@@ -202,10 +211,11 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
       iteration += 1
       if (iteration % config.train_every == 0 and
           iteration > learning_starts_iteration and buffer.size >= config.batch_size):
-        scalars, params, optimizer_state = learn(
-            params, optimizer_state, buffer.sample(rng, config.batch_size))
-        for k, v in scalars.items():
-          sums[k] = sums.get(k, 0.0) + v
+        if not sums:
+          sums = zero_sums({k: v[:config.batch_size]
+                            for k, v in buffer.storage.items()})
+        sums, params, optimizer_state = learn(
+            params, optimizer_state, buffer.sample(rng, config.batch_size), sums)
         updates += 1
     sums = {k: float(v) for k, v in jax.device_get(sums).items()}
     elapsed = time.perf_counter() - t0

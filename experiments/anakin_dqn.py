@@ -39,6 +39,8 @@ class DQNExperimentConfig:
     network: mlp, conv, or auto (conv for image observations, else mlp).
     hidden_sizes: hidden layer widths of the MLP (and of the conv net's head).
     quiet: print only the final summary.
+    compilation_cache: directory of JAX's persistent compilation cache (re-runs
+      skip most of the compile time); none to disable.
   """
   env_id: str = "CartPole-v1"
   learning_rate: float = 2.5e-4
@@ -51,6 +53,7 @@ class DQNExperimentConfig:
   network: str = "auto"
   hidden_sizes: Tuple[int, ...] = (64, 64)
   quiet: bool = False
+  compilation_cache: str = "~/.cache/baselax/xla"
 
   def __post_init__(self):
     if self.network not in ("auto", "mlp", "conv"):
@@ -98,6 +101,11 @@ def main(argv: Optional[list] = None) -> dict:
   import jax
   import numpy as np
   from baselax import anakin, envs
+
+  if exp.compilation_cache.lower() != "none":
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.expanduser(exp.compilation_cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
   try:

@@ -158,20 +158,20 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
 
   optim_shapes = jax.eval_shape(one_update_scalars, abstract_key)
 
-  def learn(state: TrainState) -> Tuple[TrainState, Metrics]:
-    key, sample_key = jax.random.split(state.key)
-    batch = buffer.sample(state.buffer_state, sample_key).experience
+  # The learn/skip branches take and return only what an update touches, so
+  # the replay buffer and env states never pass through the conditional.
+  def learn(params, optimizer_state, batch):
     out, params, optimizer_state = agent.update(
-        state.params, state.optimizer_state, batch, axis_name=axis_name)
+        params, optimizer_state, batch, axis_name=axis_name)
     scalars = scalar_fields(out)
     scalars["updates"] = jnp.ones((), jnp.float32)
-    return state._replace(params=params, optimizer_state=optimizer_state,
-                          key=key), scalars
+    return params, optimizer_state, scalars
 
-  def skip_learning(state: TrainState) -> Tuple[TrainState, Metrics]:
+  def skip_learning(params, optimizer_state, batch):
+    del batch
     scalars = {k: jnp.zeros(v.shape, v.dtype) for k, v in optim_shapes.items()}
     scalars["updates"] = jnp.zeros((), jnp.float32)
-    return state, scalars
+    return params, optimizer_state, scalars
 
   def scan_step(state: TrainState, step_index: jax.Array) -> Tuple[TrainState, Metrics]:
     """``train_every`` env iterations, add them to the buffer, then learn."""
@@ -186,10 +186,14 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
       stats = jax.tree.map(jnp.sum, stats)
     state = state._replace(
         buffer_state=buffer.add(state.buffer_state, transitions))
+    key, sample_key = jax.random.split(state.key)
+    batch = buffer.sample(state.buffer_state, sample_key).experience
     # step_index is not mapped over seeds, so this stays a real branch under
     # vmap (a batched predicate would make XLA run both sides).
-    state, scalars = jax.lax.cond(step_index >= derived.learning_starts_step,
-                                  learn, skip_learning, state)
+    params, optimizer_state, scalars = jax.lax.cond(
+        step_index >= derived.learning_starts_step, learn, skip_learning,
+        state.params, state.optimizer_state, batch)
+    state = state._replace(params=params, optimizer_state=optimizer_state, key=key)
     return state, {**stats, **scalars}
 
   def run_chunk(state: TrainState, first_step: jax.Array) -> Tuple[TrainState, Metrics]:

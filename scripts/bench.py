@@ -102,18 +102,25 @@ def limit_rows(env, agent, n: int, iterations: int) -> List[Dict[str, Any]]:
   return rows
 
 
-def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
-               kind: str = "anakin") -> Dict[str, Any]:
-  """The full Anakin loop, timed on a chunk where every scan step learns."""
-  num_devices = args.devices
-  steps = max(1, iterations // args.train_every)
+def two_chunk_config(n: int, iterations: int, args, num_devices: int,
+                     num_seeds: int = 1) -> anakin.AnakinConfig:
+  """Two chunks of about ``iterations`` env iterations: a warm-up (it compiles
+  and fills the buffer; learning starts within its first scan step), then
+  the timed one, in which every scan step learns."""
   per_step = n * num_devices * args.train_every
-  config = anakin.AnakinConfig(
-      total_env_steps=2 * steps * per_step, eval_every=steps * per_step,
-      num_envs=n, buffer_size=max(args.buffer_size, 2 * n, args.batch_size),
+  chunk = max(1, iterations // args.train_every) * per_step
+  return anakin.AnakinConfig(
+      total_env_steps=2 * chunk, eval_every=chunk, num_envs=n,
+      buffer_size=max(args.buffer_size, 2 * n, args.batch_size),
       batch_size=args.batch_size,
       learning_starts=max(args.batch_size * num_devices, per_step),
       train_every=args.train_every, num_seeds=num_seeds, num_devices=num_devices)
+
+
+def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
+               kind: str = "anakin") -> Dict[str, Any]:
+  """The full Anakin loop, timed on a chunk where every scan step learns."""
+  config = two_chunk_config(n, iterations, args, args.devices, num_seeds)
   program = anakin.runner.build(agent, env, config, evaluate=False)
   t = time.perf_counter()
   state, chunk = program.start()
@@ -140,17 +147,11 @@ def hostloop_row(n: int, iterations: int, args) -> Dict[str, Any]:
   env = gymnasium.make_vec("CartPole-v1", num_envs=n,
                            vectorization_mode="vector_entry_point")
   agent = make_agent(env, args)
-  steps = max(1, iterations // args.train_every)
-  per_step = n * args.train_every
-  config = anakin.AnakinConfig(
-      total_env_steps=2 * steps * per_step, eval_every=steps * per_step,
-      num_envs=n, buffer_size=max(args.buffer_size, 2 * n, args.batch_size),
-      batch_size=args.batch_size, learning_starts=max(args.batch_size, per_step),
-      train_every=args.train_every, num_devices=1)
+  config = two_chunk_config(n, iterations, args, num_devices=1)
   chunks = []
   result = hostloop.train(agent, env, config, on_chunk=chunks.append)
   # chunk 0 compiles predict and update on first use; time chunk 1 only
-  run_s = steps * per_step / chunks[1]["sps"]
+  run_s = config.eval_every / chunks[1]["sps"]
   return dict(kind="hostloop", num_envs=n, num_seeds=1,
               env_steps_per_s=float(chunks[1]["sps"]),
               updates_per_s=float(chunks[1]["updates"][0]) / run_s,

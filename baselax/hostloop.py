@@ -32,8 +32,8 @@ from gymnasium.vector import AutoresetMode
 
 from baselax.agents import base as agent_base
 from baselax.anakin.config import AnakinConfig
-from baselax.anakin.loop import scalar_fields
-from baselax.anakin.runner import TrainResult
+from baselax.anakin.loop import scalar_fields, zero_scalars
+from baselax.anakin.runner import TrainResult, stack_history
 
 logger = logging.getLogger("baselax.hostloop")
 
@@ -92,12 +92,20 @@ def _check(env: Any, config: AnakinConfig) -> None:
                      "num_seeds=1 and num_devices=None or 1.")
 
 
+def greedy_actions(agent: agent_base.BaseAgent) -> Callable:
+  """A jitted ``(params, policy_state, obs, key) -> actions`` with ``evaluation=True``."""
+  return jax.jit(
+      lambda p, s, o, k: agent.predict(p, s, o, k, evaluation=True)[0].actions)
+
+
 def evaluate(agent: agent_base.BaseAgent, params: Any, policy_state: Any,
              env: gymnasium.vector.VectorEnv, episodes: int, seed: int,
              predict: Optional[Callable] = None) -> np.ndarray:
-  """Greedy returns of ``episodes`` episodes on the vector env ``env``."""
-  predict = predict or jax.jit(
-      lambda p, s, o, k: agent.predict(p, s, o, k, evaluation=True)[0].actions)
+  """Greedy returns of ``episodes`` episodes on the vector env ``env``.
+
+  ``predict``: a :func:`greedy_actions` to reuse (saves a compile per call).
+  """
+  predict = predict or greedy_actions(agent)
   returns: List[float] = []
   obs, _ = env.reset(seed=seed)
   running = np.zeros(env.num_envs)
@@ -159,13 +167,7 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
     sums = {k: sums[k] + v for k, v in scalars.items()}
     return sums, params, optimizer_state
 
-  def zero_sums(batch):
-    shapes = jax.eval_shape(
-        lambda b: scalar_fields(agent.update(params, optimizer_state, b)[0]), batch)
-    return {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-
-  greedy = jax.jit(
-      lambda p, s, o, k: agent.predict(p, s, o, k, evaluation=True)[0].actions)
+  greedy = greedy_actions(agent)
   rng = np.random.default_rng(config.seed)
   obs, _ = env.reset(seed=config.seed)
   buffer: Optional[ReplayBuffer] = None
@@ -186,8 +188,9 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
       actions = np.asarray(actions)
       next_obs, reward, terminated, truncated, info = env.step(actions)
       done = np.logical_or(terminated, truncated)
-      final_obs = np.array(next_obs, copy=True)
+      final_obs = next_obs  # the buffer copies on add; copy here only to patch
       if mode == AutoresetMode.SAME_STEP and "final_obs" in info:
+        final_obs = np.array(next_obs, copy=True)
         for i in np.flatnonzero(info["_final_obs"]):
           final_obs[i] = info["final_obs"][i]
       keep = ~skip
@@ -212,8 +215,9 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
       if (iteration % config.train_every == 0 and
           iteration > learning_starts_iteration and buffer.size >= config.batch_size):
         if not sums:
-          sums = zero_sums({k: v[:config.batch_size]
-                            for k, v in buffer.storage.items()})
+          sums = zero_scalars(agent, params, optimizer_state,
+                              {k: v[:config.batch_size]
+                               for k, v in buffer.storage.items()})
         sums, params, optimizer_state = learn(
             params, optimizer_state, buffer.sample(rng, config.batch_size), sums)
         updates += 1
@@ -241,9 +245,7 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
       logger.info("env steps %d | sps %.0f | train return %.1f | eval return %.1f",
                   summary["env_steps"], summary["sps"], summary["train_return"][0],
                   summary["eval_return"][0])
-  keys = set().union(*history)
-  metrics: Dict[str, Any] = {
-      k: np.stack([h.get(k, np.asarray([np.nan])) for h in history]) for k in keys}
+  metrics = stack_history(history)
   metrics["compile_time"] = 0.0  # jit compiles on the first call, inside chunk 0
   metrics["total_time"] = time.perf_counter() - t_start
   metrics["buffer_bytes"] = buffer.nbytes if buffer is not None else 0

@@ -75,6 +75,19 @@ def scalar_fields(tree: Any) -> Dict[str, jax.Array]:
   return out
 
 
+def zero_scalars(agent: agent_base.BaseAgent, params: Any, optimizer_state: Any,
+                 batch: Any) -> Dict[str, jax.Array]:
+  """Zeros shaped like the logged scalars of ``agent.update`` (traced only).
+
+  What a step that does not learn reports, so both sides of the learn/skip
+  choice return the same pytree.
+  """
+  shapes = jax.eval_shape(
+      lambda p, o, b: scalar_fields(agent.update(p, o, b)[0]),
+      params, optimizer_state, batch)
+  return {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+
+
 def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
                 config: AnakinConfig, derived: Derived,
                 axis_name: Optional[str] = None) -> AnakinFns:
@@ -148,16 +161,6 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
         env_steps=state.env_steps + num_envs)
     return state, (transition, stats)
 
-  # The structure of the agent's OptimOutput, to fill in on steps that do
-  # not learn (lax.cond needs both branches to return the same pytree).
-  def one_update_scalars(key):
-    state = init(key, jnp.int32(0))
-    batch = buffer.sample(state.buffer_state, key).experience
-    out, _, _ = agent.update(state.params, state.optimizer_state, batch)
-    return scalar_fields(out)
-
-  optim_shapes = jax.eval_shape(one_update_scalars, abstract_key)
-
   # The learn/skip branches take and return only what an update touches, so
   # the replay buffer and env states never pass through the conditional.
   def learn(params, optimizer_state, batch):
@@ -168,8 +171,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     return params, optimizer_state, scalars
 
   def skip_learning(params, optimizer_state, batch):
-    del batch
-    scalars = {k: jnp.zeros(v.shape, v.dtype) for k, v in optim_shapes.items()}
+    scalars = zero_scalars(agent, params, optimizer_state, batch)
     scalars["updates"] = jnp.zeros((), jnp.float32)
     return params, optimizer_state, scalars
 

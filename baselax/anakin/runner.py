@@ -111,6 +111,16 @@ def _summarise_chunk(raw: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
   return out
 
 
+def stack_history(history: List[Dict[str, Any]]) -> Dict[str, Any]:
+  """Per-chunk summaries -> metrics with a leading chunk axis (NaN where absent)."""
+  metrics = {}
+  for k in sorted(set().union(*history)):
+    shape = np.shape(next(h[k] for h in history if k in h))
+    metrics[k] = np.stack([np.asarray(h[k]) if k in h else np.full(shape, np.nan)
+                           for h in history])
+  return metrics
+
+
 class Program(NamedTuple):
   """A run's compiled pieces, mapped over ``(devices, seeds)``; see :func:`build`.
 
@@ -219,8 +229,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
                   np.round(summary["eval_return"], 1))
   total_time = time.perf_counter() - t_start
 
-  metrics: Dict[str, Any] = {
-      k: np.stack([h[k] for h in history]) for k in history[0]}
+  metrics = stack_history(history)
   metrics["compile_time"] = compile_time
   metrics["total_time"] = total_time
   params = jax.tree.map(lambda x: x[0], state.params)

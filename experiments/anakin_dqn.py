@@ -11,7 +11,10 @@ below) is a flag named after it with dashes.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import logging
 import os
 import sys
 import time
@@ -21,6 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cli  # noqa: E402  (experiments/cli.py)
 from baselax.anakin import AnakinConfig  # noqa: E402
+from baselax.anakin import checkpoint  # noqa: E402
+
+#: Sections of config.json that define the experiment; a resumed run must match them.
+EXPERIMENT_SECTIONS = ("agent", "trainer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +45,6 @@ class DQNExperimentConfig:
     exploration_fraction: fraction of total_env_steps over which epsilon decays linearly.
     network: mlp, conv, or auto (conv for image observations, else mlp).
     hidden_sizes: hidden layer widths of the MLP (and of the conv net's head).
-    quiet: print only the final summary.
-    compilation_cache: directory of JAX's persistent compilation cache (re-runs
-      skip most of the compile time); none to disable.
   """
   env_id: str = "CartPole-v1"
   learning_rate: float = 2.5e-4
@@ -52,8 +56,6 @@ class DQNExperimentConfig:
   exploration_fraction: float = 0.5
   network: str = "auto"
   hidden_sizes: Tuple[int, ...] = (64, 64)
-  quiet: bool = False
-  compilation_cache: str = "~/.cache/baselax/xla"
 
   def __post_init__(self):
     if self.network not in ("auto", "mlp", "conv"):
@@ -63,6 +65,39 @@ class DQNExperimentConfig:
     if not 0.0 < self.exploration_fraction <= 1.0:
       raise ValueError(f"--exploration-fraction must be in (0, 1], got "
                        f"{self.exploration_fraction}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+  """Where the run's output goes, and how it is shown (not part of the experiment).
+
+  Attributes:
+    run_dir: the run directory (config.json, metrics.jsonl, TensorBoard events,
+      learning_curve.png, checkpoints/); none = runs/<env>-dqn-<timestamp>.
+    resume: a run directory to continue from its newest checkpoint; its saved
+      configuration is the default for every flag, and flags that change the
+      experiment are refused.
+    checkpoint_every: env steps (per seed) between checkpoints, rounded to
+      whole chunks; a checkpoint is also written at the end and on Ctrl-C.
+    tensorboard: write TensorBoard event files (needs tensorboardX; without it
+      the run goes on without them).
+    quiet: print only the final summary (no progress).
+    compilation_cache: directory of JAX's persistent compilation cache (re-runs
+      skip most of the compile time); none to disable.
+  """
+  run_dir: Optional[str] = None
+  resume: Optional[str] = None
+  checkpoint_every: int = 100_000
+  tensorboard: bool = True
+  quiet: bool = False
+  compilation_cache: str = "~/.cache/baselax/xla"
+
+  def __post_init__(self):
+    if self.checkpoint_every < 1:
+      raise ValueError(f"--checkpoint-every must be >= 1, got {self.checkpoint_every}.")
+    if self.resume is not None and self.run_dir is not None and (
+        os.path.abspath(self.run_dir) != os.path.abspath(self.resume)):
+      raise ValueError("--resume RUN_DIR continues in RUN_DIR; leave out --run-dir.")
 
 
 def build_agent(exp: DQNExperimentConfig, trainer_config, env, num_devices: int):
@@ -94,57 +129,139 @@ def build_agent(exp: DQNExperimentConfig, trainer_config, env, num_devices: int)
              target_update_interval=exp.target_update_interval)
 
 
+def load_run_config(run_dir: str) -> dict:
+  """The ``config.json`` of a run directory, or a clear error."""
+  path = os.path.join(run_dir, "config.json")
+  if not os.path.exists(path):
+    raise SystemExit(f"error: {run_dir} is not a run directory (no config.json). "
+                     f"Pass the directory a run printed at its end.")
+  with open(path) as f:
+    return json.load(f)
+
+
+def parse_args(argv: Optional[list] = None):
+  """``(DQNExperimentConfig, AnakinConfig, RunConfig)`` from the command line.
+
+  With ``--resume RUN_DIR`` the saved configuration supplies the defaults, and
+  a flag that changes the experiment is refused, naming what differs.
+  """
+  pre = argparse.ArgumentParser(add_help=False)
+  pre.add_argument("--resume")
+  resume = pre.parse_known_args(argv)[0].resume
+  defaults, check = None, None
+  if resume is not None:
+    saved = load_run_config(resume)
+    defaults = {k: v for section in EXPERIMENT_SECTIONS for k, v in saved[section].items()}
+
+    def check(parsed):
+      diffs = [f"--{k.replace('_', '-')}: the run has {saved[section][k]!r}, "
+               f"you asked for {v!r}"
+               for section, config in zip(EXPERIMENT_SECTIONS, parsed)
+               for k, v in checkpoint.to_json(dataclasses.asdict(config)).items()
+               if saved[section].get(k) != v]
+      if diffs:
+        return (f"cannot resume {resume} with a different experiment:\n  " +
+                "\n  ".join(diffs) + "\nLeave these flags out to continue the "
+                "run as it was, or start a new run.")
+      return None
+
+  return cli.parse([(DQNExperimentConfig, "agent"), (AnakinConfig, "trainer"),
+                    (RunConfig, "run")],
+                   description=__doc__.splitlines()[0], argv=argv,
+                   defaults=defaults, check=check)
+
+
 def main(argv: Optional[list] = None) -> dict:
-  exp, config = cli.parse([(DQNExperimentConfig, "agent"), (AnakinConfig, "trainer")],
-                          description=__doc__.splitlines()[0], argv=argv)
+  """Runs the experiment; returns ``eval_return``, ``sps``, ``run_dir``, ... ."""
+  exp, config, run = parse_args(argv)
 
   import jax
   import numpy as np
-  from baselax import anakin, envs
+  from baselax import anakin, envs, runs
 
-  if exp.compilation_cache.lower() != "none":
+  if not run.quiet:  # the library logs through "baselax.*" loggers
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("baselax").addHandler(handler)
+    logging.getLogger("baselax").setLevel(logging.INFO)
+    logging.getLogger("baselax").propagate = False  # orbax adds a root handler
+  if run.compilation_cache.lower() != "none":
     jax.config.update("jax_compilation_cache_dir",
-                      os.path.expanduser(exp.compilation_cache))
+                      os.path.expanduser(run.compilation_cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
 
   try:
     env = envs.make(exp.env_id)
   except ValueError as error:
     raise SystemExit(f"error: {error}")
   num_devices = anakin.runner.resolve_num_devices(config)
+  derived = config.derive(num_devices)
   agent = build_agent(exp, config, env, num_devices)
+
+  resuming = run.resume is not None
+  run_path = run.resume or run.run_dir or runs.default_run_dir(exp.env_id, "dqn")
+  checkpointer = checkpoint.Checkpointer(
+      os.path.join(run_path, "checkpoints"),
+      every_chunks=max(1, round(run.checkpoint_every / derived.env_steps_per_chunk)),
+      metadata={f"agent.{k}": v for k, v in dataclasses.asdict(exp).items()})
+  chunks_done = checkpointer.latest_step()
+  if resuming and chunks_done is None:
+    raise SystemExit(f"error: {run_path} has no checkpoint to resume from.")
+  if not resuming and chunks_done is not None:
+    raise SystemExit(f"error: {run_path} already holds a run. Continue it with "
+                     f"--resume {run_path}, or pick another --run-dir.")
+  run_dir = runs.RunDirectory(
+      run_path,
+      {"agent": dataclasses.asdict(exp), "trainer": dataclasses.asdict(config),
+       "run": dataclasses.asdict(run), "agent_class": "DQN",
+       "num_devices": num_devices, "jax": jax.__version__,
+       "backend": jax.default_backend()},
+      tensorboard=None if run.tensorboard else False,
+      resume_from_chunk=chunks_done if resuming else None)
+
   print(f"baselax DQN on {exp.env_id} | jax {jax.__version__} "
         f"{jax.default_backend()} ({jax.devices()[0].device_kind}) x{num_devices} | "
         f"{config.num_seeds} seed(s) x {config.num_envs} envs/device | "
-        f"{config.total_env_steps:,} env steps per seed", flush=True)
+        f"{config.total_env_steps:,} env steps per seed | {run_dir.path}", flush=True)
+  progress = runs.Progress(
+      derived.total_env_steps, enabled=not run.quiet,
+      initial=(chunks_done or 0) * derived.env_steps_per_chunk if resuming else 0)
 
-  def mean(x):
-    """Mean over seeds of the finite values (NaN: no episode ended / no update yet)."""
-    x = np.asarray(x, np.float64)
-    return x[np.isfinite(x)].mean() if np.isfinite(x).any() else float("nan")
-
-  def progress(s):
-    if not exp.quiet:
-      print(f"env steps {s['env_steps']:>9,} | sps {s['sps']:>9,.0f} | "
-            f"train return {mean(s['train_return']):7.1f} | "
-            f"eval return {mean(s['eval_return']):7.1f} | "
-            f"loss {mean(s.get('loss', np.nan)):.4f}", flush=True)
+  def on_chunk(summary):
+    run_dir.log_chunk(summary)
+    progress.update(summary)
 
   t0 = time.perf_counter()
-  result = anakin.train(agent, env, config, on_chunk=progress)
+  try:
+    result = anakin.train(agent, env, config, on_chunk=on_chunk,
+                          checkpointer=checkpointer, resume=resuming)
+  except anakin.NonFiniteError as error:
+    raise SystemExit(f"error: {error}")
+  finally:
+    progress.close()
+    if os.path.exists(run_dir.metrics_path):
+      run_dir.write_learning_curve(f"DQN on {exp.env_id}")
+    run_dir.close()
+    checkpointer.close()
   wall = time.perf_counter() - t0
   m = result.metrics
   final = m["eval_return"][-1]
   run_time = m["wall_time"][-1]
-  sps = result.derived.total_env_steps * config.num_seeds / run_time
+  steps_done = len(m["eval_return"]) * derived.env_steps_per_chunk
+  sps = steps_done * config.num_seeds / run_time
   print("---")
+  if result.stopped_early:
+    print(f"stopped after {steps_done:,} env steps; checkpoint saved. Continue with:\n"
+          f"  python experiments/anakin_dqn.py --resume {run_dir.path}")
   print(f"final greedy eval return per seed ({m['eval_returns'].shape[-1]} episodes "
         f"each): {np.array2string(final, precision=1)}  mean {final.mean():.1f}")
   print(f"env steps per second: {sps:,.0f} (all seeds) | compile "
         f"{m['compile_time']:.1f}s | run {run_time:.1f}s | total wall {wall:.1f}s")
-  return {"eval_return": final, "sps": sps, "wall_time": wall, "result": result}
+  print(f"run directory: {run_dir.path}")
+  return {"eval_return": final, "sps": sps, "wall_time": wall, "result": result,
+          "run_dir": run_dir.path, "interrupted": result.stopped_early}
 
 
 if __name__ == "__main__":
-  main()
+  # 130 is the shell's code for "stopped by Ctrl-C" (the checkpoint is saved).
+  sys.exit(130 if main()["interrupted"] else 0)

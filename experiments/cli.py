@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import re
 import typing
-from typing import Any, Dict, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
 
 
 def _attribute_docs(cls: type) -> Dict[str, str]:
@@ -73,6 +73,13 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
                        default=default, help=help_text)
 
 
+def build_from_dict(cls: Type[Any], values: Dict[str, Any]) -> Any:
+  """Rebuilds ``cls`` from a saved ``{field: value}`` dict (JSON lists -> tuples)."""
+  names = {f.name for f in dataclasses.fields(cls)}
+  return cls(**{k: tuple(v) if isinstance(v, list) else v
+                for k, v in values.items() if k in names})
+
+
 def build(namespace: argparse.Namespace, cls: Type[Any]) -> Any:
   """Builds ``cls`` from the parsed flags that belong to it."""
   values = {}
@@ -85,11 +92,19 @@ def build(namespace: argparse.Namespace, cls: Type[Any]) -> Any:
 
 
 def parse(classes: Sequence[Tuple[type, str]], description: str,
-          argv=None) -> Tuple[Any, ...]:
+          argv=None, defaults: Optional[Dict[str, Any]] = None,
+          check: Optional[Callable[[Tuple[Any, ...]], Optional[str]]] = None
+          ) -> Tuple[Any, ...]:
   """Parses ``argv`` into one instance of each dataclass in ``classes``.
 
   A value the dataclass rejects (its ``__post_init__`` raises ValueError) is
   reported as a usage error naming the problem, before anything is compiled.
+
+  Args:
+    defaults: ``{field name: value}`` replacing the dataclass defaults (a
+      resumed run's saved configuration).
+    check: called with the parsed instances; a returned message is reported
+      as a usage error.
   """
   parser = argparse.ArgumentParser(description=description)
   names = set()
@@ -99,8 +114,14 @@ def parse(classes: Sequence[Tuple[type, str]], description: str,
       raise TypeError(f"flag names clash between config classes: {clash}")
     names |= {f.name for f in dataclasses.fields(cls)}
     add_dataclass_flags(parser, cls, title)
+  if defaults:
+    parser.set_defaults(**{k: v for k, v in defaults.items() if k in names})
   namespace = parser.parse_args(argv)
   try:
-    return tuple(build(namespace, cls) for cls, _ in classes)
+    parsed = tuple(build(namespace, cls) for cls, _ in classes)
   except (ValueError, TypeError) as error:
     parser.error(str(error))
+  message = check(parsed) if check is not None else None
+  if message:
+    parser.error(message)
+  return parsed

@@ -151,16 +151,17 @@ def test_any_base_agent_trains_without_changes_to_the_trainer():
 
 
 @pytest.mark.slow
-def test_default_experiment_solves_cartpole(capsys):
+def test_default_experiment_solves_cartpole(capsys, tmp_path):
   import sys
   sys.path.insert(0, helpers.REPO + "/experiments")
   import anakin_dqn
-  out = anakin_dqn.main(["--quiet"])
+  out = anakin_dqn.main(["--quiet", "--run-dir", str(tmp_path / "run")])
   assert out["result"].metrics["eval_returns"].shape[-1] >= 32
   assert out["eval_return"].mean() >= 475
   assert out["result"].config == anakin.AnakinConfig()  # the defaults, untouched
   printed = capsys.readouterr().out
   assert "final greedy eval return" in printed and "compile" in printed
+  assert f"run directory: {tmp_path / 'run'}" in printed
 
 
 def test_multi_device_params_identical_and_steps_counted():

@@ -13,17 +13,22 @@ import anakin_dqn  # noqa: E402
 import cli  # noqa: E402
 from baselax.anakin import AnakinConfig  # noqa: E402
 
-CLASSES = [(anakin_dqn.DQNExperimentConfig, "agent"), (AnakinConfig, "trainer")]
+CLASSES = [(anakin_dqn.DQNExperimentConfig, "agent"), (AnakinConfig, "trainer"),
+           (anakin_dqn.RunConfig, "run")]
 
 
 def test_every_config_field_is_a_flag_with_its_default():
-  exp, config = cli.parse(CLASSES, "test", argv=[])
+  exp, config, run = cli.parse(CLASSES, "test", argv=[])
   assert exp == anakin_dqn.DQNExperimentConfig() and config == AnakinConfig()
+  assert run == anakin_dqn.RunConfig()
   argv = ["--env-id", "Breakout-MinAtar", "--total-env-steps", "12345",
           "--num-envs", "7", "--num-seeds", "3", "--num-devices", "2",
           "--seed", "9", "--learning-rate", "0.01", "--hidden-sizes", "8", "4",
-          "--lr-decay", "--eval-max-steps", "none", "--buffer-size", "5000"]
-  exp, config = cli.parse(CLASSES, "test", argv=argv)
+          "--lr-decay", "--eval-max-steps", "none", "--buffer-size", "5000",
+          "--run-dir", "out/x", "--quiet", "--no-tensorboard"]
+  exp, config, run = cli.parse(CLASSES, "test", argv=argv)
+  assert (run.run_dir, run.quiet, run.tensorboard, run.resume) == (
+      "out/x", True, False, None)
   assert (exp.env_id, exp.learning_rate, exp.hidden_sizes, exp.lr_decay) == (
       "Breakout-MinAtar", 0.01, (8, 4), True)
   assert (config.total_env_steps, config.num_envs, config.num_seeds,
@@ -42,6 +47,8 @@ def test_every_config_field_is_a_flag_with_its_default():
     (["--num-envs", "0"], "num_envs must be a positive integer"),
     (["--num-envs", "ten"], "invalid int value: 'ten'"),
     (["--network", "resnet"], "--network must be auto, mlp or conv"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1"),
+    (["--resume", "a", "--run-dir", "b"], "leave out --run-dir"),
 ])
 def test_bad_flags_are_refused_with_a_readable_message(argv, message, capsys):
   with pytest.raises(SystemExit) as exit_info:

@@ -108,8 +108,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
       sample_batch_size=config.batch_size,
       add_sequences=True,
       add_batches=True)
-  eval_max_steps = config.eval_max_steps or int(
-      getattr(env.env_params, "max_steps_in_episode", 10_000))
+  eval_max_steps = episode_step_limit(env, config.eval_max_steps)
 
   def example_transition(key: jax.Array) -> Dict[str, jax.Array]:
     """One transition (no env axis), traced only for its structure and dtypes."""
@@ -202,32 +201,58 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     """Runs ``steps_per_chunk`` scan steps; metrics are summed over the chunk."""
     steps = first_step + jnp.arange(derived.steps_per_chunk)
     state, metrics = jax.lax.scan(scan_step, state, steps)
-    return state, jax.tree.map(lambda x: jnp.sum(x, axis=0), metrics)
+    metrics = jax.tree.map(lambda x: jnp.sum(x, axis=0), metrics)
+    # One reduction per chunk feeds the runner's non-finite guard.
+    metrics["params_finite"] = all_finite(state.params)
+    return state, metrics
 
   def evaluate(params: Any, policy_state: Any, key: jax.Array) -> jax.Array:
     """Greedy returns of ``eval_episodes_per_device`` fresh episodes, ``(E,)``."""
-    num = derived.eval_episodes_per_device
-    reset_key, key = jax.random.split(key)
-    obs, env_state = env.functional_reset(reset_key, num)
-
-    def cond(carry):
-      _, _, _, done, _, t = carry
-      return jnp.logical_and(jnp.logical_not(jnp.all(done)), t < eval_max_steps)
-
-    def body(carry):
-      key, obs, env_state, done, returns, t = carry
-      key, act_key, env_key = jax.random.split(key, 3)
-      out, _ = agent.predict(params, policy_state, obs, act_key, evaluation=True)
-      env_state, step = env.functional_step(env_key, env_state, out.actions)
-      returns = returns + jnp.where(done, 0.0, step.reward)
-      done = done | step.terminated | step.truncated
-      return key, step.obs, env_state, done, returns, t + 1
-
-    carry = (key, obs, env_state, jnp.zeros((num,), bool),
-             jnp.zeros((num,), jnp.float32), jnp.zeros((), jnp.int32))
-    return jax.lax.while_loop(cond, body, carry)[4]
+    return greedy_returns(agent, env, params, policy_state, key,
+                          derived.eval_episodes_per_device, eval_max_steps)
 
   return AnakinFns(init=init, run_chunk=run_chunk, evaluate=evaluate)
+
+
+def greedy_returns(agent: agent_base.BaseAgent, env: GymnaxEnv, params: Any,
+                   policy_state: Any, key: jax.Array, num_episodes: int,
+                   max_steps: int) -> jax.Array:
+  """Undiscounted returns ``(num_episodes,)`` of fresh greedy episodes.
+
+  Each episode counts until its first termination or truncation (or
+  ``max_steps``); the envs that finish early idle until all are done.
+  """
+  reset_key, key = jax.random.split(key)
+  obs, env_state = env.functional_reset(reset_key, num_episodes)
+
+  def cond(carry):
+    _, _, _, done, _, t = carry
+    return jnp.logical_and(jnp.logical_not(jnp.all(done)), t < max_steps)
+
+  def body(carry):
+    key, obs, env_state, done, returns, t = carry
+    key, act_key, env_key = jax.random.split(key, 3)
+    out, _ = agent.predict(params, policy_state, obs, act_key, evaluation=True)
+    env_state, step = env.functional_step(env_key, env_state, out.actions)
+    returns = returns + jnp.where(done, 0.0, step.reward)
+    done = done | step.terminated | step.truncated
+    return key, step.obs, env_state, done, returns, t + 1
+
+  carry = (key, obs, env_state, jnp.zeros((num_episodes,), bool),
+           jnp.zeros((num_episodes,), jnp.float32), jnp.zeros((), jnp.int32))
+  return jax.lax.while_loop(cond, body, carry)[4]
+
+
+def episode_step_limit(env: GymnaxEnv, max_steps: Optional[int] = None) -> int:
+  """``max_steps`` if given, else the env's own time limit (10,000 if it has none)."""
+  return max_steps or int(getattr(env.env_params, "max_steps_in_episode", 10_000))
+
+
+def all_finite(tree: Any) -> jax.Array:
+  """``[]`` float 1.0 if every floating leaf of ``tree`` is finite, else 0.0."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)).astype(jnp.float32) if leaves else jnp.ones(())
 
 
 def _transition(obs, actions, step) -> Dict[str, jax.Array]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import signal
+import threading
 import time
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
@@ -26,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from baselax.agents import base as agent_base
+from baselax.anakin import checkpoint as checkpoint_lib
 from baselax.anakin import loop
 from baselax.anakin.config import AnakinConfig, Derived
 
@@ -57,12 +60,15 @@ class TrainResult:
       and ``updates``; plus scalars ``compile_time`` and ``total_time``.
     config: the config of the run.
     derived: the loop sizes derived from it.
+    stopped_early: the run stopped before its last chunk (``on_chunk``
+      returned True, or Ctrl-C); its checkpoint can be resumed.
   """
   params: Any
   state: loop.TrainState
   metrics: Dict[str, Any]
   config: AnakinConfig
   derived: Derived
+  stopped_early: bool = False
 
 
 def resolve_num_devices(config: AnakinConfig) -> int:
@@ -92,13 +98,21 @@ def seed_keys_for(config: AnakinConfig) -> jax.Array:
 def _summarise_chunk(raw: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
   """Host-side reduction of one chunk's ``(devices, seeds, ...)`` metrics."""
   out = {}
+  # Sums over the chunk are finite unless some step was not: zeros are summed
+  # before learning starts, so NaN here means a NaN loss or scalar.
+  out["nonfinite"] = [name for name, value in raw.items()
+                      if name not in ("params_finite",)
+                      and not np.all(np.isfinite(value))]
+  if not np.all(raw.get("params_finite", 1.0)):
+    out["nonfinite"].append("params")
   with np.errstate(invalid="ignore", divide="ignore"):
     episodes = raw["episodes"].sum(0)
     out["train_return"] = raw["episode_return_sum"].sum(0) / episodes
     out["train_episodes"] = episodes
     updates = raw["updates"][0]  # identical on every device
     for name, value in raw.items():
-      if name in ("episodes", "episode_return_sum", "updates", "eval_returns"):
+      if name in ("episodes", "episode_return_sum", "updates", "eval_returns",
+                  "params_finite"):
         continue
       # Reported scalars are pmean-ed by the agent; the device mean also covers
       # agents that report per-device values.
@@ -181,8 +195,65 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
                  derived=derived, num_devices=num_devices)
 
 
+class NonFiniteError(FloatingPointError):
+  """Training produced a NaN/inf loss or NaN/inf params (see :func:`train`)."""
+
+
+class _StopRequests:
+  """Turns Ctrl-C (SIGINT) into a stop request the runner sees after a chunk.
+
+  A compiled chunk cannot be interrupted half-way without losing its donated
+  state, so the first Ctrl-C only asks to stop; a second one interrupts at once.
+  """
+
+  def __init__(self, enabled: bool):
+    self.requested = False
+    self._enabled = enabled and threading.current_thread() is threading.main_thread()
+    self._previous = None
+
+  def __enter__(self):
+    if self._enabled:
+      self._previous = signal.signal(signal.SIGINT, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    if self.requested:
+      raise KeyboardInterrupt
+    self.requested = True
+    logger.warning("Ctrl-C: stopping after this chunk and writing a checkpoint "
+                   "(Ctrl-C again to abort without one).")
+
+  def __exit__(self, *exc):
+    if self._enabled:
+      signal.signal(signal.SIGINT, self._previous)
+    return False
+
+
+def _check_finite(bad: List[str], c: int, derived: Derived,
+                  checkpointer: Optional[checkpoint_lib.Checkpointer]) -> None:
+  """The non-finite guard: raises :class:`NonFiniteError` naming chunk ``c``.
+
+  ``bad`` names the non-finite quantities of the chunk (empty: all is well).
+  """
+  if not bad:
+    return
+  last = checkpointer.latest_step() if checkpointer is not None else None
+  kept = (f"The last good checkpoint ({last} chunks, "
+          f"{last * derived.env_steps_per_chunk:,} env steps) is kept in "
+          f"{checkpointer.directory}." if last is not None else
+          "No checkpoint was written before it.")
+  raise NonFiniteError(
+      f"Non-finite {', '.join(bad)} in chunk {c} (env steps "
+      f"{c * derived.env_steps_per_chunk:,} to "
+      f"{(c + 1) * derived.env_steps_per_chunk:,}); training stopped. {kept} "
+      f"Lower the learning rate, clip gradients or check the rewards.")
+
+
 def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
-          *, on_chunk: Optional[ChunkCallback] = None) -> TrainResult:
+          *, on_chunk: Optional[ChunkCallback] = None,
+          checkpointer: Optional[checkpoint_lib.Checkpointer] = None,
+          resume: bool = False) -> TrainResult:
   """Trains ``agent`` on ``env`` with the Anakin architecture.
 
   Args:
@@ -192,41 +263,82 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
     config: the run's :class:`AnakinConfig`.
     on_chunk: called after every chunk with a dict of that chunk's summary
       (``chunk``, ``env_steps``, ``sps``, ``train_return``, ``eval_return``,
-      losses, ...). By default each chunk is logged at INFO level.
+      losses, ...). Returning ``True`` stops the run after that chunk (with a
+      checkpoint, if there is a checkpointer). By default each chunk is logged
+      at INFO level.
+    checkpointer: writes the whole training state every
+      ``checkpointer.every_chunks`` chunks, at the end, on a stop request and
+      on Ctrl-C (which then stops the run cleanly after the current chunk).
+    resume: continue from the checkpointer's newest checkpoint (refused if it
+      is from another env, agent or config). The continuation is exact: the
+      final params equal those of an uninterrupted run, bit for bit on CPU.
 
   Returns:
-    A :class:`TrainResult`.
+    A :class:`TrainResult` (``stopped_early`` tells a requested stop or
+    Ctrl-C from a finished run).
+
+  Raises:
+    NonFiniteError: a chunk produced a NaN/inf loss or params; the message
+      names the chunk, and the last good checkpoint is kept.
   """
+  if resume and checkpointer is None:
+    raise ValueError("resume=True needs a checkpointer to resume from.")
   program = build(agent, env, config)
   derived, num_devices = program.derived, program.num_devices
+  fingerprint = (checkpointer.fingerprint(config, agent, env, num_devices)
+                 if checkpointer is not None else None)
   t_start = time.perf_counter()
   state, compiled = program.start()
+  history: List[Dict[str, Any]] = []
+  first_chunk = 0
+  if resume:
+    restored = checkpointer.restore(state, fingerprint)
+    state = jax.tree.map(lambda like, x: jax.device_put(x, like.sharding),
+                         state, restored.state)
+    first_chunk, history = restored.chunks_done, list(restored.history)
+    logger.info("resumed from %s at chunk %d of %d", checkpointer.directory,
+                first_chunk, derived.num_chunks)
   compile_time = time.perf_counter() - t_start
   logger.info("compiled in %.1fs: %d chunks of %d env steps per seed on %d "
               "device(s), %d seed(s)", compile_time, derived.num_chunks,
               derived.env_steps_per_chunk, num_devices, config.num_seeds)
 
-  history: List[Dict[str, Any]] = []
+  def save(chunks_done):
+    if checkpointer is not None:
+      checkpointer.save(chunks_done, state, history, fingerprint)
+
+  stopped_early = False
   t_train = time.perf_counter()
-  for c in range(derived.num_chunks):
-    t0 = time.perf_counter()
-    state, raw = compiled(state, jnp.int32(c * derived.steps_per_chunk))
-    raw = jax.device_get(raw)  # blocks until the chunk is done
-    elapsed = time.perf_counter() - t0
-    summary = _summarise_chunk(raw)
-    summary.update(
-        chunk=c,
-        env_steps=(c + 1) * derived.env_steps_per_chunk,
-        wall_time=time.perf_counter() - t_train,
-        sps=derived.env_steps_per_chunk * config.num_seeds / elapsed)
-    history.append(summary)
-    if on_chunk is not None:
-      on_chunk(summary)
-    else:
-      logger.info("env steps %d | sps %.0f | train return %s | eval return %s",
-                  summary["env_steps"], summary["sps"],
-                  np.round(summary["train_return"], 1),
-                  np.round(summary["eval_return"], 1))
+  wall_offset = history[-1]["wall_time"] if history else 0.0
+  with _StopRequests(enabled=checkpointer is not None) as stop:
+    for c in range(first_chunk, derived.num_chunks):
+      t0 = time.perf_counter()
+      state, raw = compiled(state, jnp.int32(c * derived.steps_per_chunk))
+      raw = jax.device_get(raw)  # blocks until the chunk is done
+      elapsed = time.perf_counter() - t0
+      summary = _summarise_chunk(raw)
+      summary.update(
+          chunk=c,
+          env_steps=(c + 1) * derived.env_steps_per_chunk,
+          wall_time=wall_offset + time.perf_counter() - t_train,
+          sps=derived.env_steps_per_chunk * config.num_seeds / elapsed)
+      nonfinite = summary.pop("nonfinite")
+      history.append(summary)
+      if on_chunk is not None:
+        stop.requested |= bool(on_chunk(summary))
+      else:
+        logger.info("env steps %d | sps %.0f | train return %s | eval return %s",
+                    summary["env_steps"], summary["sps"],
+                    np.round(summary["train_return"], 1),
+                    np.round(summary["eval_return"], 1))
+      _check_finite(nonfinite, c, derived, checkpointer)
+      done = c + 1
+      if done == derived.num_chunks or stop.requested:
+        save(done)
+        stopped_early = done < derived.num_chunks
+        break
+      if done % checkpointer_every(checkpointer) == 0:
+        save(done)
   total_time = time.perf_counter() - t_start
 
   metrics = stack_history(history)
@@ -234,4 +346,9 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   metrics["total_time"] = total_time
   params = jax.tree.map(lambda x: x[0], state.params)
   return TrainResult(params=params, state=state, metrics=metrics,
-                     config=config, derived=derived)
+                     config=config, derived=derived, stopped_early=stopped_early)
+
+
+def checkpointer_every(checkpointer: Optional[checkpoint_lib.Checkpointer]) -> int:
+  """Chunks between periodic checkpoints (never, without a checkpointer)."""
+  return checkpointer.every_chunks if checkpointer is not None else 1 << 62

@@ -1,0 +1,202 @@
+"""Checkpoints of a whole Anakin run, with orbax-checkpoint.
+
+A checkpoint is everything needed to continue a run exactly: the ``TrainState``
+of every (device, seed) (params, optimizer and policy states, replay buffer,
+env states, keys, counters), the number of chunks done, and the per-chunk
+metrics so far. Continuing from it runs the same compiled chunks on the same
+state, so a resumed run ends with bit-identical params to an uninterrupted one
+(on the same backend and device count).
+
+Layout of ``directory`` (an orbax ``CheckpointManager``; step = chunks done)::
+
+    <chunks_done>/state    the TrainState, (devices, seeds, ...) host arrays
+    <chunks_done>/params   the params of device 0, leading axis seeds
+    <chunks_done>/meta     JSON: fingerprint, chunks done, metrics history
+
+The fingerprint (trainer config, agent class, env, and whatever the caller
+adds) is compared on restore: a checkpoint of another env or config is
+refused with a message listing what differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional
+
+import jax
+import numpy as np
+
+logger = logging.getLogger("baselax.anakin")
+
+
+class Restored(NamedTuple):
+  """What :meth:`Checkpointer.restore` returns (host numpy arrays)."""
+  state: Any
+  chunks_done: int
+  history: List[Dict[str, Any]]
+
+
+def to_json(value: Any) -> Any:
+  """numpy -> JSON-able lists; NaN/inf -> None (strict JSON has no NaN)."""
+  if isinstance(value, dict):
+    return {k: to_json(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [to_json(v) for v in value]
+  array = np.asarray(value)
+  if array.dtype.kind in "fc":
+    array = array.astype(np.float64)
+    return (np.where(np.isfinite(array), array, None).tolist() if array.ndim
+            else (float(array) if np.isfinite(array) else None))
+  if array.dtype.kind in "iub":
+    return array.tolist()
+  return value
+
+
+def from_json(value: Any) -> Any:
+  """Inverse of :func:`to_json` for metric summaries (None -> NaN)."""
+  if isinstance(value, list):
+    return np.array(value, dtype=np.float64)  # None -> nan
+  if value is None:
+    return float("nan")
+  return value
+
+
+def history_to_json(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+  return [to_json(h) for h in history]
+
+
+def history_from_json(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+  return [{k: from_json(v) for k, v in h.items()} for h in history]
+
+
+def _describe_tree(tree: Any) -> Dict[str, str]:
+  """``{leaf path: "shape dtype"}`` for comparing checkpoint and run state."""
+  return {jax.tree_util.keystr(path): f"{tuple(np.shape(x))} {np.asarray(x).dtype}"
+          for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> List[str]:
+  """``"key: saved X, now Y"`` for every key whose value differs."""
+  out = []
+  for key in sorted(set(saved) | set(current)):
+    a, b = saved.get(key, "<absent>"), current.get(key, "<absent>")
+    if a != b:
+      out.append(f"{key}: checkpoint has {a!r}, this run has {b!r}")
+  return out
+
+
+class Checkpointer:
+  """Saves and restores a run's full state with orbax (see the module doc).
+
+  Args:
+    directory: where checkpoints go (created if needed).
+    every_chunks: save after every this many chunks (and always at the end,
+      on a requested stop and on Ctrl-C).
+    max_to_keep: checkpoints kept on disk (older ones are deleted).
+    metadata: JSON-able dict added to the fingerprint, e.g. the agent's
+      hyper-parameters; a restore with different metadata is refused.
+  """
+
+  def __init__(self, directory: str, *, every_chunks: int = 1,
+               max_to_keep: int = 2, metadata: Optional[Mapping[str, Any]] = None):
+    if isinstance(every_chunks, bool) or not isinstance(every_chunks, int) or every_chunks < 1:
+      raise ValueError(f"every_chunks must be an integer >= 1, got {every_chunks!r}.")
+    import orbax.checkpoint as ocp  # imported here: orbax is slow to import
+    self._ocp = ocp
+    self.directory = os.path.abspath(os.path.expanduser(directory))
+    self.every_chunks = every_chunks
+    self.metadata = to_json(dict(metadata or {}))
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+  def fingerprint(self, config: Any, agent: Any, env: Any,
+                  num_devices: int) -> Dict[str, Any]:
+    """What must match for a checkpoint to be continued by this run."""
+    out = {f"trainer.{k}": v for k, v in to_json(dataclasses.asdict(config)).items()}
+    out.update({f"meta.{k}": v for k, v in self.metadata.items()})
+    out["agent"] = type(agent).__name__
+    out["env"] = getattr(getattr(env, "env", None), "name", type(env).__name__)
+    out["num_devices"] = num_devices
+    # The whole trainer config is in, total_env_steps and eval_every too: the
+    # chunk boundaries and any schedule over the run depend on them, and so
+    # does an exact continuation.
+    return out
+
+  def latest_step(self) -> Optional[int]:
+    """Chunks done at the newest checkpoint, or ``None`` if there is none."""
+    return self._manager.latest_step()
+
+  def save(self, chunks_done: int, state: Any, history: List[Dict[str, Any]],
+           fingerprint: Dict[str, Any]) -> None:
+    """Writes a checkpoint after ``chunks_done`` chunks (blocks until written)."""
+    ocp = self._ocp
+    host_state = jax.device_get(state)
+    params = jax.tree.map(lambda x: x[0], host_state.params)
+    meta = {"chunks_done": chunks_done, "fingerprint": fingerprint,
+            "state_layout": _describe_tree(host_state),
+            "history": history_to_json(history)}
+    self._manager.save(chunks_done, force=True, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(host_state),
+        params=ocp.args.StandardSave(params),
+        meta=ocp.args.JsonSave(meta)))
+    self._manager.wait_until_finished()
+    logger.info("checkpoint: %d chunks done -> %s", chunks_done, self.directory)
+
+  def read_meta(self, step: Optional[int] = None) -> Dict[str, Any]:
+    """The JSON part of a checkpoint (newest if ``step`` is None)."""
+    step = self._require_step(step)
+    return self._manager.restore(
+        step, args=self._ocp.args.Composite(meta=self._ocp.args.JsonRestore()))["meta"]
+
+  def restore(self, like_state: Any, fingerprint: Dict[str, Any],
+              step: Optional[int] = None) -> Restored:
+    """Restores the newest (or ``step``) checkpoint into host arrays shaped like ``like_state``.
+
+    Raises:
+      ValueError: if the checkpoint's fingerprint or state structure differs
+        from this run's, naming what differs.
+    """
+    ocp = self._ocp
+    step = self._require_step(step)
+    meta = self.read_meta(step)
+    diffs = differences(meta["fingerprint"], fingerprint)
+    if diffs:
+      raise ValueError(
+          f"Checkpoint {self.directory} (step {step}) belongs to a different "
+          f"run and cannot be continued:\n  " + "\n  ".join(diffs) +
+          "\nResume with the checkpoint's settings, or start a new run in "
+          "another directory.")
+    like = jax.tree.map(lambda x: np.zeros(np.shape(x), x.dtype), like_state)
+    diffs = differences(meta["state_layout"], _describe_tree(like))
+    if diffs:
+      raise ValueError(
+          f"Checkpoint {self.directory} (step {step}) holds a differently shaped "
+          f"training state (another network or agent?):\n  " +
+          "\n  ".join(diffs[:10]))
+    restored = self._manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(like)))["state"]
+    return Restored(state=restored, chunks_done=int(meta["chunks_done"]),
+                    history=history_from_json(meta["history"]))
+
+  def restore_params(self, like_params: Any, step: Optional[int] = None) -> Any:
+    """The params (leading axis seeds) of the newest (or ``step``) checkpoint."""
+    ocp = self._ocp
+    step = self._require_step(step)
+    like = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), like_params)
+    return self._manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(like)))["params"]
+
+  def _require_step(self, step: Optional[int]) -> int:
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(
+          f"No checkpoint in {self.directory}. Checkpoints are written every "
+          f"{self.every_chunks} chunk(s) and at the end of a run; a run stopped "
+          f"before its first one cannot be resumed.")
+    return step
+
+  def close(self) -> None:
+    self._manager.close()

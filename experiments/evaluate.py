@@ -1,0 +1,142 @@
+"""Evaluate a trained run: greedy episodes from its newest checkpoint, and a GIF.
+
+    python experiments/evaluate.py runs/CartPole-v1-dqn-20261127-120000
+    python experiments/evaluate.py RUN_DIR --episodes 100 --gif cartpole.gif
+
+Rebuilds the agent from the run's ``config.json``, loads the params of every
+seed from the newest checkpoint, and prints the mean and standard deviation of
+the greedy return per seed and over all seeds. ``--gif`` renders one greedy
+episode of the first seed with gymnax's visualiser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import anakin_dqn  # noqa: E402  (experiments/anakin_dqn.py)
+
+#: Envs that gymnax's Visualizer can draw (gymnax 1.0.1); the classic-control
+#: ones are drawn by gymnasium, with pygame.
+CLASSIC_CONTROL = ("Acrobot-v1", "CartPole-v1", "Pendulum-v1", "MountainCar-v0",
+                   "MountainCarContinuous-v0")
+GIF_ENVS = CLASSIC_CONTROL + ("Catch-bsuite", "Asterix-MinAtar",
+            "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar",
+            "SpaceInvaders-MinAtar", "Pong-misc", "PointRobot-misc",
+            "MetaMaze-misc", "FourRooms-misc")
+
+
+def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("run_dir", help="a run directory written by anakin_dqn.py")
+  parser.add_argument("--episodes", type=int, default=32,
+                      help="greedy episodes per seed (default: 32)")
+  parser.add_argument("--seed", type=int, default=0,
+                      help="seed of the evaluation episodes (default: 0)")
+  parser.add_argument("--max-steps", type=int, default=None,
+                      help="cap on an episode's length (default: the env's limit)")
+  parser.add_argument("--step", type=int, default=None,
+                      help="checkpoint to load, in chunks done (default: newest)")
+  parser.add_argument("--gif", default=None, metavar="PATH",
+                      help="render one greedy episode of seed 0 to this GIF")
+  args = parser.parse_args(argv)
+  if args.episodes < 1:
+    parser.error(f"--episodes must be >= 1, got {args.episodes}")
+  return args
+
+
+def load_agent(run_dir: str, step: Optional[int] = None):
+  """``(agent, env, params, saved_config)`` of a run; params have a seed axis."""
+  import jax
+  from baselax import envs
+  from baselax.anakin import AnakinConfig, Checkpointer
+
+  saved = anakin_dqn.load_run_config(run_dir)
+  exp = anakin_dqn.cli.build_from_dict(anakin_dqn.DQNExperimentConfig, saved["agent"])
+  config = anakin_dqn.cli.build_from_dict(AnakinConfig, saved["trainer"])
+  env = envs.make(exp.env_id)
+  agent = anakin_dqn.build_agent(exp, config, env, saved.get("num_devices", 1))
+  like = jax.eval_shape(agent.init_params, jax.random.PRNGKey(0))
+  like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((config.num_seeds, *x.shape),
+                                                     x.dtype), like)
+  checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
+  try:
+    params = checkpointer.restore_params(like, step)
+  except FileNotFoundError as error:
+    raise SystemExit(f"error: {error}")
+  finally:
+    checkpointer.close()
+  return agent, env, params, saved
+
+
+def render_gif(agent, env, params, path: str, key, max_steps: int) -> float:
+  """Renders one greedy episode of ``params`` (one seed) to ``path``; returns its return."""
+  import jax
+  import numpy as np
+  from gymnax.visualize import Visualizer
+
+  policy_state = agent.init_policy(key)
+  act = jax.jit(lambda p, o, k: agent.predict(p, policy_state, o, k, evaluation=True)[0].actions)
+  step = jax.jit(env.functional_step)
+  reset_key, key = jax.random.split(key)
+  obs, env_state = env.functional_reset(reset_key, 1)
+  states, returns, total = [], [], 0.0
+  for _ in range(max_steps):
+    states.append(jax.tree.map(lambda x: x[0], env_state))
+    key, act_key, env_key = jax.random.split(key, 3)
+    env_state, out = step(env_key, env_state, act(params, obs, act_key))
+    total += float(out.reward[0])
+    returns.append(total)
+    obs = out.obs
+    if bool(out.terminated[0] | out.truncated[0]):
+      break
+  Visualizer(env.env, env.env_params, states, np.array(returns)).animate(path)
+  return total
+
+
+def main(argv: Optional[list] = None) -> dict:
+  args = parse_args(argv)
+  saved = anakin_dqn.load_run_config(args.run_dir)
+  env_id = saved["agent"]["env_id"]
+  if args.gif and env_id not in GIF_ENVS:
+    raise SystemExit(f"error: gymnax has no visualiser for {env_id}; --gif "
+                     f"works for {', '.join(GIF_ENVS)}.")
+
+  if args.gif and env_id in CLASSIC_CONTROL:
+    try:
+      import pygame  # noqa: F401  (gymnasium draws the classic-control envs)
+    except ImportError:
+      raise SystemExit(f"error: --gif for {env_id} needs pygame: pip install "
+                       f"'baselax[render]'.")
+
+  import jax
+  import numpy as np
+  from baselax.anakin import loop
+
+  agent, env, params, saved = load_agent(args.run_dir, args.step)
+  max_steps = loop.episode_step_limit(env, args.max_steps)
+  key = jax.random.PRNGKey(args.seed)
+  policy_state = agent.init_policy(key)
+  evaluate = jax.jit(jax.vmap(
+      lambda p, k: loop.greedy_returns(agent, env, p, policy_state, k,
+                                       args.episodes, max_steps),
+      in_axes=(0, None)))
+  returns = np.asarray(evaluate(params, key))  # (seeds, episodes)
+  print(f"{env_id}: greedy return over {args.episodes} episodes per seed")
+  for i, r in enumerate(returns):
+    print(f"  seed {saved['trainer']['seed'] + i}: {r.mean():.1f} ± {r.std():.1f}")
+  print(f"  all seeds: {returns.mean():.1f} ± {returns.std():.1f}")
+  out = {"returns": returns, "mean": float(returns.mean()), "std": float(returns.std())}
+  if args.gif:
+    first = jax.tree.map(lambda x: x[0], params)
+    out["gif_return"] = render_gif(agent, env, first, args.gif, key, max_steps)
+    print(f"wrote {args.gif} (one greedy episode, return {out['gif_return']:.1f})")
+  return out
+
+
+if __name__ == "__main__":
+  main()

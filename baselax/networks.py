@@ -23,14 +23,34 @@ def _num_actions(action_space: gymnasium.Space) -> int:
   return int(action_space.n)
 
 
+def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
+           dueling: bool = False,
+           activation: Callable[[jax.Array], jax.Array] = jax.nn.relu) -> jax.Array:
+  """Hidden layers then Q-values ``(B, num_actions)`` from features ``(B, F)``.
+
+  With ``dueling=True`` (Wang et al. 2016, "Dueling network architectures"),
+  two streams of ``hidden_sizes`` give a state value ``V(s)`` and advantages
+  ``A(s, a)``, combined as ``Q = V + A - mean_a A``: the mean makes V and A
+  identifiable.
+  """
+  hidden_sizes = tuple(int(h) for h in hidden_sizes)
+  if not dueling:
+    return hk.nets.MLP((*hidden_sizes, num_actions), activation=activation)(x)
+  value = hk.nets.MLP((*hidden_sizes, 1), activation=activation, name="value")(x)
+  advantages = hk.nets.MLP((*hidden_sizes, num_actions), activation=activation,
+                           name="advantage")(x)
+  return value + advantages - jnp.mean(advantages, axis=-1, keepdims=True)
+
+
 def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
-                  activation: Callable[[jax.Array], jax.Array] = jax.nn.relu
-                  ) -> NetworkFn:
+                  activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
+                  dueling: bool = False) -> NetworkFn:
   """An MLP Q-network: flatten -> hidden layers -> ``num_actions`` linear head.
 
   Args:
     hidden_sizes: widths of the hidden layers.
     activation: hidden-layer nonlinearity.
+    dueling: separate value and advantage streams (see :func:`q_head`).
   """
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
 
@@ -39,7 +59,7 @@ def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
 
     def forward(obs: jax.Array) -> jax.Array:
       x = hk.Flatten()(jnp.asarray(obs, jnp.float32))
-      return hk.nets.MLP((*hidden_sizes, num_actions), activation=activation)(x)
+      return q_head(x, hidden_sizes, num_actions, dueling, activation)
 
     return hk.without_apply_rng(hk.transform(forward))
 
@@ -48,12 +68,15 @@ def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
 
 def conv_q_network(channels: Sequence[int] = (16,),
                    kernel_size: int = 3,
-                   hidden_sizes: Sequence[int] = (128,)) -> NetworkFn:
+                   hidden_sizes: Sequence[int] = (128,),
+                   dueling: bool = False) -> NetworkFn:
   """A small conv Q-network for image observations ``(B, H, W, C)``.
 
   The default is the MinAtar network of Young & Tian 2019 ("MinAtar: an
   Atari-inspired testbed"): one 3x3 conv with 16 channels, stride 1, then a
   128-unit hidden layer. MinAtar frames are 10x10, so no striding or pooling.
+  ``dueling=True`` splits the head into value and advantage streams
+  (see :func:`q_head`).
   """
   channels = tuple(int(c) for c in channels)
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
@@ -68,7 +91,7 @@ def conv_q_network(channels: Sequence[int] = (16,),
       for c in channels:
         x = jax.nn.relu(hk.Conv2D(c, kernel_size, stride=1, padding="VALID")(x))
       x = hk.Flatten()(x)
-      return hk.nets.MLP((*hidden_sizes, num_actions))(x)
+      return q_head(x, hidden_sizes, num_actions, dueling)
 
     return hk.without_apply_rng(hk.transform(forward))
 

@@ -45,6 +45,10 @@ class DQNExperimentConfig:
     exploration_fraction: fraction of total_env_steps over which epsilon decays linearly.
     network: mlp, conv, or auto (conv for image observations, else mlp).
     hidden_sizes: hidden layer widths of the MLP (and of the conv net's head).
+    double_dqn: Double DQN targets (van Hasselt et al. 2016).
+    dueling: dueling value/advantage head (Wang et al. 2016).
+    huber: Huber loss (delta 1) instead of 0.5 td^2.
+    max_grad_norm: clip gradients to this global norm; none = no clipping.
   """
   env_id: str = "CartPole-v1"
   learning_rate: float = 2.5e-4
@@ -56,6 +60,10 @@ class DQNExperimentConfig:
   exploration_fraction: float = 0.5
   network: str = "auto"
   hidden_sizes: Tuple[int, ...] = (64, 64)
+  double_dqn: bool = False
+  dueling: bool = False
+  huber: bool = False
+  max_grad_norm: Optional[float] = None
 
   def __post_init__(self):
     if self.network not in ("auto", "mlp", "conv"):
@@ -65,6 +73,8 @@ class DQNExperimentConfig:
     if not 0.0 < self.exploration_fraction <= 1.0:
       raise ValueError(f"--exploration-fraction must be in (0, 1], got "
                        f"{self.exploration_fraction}.")
+    if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+      raise ValueError(f"--max-grad-norm must be > 0 (or none), got {self.max_grad_norm}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,14 +117,10 @@ def build_agent(exp: DQNExperimentConfig, trainer_config, env, num_devices: int)
   from baselax.agents import DQN
 
   obs_space = env.single_observation_space
-  if exp.network == "mlp":
-    network = networks.mlp_q_network(exp.hidden_sizes)
-  elif exp.network == "conv":
-    network = networks.conv_q_network(hidden_sizes=exp.hidden_sizes)
-  else:
-    network = (networks.conv_q_network(hidden_sizes=exp.hidden_sizes)
-               if len(obs_space.shape) == 3 else
-               networks.mlp_q_network(exp.hidden_sizes))
+  conv = exp.network == "conv" or (exp.network == "auto" and len(obs_space.shape) == 3)
+  network = (networks.conv_q_network(hidden_sizes=exp.hidden_sizes, dueling=exp.dueling)
+             if conv else
+             networks.mlp_q_network(exp.hidden_sizes, dueling=exp.dueling))
   # The schedule counts predict calls; one call steps num_envs envs on each device.
   steps_per_predict = trainer_config.num_envs * num_devices
   decay_calls = max(1, int(exp.exploration_fraction * trainer_config.total_env_steps
@@ -126,7 +132,9 @@ def build_agent(exp: DQNExperimentConfig, trainer_config, env, num_devices: int)
     learning_rate = optax.linear_schedule(exp.learning_rate, 0.0, total_updates)
   return DQN(network, env, learning_rate,
              discount_factor=exp.discount_factor, epsilon_schedule=epsilon,
-             target_update_interval=exp.target_update_interval)
+             target_update_interval=exp.target_update_interval,
+             double=exp.double_dqn, huber_delta=1.0 if exp.huber else None,
+             max_grad_norm=exp.max_grad_norm)
 
 
 def load_run_config(run_dir: str) -> dict:

@@ -45,9 +45,15 @@ def test_base_agent_is_abstract_with_documented_methods():
 
 def test_dqn_documented_constructor_and_defaults():
   sig = inspect.signature(DQN.__init__)
-  assert list(sig.parameters) == [
+  # The documented positional arguments, in order; the variants are
+  # keyword-only additions that default to plain DQN.
+  assert list(sig.parameters)[:7] == [
       "self", "network", "env", "learning_rate", "discount_factor",
       "epsilon_schedule", "target_update_interval"]
+  extra = list(sig.parameters.values())[7:]
+  assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in extra)
+  assert {p.name: p.default for p in extra} == {
+      "double": False, "huber_delta": None, "max_grad_norm": None}
   assert sig.parameters["discount_factor"].default == 0.99
   assert sig.parameters["target_update_interval"].default == 50
   schedule = sig.parameters["epsilon_schedule"].default

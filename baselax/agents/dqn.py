@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, NamedTuple, Tuple, Union
+from typing import Any, Mapping, NamedTuple, Optional, Tuple, Union
 
 import gymnasium
 import jax
@@ -16,9 +16,17 @@ from baselax.agents import value_learning
 REQUIRED_DATA_KEYS = (
     "obs",         # (B, *obs_shape) observation the action was taken in
     "action",      # (B,) int action taken
-    "reward",      # (B,) float reward received
+    "reward",      # (B,) float reward received (n-step: the discounted sum)
     "terminated",  # (B,) bool/float, 1 only for true terminal transitions
     "next_obs",    # (B, *obs_shape) the true next observation (final obs at episode end)
+)
+
+#: Keys a batch may add (the Anakin trainer adds them for n-step and PER).
+OPTIONAL_DATA_KEYS = (
+    "discount",    # (B,) bootstrap discount; replaces gamma * (1 - terminated)
+                   #      (n-step: gamma^k * (1 - terminated))
+    "weight",      # (B,) per-sample loss weights (prioritised replay's
+                   #      importance-sampling weights); default 1
 )
 
 
@@ -43,9 +51,17 @@ class DQN(base.BaseAgent):
       end_value=0.05, power=1., transition_steps=50000)``.
     target_update_interval: the target network copies the online one every
       this many updates. Defaults to 50.
+    double: Double DQN (van Hasselt et al. 2016): the online network picks
+      the next action, the target network values it. Defaults to False.
+    huber_delta: if set, the Huber loss with this delta replaces
+      ``0.5 * td**2`` (they agree for ``|td| <= delta``). Defaults to None.
+    max_grad_norm: if set, gradients are clipped to this global norm before
+      Adam (after averaging over devices). Defaults to None.
 
-  The loss is ``mean(0.5 * td**2)`` with
-  ``td = r + gamma * (1 - terminated) * max_a Q_target(s', a) - Q(s, a)``.
+  The loss is ``mean(weight * 0.5 * td**2)`` with
+  ``td = r + gamma * (1 - terminated) * max_a Q_target(s', a) - Q(s, a)``,
+  ``weight`` = ``data["weight"]`` or 1, and ``data["discount"]`` replacing
+  ``gamma * (1 - terminated)`` when present (n-step batches).
   """
 
   class Params(NamedTuple):
@@ -69,9 +85,11 @@ class DQN(base.BaseAgent):
     opt_state: optax.OptState
 
   class OptimOutput(NamedTuple):
-    """Scalars of one update: ``loss`` (mean 0.5 td^2) and mean online ``q_mean``."""
+    """One update's ``loss`` and mean online ``q_mean`` (scalars, logged), and
+    the per-sample ``td_error`` ``(B,)`` (not logged; prioritised replay uses it)."""
     loss: jax.Array
     q_mean: jax.Array
+    td_error: jax.Array
 
   def __init__(self,
                network: base.NetworkFn,
@@ -79,7 +97,11 @@ class DQN(base.BaseAgent):
                learning_rate: Union[float, optax.Schedule],
                discount_factor: float = 0.99,
                epsilon_schedule: optax.Schedule = default_epsilon_schedule(),
-               target_update_interval: int = 50):
+               target_update_interval: int = 50,
+               *,
+               double: bool = False,
+               huber_delta: Optional[float] = None,
+               max_grad_norm: Optional[float] = None):
     if not 0.0 < discount_factor <= 1.0:
       raise ValueError(f"discount_factor must be in (0, 1], got "
                        f"{discount_factor!r}.")
@@ -95,11 +117,24 @@ class DQN(base.BaseAgent):
       raise ValueError(
           f"DQN needs a Discrete action space, got {action_space}. Use a "
           f"discrete-action env (e.g. CartPole-v1, Breakout-MinAtar).")
+    for name, value in (("huber_delta", huber_delta), ("max_grad_norm", max_grad_norm)):
+      if value is not None and not value > 0:
+        raise ValueError(f"{name} must be > 0 (or None to disable), got {value!r}.")
     self.discount_factor = float(discount_factor)
     self.epsilon_schedule = epsilon_schedule
     self.target_update_interval = target_update_interval
+    self.double = bool(double)
+    self.huber_delta = huber_delta
+    self.max_grad_norm = max_grad_norm
     super().__init__(network, env, learning_rate)
     self.num_actions = int(action_space.n)
+
+  def make_optimizer(self) -> optax.GradientTransformation:
+    """Adam, after global-norm clipping when ``max_grad_norm`` is set."""
+    adam = super().make_optimizer()
+    if self.max_grad_norm is None:
+      return adam
+    return optax.chain(optax.clip_by_global_norm(self.max_grad_norm), adam)
 
   # --- initialisation --------------------------------------------------------
 
@@ -152,18 +187,38 @@ class DQN(base.BaseAgent):
 
   # --- learning --------------------------------------------------------------
 
-  def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array]
-           ) -> Tuple[jax.Array, "DQN.OptimOutput"]:
-    """``mean(0.5 * td^2)`` over the batch, and the scalars to report."""
+  def td_errors(self, online: Any, target: Any, data: Mapping[str, jax.Array]
+                ) -> Tuple[jax.Array, jax.Array]:
+    """Per-sample TD errors ``(B,)`` and the online values ``q_tm1`` ``(B, A)``."""
     q_tm1 = self.network.apply(online, data["obs"])
     q_t = self.network.apply(target, data["next_obs"])
-    discount_t = self.discount_factor * (
-        1.0 - jnp.asarray(data["terminated"], jnp.float32))
-    td = jax.vmap(value_learning.q_learning)(
-        q_tm1, jnp.asarray(data["action"], jnp.int32),
-        jnp.asarray(data["reward"], jnp.float32), discount_t, q_t)
-    loss = jnp.mean(0.5 * jnp.square(td))
-    return loss, self.OptimOutput(loss=loss, q_mean=jnp.mean(q_tm1))
+    if "discount" in data:
+      discount_t = jnp.asarray(data["discount"], jnp.float32)
+    else:
+      discount_t = self.discount_factor * (
+          1.0 - jnp.asarray(data["terminated"], jnp.float32))
+    a_tm1 = jnp.asarray(data["action"], jnp.int32)
+    r_t = jnp.asarray(data["reward"], jnp.float32)
+    if self.double:
+      q_t_selector = self.network.apply(online, data["next_obs"])
+      td = jax.vmap(value_learning.double_q_learning)(
+          q_tm1, a_tm1, r_t, discount_t, q_t, q_t_selector)
+    else:
+      td = jax.vmap(value_learning.q_learning)(q_tm1, a_tm1, r_t, discount_t, q_t)
+    return td, q_tm1
+
+  def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array]
+           ) -> Tuple[jax.Array, "DQN.OptimOutput"]:
+    """``mean(weight * 0.5 * td^2)`` (or Huber) over the batch, and what to report."""
+    td, q_tm1 = self.td_errors(online, target, data)
+    if self.huber_delta is None:
+      per_sample = 0.5 * jnp.square(td)
+    else:
+      per_sample = optax.huber_loss(td, delta=self.huber_delta)
+    if "weight" in data:
+      per_sample = jnp.asarray(data["weight"], jnp.float32) * per_sample
+    loss = jnp.mean(per_sample)
+    return loss, self.OptimOutput(loss=loss, q_mean=jnp.mean(q_tm1), td_error=td)
 
   def update(self, params: "DQN.Params", optimizer_state: "DQN.OptimState",
              data: Mapping[str, jax.Array], axis_name: Any = None, **kwargs
@@ -186,7 +241,10 @@ class DQN(base.BaseAgent):
           f"{list(REQUIRED_DATA_KEYS)} (next_obs is the true next observation).")
     grads, out = jax.grad(self.loss, has_aux=True)(params.policy, params.target, data)
     if axis_name is not None:
-      grads, out = jax.lax.pmean((grads, out), axis_name=axis_name)
+      # TD errors stay per device: they belong to this device's batch.
+      grads, loss, q_mean = jax.lax.pmean((grads, out.loss, out.q_mean),
+                                          axis_name=axis_name)
+      out = out._replace(loss=loss, q_mean=q_mean)
     updates, opt_state = self.optimizer.update(grads, optimizer_state.opt_state,
                                                params.policy)
     policy = optax.apply_updates(params.policy, updates)

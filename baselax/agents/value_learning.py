@@ -33,6 +33,32 @@ def q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
   return jax.lax.stop_gradient(target) - q_tm1[a_tm1]
 
 
+def double_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
+                      discount_t: chex.Numeric, q_t_value: chex.Array,
+                      q_t_selector: chex.Array) -> chex.Array:
+  """Double Q-learning TD error for one transition (van Hasselt et al. 2016).
+
+  The online network picks the next action and the target network values it,
+  which removes most of Q-learning's overestimation:
+  ``td = r_t + discount_t * q_t_value[argmax_a q_t_selector[a]] - q_tm1[a_tm1]``.
+
+  Args:
+    q_tm1: ``[A]`` online action values at the start state.
+    a_tm1: ``[]`` action taken.
+    r_t: ``[]`` reward.
+    discount_t: ``[]`` discount (0 at terminal transitions).
+    q_t_value: ``[A]`` target-network action values at the next state.
+    q_t_selector: ``[A]`` online-network action values at the next state.
+
+  Returns:
+    ``[]`` TD error.
+  """
+  chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t_value, q_t_selector],
+                   [1, 0, 0, 0, 1, 1])
+  target = r_t + discount_t * q_t_value[jnp.argmax(q_t_selector)]
+  return jax.lax.stop_gradient(target) - q_tm1[a_tm1]
+
+
 def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array,
                    epsilon: chex.Numeric) -> chex.Array:
   """Epsilon-greedy actions for a batch ``[B, A] -> [B]``, independently per row.

@@ -34,6 +34,19 @@ class AnakinConfig:
     eval_episodes: greedy episodes per evaluation, per seed (split over devices).
     eval_max_steps: cap on an evaluation episode's length; ``None`` uses the
       env's own time limit (``env_params.max_steps_in_episode``).
+    n_step: n-step returns (Sutton 1988): each sampled transition sums up to
+      n discounted rewards and bootstraps from the n-th next observation, or
+      from the true final one if the episode ended first (not at all if it
+      terminated). The discount is the agent's ``discount_factor``. 1 = DQN's
+      one-step target.
+    prioritized: prioritised experience replay (Schaul et al. 2016): sample in
+      proportion to |TD error|^priority_exponent, correct with
+      importance-sampling weights. Needs an agent whose ``OptimOutput`` has a
+      per-sample ``td_error`` and whose update reads ``data["weight"]`` (DQN does).
+    priority_exponent: alpha, how strongly priorities shape sampling (0 = uniform).
+    importance_exponent: beta at the start of the run, annealed linearly to 1
+      at its end.
+    priority_epsilon: added to |TD error| so no transition gets priority 0.
   """
   total_env_steps: int = 300_000
   num_envs: int = 10
@@ -47,6 +60,11 @@ class AnakinConfig:
   eval_every: int = 10_000
   eval_episodes: int = 32
   eval_max_steps: Optional[int] = None
+  n_step: int = 1
+  prioritized: bool = False
+  priority_exponent: float = 0.6
+  importance_exponent: float = 0.4
+  priority_epsilon: float = 1e-6
 
   def __post_init__(self):
     def positive(name):
@@ -54,8 +72,23 @@ class AnakinConfig:
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"AnakinConfig.{name} must be a positive integer, got {value!r}.")
     for name in ("total_env_steps", "num_envs", "buffer_size", "batch_size",
-                 "train_every", "num_seeds", "eval_every", "eval_episodes"):
+                 "train_every", "num_seeds", "eval_every", "eval_episodes",
+                 "n_step"):
       positive(name)
+    for name in ("priority_exponent", "importance_exponent"):
+      if not 0.0 <= getattr(self, name) <= 1.0:
+        raise ValueError(f"AnakinConfig.{name} must be in [0, 1], got "
+                         f"{getattr(self, name)!r}.")
+    if not self.priority_epsilon > 0:
+      raise ValueError(f"AnakinConfig.priority_epsilon must be > 0, got "
+                       f"{self.priority_epsilon!r}.")
+    if self.n_step > 1 and self.buffer_size // self.num_envs < max(
+        2 * self.n_step, self.train_every):
+      raise ValueError(
+          f"With n_step={self.n_step} the buffer keeps buffer_size // num_envs "
+          f"= {self.buffer_size // self.num_envs} steps per env, fewer than "
+          f"max(2 * n_step, train_every) = {max(2 * self.n_step, self.train_every)}. "
+          f"Raise buffer_size.")
     for name in ("num_devices", "eval_max_steps"):
       if getattr(self, name) is not None:
         positive(name)
@@ -129,7 +162,13 @@ class Derived:
     num_chunks = max(1, math.ceil(total_steps / steps_per_eval))
     steps_per_chunk = math.ceil(total_steps / num_chunks)
     learning_starts_step = math.ceil(config.learning_starts / per_step)
-    per_device_items = learning_starts_step * config.train_every * config.num_envs
+    per_env_steps = learning_starts_step * config.train_every
+    if per_env_steps < config.n_step:
+      raise ValueError(
+          f"Learning starts after {per_env_steps} steps of each env, fewer than "
+          f"n_step ({config.n_step}): no n-step window exists yet. Raise "
+          f"learning_starts to at least {config.n_step * per_iteration}.")
+    per_device_items = per_env_steps * config.num_envs
     if per_device_items < config.batch_size:
       raise ValueError(
           f"With {num_devices} devices each buffer holds only "

@@ -12,7 +12,7 @@ only receives the device axis's name (``axis_name``) to hand to
 ``agent.update``. Array layout inside one (device, seed) program::
 
     obs, env_state leaves ..... (num_envs, ...)
-    buffer .................... flashbax item buffer of (buffer_size, ...) transitions
+    buffer .................... a flashbax buffer of buffer_size transitions (replay.py)
     a sampled batch ........... (batch_size, ...)
 
 One scan step is ``train_every`` env iterations (every env steps once per
@@ -27,12 +27,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
-import flashbax as fbx
 import jax
 import jax.numpy as jnp
 from gymnax.environments import environment as gymnax_environment
 
 from baselax.agents import base as agent_base
+from baselax.anakin import replay as replay_lib
 from baselax.anakin.config import AnakinConfig, Derived
 from baselax.envs.gymnax_env import GymnaxEnv
 
@@ -102,12 +102,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
       average, or ``None`` on a single device.
   """
   num_envs = config.num_envs
-  buffer = fbx.make_item_buffer(
-      max_length=config.buffer_size,
-      min_length=config.batch_size,
-      sample_batch_size=config.batch_size,
-      add_sequences=True,
-      add_batches=True)
+  replay = replay_lib.make_replay(config, discount_for(agent, config))
   eval_max_steps = episode_step_limit(env, config.eval_max_steps)
 
   def example_transition(key: jax.Array) -> Dict[str, jax.Array]:
@@ -117,10 +112,20 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     out, _ = agent.predict(params, agent.init_policy(key), obs, key,
                            evaluation=False)
     _, step = env.functional_step(key, env_state, out.actions)
-    return jax.tree.map(lambda x: x[0], _transition(obs, out.actions, step))
+    return jax.tree.map(lambda x: x[0], transition(obs, out.actions, step))
+
+  def transition(obs, actions, step) -> Dict[str, jax.Array]:
+    """The documented ``update`` batch keys; ``next_obs`` is the true final obs."""
+    out = {"obs": obs, "action": actions, "reward": step.reward,
+           "terminated": step.terminated, "next_obs": step.final_obs}
+    if replay.stores_truncated:  # n-step windows stop at any episode end
+      out["truncated"] = step.truncated
+    return out
 
   abstract_key = jax.ShapeDtypeStruct((2,), jnp.uint32)
   transition_shape = jax.eval_shape(example_transition, abstract_key)
+  if replay.prioritized:
+    check_td_error(agent, config, abstract_key)
 
   def init(key: jax.Array, device_index: jax.Array) -> TrainState:
     """Initial state; params are equal on every device, env/exploration keys differ."""
@@ -131,7 +136,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     optimizer_state = agent.init_optimizer(params, params_key)
     policy_state = agent.init_policy(policy_key)
     obs, env_state = env.functional_reset(env_key, num_envs)
-    buffer_state = buffer.init(
+    buffer_state = replay.init(
         jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), transition_shape))
     return TrainState(
         params=params, optimizer_state=optimizer_state,
@@ -153,26 +158,31 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
         "episode_return_sum": jnp.sum(jnp.where(done, episode_return, 0.0)),
         "episodes": jnp.sum(done.astype(jnp.float32)),
     }
-    transition = _transition(state.obs, out.actions, step)
+    transitions = transition(state.obs, out.actions, step)
     state = state._replace(
         policy_state=policy_state, env_state=env_state, obs=step.obs, key=key,
         episode_return=jnp.where(done, 0.0, episode_return),
         env_steps=state.env_steps + num_envs)
-    return state, (transition, stats)
+    return state, (transitions, stats)
 
   # The learn/skip branches take and return only what an update touches, so
   # the replay buffer and env states never pass through the conditional.
+  # They also return the sampled items' new priorities: |TD error| + epsilon
+  # after learning; before it, 1.0, the priority every item is added with
+  # (so setting it is a no-op).
   def learn(params, optimizer_state, batch):
     out, params, optimizer_state = agent.update(
         params, optimizer_state, batch, axis_name=axis_name)
     scalars = scalar_fields(out)
     scalars["updates"] = jnp.ones((), jnp.float32)
-    return params, optimizer_state, scalars
+    priorities = (jnp.abs(out.td_error) + config.priority_epsilon
+                  if replay.prioritized else jnp.ones((config.batch_size,)))
+    return params, optimizer_state, scalars, priorities
 
   def skip_learning(params, optimizer_state, batch):
     scalars = zero_scalars(agent, params, optimizer_state, batch)
     scalars["updates"] = jnp.zeros((), jnp.float32)
-    return params, optimizer_state, scalars
+    return params, optimizer_state, scalars, jnp.ones((config.batch_size,))
 
   def scan_step(state: TrainState, step_index: jax.Array) -> Tuple[TrainState, Metrics]:
     """``train_every`` env iterations, add them to the buffer, then learn."""
@@ -185,17 +195,21 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
       # (train_every, num_envs, ...) -> (num_envs, train_every, ...)
       transitions = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), transitions)
       stats = jax.tree.map(jnp.sum, stats)
-    state = state._replace(
-        buffer_state=buffer.add(state.buffer_state, transitions))
+    buffer_state = replay.add(state.buffer_state, transitions)
     key, sample_key = jax.random.split(state.key)
-    batch = buffer.sample(state.buffer_state, sample_key).experience
+    progress = step_index.astype(jnp.float32) / total_steps
+    sample = replay.sample(buffer_state, sample_key, progress)
     # step_index is not mapped over seeds, so this stays a real branch under
     # vmap (a batched predicate would make XLA run both sides).
-    params, optimizer_state, scalars = jax.lax.cond(
+    params, optimizer_state, scalars, priorities = jax.lax.cond(
         step_index >= derived.learning_starts_step, learn, skip_learning,
-        state.params, state.optimizer_state, batch)
-    state = state._replace(params=params, optimizer_state=optimizer_state, key=key)
+        state.params, state.optimizer_state, sample.batch)
+    buffer_state = replay.set_priorities(buffer_state, sample.indices, priorities)
+    state = state._replace(params=params, optimizer_state=optimizer_state,
+                           buffer_state=buffer_state, key=key)
     return state, {**stats, **scalars}
+
+  total_steps = derived.num_chunks * derived.steps_per_chunk
 
   def run_chunk(state: TrainState, first_step: jax.Array) -> Tuple[TrainState, Metrics]:
     """Runs ``steps_per_chunk`` scan steps; metrics are summed over the chunk."""
@@ -255,17 +269,6 @@ def all_finite(tree: Any) -> jax.Array:
   return jnp.all(jnp.stack(leaves)).astype(jnp.float32) if leaves else jnp.ones(())
 
 
-def _transition(obs, actions, step) -> Dict[str, jax.Array]:
-  """The documented ``update`` batch keys; ``next_obs`` is the true final obs."""
-  return {
-      "obs": obs,
-      "action": actions,
-      "reward": step.reward,
-      "terminated": step.terminated,
-      "next_obs": step.final_obs,
-  }
-
-
 def chunk_and_evaluate(fns: AnakinFns, state: TrainState, first_step: jax.Array
                        ) -> Tuple[TrainState, Metrics]:
   """One training chunk followed by a greedy evaluation of its final params."""
@@ -302,6 +305,45 @@ def make_train(agent: agent_base.BaseAgent, env: GymnaxEnv, config: AnakinConfig
                         state, chunk_starts)
 
   return train_fn
+
+
+def discount_for(agent: agent_base.BaseAgent, config: AnakinConfig) -> Optional[float]:
+  """The discount of n-step returns: the agent's ``discount_factor`` (if n > 1)."""
+  if config.n_step == 1:
+    return None
+  discount = getattr(agent, "discount_factor", None)
+  if discount is None:
+    raise ValueError(
+        f"n_step={config.n_step} needs the agent's discount: "
+        f"{type(agent).__name__} has no discount_factor attribute. Set "
+        f"self.discount_factor in the agent, or use n_step=1.")
+  return float(discount)
+
+
+def check_td_error(agent: agent_base.BaseAgent, config: AnakinConfig,
+                   abstract_key: Any) -> None:
+  """Prioritised replay needs ``OptimOutput.td_error`` of shape ``(batch_size,)``."""
+  def update_output(key):
+    params = agent.init_params(key)
+    obs = jnp.zeros((config.batch_size, *agent.observation_space.shape),
+                    agent.observation_space.dtype)
+    batch = {"obs": obs, "next_obs": obs,
+             "action": jnp.zeros((config.batch_size,), jnp.int32),
+             "reward": jnp.zeros((config.batch_size,), jnp.float32),
+             "terminated": jnp.zeros((config.batch_size,), bool),
+             "discount": jnp.ones((config.batch_size,), jnp.float32),
+             "weight": jnp.ones((config.batch_size,), jnp.float32)}
+    return agent.update(params, agent.init_optimizer(params, key), batch)[0]
+
+  out = jax.eval_shape(update_output, abstract_key)
+  td_error = getattr(out, "td_error", None)
+  if td_error is None or td_error.shape != (config.batch_size,):
+    raise ValueError(
+        f"prioritized=True needs the agent's OptimOutput to carry per-sample "
+        f"TD errors, td_error of shape ({config.batch_size},); "
+        f"{type(agent).__name__}.update returns {type(out).__name__} "
+        f"{'without td_error' if td_error is None else f'with td_error {td_error.shape}'}. "
+        f"Add it (and weight the loss by data['weight']), or use prioritized=False.")
 
 
 def check_env(env: Any) -> GymnaxEnv:

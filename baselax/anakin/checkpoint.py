@@ -108,9 +108,15 @@ class Checkpointer:
     self.directory = os.path.abspath(os.path.expanduser(directory))
     self.every_chunks = every_chunks
     self.metadata = to_json(dict(metadata or {}))
+    # In a multi-process run only process 0 makes a Checkpointer: orbax must
+    # not wait for the others at its barriers.
+    multiprocessing = (ocp.options.MultiprocessingOptions(primary_host=0,
+                                                          active_processes={0})
+                       if jax.process_count() > 1 else ocp.options.MultiprocessingOptions())
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                             multiprocessing_options=multiprocessing))
 
   def fingerprint(self, config: Any, agent: Any, env: Any,
                   num_devices: int) -> Dict[str, Any]:
@@ -130,18 +136,23 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, chunks_done: int, state: Any, history: List[Dict[str, Any]],
-           fingerprint: Dict[str, Any]) -> None:
-    """Writes a checkpoint after ``chunks_done`` chunks (blocks until written)."""
+           fingerprint: Dict[str, Any], include_state: bool = True) -> None:
+    """Writes a checkpoint after ``chunks_done`` chunks (blocks until written).
+
+    ``include_state=False`` writes the params and metrics only (multi-process
+    runs, whose state is spread over the hosts): evaluable, not resumable.
+    """
     ocp = self._ocp
-    host_state = jax.device_get(state)
-    params = jax.tree.map(lambda x: x[0], host_state.params)
+    params = jax.device_get(jax.tree.map(lambda x: x[0], state.params))
     meta = {"chunks_done": chunks_done, "fingerprint": fingerprint,
-            "state_layout": _describe_tree(host_state),
             "history": history_to_json(history)}
-    self._manager.save(chunks_done, force=True, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(host_state),
-        params=ocp.args.StandardSave(params),
-        meta=ocp.args.JsonSave(meta)))
+    items = dict(params=ocp.args.StandardSave(params))
+    if include_state:
+      host_state = jax.device_get(state)
+      meta["state_layout"] = _describe_tree(host_state)
+      items["state"] = ocp.args.StandardSave(host_state)
+    items["meta"] = ocp.args.JsonSave(meta)
+    self._manager.save(chunks_done, force=True, args=ocp.args.Composite(**items))
     self._manager.wait_until_finished()
     logger.info("checkpoint: %d chunks done -> %s", chunks_done, self.directory)
 
@@ -169,6 +180,10 @@ class Checkpointer:
           f"run and cannot be continued:\n  " + "\n  ".join(diffs) +
           "\nResume with the checkpoint's settings, or start a new run in "
           "another directory.")
+    if "state_layout" not in meta:
+      raise ValueError(
+          f"Checkpoint {self.directory} (step {step}) holds params only (it is "
+          f"from a multi-process run): it can be evaluated, not resumed.")
     like = jax.tree.map(lambda x: np.zeros(np.shape(x), x.dtype), like_state)
     diffs = differences(meta["state_layout"], _describe_tree(like))
     if diffs:

@@ -29,6 +29,7 @@ import numpy as np
 
 from baselax.agents import base as agent_base
 from baselax.anakin import checkpoint as checkpoint_lib
+from baselax.anakin import distributed
 from baselax.anakin import loop
 from baselax.anakin.config import AnakinConfig, Derived
 
@@ -71,8 +72,11 @@ class TrainResult:
   stopped_early: bool = False
 
 
-def resolve_num_devices(config: AnakinConfig) -> int:
-  """``config.num_devices`` checked against the local devices (``None`` = all)."""
+def local_num_devices(config: AnakinConfig) -> int:
+  """Devices this process maps over: ``config.num_devices`` checked (``None`` = all).
+
+  In a multi-process run every process maps over all its local devices.
+  """
   available = jax.local_device_count()
   if config.num_devices is None:
     return available
@@ -82,7 +86,19 @@ def resolve_num_devices(config: AnakinConfig) -> int:
         f"{jax.default_backend()} device(s) exist. Use num_devices<={available} "
         f"(None = all). On CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N "
         f"set before JAX starts gives N devices.")
+  if jax.process_count() > 1 and config.num_devices != available:
+    raise ValueError(
+        f"In a multi-process run every process maps over all of its devices: "
+        f"num_devices must be None (or {available}), got {config.num_devices}.")
   return config.num_devices
+
+
+def resolve_num_devices(config: AnakinConfig) -> int:
+  """Devices in the run, over all processes (``local_num_devices`` x processes).
+
+  Env-step counts and the sizes in :class:`Derived` are over all of them.
+  """
+  return local_num_devices(config) * jax.process_count()
 
 
 def seed_keys_for(config: AnakinConfig) -> jax.Array:
@@ -144,9 +160,11 @@ class Program(NamedTuple):
       ``derived.steps_per_chunk`` scan steps (and a greedy evaluation when
       built with ``evaluate=True``); donates ``state``.
     seed_keys: ``(num_seeds, 2)`` root keys, see :func:`seed_keys_for`.
-    device_indices: ``(num_devices,)``.
+    device_indices: ``(local_devices,)`` global indices of this process's
+      devices (env and exploration keys are folded with them).
     derived: the loop sizes.
-    num_devices: devices mapped over.
+    num_devices: devices mapped over, in all processes.
+    local_devices: devices mapped over by this process.
   """
   init: Callable
   chunk: Callable
@@ -154,6 +172,7 @@ class Program(NamedTuple):
   device_indices: jax.Array
   derived: Derived
   num_devices: int
+  local_devices: int
 
   def start(self):
     """Builds the initial state and compiles ``chunk``; returns ``(state, compiled_chunk)``.
@@ -179,20 +198,33 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   training alone).
   """
   env = loop.check_env(env)
-  num_devices = resolve_num_devices(config)
+  local = local_num_devices(config)
+  num_devices = local * jax.process_count()
   derived = config.derive(num_devices)
-  devices = jax.local_devices()[:num_devices]
+  # A single process maps over the devices it was given; a multi-process
+  # pmap must name no devices: it then spans every device of every process.
+  devices = jax.local_devices()[:local] if jax.process_count() == 1 else None
   fns = loop.make_anakin(agent, env, config, derived, axis_name=DEVICE_AXIS)
   chunk_fn = ((lambda s, start: loop.chunk_and_evaluate(fns, s, start))
               if evaluate else fns.run_chunk)
+
+  def chunk_everywhere(state, first_step):
+    """A chunk whose metrics every device holds for all devices ``(D, ...)``.
+
+    The all-gather lets each process read the whole run's env steps, returns
+    and losses from its own first device: one small collective per chunk.
+    """
+    state, metrics = jax.vmap(chunk_fn, in_axes=(0, None))(state, first_step)
+    return state, jax.lax.all_gather(metrics, DEVICE_AXIS)
+
   init = jax.pmap(jax.vmap(fns.init, in_axes=(0, None)),
                   axis_name=DEVICE_AXIS, in_axes=(None, 0), devices=devices)
-  chunk = jax.pmap(jax.vmap(chunk_fn, in_axes=(0, None)),
-                   axis_name=DEVICE_AXIS, in_axes=(0, None), devices=devices,
-                   donate_argnums=0)
+  chunk = jax.pmap(chunk_everywhere, axis_name=DEVICE_AXIS, in_axes=(0, None),
+                   devices=devices, donate_argnums=0)
+  first = jax.process_index() * local
   return Program(init=init, chunk=chunk, seed_keys=seed_keys_for(config),
-                 device_indices=jnp.arange(num_devices, dtype=jnp.int32),
-                 derived=derived, num_devices=num_devices)
+                 device_indices=jnp.arange(first, first + local, dtype=jnp.int32),
+                 derived=derived, num_devices=num_devices, local_devices=local)
 
 
 class NonFiniteError(FloatingPointError):
@@ -283,6 +315,17 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   """
   if resume and checkpointer is None:
     raise ValueError("resume=True needs a checkpointer to resume from.")
+  multi_process = jax.process_count() > 1
+  if resume and multi_process:
+    raise ValueError(
+        "Resuming a multi-process run is not supported: its replay buffers and "
+        "env states live on every host, and checkpoints of multi-process runs "
+        "hold the params only (enough for experiments/evaluate.py).")
+  distributed.check_same_everywhere(
+      "trainer configs or agents",
+      {"config": checkpoint_lib.to_json(dataclasses.asdict(config)),
+       "agent": type(agent).__name__,
+       "env": getattr(getattr(env, "env", None), "name", type(env).__name__)})
   program = build(agent, env, config)
   derived, num_devices = program.derived, program.num_devices
   fingerprint = (checkpointer.fingerprint(config, agent, env, num_devices)
@@ -305,7 +348,8 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
 
   def save(chunks_done):
     if checkpointer is not None:
-      checkpointer.save(chunks_done, state, history, fingerprint)
+      checkpointer.save(chunks_done, state, history, fingerprint,
+                        include_state=not multi_process)
 
   stopped_early = False
   t_train = time.perf_counter()
@@ -314,7 +358,9 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
     for c in range(first_chunk, derived.num_chunks):
       t0 = time.perf_counter()
       state, raw = compiled(state, jnp.int32(c * derived.steps_per_chunk))
-      raw = jax.device_get(raw)  # blocks until the chunk is done
+      # Every device holds all devices' metrics: read this process's first.
+      # (Blocks until the chunk is done.)
+      raw = jax.tree.map(lambda x: np.asarray(x.addressable_data(0))[0], raw)
       elapsed = time.perf_counter() - t0
       summary = _summarise_chunk(raw)
       summary.update(
@@ -333,7 +379,10 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
                     np.round(summary["eval_return"], 1))
       _check_finite(nonfinite, c, derived, checkpointer)
       done = c + 1
-      if done == derived.num_chunks or stop.requested:
+      # Every process must take the same decision, or the others would wait
+      # in the next chunk's collectives for ever.
+      stopping = distributed.any_process(stop.requested) if multi_process else stop.requested
+      if done == derived.num_chunks or stopping:
         save(done)
         stopped_early = done < derived.num_chunks
         break

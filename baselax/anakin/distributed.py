@@ -1,0 +1,141 @@
+"""Many hosts: JAX's own multi-controller runtime (``jax.distributed``).
+
+One process runs per host (or per GPU group); every process runs the same
+program. ``pmap`` then spans the devices of all processes: each process steps
+the envs on its local devices, and the ``pmean`` in ``agent.update`` averages
+gradients over every device of every process. Call :func:`initialize` before
+anything touches a JAX device.
+
+On CPU the cross-process collectives are gloo's, so the same code runs as
+several processes on one machine (that is how the tests run it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from typing import Any, Optional
+
+logger = logging.getLogger("baselax.anakin")
+
+
+@dataclasses.dataclass(frozen=True)
+class DistributedConfig:
+  """How this process joins a multi-process run (all ``None``: a single process).
+
+  Attributes:
+    coordinator_address: host:port of process 0's coordinator service, e.g.
+      10.0.0.1:1234 (every process passes the same one).
+    num_processes: processes in the run.
+    process_id: this process's index, 0..num_processes-1; process 0 writes the
+      run directory, logs and checkpoints.
+    distributed: join a cluster that JAX detects by itself (SLURM, Cloud TPU
+      pod slices, Open MPI): jax.distributed.initialize() with no arguments.
+    initialization_timeout: seconds to wait for all processes to reach the
+      coordinator before failing.
+  """
+  coordinator_address: Optional[str] = None
+  num_processes: Optional[int] = None
+  process_id: Optional[int] = None
+  distributed: bool = False
+  initialization_timeout: int = 300
+
+  def __post_init__(self):
+    explicit = (self.coordinator_address, self.num_processes, self.process_id)
+    if any(v is not None for v in explicit) and any(v is None for v in explicit):
+      raise ValueError(
+          "--coordinator-address, --num-processes and --process-id go together: "
+          "pass all three (or --distributed on a cluster JAX detects).")
+    if self.num_processes is not None:
+      if self.num_processes < 1:
+        raise ValueError(f"--num-processes must be >= 1, got {self.num_processes}.")
+      if not 0 <= self.process_id < self.num_processes:
+        raise ValueError(f"--process-id must be in [0, {self.num_processes - 1}], "
+                         f"got {self.process_id}.")
+    if self.initialization_timeout < 1:
+      raise ValueError(f"--initialization-timeout must be >= 1 s, got "
+                       f"{self.initialization_timeout}.")
+
+  @property
+  def enabled(self) -> bool:
+    return self.distributed or self.coordinator_address is not None
+
+
+def initialize(config: DistributedConfig) -> None:
+  """Joins the multi-process run described by ``config`` (no-op if disabled).
+
+  Must run before JAX touches any device. Uses gloo collectives on CPU.
+
+  Raises:
+    RuntimeError: the coordinator could not be reached within
+      ``config.initialization_timeout`` seconds (the message names the address).
+  """
+  if not config.enabled:
+    return
+  import jax
+  # CPU processes need a cross-process collectives implementation; GPUs and
+  # TPUs bring their own (NCCL, ICI), and the setting is ignored there.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  kwargs = dict(initialization_timeout=config.initialization_timeout)
+  if config.coordinator_address is not None:
+    kwargs.update(coordinator_address=config.coordinator_address,
+                  num_processes=config.num_processes, process_id=config.process_id)
+  try:
+    jax.distributed.initialize(**kwargs)
+  except Exception as error:  # jax raises XlaRuntimeError / RuntimeError / ValueError
+    where = config.coordinator_address or "the address detected from the cluster"
+    raise RuntimeError(
+        f"Could not join the multi-process run through the coordinator at "
+        f"{where} within {config.initialization_timeout}s ({type(error).__name__}: "
+        f"{str(error).splitlines()[0][:300]}). Check that process 0 is running "
+        f"and that the address is reachable from this host; "
+        f"--initialization-timeout sets the wait.") from error
+  logger.info("process %d of %d: %d local device(s), %d in all",
+              jax.process_index(), jax.process_count(), jax.local_device_count(),
+              jax.device_count())
+
+
+def is_main_process() -> bool:
+  """True on process 0 (the one that writes files), and in single-process runs."""
+  import jax
+  return jax.process_index() == 0
+
+
+def config_hash(obj: Any) -> int:
+  """A stable 31-bit hash of a JSON-able object (for cross-process comparison)."""
+  text = json.dumps(obj, sort_keys=True, default=str)
+  return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") & 0x7FFFFFFF
+
+
+def check_same_everywhere(what: str, obj: Any) -> None:
+  """Refuses to go on unless every process has the same ``obj`` (a no-op alone).
+
+  Compares a hash of ``obj`` over the processes with a collective, so
+  mismatched command lines fail before training instead of deadlocking or
+  silently averaging gradients of different models.
+  """
+  import jax
+  if jax.process_count() == 1:
+    return
+  import numpy as np
+  from jax.experimental import multihost_utils
+  mine = config_hash(obj)
+  hashes = np.asarray(multihost_utils.process_allgather(np.array([mine], np.int64))).reshape(-1)
+  differ = [i for i, h in enumerate(hashes) if h != hashes[0]]
+  if differ:
+    raise ValueError(
+        f"The processes were started with different {what}: process(es) "
+        f"{differ} differ from process 0 (hashes {hashes.tolist()}). Start "
+        f"every process with the same flags; only --process-id may differ.")
+
+
+def any_process(flag: bool) -> bool:
+  """True if ``flag`` is True on any process (a collective in multi-process runs)."""
+  import jax
+  if jax.process_count() == 1:
+    return bool(flag)
+  import numpy as np
+  from jax.experimental import multihost_utils
+  return bool(np.any(multihost_utils.process_allgather(np.array([flag], np.int32))))

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cli  # noqa: E402  (experiments/cli.py)
 from baselax.anakin import AnakinConfig  # noqa: E402
 from baselax.anakin import checkpoint  # noqa: E402
+from baselax.anakin.distributed import DistributedConfig  # noqa: E402
 
 #: Sections of config.json that define the experiment; a resumed run must match them.
 EXPERIMENT_SECTIONS = ("agent", "trainer")
@@ -148,7 +149,7 @@ def load_run_config(run_dir: str) -> dict:
 
 
 def parse_args(argv: Optional[list] = None):
-  """``(DQNExperimentConfig, AnakinConfig, RunConfig)`` from the command line.
+  """``(DQNExperimentConfig, AnakinConfig, RunConfig, DistributedConfig)`` from the command line.
 
   With ``--resume RUN_DIR`` the saved configuration supplies the defaults, and
   a flag that changes the experiment is refused, naming what differs.
@@ -174,37 +175,19 @@ def parse_args(argv: Optional[list] = None):
       return None
 
   return cli.parse([(DQNExperimentConfig, "agent"), (AnakinConfig, "trainer"),
-                    (RunConfig, "run")],
+                    (RunConfig, "run"), (DistributedConfig, "multi-process")],
                    description=__doc__.splitlines()[0], argv=argv,
                    defaults=defaults, check=check)
 
 
-def main(argv: Optional[list] = None) -> dict:
-  """Runs the experiment; returns ``eval_return``, ``sps``, ``run_dir``, ... ."""
-  exp, config, run = parse_args(argv)
+def open_run(exp, config, run, num_devices: int, derived):
+  """The run directory and checkpointer (process 0 only); refuses a clash.
 
+  Returns ``(run_dir, checkpointer, chunks_done)``, ``chunks_done`` being the
+  newest checkpoint's when resuming, else None.
+  """
   import jax
-  import numpy as np
-  from baselax import anakin, envs, runs
-
-  if not run.quiet:  # the library logs through "baselax.*" loggers
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logging.getLogger("baselax").addHandler(handler)
-    logging.getLogger("baselax").setLevel(logging.INFO)
-    logging.getLogger("baselax").propagate = False  # orbax adds a root handler
-  if run.compilation_cache.lower() != "none":
-    jax.config.update("jax_compilation_cache_dir",
-                      os.path.expanduser(run.compilation_cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-
-  try:
-    env = envs.make(exp.env_id)
-  except ValueError as error:
-    raise SystemExit(f"error: {error}")
-  num_devices = anakin.runner.resolve_num_devices(config)
-  derived = config.derive(num_devices)
-  agent = build_agent(exp, config, env, num_devices)
+  from baselax import runs
 
   resuming = run.resume is not None
   run_path = run.resume or run.run_dir or runs.default_run_dir(exp.env_id, "dqn")
@@ -222,41 +205,108 @@ def main(argv: Optional[list] = None) -> dict:
       run_path,
       {"agent": dataclasses.asdict(exp), "trainer": dataclasses.asdict(config),
        "run": dataclasses.asdict(run), "agent_class": "DQN",
-       "num_devices": num_devices, "jax": jax.__version__,
-       "backend": jax.default_backend()},
+       "num_devices": num_devices, "num_processes": jax.process_count(),
+       "jax": jax.__version__, "backend": jax.default_backend()},
       tensorboard=None if run.tensorboard else False,
       resume_from_chunk=chunks_done if resuming else None)
+  return run_dir, checkpointer, chunks_done if resuming else None
 
-  print(f"baselax DQN on {exp.env_id} | jax {jax.__version__} "
-        f"{jax.default_backend()} ({jax.devices()[0].device_kind}) x{num_devices} | "
-        f"{config.num_seeds} seed(s) x {config.num_envs} envs/device | "
-        f"{config.total_env_steps:,} env steps per seed | {run_dir.path}", flush=True)
+
+def setup_logging(quiet: bool) -> None:
+  """The library logs through the "baselax" loggers; show them on stdout."""
+  if quiet:
+    return
+  handler = logging.StreamHandler(sys.stdout)
+  handler.setFormatter(logging.Formatter("%(message)s"))
+  logger = logging.getLogger("baselax")
+  logger.addHandler(handler)
+  logger.setLevel(logging.INFO)
+  logger.propagate = False  # orbax installs a root handler
+
+
+def main(argv: Optional[list] = None) -> dict:
+  """Runs the experiment; returns ``eval_return``, ``sps``, ``run_dir``, ... .
+
+  In a multi-process run every process calls this with the same flags (and
+  its own ``--process-id``); only process 0 writes the run directory,
+  checkpoints and progress.
+  """
+  exp, config, run, dist = parse_args(argv)
+  from baselax.anakin import distributed
+  try:
+    distributed.initialize(dist)  # before anything touches a device
+  except RuntimeError as error:
+    raise SystemExit(f"error: {error}")
+
+  import jax
+  import numpy as np
+  from baselax import anakin, envs, runs
+
+  main_process = distributed.is_main_process()
+  setup_logging(run.quiet or not main_process)
+  if run.compilation_cache.lower() != "none":
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.expanduser(run.compilation_cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  if run.resume is not None and jax.process_count() > 1:
+    raise SystemExit("error: resuming a multi-process run is not supported yet "
+                     "(checkpoints of multi-process runs hold the params only).")
+  try:
+    distributed.check_same_everywhere(
+        "command lines", [dataclasses.asdict(exp), dataclasses.asdict(config)])
+  except ValueError as error:
+    raise SystemExit(f"error: {error}")
+
+  try:
+    env = envs.make(exp.env_id)
+  except ValueError as error:
+    raise SystemExit(f"error: {error}")
+  num_devices = anakin.runner.resolve_num_devices(config)
+  derived = config.derive(num_devices)
+  agent = build_agent(exp, config, env, num_devices)
+
+  run_dir = checkpointer = None
+  chunks_done = None
+  if main_process:
+    run_dir, checkpointer, chunks_done = open_run(exp, config, run, num_devices, derived)
+    print(f"baselax DQN on {exp.env_id} | jax {jax.__version__} "
+          f"{jax.default_backend()} ({jax.devices()[0].device_kind}) x{num_devices}"
+          f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''} | "
+          f"{config.num_seeds} seed(s) x {config.num_envs} envs/device | "
+          f"{config.total_env_steps:,} env steps per seed | {run_dir.path}", flush=True)
   progress = runs.Progress(
-      derived.total_env_steps, enabled=not run.quiet,
-      initial=(chunks_done or 0) * derived.env_steps_per_chunk if resuming else 0)
+      derived.total_env_steps, enabled=main_process and not run.quiet,
+      initial=(chunks_done or 0) * derived.env_steps_per_chunk)
 
   def on_chunk(summary):
-    run_dir.log_chunk(summary)
+    if run_dir is not None:
+      run_dir.log_chunk(summary)
     progress.update(summary)
 
   t0 = time.perf_counter()
   try:
     result = anakin.train(agent, env, config, on_chunk=on_chunk,
-                          checkpointer=checkpointer, resume=resuming)
+                          checkpointer=checkpointer, resume=chunks_done is not None)
   except anakin.NonFiniteError as error:
     raise SystemExit(f"error: {error}")
   finally:
     progress.close()
-    if os.path.exists(run_dir.metrics_path):
-      run_dir.write_learning_curve(f"DQN on {exp.env_id}")
-    run_dir.close()
-    checkpointer.close()
+    if run_dir is not None:
+      if os.path.exists(run_dir.metrics_path):
+        run_dir.write_learning_curve(f"DQN on {exp.env_id}")
+      run_dir.close()
+      checkpointer.close()
   wall = time.perf_counter() - t0
   m = result.metrics
   final = m["eval_return"][-1]
   run_time = m["wall_time"][-1]
   steps_done = len(m["eval_return"]) * derived.env_steps_per_chunk
   sps = steps_done * config.num_seeds / run_time
+  out = {"eval_return": final, "sps": sps, "wall_time": wall, "result": result,
+         "run_dir": run_dir.path if run_dir else None,
+         "interrupted": result.stopped_early, "env_steps": steps_done}
+  if not main_process:
+    return out
   print("---")
   if result.stopped_early:
     print(f"stopped after {steps_done:,} env steps; checkpoint saved. Continue with:\n"
@@ -266,8 +316,7 @@ def main(argv: Optional[list] = None) -> dict:
   print(f"env steps per second: {sps:,.0f} (all seeds) | compile "
         f"{m['compile_time']:.1f}s | run {run_time:.1f}s | total wall {wall:.1f}s")
   print(f"run directory: {run_dir.path}")
-  return {"eval_return": final, "sps": sps, "wall_time": wall, "result": result,
-          "run_dir": run_dir.path, "interrupted": result.stopped_early}
+  return out
 
 
 if __name__ == "__main__":

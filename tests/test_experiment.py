@@ -15,19 +15,23 @@ import cli  # noqa: E402
 from baselax.anakin import AnakinConfig  # noqa: E402
 
 CLASSES = [(anakin_dqn.DQNExperimentConfig, "agent"), (AnakinConfig, "trainer"),
-           (anakin_dqn.RunConfig, "run")]
+           (anakin_dqn.RunConfig, "run"), (anakin_dqn.DistributedConfig, "multi-process")]
 
 
 def test_every_config_field_is_a_flag_with_its_default():
-  exp, config, run = cli.parse(CLASSES, "test", argv=[])
+  exp, config, run, dist = cli.parse(CLASSES, "test", argv=[])
   assert exp == anakin_dqn.DQNExperimentConfig() and config == AnakinConfig()
-  assert run == anakin_dqn.RunConfig()
+  assert run == anakin_dqn.RunConfig() and not dist.enabled
   argv = ["--env-id", "Breakout-MinAtar", "--total-env-steps", "12345",
           "--num-envs", "7", "--num-seeds", "3", "--num-devices", "2",
           "--seed", "9", "--learning-rate", "0.01", "--hidden-sizes", "8", "4",
           "--lr-decay", "--eval-max-steps", "none", "--buffer-size", "5000",
           "--run-dir", "out/x", "--quiet", "--no-tensorboard"]
-  exp, config, run = cli.parse(CLASSES, "test", argv=argv)
+  exp, config, run, dist = cli.parse(CLASSES, "test", argv=argv + [
+      "--coordinator-address", "10.0.0.1:1234", "--num-processes", "4",
+      "--process-id", "3"])
+  assert (dist.coordinator_address, dist.num_processes, dist.process_id) == (
+      "10.0.0.1:1234", 4, 3)
   assert (run.run_dir, run.quiet, run.tensorboard, run.resume) == (
       "out/x", True, False, None)
   assert (exp.env_id, exp.learning_rate, exp.hidden_sizes, exp.lr_decay) == (
@@ -50,6 +54,9 @@ def test_every_config_field_is_a_flag_with_its_default():
     (["--network", "resnet"], "--network must be auto, mlp or conv"),
     (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1"),
     (["--resume", "a", "--run-dir", "b"], "leave out --run-dir"),
+    (["--coordinator-address", "h:1"], "go together: pass all three"),
+    (["--coordinator-address", "h:1", "--num-processes", "2", "--process-id", "2"],
+     "--process-id must be in [0, 1]"),
 ])
 def test_bad_flags_are_refused_with_a_readable_message(argv, message, capsys):
   with pytest.raises(SystemExit) as exit_info:

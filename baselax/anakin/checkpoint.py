@@ -109,13 +109,15 @@ class Checkpointer:
     self.every_chunks = every_chunks
     self.metadata = to_json(dict(metadata or {}))
     # In a multi-process run only process 0 makes a Checkpointer: orbax must
-    # not wait for the others at its barriers.
+    # not wait for the others at its barriers (and then cannot create the
+    # directory itself).
+    os.makedirs(self.directory, exist_ok=True)
     multiprocessing = (ocp.options.MultiprocessingOptions(primary_host=0,
                                                           active_processes={0})
                        if jax.process_count() > 1 else ocp.options.MultiprocessingOptions())
     self._manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
                                              multiprocessing_options=multiprocessing))
 
   def fingerprint(self, config: Any, agent: Any, env: Any,

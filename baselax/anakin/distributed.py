@@ -16,6 +16,8 @@ import dataclasses
 import hashlib
 import json
 import logging
+import socket
+import time
 from typing import Any, Optional
 
 logger = logging.getLogger("baselax.anakin")
@@ -74,6 +76,10 @@ def initialize(config: DistributedConfig) -> None:
   """
   if not config.enabled:
     return
+  if config.coordinator_address is not None and config.process_id != 0:
+    # jax aborts the whole process (a C++ check failure, no Python error) when
+    # the coordinator stays unreachable; find out first, and say so clearly.
+    wait_for_coordinator(config.coordinator_address, config.initialization_timeout)
   import jax
   # CPU processes need a cross-process collectives implementation; GPUs and
   # TPUs bring their own (NCCL, ICI), and the setting is ignored there.
@@ -82,6 +88,10 @@ def initialize(config: DistributedConfig) -> None:
   if config.coordinator_address is not None:
     kwargs.update(coordinator_address=config.coordinator_address,
                   num_processes=config.num_processes, process_id=config.process_id)
+  if config.process_id == 0:
+    logger.info("process 0: coordinator at %s, waiting up to %ds for %d process(es)",
+                config.coordinator_address, config.initialization_timeout,
+                config.num_processes)
   try:
     jax.distributed.initialize(**kwargs)
   except Exception as error:  # jax raises XlaRuntimeError / RuntimeError / ValueError
@@ -95,6 +105,32 @@ def initialize(config: DistributedConfig) -> None:
   logger.info("process %d of %d: %d local device(s), %d in all",
               jax.process_index(), jax.process_count(), jax.local_device_count(),
               jax.device_count())
+
+
+def wait_for_coordinator(address: str, timeout: float) -> None:
+  """Waits until ``host:port`` accepts TCP connections, at most ``timeout`` s.
+
+  Raises:
+    RuntimeError: naming the address, if it never does.
+  """
+  host, _, port = address.rpartition(":")
+  if not host or not port.isdigit():
+    raise ValueError(f"--coordinator-address must be host:port, got {address!r}.")
+  deadline = time.monotonic() + timeout
+  last_error: Optional[OSError] = None
+  while time.monotonic() < deadline:
+    try:
+      with socket.create_connection((host.strip("[]"), int(port)),
+                                    timeout=min(2.0, timeout)):
+        return
+    except OSError as error:
+      last_error = error
+      time.sleep(0.25)
+  raise RuntimeError(
+      f"Could not reach the coordinator at {address} within {timeout}s "
+      f"({last_error}). Start process 0 (--process-id 0) with the same "
+      f"--coordinator-address first, check the address and port are reachable "
+      f"from this host, or raise --initialization-timeout.")
 
 
 def is_main_process() -> bool:

@@ -180,6 +180,11 @@ class Program(NamedTuple):
     XLA compiles with the GIL released, so the chunk is compiled on a second
     thread, from the abstract state, while the initial state is built.
     """
+    if jax.process_count() > 1:
+      # A multi-process pmap's ahead-of-time executable wants global arrays;
+      # called as a function it takes this process's local ones and compiles
+      # on the first call (so the first chunk's time includes compilation).
+      return jax.block_until_ready(self.init(self.seed_keys, self.device_indices)), self.chunk
     abstract_state = jax.eval_shape(self.init, self.seed_keys, self.device_indices)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
       compiling = pool.submit(

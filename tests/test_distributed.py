@@ -1,0 +1,126 @@
+"""Multi-process training on JAX's own runtime: 2 processes x 2 CPU devices on 127.0.0.1."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import helpers
+
+# Each process trains through the main job and reports what the test checks.
+PROCESS = textwrap.dedent("""
+    import hashlib, json, sys
+    import numpy as np
+    sys.path.insert(0, {experiments!r})
+    import anakin_dqn
+    out = anakin_dqn.main(sys.argv[2:])
+    import jax
+    params = jax.tree.leaves(out["result"].params)
+    digest = hashlib.sha256(b"".join(np.asarray(p).tobytes() for p in params)).hexdigest()
+    local_steps = np.asarray(out["result"].state.env_steps)   # (local devices, seeds)
+    json.dump({{"hash": digest, "local_env_steps": local_steps.tolist(),
+               "env_steps": out["env_steps"], "eval_return": out["eval_return"].tolist(),
+               "process_count": jax.process_count(), "devices": jax.device_count()}},
+              open(sys.argv[1], "w"))
+""").format(experiments=os.path.join(helpers.REPO, "experiments"))
+
+SMALL = ["--total-env-steps", "6400", "--eval-every", "3200", "--num-envs", "4",
+         "--learning-starts", "640", "--buffer-size", "2000", "--batch-size", "32",
+         "--eval-episodes", "4", "--quiet", "--compilation-cache", "none"]
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def launch(tmp_path, per_process_args, timeout=240):
+  """Runs one process per entry of ``per_process_args``; returns ``(code, stdout, stderr)``s.
+
+  Every process gets its own working directory and 2 forced CPU devices. If
+  one fails, or the time runs out, all are killed (whole process groups): a
+  process left alone would wait in its collectives for ever.
+  """
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=2",
+             PYTHONPATH=helpers.REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  procs, dirs = [], []
+  try:
+    for i, args in enumerate(per_process_args):
+      cwd = tmp_path / f"p{i}"
+      cwd.mkdir()
+      dirs.append(cwd)
+      procs.append(subprocess.Popen(
+          [sys.executable, "-c", PROCESS, str(cwd / "out.json"), *args], cwd=cwd,
+          env=env, stdout=open(cwd / "stdout", "w"), stderr=open(cwd / "stderr", "w"),
+          start_new_session=True))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+      codes = [p.poll() for p in procs]
+      if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
+        break
+      time.sleep(0.2)
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+      proc.wait()
+  return [(p.returncode, (d / "stdout").read_text(), (d / "stderr").read_text())
+          for p, d in zip(procs, dirs)]
+
+
+def process_args(port, n, extra=()):
+  return [SMALL + ["--coordinator-address", f"127.0.0.1:{port}", "--num-processes",
+                   str(n), "--process-id", str(i), *extra] for i in range(n)]
+
+
+def test_two_processes_train_one_model(tmp_path):
+  results = launch(tmp_path, process_args(free_port(), 2))
+  for i, (code, out, err) in enumerate(results):
+    assert code == 0, f"process {i} failed:\n{out[-2000:]}\n{err[-4000:]}"
+  reports = [json.load(open(tmp_path / f"p{i}" / "out.json")) for i in range(2)]
+  assert [r["process_count"] for r in reports] == [2, 2]
+  assert [r["devices"] for r in reports] == [4, 4]
+  # Gradients are averaged over all 4 devices: one set of params everywhere.
+  assert reports[0]["hash"] == reports[1]["hash"]
+  # Env steps are counted over every device of every process ...
+  assert reports[0]["env_steps"] == reports[1]["env_steps"] == 6400
+  per_device = [s for r in reports for row in r["local_env_steps"] for s in row]
+  assert len(per_device) == 4 and sum(per_device) == 6400
+  # ... and evaluation is aggregated, so both processes report the same returns.
+  assert reports[0]["eval_return"] == reports[1]["eval_return"]
+  # Only process 0 writes a run directory (both started in empty directories).
+  runs0 = os.listdir(tmp_path / "p0" / "runs")
+  assert len(runs0) == 1
+  assert os.path.exists(tmp_path / "p0" / "runs" / runs0[0] / "metrics.jsonl")
+  assert not os.path.exists(tmp_path / "p1" / "runs")
+  assert "over 2 processes" in results[0][1] and "run directory" in results[0][1]
+  assert "baselax" not in results[1][1] and "run directory" not in results[1][1]
+
+
+def test_processes_with_different_flags_are_refused(tmp_path):
+  args = process_args(free_port(), 2)
+  args[1] += ["--learning-rate", "0.1"]
+  results = launch(tmp_path, args)
+  # Both refuse (or one refuses and the other is stopped with it).
+  assert all(code != 0 for code, _, _ in results)
+  assert any("different command lines" in err and "process(es) [1]" in err
+             for _, _, err in results)
+
+
+def test_an_unreachable_coordinator_fails_in_bounded_time_naming_it(tmp_path):
+  port = free_port()  # nothing listens there
+  start = time.time()
+  [(code, _, err)] = launch(tmp_path, [SMALL + [
+      "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
+      "--process-id", "1", "--initialization-timeout", "3"]], timeout=60)
+  assert code != 0 and time.time() - start < 45
+  assert f"Could not reach the coordinator at 127.0.0.1:{port} within 3s" in err
+  assert "Traceback" not in err

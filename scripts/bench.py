@@ -13,6 +13,11 @@ Rows, each at N envs (per device):
                  gymnasium's own CartPole-v1 vector env (numpy, one Python step
                  per iteration)
   seeds          anakin with 1, 8, 32 vmapped seeds (total and per-seed SPS)
+  scaling        (--scaling D1 D2 ...) anakin on D devices, N envs each: env
+                 steps/s against the device count, and the efficiency
+                 SPS(D) / (D x SPS(1)). On CPU, --cpu-devices K forces K host
+                 devices (they share the machine's cores, so CPU efficiency
+                 says little about GPUs).
 
 Compile time is always reported apart from run time: every compiled row is
 called once to warm up, then timed with ``block_until_ready``. Figures vary
@@ -30,14 +35,25 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-import gymnasium
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
 
-from baselax import anakin, envs, hostloop, networks
-from baselax.agents import DQN
+def _force_cpu_devices(argv: List[str]) -> None:
+  """``--cpu-devices K`` must reach XLA_FLAGS before JAX starts, so it is read here."""
+  if "--cpu-devices" in argv:
+    count = argv[argv.index("--cpu-devices") + 1]
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={count}")
+
+
+_force_cpu_devices(sys.argv)
+
+import gymnasium  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from baselax import anakin, envs, hostloop, networks  # noqa: E402
+from baselax.agents import DQN  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -118,9 +134,10 @@ def two_chunk_config(n: int, iterations: int, args, num_devices: int,
 
 
 def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
-               kind: str = "anakin") -> Dict[str, Any]:
+               kind: str = "anakin", devices: Optional[int] = None) -> Dict[str, Any]:
   """The full Anakin loop, timed on a chunk where every scan step learns."""
-  config = two_chunk_config(n, iterations, args, args.devices, num_seeds)
+  devices = devices or args.devices
+  config = two_chunk_config(n, iterations, args, devices, num_seeds)
   program = anakin.runner.build(agent, env, config, evaluate=False)
   t = time.perf_counter()
   state, chunk = program.start()
@@ -133,9 +150,10 @@ def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
   jax.block_until_ready(metrics)
   run_s = time.perf_counter() - t
   env_steps = program.derived.env_steps_per_chunk * num_seeds
-  updates = float(np.asarray(metrics["updates"])[0].sum())
+  # metrics: (local devices, all devices, seeds); updates are per device.
+  updates = float(np.asarray(metrics["updates"])[0, 0].sum())
   buffer_bytes = sum(x.nbytes for x in jax.tree.leaves(state.buffer_state))
-  return dict(kind=kind, num_envs=n, num_seeds=num_seeds,
+  return dict(kind=kind, num_envs=n, num_seeds=num_seeds, devices=devices,
               env_steps_per_s=env_steps / run_s,
               per_seed_env_steps_per_s=env_steps / run_s / num_seeds,
               updates_per_s=updates / run_s, compile_s=compile_s, run_s=run_s,
@@ -159,6 +177,24 @@ def hostloop_row(n: int, iterations: int, args) -> Dict[str, Any]:
               buffer_bytes=int(result.metrics["buffer_bytes"]))
 
 
+def scaling_rows(env, agent, args, show) -> None:
+  """Weak scaling: N envs per device on each device count.
+
+  Efficiency is SPS(D) / (D x per-device SPS of the first, smallest count).
+  """
+  n = args.num_envs[0]
+  iterations = int(np.clip(args.env_steps // n, 64, 5_000))
+  per_device_base = None
+  for d in sorted(args.scaling):
+    row = anakin_row(env, agent, n, iterations, args, kind="scaling", devices=d)
+    if per_device_base is None:
+      per_device_base = row["env_steps_per_s"] / d
+    row["efficiency"] = row["env_steps_per_s"] / (d * per_device_base)
+    show(row)
+    print(f"  {d} device(s): {row['env_steps_per_s']:,.0f} env steps/s, "
+          f"efficiency {row['efficiency']:.2f}", flush=True)
+
+
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--env", default="CartPole-v1", help="gymnax env id")
@@ -179,6 +215,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                       help="target env steps per timed row (fewer for slow rows)")
   parser.add_argument("--no-hostloop", action="store_true",
                       help="skip the host-loop rows")
+  parser.add_argument("--scaling", type=int, nargs="+", default=None,
+                      metavar="D", help="device counts for the scaling rows "
+                      "(N = the first --num-envs value per device)")
+  parser.add_argument("--cpu-devices", type=int, default=None,
+                      help="force this many CPU devices (XLA_FLAGS, set before JAX starts)")
   parser.add_argument("--quick", action="store_true",
                       help="a reduced sweep (N=16; 4 seeds) for smoke tests")
   parser.add_argument("--json", default=None, help="write the results here")
@@ -186,6 +227,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
   if args.quick:
     args.num_envs, args.seeds, args.seeds_num_envs = [16], [4], 16
     args.env_steps = 50_000
+  if args.scaling and max(args.scaling) > jax.local_device_count():
+    parser.error(f"--scaling up to {max(args.scaling)} devices but only "
+                 f"{jax.local_device_count()} exist; on CPU add --cpu-devices "
+                 f"{max(args.scaling)}.")
   if args.devices > jax.local_device_count():
     parser.error(f"--devices {args.devices} but only {jax.local_device_count()} "
                  f"local device(s); on CPU set XLA_FLAGS=--xla_force_host_"
@@ -202,7 +247,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                 batch_size=args.batch_size, buffer_size=args.buffer_size,
                 cpu_count=os.cpu_count())
   print(f"baselax bench | jax {header['jax']} | backend {header['backend']} | "
-        f"device {header['device_kind']} x{args.devices} | env {args.env} | "
+        f"device {header['device_kind']} x{args.devices} (of {jax.local_device_count()}) | env {args.env} | "
         f"train_every {args.train_every} | batch {args.batch_size}")
   columns = ("kind", "N", "seeds", "env steps/s", "per seed", "updates/s",
              "vs limit+pol", "vs hostloop", "compile s", "peak RSS MB", "buffer MB")
@@ -220,7 +265,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     rows.append(row)
 
   rows: List[Dict[str, Any]] = []
-  for n in args.num_envs:
+  for n in ([] if args.scaling else args.num_envs):
     limit_iters = int(np.clip(args.env_steps * 4 // n, 100, 100_000))
     learn_iters = int(np.clip(args.env_steps // n, 64, 5_000))
     limits = limit_rows(env, agent, n, limit_iters)
@@ -236,7 +281,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     show(row)
     if host is not None:
       show(host)
-  for s in args.seeds:
+  if args.scaling:
+    scaling_rows(env, agent, args, show)
+  for s in ([] if args.scaling else args.seeds):
     n = args.seeds_num_envs
     show(anakin_row(env, agent, n, int(np.clip(args.env_steps // n, 64, 5_000)),
                     args, num_seeds=s, kind="seeds"))

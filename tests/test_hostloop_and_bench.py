@@ -143,3 +143,21 @@ def test_bench_quick_output_shape_and_sanity(tmp_path):
       rows["seeds"]["env_steps_per_s"] / 4)
   # the buffer holds obs and next_obs (4 float32 each), action, reward, flag
   assert rows["anakin"]["buffer_bytes"] >= 10_000 * (4 * 4 * 2 + 4 + 4 + 1)
+
+
+def test_bench_scaling_mode_on_forced_cpu_devices(tmp_path):
+  out_json = tmp_path / "scaling.json"
+  proc = subprocess.run(
+      [sys.executable, "scripts/bench.py", "--scaling", "1", "2", "--cpu-devices", "2",
+       "--num-envs", "8", "--env-steps", "20000", "--json", str(out_json)],
+      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = json.loads(out_json.read_text())["rows"]
+  assert [(r["kind"], r["devices"]) for r in rows] == [("scaling", 1), ("scaling", 2)]
+  assert rows[0]["efficiency"] == pytest.approx(1.0)
+  assert rows[1]["efficiency"] == pytest.approx(
+      rows[1]["env_steps_per_s"] / (2 * rows[0]["env_steps_per_s"]))
+  assert "2 device(s):" in proc.stdout
+  bad = subprocess.run([sys.executable, "scripts/bench.py", "--scaling", "1", "8"],
+                       cwd=helpers.REPO, capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 2 and "add --cpu-devices 8" in bad.stderr

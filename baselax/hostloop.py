@@ -90,6 +90,10 @@ def _check(env: Any, config: AnakinConfig) -> None:
   if config.num_seeds != 1 or config.num_devices not in (None, 1):
     raise ValueError("The host loop runs one seed on one device: set "
                      "num_seeds=1 and num_devices=None or 1.")
+  if config.n_step != 1 or config.prioritized:
+    raise ValueError("The host loop's replay buffer is uniform and one-step: "
+                     "n_step>1 and prioritized=True are Anakin-trainer features "
+                     "(baselax.anakin.train). Set n_step=1, prioritized=False.")
 
 
 def greedy_actions(agent: agent_base.BaseAgent) -> Callable:

@@ -116,6 +116,8 @@ def test_bad_inputs():
     hostloop.train(agent, env, probe_config(num_envs=2, num_seeds=2))
   with pytest.raises(TypeError, match="vector.VectorEnv"):
     hostloop.train(agent, gymnasium.make("CartPole-v1"), probe_config(num_envs=1))
+  with pytest.raises(ValueError, match="are Anakin-trainer features"):
+    hostloop.train(agent, env, probe_config(num_envs=2, n_step=3))
 
 
 def test_bench_quick_output_shape_and_sanity(tmp_path):

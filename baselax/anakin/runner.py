@@ -359,7 +359,9 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   stopped_early = False
   t_train = time.perf_counter()
   wall_offset = history[-1]["wall_time"] if history else 0.0
-  with _StopRequests(enabled=checkpointer is not None) as stop:
+  # In a multi-process run every process must stop after the same chunk, so
+  # every process turns Ctrl-C into a request (srun signals them all).
+  with _StopRequests(enabled=checkpointer is not None or multi_process) as stop:
     for c in range(first_chunk, derived.num_chunks):
       t0 = time.perf_counter()
       state, raw = compiled(state, jnp.int32(c * derived.steps_per_chunk))
@@ -386,7 +388,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
       done = c + 1
       # Every process must take the same decision, or the others would wait
       # in the next chunk's collectives for ever.
-      stopping = distributed.any_process(stop.requested) if multi_process else stop.requested
+      stopping = distributed.any_process(stop.requested)
       if done == derived.num_chunks or stopping:
         save(done)
         stopped_early = done < derived.num_chunks

@@ -107,6 +107,10 @@ def main(argv: Optional[list] = None) -> dict:
                      f"works for {', '.join(GIF_ENVS)}.")
 
   if args.gif and env_id in CLASSIC_CONTROL:
+    # Off-screen drawing: no window, no sound device, no display warnings.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
     try:
       import pygame  # noqa: F401  (gymnasium draws the classic-control envs)
     except ImportError:

@@ -184,6 +184,8 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     scalars["updates"] = jnp.zeros((), jnp.float32)
     return params, optimizer_state, scalars, jnp.ones((config.batch_size,))
 
+  total_steps = derived.num_chunks * derived.steps_per_chunk  # anneals PER's beta
+
   def scan_step(state: TrainState, step_index: jax.Array) -> Tuple[TrainState, Metrics]:
     """``train_every`` env iterations, add them to the buffer, then learn."""
     if config.train_every == 1:
@@ -208,8 +210,6 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     state = state._replace(params=params, optimizer_state=optimizer_state,
                            buffer_state=buffer_state, key=key)
     return state, {**stats, **scalars}
-
-  total_steps = derived.num_chunks * derived.steps_per_chunk
 
   def run_chunk(state: TrainState, first_step: jax.Array) -> Tuple[TrainState, Metrics]:
     """Runs ``steps_per_chunk`` scan steps; metrics are summed over the chunk."""

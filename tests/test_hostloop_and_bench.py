@@ -163,3 +163,17 @@ def test_bench_scaling_mode_on_forced_cpu_devices(tmp_path):
   bad = subprocess.run([sys.executable, "scripts/bench.py", "--scaling", "1", "8"],
                        cwd=helpers.REPO, capture_output=True, text=True, timeout=120)
   assert bad.returncode == 2 and "add --cpu-devices 8" in bad.stderr
+
+
+def test_variant_table_prints_one_row_per_variant():
+  proc = subprocess.run(
+      [sys.executable, "scripts/variant_table.py", "--only", "DQN", "Double DQN",
+       "--num-seeds", "2", "--total-env-steps", "2000", "--learning-starts", "500",
+       "--eval-every", "1000", "--eval-episodes", "2", "--batch-size", "32",
+       "--buffer-size", "1000", "--compilation-cache", "none"],
+      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+  assert rows[0].startswith("| variant |") and len(rows) == 4  # header, rule, 2 rows
+  assert rows[2].startswith("| DQN |") and rows[3].startswith("| Double DQN |")
+  assert rows[2].endswith("| 1.00× |")

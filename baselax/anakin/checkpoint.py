@@ -71,6 +71,20 @@ def history_from_json(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
   return [{k: from_json(v) for k, v in h.items()} for h in history]
 
 
+def run_identity(config: Any, agent: Any, env: Any) -> Dict[str, Any]:
+  """The trainer config (``trainer.<field>``), agent class and env name of a run.
+
+  The whole trainer config is in, total_env_steps and eval_every too: the
+  chunk boundaries and any schedule over the run depend on them. Checkpoints
+  compare it (an exact continuation needs the same run), and so do the
+  processes of a multi-process run (they must run the same program).
+  """
+  out = {f"trainer.{k}": v for k, v in to_json(dataclasses.asdict(config)).items()}
+  out["agent"] = type(agent).__name__
+  out["env"] = getattr(getattr(env, "env", None), "name", type(env).__name__)
+  return out
+
+
 def _describe_tree(tree: Any) -> Dict[str, str]:
   """``{leaf path: "shape dtype"}`` for comparing checkpoint and run state."""
   return {jax.tree_util.keystr(path): f"{tuple(np.shape(x))} {np.asarray(x).dtype}"
@@ -122,15 +136,11 @@ class Checkpointer:
 
   def fingerprint(self, config: Any, agent: Any, env: Any,
                   num_devices: int) -> Dict[str, Any]:
-    """What must match for a checkpoint to be continued by this run."""
-    out = {f"trainer.{k}": v for k, v in to_json(dataclasses.asdict(config)).items()}
+    """What must match for a checkpoint to be continued by this run:
+    :func:`run_identity`, this checkpointer's metadata and the device count."""
+    out = run_identity(config, agent, env)
     out.update({f"meta.{k}": v for k, v in self.metadata.items()})
-    out["agent"] = type(agent).__name__
-    out["env"] = getattr(getattr(env, "env", None), "name", type(env).__name__)
     out["num_devices"] = num_devices
-    # The whole trainer config is in, total_env_steps and eval_every too: the
-    # chunk boundaries and any schedule over the run depend on them, and so
-    # does an exact continuation.
     return out
 
   def latest_step(self) -> Optional[int]:

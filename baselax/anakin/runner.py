@@ -327,10 +327,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
         "env states live on every host, and checkpoints of multi-process runs "
         "hold the params only (enough for experiments/evaluate.py).")
   distributed.check_same_everywhere(
-      "trainer configs or agents",
-      {"config": checkpoint_lib.to_json(dataclasses.asdict(config)),
-       "agent": type(agent).__name__,
-       "env": getattr(getattr(env, "env", None), "name", type(env).__name__)})
+      "trainer configs or agents", checkpoint_lib.run_identity(config, agent, env))
   program = build(agent, env, config)
   derived, num_devices = program.derived, program.num_devices
   fingerprint = (checkpointer.fingerprint(config, agent, env, num_devices)
@@ -393,7 +390,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
         save(done)
         stopped_early = done < derived.num_chunks
         break
-      if done % checkpointer_every(checkpointer) == 0:
+      if checkpointer is not None and done % checkpointer.every_chunks == 0:
         save(done)
   total_time = time.perf_counter() - t_start
 
@@ -404,7 +401,3 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   return TrainResult(params=params, state=state, metrics=metrics,
                      config=config, derived=derived, stopped_early=stopped_early)
 
-
-def checkpointer_every(checkpointer: Optional[checkpoint_lib.Checkpointer]) -> int:
-  """Chunks between periodic checkpoints (never, without a checkpointer)."""
-  return checkpointer.every_chunks if checkpointer is not None else 1 << 62

@@ -124,8 +124,17 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
 
   abstract_key = jax.ShapeDtypeStruct((2,), jnp.uint32)
   transition_shape = jax.eval_shape(example_transition, abstract_key)
+
+  def empty_buffer():
+    return replay.init(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
+                                    transition_shape))
+
   if replay.prioritized:
-    check_td_error(agent, config, abstract_key)
+    # The batch exactly as the learn step will get it (with "weight").
+    batch_shape = jax.eval_shape(
+        lambda key: replay.sample(empty_buffer(), key, jnp.zeros(())).batch,
+        abstract_key)
+    check_td_error(agent, batch_shape, abstract_key)
 
   def init(key: jax.Array, device_index: jax.Array) -> TrainState:
     """Initial state; params are equal on every device, env/exploration keys differ."""
@@ -136,8 +145,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     optimizer_state = agent.init_optimizer(params, params_key)
     policy_state = agent.init_policy(policy_key)
     obs, env_state = env.functional_reset(env_key, num_envs)
-    buffer_state = replay.init(
-        jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), transition_shape))
+    buffer_state = empty_buffer()
     return TrainState(
         params=params, optimizer_state=optimizer_state,
         policy_state=policy_state, buffer_state=buffer_state,
@@ -320,27 +328,24 @@ def discount_for(agent: agent_base.BaseAgent, config: AnakinConfig) -> Optional[
   return float(discount)
 
 
-def check_td_error(agent: agent_base.BaseAgent, config: AnakinConfig,
+def check_td_error(agent: agent_base.BaseAgent, batch_shape: Any,
                    abstract_key: Any) -> None:
-  """Prioritised replay needs ``OptimOutput.td_error`` of shape ``(batch_size,)``."""
+  """Prioritised replay needs ``OptimOutput.td_error`` of shape ``(batch_size,)``.
+
+  ``batch_shape``: the abstract batch the replay samples for ``agent.update``.
+  """
   def update_output(key):
     params = agent.init_params(key)
-    obs = jnp.zeros((config.batch_size, *agent.observation_space.shape),
-                    agent.observation_space.dtype)
-    batch = {"obs": obs, "next_obs": obs,
-             "action": jnp.zeros((config.batch_size,), jnp.int32),
-             "reward": jnp.zeros((config.batch_size,), jnp.float32),
-             "terminated": jnp.zeros((config.batch_size,), bool),
-             "discount": jnp.ones((config.batch_size,), jnp.float32),
-             "weight": jnp.ones((config.batch_size,), jnp.float32)}
+    batch = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), batch_shape)
     return agent.update(params, agent.init_optimizer(params, key), batch)[0]
 
+  batch_size = jax.tree.leaves(batch_shape)[0].shape[0]
   out = jax.eval_shape(update_output, abstract_key)
   td_error = getattr(out, "td_error", None)
-  if td_error is None or td_error.shape != (config.batch_size,):
+  if td_error is None or td_error.shape != (batch_size,):
     raise ValueError(
         f"prioritized=True needs the agent's OptimOutput to carry per-sample "
-        f"TD errors, td_error of shape ({config.batch_size},); "
+        f"TD errors, td_error of shape ({batch_size},); "
         f"{type(agent).__name__}.update returns {type(out).__name__} "
         f"{'without td_error' if td_error is None else f'with td_error {td_error.shape}'}. "
         f"Add it (and weight the loss by data['weight']), or use prioritized=False.")

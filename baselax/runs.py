@@ -40,6 +40,11 @@ def default_run_dir(env_id: str, agent_name: str, root: str = "runs") -> str:
   return os.path.join(root, f"{safe_env}-{agent_name.lower()}-{stamp}")
 
 
+def checkpoint_dir(run_path: str) -> str:
+  """Where a run directory keeps its checkpoints: ``<run_path>/checkpoints``."""
+  return os.path.join(run_path, "checkpoints")
+
+
 def seed_mean(x: Any) -> float:
   """Mean over seeds of the finite values; NaN if there are none."""
   x = np.asarray(x, np.float64)
@@ -98,7 +103,7 @@ class RunDirectory:
 
   @property
   def checkpoint_dir(self) -> str:
-    return os.path.join(self.path, "checkpoints")
+    return checkpoint_dir(self.path)
 
   @property
   def tensorboard(self) -> bool:

@@ -192,7 +192,7 @@ def open_run(exp, config, run, num_devices: int, derived):
   resuming = run.resume is not None
   run_path = run.resume or run.run_dir or runs.default_run_dir(exp.env_id, "dqn")
   checkpointer = checkpoint.Checkpointer(
-      os.path.join(run_path, "checkpoints"),
+      runs.checkpoint_dir(run_path),
       every_chunks=max(1, round(run.checkpoint_every / derived.env_steps_per_chunk)),
       metadata={f"agent.{k}": v for k, v in dataclasses.asdict(exp).items()})
   chunks_done = checkpointer.latest_step()

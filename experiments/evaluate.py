@@ -52,7 +52,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
 def load_agent(run_dir: str, step: Optional[int] = None):
   """``(agent, env, params, saved_config)`` of a run; params have a seed axis."""
   import jax
-  from baselax import envs
+  from baselax import envs, runs
   from baselax.anakin import AnakinConfig, Checkpointer
 
   saved = anakin_dqn.load_run_config(run_dir)
@@ -63,7 +63,7 @@ def load_agent(run_dir: str, step: Optional[int] = None):
   like = jax.eval_shape(agent.init_params, jax.random.PRNGKey(0))
   like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((config.num_seeds, *x.shape),
                                                      x.dtype), like)
-  checkpointer = Checkpointer(os.path.join(run_dir, "checkpoints"))
+  checkpointer = Checkpointer(runs.checkpoint_dir(run_dir))
   try:
     params = checkpointer.restore_params(like, step)
   except FileNotFoundError as error:

@@ -37,3 +37,95 @@ class ConstantRewardTimeLimit(environment.Environment):
 
   def action_space(self, params):
     return spaces.Discrete(2)
+
+
+# --- replay audit and host-loop probes ------------------------------------------
+
+import gymnasium  # noqa: E402  (appended probes; the ones above need neither)
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+@struct.dataclass
+class TaggedState(environment.EnvState):
+  tag: jax.Array
+
+
+class TaggedCounter(environment.Environment):
+  """Observation ``(tag, t)``: ``tag`` is drawn in [1, 2^20) at every reset and
+  ``t`` counts the episode's steps, so a stored transition names its episode
+  and step, and an all-zero observation is a slot never written.
+
+  Reward 1 every step; an episode terminates with probability
+  ``terminate_prob`` per step and is truncated at ``max_steps``. A k-step
+  transition of one episode goes from ``(tag, t)`` to ``(tag, t + k)`` with
+  reward ``sum_{i<k} gamma^i``.
+  """
+
+  def __init__(self, max_steps: int = 7, terminate_prob: float = 0.1):
+    super().__init__()
+    self.max_steps = max_steps
+    self.terminate_prob = terminate_prob
+
+  @property
+  def default_params(self):
+    return environment.EnvParams(max_steps_in_episode=self.max_steps)
+
+  @staticmethod
+  def observe(state):
+    return jnp.stack([state.tag, state.time.astype(jnp.float32)])
+
+  def step_env(self, key, state, action, params):
+    state = TaggedState(time=state.time + 1, tag=state.tag)
+    terminated = jax.random.uniform(key) < self.terminate_prob
+    return self.observe(state), state, jnp.float32(1.0), terminated, {}
+
+  def reset_env(self, key, params):
+    tag = jax.random.randint(key, (), 1, 2 ** 20).astype(jnp.float32)
+    state = TaggedState(time=jnp.int32(0), tag=tag)
+    return self.observe(state), state
+
+  def observation_space(self, params):
+    return spaces.Box(0.0, 2.0 ** 20, (2,), jnp.float32)
+
+  def action_space(self, params):
+    return spaces.Discrete(2)
+
+
+class FourStateChain(gymnasium.Env):
+  """States 0..3 in a row, one-hot observations (a numpy gymnasium env).
+
+  Action 1 steps right, action 0 left (staying at 0). Entering state 3 gives
+  reward 1 and terminates; every other step gives 0. Episodes start in a
+  random state of {0, 1, 2}. With discount ``gamma`` the optimal values are
+  ``Q*(s, right) = gamma^(2 - s)`` and ``Q*(s, left) = gamma^(3 - s')`` for
+  ``s' = max(s - 1, 0)`` (without a time limit).
+  """
+
+  observation_space = gymnasium.spaces.Box(0.0, 1.0, (4,), np.float32)
+  action_space = gymnasium.spaces.Discrete(2)
+
+  def reset(self, *, seed=None, options=None):
+    super().reset(seed=seed)
+    self.state = int(self.np_random.integers(0, 3))
+    return np.eye(4, dtype=np.float32)[self.state], {}
+
+  def step(self, action):
+    self.state = min(self.state + 1, 3) if action == 1 else max(self.state - 1, 0)
+    terminated = self.state == 3
+    return (np.eye(4, dtype=np.float32)[self.state], float(terminated),
+            terminated, False, {})
+
+
+class Endless(gymnasium.Env):
+  """Reward 1 every step and no episode ever ends (no time limit either)."""
+
+  observation_space = gymnasium.spaces.Box(0.0, 1.0, (1,), np.float32)
+  action_space = gymnasium.spaces.Discrete(2)
+
+  def reset(self, *, seed=None, options=None):
+    super().reset(seed=seed)
+    return np.ones(1, np.float32), {}
+
+  def step(self, action):
+    return np.ones(1, np.float32), 1.0, False, False, {}

@@ -25,6 +25,19 @@ the key ``discount`` (``gamma^k * (1 - terminated)``) to the batch.
 Prioritised replay (Schaul et al. 2016) adds ``weight``: importance-sampling
 weights ``(1 / P(i))^beta`` normalised by the batch maximum, with ``beta``
 annealed linearly to 1 over the run.
+
+Prioritised buffers hand out only items whose sum-tree leaf is positive: in
+flashbax's prioritised buffers that is exactly the set of written items whose
+whole window lies behind the write head. flashbax's own sampler does not
+ensure this. Its tree descent goes right whenever the query is not below the
+left sum, so an empty tree yields the right-most leaf (past the end of the
+buffer when the capacity is not a power of two), and so does a query that
+reaches the total, which happens both by rounding (the last stratum's uniform
+draw can round up to exactly 1.0) and by drift of the internal sums (they are
+updated by adding deltas, so they wander from the sum of their leaves). Such a
+draw is replaced here by the newest complete window of its env (see
+:func:`make_replay`), and ``set_priorities`` writes only leaves that are
+already positive, so no unwritten or out-of-range item ever becomes sampleable.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ import chex
 import flashbax as fbx
 import jax
 import jax.numpy as jnp
+from flashbax.buffers import sum_tree
 
 from baselax.anakin.config import AnakinConfig
 
@@ -55,15 +69,17 @@ class Replay(NamedTuple):
     add: ``add(state, transitions) -> state``, transitions ``(num_envs, T, ...)``.
     sample: ``sample(state, key, progress) -> ReplaySample``; ``progress`` in
       [0, 1] is the fraction of the run done (anneals ``beta``).
-    set_priorities: ``set_priorities(state, indices, priorities) -> state``
-      (identity for uniform replay).
+    set_priorities: ``set_priorities(state, indices, priorities, mask=None)
+      -> state`` (identity for uniform replay). Writes only where ``mask``
+      (broadcast to ``indices``; ``None`` = everywhere) holds, the priority is
+      > 0, and the item is currently sampleable; everything else is left as is.
     prioritized: whether priorities are used.
     stores_truncated: whether transitions must carry ``truncated``.
   """
   init: Callable[[Batch], Any]
   add: Callable[[Any, Batch], Any]
   sample: Callable[[Any, jax.Array, jax.Array], ReplaySample]
-  set_priorities: Callable[[Any, jax.Array, jax.Array], Any]
+  set_priorities: Callable[..., Any]
   prioritized: bool
   stores_truncated: bool
 
@@ -133,6 +149,11 @@ def make_replay(config: AnakinConfig, discount: Optional[float] = None) -> Repla
     config: reads ``buffer_size``, ``batch_size``, ``num_envs``, ``n_step``,
       ``prioritized``, ``priority_exponent``, ``importance_exponent``.
     discount: ``gamma`` for n-step returns (required when ``n_step > 1``).
+
+  Prioritised sampling draws from flashbax's sum tree (stratified, as in
+  Schaul et al. 2016) and gathers the windows itself: a draw that lands on a
+  leaf that is not sampleable (zero, or past the buffer) is replaced by the
+  window that ends at its env's write head, with that window's probability.
   """
   n = config.n_step
   if n > 1 and discount is None:
@@ -156,21 +177,57 @@ def make_replay(config: AnakinConfig, discount: Optional[float] = None) -> Repla
               if config.prioritized else fbx.make_trajectory_buffer(**kwargs))
     reduce = jax.vmap(lambda seq: n_step_transition(seq, discount))
 
-  def sample(state, key, progress):
-    drawn = buffer.sample(state, key)
-    batch = reduce(drawn.experience)
-    if config.prioritized:
-      beta = config.importance_exponent + (1.0 - config.importance_exponent) * progress
-      batch = {**batch, "weight": importance_weights(drawn.probabilities, beta)}
-      indices = drawn.indices
+  def draw(state, key):
+    """A stratified prioritised draw of sampleable items only.
+
+    Returns ``(experience, indices, probabilities)``: ``experience`` leaves
+    ``(B, ...)`` (n = 1) or ``(B, n, ...)``, ``indices`` ``(B,)`` sum-tree
+    leaves, all positive once every env has ``n`` steps in the buffer.
+    """
+    tree = state.sum_tree_state
+    rows, length = jax.tree.leaves(state.experience)[0].shape[:2]
+    drawn = sum_tree.stratified_sample(tree, config.batch_size, key)
+    # flashbax lays items out row-major (row = env, or one row for the item
+    # buffers), item = row * length + start time (period 1).
+    sampleable = (drawn < rows * length) & (sum_tree.get_batch(tree, drawn) > 0)
+    # The window that ends at the write head is complete, and sampleable as
+    # soon as n steps are in (learning never starts earlier, see Derived).
+    row = jnp.minimum(drawn // length, rows - 1)
+    newest = row * length + (state.current_index - n) % length
+    indices = jnp.where(sampleable, drawn, newest)
+    probabilities = sum_tree.get_batch(tree, indices) / tree.nodes[0]
+    row, start = indices // length, indices % length
+    if n == 1:
+      experience = jax.tree.map(lambda x: x[row, start], state.experience)
     else:
+      times = (start[:, None] + jnp.arange(n)) % length
+      experience = jax.tree.map(lambda x: x[row[:, None], times], state.experience)
+    return experience, indices, probabilities
+
+  def sample(state, key, progress):
+    if config.prioritized:
+      experience, indices, probabilities = draw(state, key)
+      batch = reduce(experience)
+      beta = config.importance_exponent + (1.0 - config.importance_exponent) * progress
+      batch = {**batch, "weight": importance_weights(probabilities, beta)}
+    else:
+      batch = reduce(buffer.sample(state, key).experience)
       indices = jnp.zeros((config.batch_size,), jnp.int32)
     return ReplaySample(batch=batch, indices=indices)
 
-  def set_priorities(state, indices, priorities):
+  def set_priorities(state, indices, priorities, mask=None):
     if not config.prioritized:
       return state
-    return buffer.set_priorities(state, indices, priorities)
+    tree = state.sum_tree_state
+    write = ((indices < tree.capacity) & (sum_tree.get_batch(tree, indices) > 0)
+             & (priorities > 0))  # also refuses NaN
+    if mask is not None:
+      write = write & mask
+    # An index past the tree with priority 0 is flashbax's own padding: it
+    # changes no node (and no max_recorded_priority).
+    padding = tree.nodes.shape[0] + 1
+    return buffer.set_priorities(state, jnp.where(write, indices, padding),
+                                 jnp.where(write, priorities, 0.0))
 
   return Replay(init=buffer.init, add=buffer.add, sample=sample,
                 set_priorities=set_priorities, prioritized=config.prioritized,

@@ -1,0 +1,349 @@
+"""Replay and host-loop correctness: every batch is real, consecutive experience.
+
+* Every window any replay buffer hands to ``agent.update`` is ``k <= n``
+  consecutive steps of one episode of one env, and no slot that was never
+  written is ever sampled (issue 17: prioritised buffers sampled the sum
+  tree's right-most leaf, past the buffer or unwritten, and kept it).
+* The host loop keeps its own copy of an observation that the vector env may
+  overwrite in place (``SyncVectorEnv(copy=False)``, envpool).
+* Greedy evaluation of an env that never ends stops at the documented cap.
+* The first update comes where ``AnakinConfig.learning_starts`` says.
+"""
+
+import functools
+from typing import NamedTuple
+
+import chex
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flashbax.buffers import sum_tree
+from gymnax.environments import environment
+
+from baselax import anakin, envs, hostloop, networks
+from baselax.agents import DQN
+from baselax.anakin import loop, replay
+
+import probe_envs
+
+GAMMA = 0.5  # k-step rewards sum_{i<k} GAMMA^i = 1, 1.5, 1.75 tell k apart
+
+
+def bad_windows(data, n: int) -> jax.Array:
+  """How many transitions of a ``TaggedCounter`` batch are not real k-step ones.
+
+  A real one starts in a written slot (tag >= 1), and its ``next_obs`` is the
+  same episode ``k`` steps on, where ``k`` (1..n) is read from the reward.
+  """
+  obs, next_obs = data["obs"], data["next_obs"]
+  sums = jnp.cumsum(GAMMA ** jnp.arange(n, dtype=jnp.float32))  # k = 1..n
+  k = 1 + jnp.argmin(jnp.abs(data["reward"][:, None] - sums[None]), axis=1)
+  good = ((obs[:, 0] >= 1) & (next_obs[:, 0] == obs[:, 0])
+          & (next_obs[:, 1] == obs[:, 1] + k)
+          & jnp.isclose(data["reward"], sums[k - 1]))
+  return jnp.sum(~good).astype(jnp.float32)
+
+
+class AuditOutput(NamedTuple):
+  loss: jax.Array
+  q_mean: jax.Array
+  td_error: jax.Array
+  bad_windows: jax.Array  # summed by the trainer like any scalar field
+  windows: jax.Array
+
+
+class AuditedDQN(DQN):
+  """DQN whose update also counts the bad transitions of the batch it gets."""
+
+  def __init__(self, *args, n_step: int, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.n_step = n_step
+
+  def update(self, params, optimizer_state, data, **kwargs):
+    out, params, optimizer_state = super().update(params, optimizer_state, data,
+                                                  **kwargs)
+    audit = AuditOutput(loss=out.loss, q_mean=out.q_mean, td_error=out.td_error,
+                        bad_windows=bad_windows(data, self.n_step),
+                        windows=jnp.float32(data["obs"].shape[0]))
+    return audit, params, optimizer_state
+
+
+def test_the_audit_catches_unwritten_and_broken_windows():
+  """The audit itself: it passes real transitions and flags each kind of bad one."""
+  obs = jnp.array([[5.0, 2.0], [5.0, 2.0], [0.0, 0.0], [5.0, 2.0], [5.0, 2.0]])
+  data = {"obs": obs,
+          "next_obs": jnp.array([[5.0, 3.0], [5.0, 5.0], [0.0, 0.0],
+                                 [6.0, 3.0], [5.0, 4.0]]),
+          "reward": jnp.array([1.0, 1.75, 0.0, 1.0, 1.0])}
+  # real 1-step; real 3-step; unwritten; other episode; 2 steps with 1-step reward
+  assert float(bad_windows(data, 3)) == 3.0
+  assert float(bad_windows({k: v[:2] for k, v in data.items()}, 3)) == 0.0
+
+
+#: (n_step, prioritized, buffer_size, train_every), with two envs. Capacities
+#: 20 and 24 wrap hundreds of times in 6,000 env steps; 2048 never fills in
+#: 2,000 (so unwritten slots, the sum tree's right-most leaf among them, exist
+#: all along). Compiling dominates the cost, so the cases are few; the
+#: replay-level test below sweeps more capacities.
+AUDIT_CASES = [
+    (3, True, 20, 1), (3, True, 2048, 1), (1, True, 24, 2),
+    (1, False, 2048, 1), (3, False, 20, 3),
+]
+
+
+@pytest.mark.parametrize(
+    "n_step,prioritized,buffer_size,train_every", AUDIT_CASES,
+    ids=[f"{'per-' if p else ''}{'item' if n == 1 else 'nstep'}-{b}-te{t}"
+         for n, p, b, t in AUDIT_CASES])
+def test_update_only_gets_consecutive_steps_of_one_env(n_step, prioritized,
+                                                        buffer_size, train_every):
+  env = envs.GymnaxEnv(probe_envs.TaggedCounter())
+  agent = AuditedDQN(networks.mlp_q_network((8,)), env, 1e-3,
+                     discount_factor=GAMMA, n_step=n_step)
+  total = 2_000 if buffer_size == 2048 else 6_000
+  config = anakin.AnakinConfig(
+      total_env_steps=total, num_envs=2, buffer_size=buffer_size, batch_size=8,
+      # 20+ scan steps before learning: the trees are empty for the first
+      # n - 1 of them (where the old code planted priority on leaf 2^depth - 1)
+      learning_starts=42, train_every=train_every, eval_every=total,
+      eval_episodes=1, eval_max_steps=8, n_step=n_step, prioritized=prioritized)
+  derived = config.derive(1)
+  _, metrics = jax.jit(anakin.make_train(agent, env, config))(jax.random.PRNGKey(0))
+  updates = float(metrics["updates"].sum())
+  assert updates == derived.total_updates > 100
+  assert float(metrics["windows"].sum()) == updates * config.batch_size
+  assert float(metrics["bad_windows"].sum()) == 0.0
+
+
+# --- the prioritised buffers directly ---------------------------------------------
+
+def tagged_transitions(t, num_envs, length):
+  """``length`` steps of ``num_envs`` endless episodes from step ``t`` (n-step layout)."""
+  tag = jnp.arange(1, num_envs + 1, dtype=jnp.float32)[:, None]
+  time = (t + jnp.arange(length, dtype=jnp.float32))[None]
+  obs = jnp.stack(jnp.broadcast_arrays(tag, time), -1)
+  return {"obs": obs, "action": jnp.zeros((num_envs, length), jnp.int32),
+          "reward": jnp.ones((num_envs, length)),
+          "terminated": jnp.zeros((num_envs, length), bool),
+          "truncated": jnp.zeros((num_envs, length), bool),
+          "next_obs": obs.at[..., 1].add(1.0)}
+
+
+def make_prioritised(buffer_size, num_envs, n_step, batch_size=8, **config):
+  config = anakin.AnakinConfig(buffer_size=buffer_size, num_envs=num_envs,
+                               batch_size=batch_size, learning_starts=batch_size,
+                               n_step=n_step, prioritized=True, **config)
+  buf = replay.make_replay(config, GAMMA)
+  example = jax.tree.map(lambda x: x[0, 0], tagged_transitions(0, 1, 1))
+  if n_step == 1:
+    del example["truncated"]
+  return buf, buf.init(example)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4, 5))
+def add(buf, state, t, num_envs, length, n_step):
+  batch = tagged_transitions(t, num_envs, length)
+  if n_step == 1:
+    del batch["truncated"]
+  return buf.add(state, batch)
+
+
+def leaf_sampleable(state, indices):
+  tree = state.sum_tree_state
+  return (indices < tree.capacity) & (sum_tree.get_batch(tree, indices) > 0)
+
+
+def test_heavy_tailed_priorities_never_yield_unsampleable_items():
+  """Thousands of updates with priorities spanning 20 decades (alpha = 1) make
+  the tree's internal sums drift from its leaves, so flashbax's own draw (same
+  key) lands on zero or out-of-range leaves now and then. Ours never does."""
+  flashbax_misses = 0
+  for buffer_size, num_envs, n_step, length in [
+      (20, 1, 1, 1), (24, 2, 3, 3), (32, 4, 3, 1), (2048, 8, 3, 1)]:
+    buf, state = make_prioritised(buffer_size, num_envs, n_step, priority_exponent=1.0)
+
+    def step(carry, t, buf=buf, num_envs=num_envs, n_step=n_step, length=length):
+      state, key = carry
+      key, sample_key, priority_key = jax.random.split(key, 3)
+      state = add(buf, state, t * length, num_envs, length, n_step)
+      raw = sum_tree.stratified_sample(state.sum_tree_state, 8, sample_key)
+      sample = buf.sample(state, sample_key, jnp.float32(0.5))
+      ok = leaf_sampleable(state, sample.indices)
+      ok &= bad_windows(sample.batch, n_step) == 0
+      ok &= jnp.isfinite(sample.batch["weight"]) & (sample.batch["weight"] > 0)
+      priorities = jnp.exp(8.0 * jax.random.normal(priority_key, sample.indices.shape))
+      learned = t >= 8
+      state = buf.set_priorities(state, sample.indices, priorities, learned)
+      return (state, key), (learned * jnp.sum(~leaf_sampleable(state, raw)),
+                            learned * jnp.sum(~ok))
+
+    run = jax.jit(lambda s, step=step: jax.lax.scan(
+        step, (s, jax.random.PRNGKey(1)), jnp.arange(20_000))[1])
+    raw_bad, bad = run(state)
+    assert int(bad.sum()) == 0, (buffer_size, num_envs, n_step)
+    flashbax_misses += int(raw_bad.sum())
+  assert flashbax_misses > 0  # the stress does reach the failure it guards against
+
+
+def test_a_drifted_or_empty_tree_still_yields_written_windows_only():
+  """The two ways flashbax's descent leaves the sampleable leaves, made certain:
+  a query at or past the total of the leaves (here the root is doubled, as
+  drift or a uniform draw rounded to 1.0 would make it), and an empty tree."""
+  for n_step, num_envs in ((1, 1), (3, 2)):
+    buf, state = make_prioritised(20, num_envs, n_step)
+    # Reference: flashbax's sampler on an empty tree gives the right-most leaf.
+    empty = sum_tree.stratified_sample(state.sum_tree_state, 8, jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(empty, 31)
+    state = add(buf, state, 0, num_envs, 5, n_step)  # 5 steps of each env
+    tree = state.sum_tree_state
+    drifted = state.replace(sum_tree_state=tree.replace(nodes=tree.nodes.at[0].mul(2.0)))
+    raw = sum_tree.stratified_sample(drifted.sum_tree_state, 8, jax.random.PRNGKey(0))
+    assert not bool(leaf_sampleable(state, raw).all())  # flashbax: unwritten leaves
+    keys = jax.random.split(jax.random.PRNGKey(1), 20)
+    sample = jax.jit(jax.vmap(lambda k: buf.sample(drifted, k, jnp.float32(0.0))))(keys)
+    assert bool(jax.vmap(leaf_sampleable, (None, 0))(state, sample.indices).all())
+    assert float(jax.vmap(bad_windows, (0, None))(sample.batch, n_step).sum()) == 0.0
+
+
+def test_set_priorities_writes_only_where_learned_and_sampleable():
+  buf, state = make_prioritised(20, 1, 1)
+  state = add(buf, state, 0, 1, 10, 1)  # items 0..9 written, 10..19 never
+  nodes = state.sum_tree_state.nodes
+  indices = jnp.array([2, 3, 12, 31])   # written, written, unwritten, past the end
+  masked = buf.set_priorities(state, indices, jnp.full((4,), 9.0), jnp.bool_(False))
+  chex.assert_trees_all_equal(masked.sum_tree_state.nodes, nodes)
+  new = buf.set_priorities(state, indices, jnp.array([9.0, 0.0, 9.0, 9.0]))
+  leaves = sum_tree.get_batch(new.sum_tree_state, jnp.arange(32))
+  expected = np.array(sum_tree.get_batch(state.sum_tree_state, jnp.arange(32)))
+  # only the written item with a priority > 0 changes, to priority^alpha
+  expected[2] = 9.0 ** anakin.AnakinConfig().priority_exponent
+  np.testing.assert_allclose(leaves, expected, rtol=1e-6)
+  assert float(new.sum_tree_state.nodes[0]) == pytest.approx(float(expected.sum()))
+
+
+# --- host loop: observations the env overwrites in place --------------------------
+
+MODES = [gymnasium.vector.AutoresetMode.NEXT_STEP,
+         gymnasium.vector.AutoresetMode.SAME_STEP,
+         gymnasium.vector.AutoresetMode.DISABLED]
+
+
+def chain_vector_env(copy, mode):
+  def make():
+    return gymnasium.wrappers.TimeLimit(probe_envs.FourStateChain(), 6)
+  return gymnasium.vector.SyncVectorEnv([make, make], copy=copy, autoreset_mode=mode)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
+def test_host_loop_learns_the_same_whether_or_not_the_env_copies_obs(mode):
+  config = anakin.AnakinConfig(total_env_steps=600, num_envs=2, buffer_size=600,
+                               batch_size=16, learning_starts=64, eval_every=600,
+                               eval_episodes=1)
+  results = {}
+  for copy in (True, False):
+    env = chain_vector_env(copy, mode)
+    agent = DQN(networks.mlp_q_network((16,)), env, 1e-2, discount_factor=0.9)
+    result = hostloop.train(agent, env, config, on_chunk=lambda record: None)
+    buffer = result.state["buffer"]
+    state = buffer.storage["obs"][:buffer.size].argmax(-1)
+    next_state = buffer.storage["next_obs"][:buffer.size].argmax(-1)
+    action = buffer.storage["action"][:buffer.size]
+    # every stored transition follows the chain's dynamics
+    np.testing.assert_array_equal(
+        next_state, np.clip(state + 2 * action - 1, 0, 3), err_msg=f"copy={copy}")
+    q = agent.network.apply(result.state["params"].policy, np.eye(4, dtype=np.float32))
+    results[copy] = (q, buffer.size)
+  np.testing.assert_array_equal(results[False][0], results[True][0])
+  assert results[False][1] == results[True][1]
+
+
+# --- evaluation of an env that never ends ------------------------------------------
+
+def test_anakin_evaluation_of_a_never_ending_env_stops_at_the_default_cap():
+  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit(),
+                       environment.EnvParams(max_steps_in_episode=10 ** 9))
+  assert loop.episode_step_limit(env) == loop.DEFAULT_EVAL_MAX_STEPS == 27_000
+  assert loop.episode_step_limit(env, 50) == 50
+  short = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())  # its own limit: 10
+  assert loop.episode_step_limit(short) == 10
+  agent = DQN(networks.mlp_q_network((4,)), env, 1e-3)
+  config = anakin.AnakinConfig(total_env_steps=64, num_envs=2, buffer_size=64,
+                               batch_size=8, learning_starts=8, eval_every=64,
+                               eval_episodes=2)
+  _, metrics = jax.jit(anakin.make_train(agent, env, config))(jax.random.PRNGKey(0))
+  # reward 1 per step: the return is the number of steps counted
+  np.testing.assert_array_equal(metrics["eval_returns"], [[27_000.0, 27_000.0]])
+
+
+def run_evaluate(make_envs, mode, episodes, max_steps=None):
+  """Greedy returns of ``hostloop.evaluate`` and the vector steps it took."""
+  env = gymnasium.vector.SyncVectorEnv(make_envs, autoreset_mode=mode)
+  steps = []
+
+  def step(actions, step=env.step):
+    steps.append(1)
+    assert len(steps) <= 100_000, "evaluate does not stop"  # fail, don't hang
+    return step(actions)
+
+  env.step = step
+  agent = DQN(networks.mlp_q_network((4,)), env, 1e-3)
+  key = jax.random.PRNGKey(0)
+  returns = hostloop.evaluate(agent, agent.init_params(key), agent.init_policy(key),
+                              env, episodes=episodes, seed=0, max_steps=max_steps)
+  return returns.tolist(), len(steps)
+
+
+def endless_for(steps):
+  return lambda: gymnasium.wrappers.TimeLimit(probe_envs.Endless(), steps)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
+def test_host_loop_evaluation_cuts_long_episodes_at_max_steps(mode):
+  """Reward 1 per step; env 0's episodes last 2 steps, env 1's 5; cap 3.
+
+  Env 1 is cut at 3 and, unless DISABLED resets it at once, idles until that
+  episode ends (NEXT_STEP: then one more step, the reset). Returns in order:
+  NEXT_STEP  env 0 at steps 2, 5, 8; env 1 at 3, 9 (reset at 6)
+  SAME_STEP  env 0 at 2, 4, 6, 8; env 1 at 3, 8
+  DISABLED   env 0 at 2, 4, 6; env 1 at 3, 6
+  """
+  envs_2_5 = [endless_for(2), endless_for(5)]
+  expected = {"NEXT_STEP": ([2.0, 3.0, 2.0, 2.0, 3.0], 9),
+              "SAME_STEP": ([2.0, 3.0, 2.0, 2.0, 2.0], 8),
+              "DISABLED": ([2.0, 3.0, 2.0, 2.0, 3.0], 6)}[mode.name]
+  assert run_evaluate(envs_2_5, mode, 5, max_steps=3) == expected
+  # a cap above every episode's length changes nothing: whole episodes
+  assert run_evaluate(envs_2_5, mode, 3, max_steps=10)[0] == [2.0, 2.0, 5.0]
+  # never ending: every env cut at once, then all reset: two rounds
+  endless = [probe_envs.Endless] * 2
+  assert run_evaluate(endless, mode, 3, max_steps=100) == ([100.0] * 3, 200)
+
+
+def test_host_loop_evaluation_of_a_never_ending_env_stops_at_the_default_cap():
+  returns, steps = run_evaluate([probe_envs.Endless] * 2,
+                                gymnasium.vector.AutoresetMode.NEXT_STEP, 2)
+  assert returns == [float(loop.DEFAULT_EVAL_MAX_STEPS)] * 2
+  assert steps == loop.DEFAULT_EVAL_MAX_STEPS
+
+
+# --- learning_starts ------------------------------------------------------------
+
+def test_first_update_comes_after_the_documented_env_steps():
+  """learning_starts=256 with 8 envs (S = 8 env steps per scan step): the first
+  update follows (ceil(256 / 8) + 1) * 8 = 264 env steps, in both trainers.
+  One chunk per scan step, so the per-chunk update counts show where."""
+  config = anakin.AnakinConfig(total_env_steps=288, num_envs=8, buffer_size=512,
+                               batch_size=32, learning_starts=256, eval_every=8,
+                               eval_episodes=1, eval_max_steps=1)
+  expected = np.zeros(36)
+  expected[32:] = 1.0  # chunk 32 ends after 33 * 8 = 264 env steps
+  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())
+  agent = DQN(networks.mlp_q_network((4,)), env, 1e-3)
+  _, metrics = jax.jit(anakin.make_train(agent, env, config))(jax.random.PRNGKey(0))
+  np.testing.assert_array_equal(metrics["updates"], expected)
+  host_env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit(), num_envs=8)
+  result = hostloop.train(agent, host_env, config, on_chunk=lambda record: None)
+  np.testing.assert_array_equal(
+      np.asarray(result.metrics["updates"]).reshape(36, -1)[:, 0], expected)

@@ -1,0 +1,180 @@
+"""The accelerator installs and checks: the GPU hint, peak memory, the extras,
+scripts/accelerator_check.py --smoke, and scripts/offline_wheels.sh.
+
+The two tests that reach PyPI (a full ``pip install --dry-run ".[cuda12]"``,
+about 30 s; the offline-wheels round trip, about a minute and 200 MB) run only
+with ``BASELAX_NETWORK_TESTS=1``.
+"""
+
+import importlib.metadata
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from baselax import hardware
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NETWORK = os.environ.get("BASELAX_NETWORK_TESTS") == "1"
+needs_network = pytest.mark.skipif(
+    not NETWORK, reason="reaches PyPI: set BASELAX_NETWORK_TESTS=1 to run it")
+
+
+@pytest.fixture
+def fake_nvidia_smi(tmp_path, monkeypatch):
+  """PATH holds only an `nvidia-smi` that prints a GPU; no /dev/nvidia0."""
+  exe = tmp_path / "nvidia-smi"
+  exe.write_text("#!/bin/sh\necho 'NVIDIA H100 80GB HBM3, 81559 MiB, 580.0'\n")
+  exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+  monkeypatch.setenv("PATH", str(tmp_path))
+  monkeypatch.setattr(hardware, "NVIDIA_DEVICE", str(tmp_path / "no-such-device"))
+  return exe
+
+
+def test_hint_names_the_cuda_install_when_a_gpu_is_visible_but_jax_is_on_cpu(fake_nvidia_smi):
+  hint = hardware.accelerator_hint("cpu")
+  assert hint is not None and "\n" not in hint
+  assert 'pip install -e ".[cuda12]"' in hint
+  # With no backend given it asks JAX, which is on the CPU in the tests.
+  assert hardware.accelerator_hint() == hint
+
+
+def test_no_hint_when_jax_uses_the_gpu_or_there_is_none(fake_nvidia_smi, tmp_path, monkeypatch):
+  assert hardware.accelerator_hint("gpu") is None
+  assert hardware.accelerator_hint("tpu") is None
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  monkeypatch.setenv("PATH", str(empty))
+  assert not hardware.nvidia_gpu_present()
+  assert hardware.accelerator_hint("cpu") is None
+
+
+def test_the_device_node_alone_counts_as_a_gpu(tmp_path, monkeypatch):
+  node = tmp_path / "nvidia0"
+  node.write_text("")
+  monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+  monkeypatch.setattr(hardware, "NVIDIA_DEVICE", str(node))
+  assert hardware.accelerator_hint("cpu") is not None
+
+
+def test_peak_memory_on_cpu_is_the_resident_peak():
+  mem = hardware.peak_memory_bytes()
+  assert mem["source"] == "rss"
+  assert mem["bytes"] >= 50 * 2**20  # JAX alone is more than that
+
+
+def test_hardware_runs_a_script_and_reports_its_exit_code_and_memory(tmp_path):
+  script = tmp_path / "job.py"
+  script.write_text("import sys, jax.numpy as jnp\nprint(float(jnp.ones(3).sum()), sys.argv[1:])\n"
+                    "sys.exit(3)\n")
+  report = tmp_path / "report.json"
+  proc = subprocess.run([sys.executable, "-m", "baselax.hardware", "--report", str(report),
+                         "--", str(script), "--flag", "x"],
+                        capture_output=True, text=True, timeout=120, cwd=REPO)
+  assert proc.returncode == 3, proc.stderr
+  assert "3.0 ['--flag', 'x']" in proc.stdout
+  out = json.loads(report.read_text())
+  assert out["exit_code"] == 3 and out["args"] == ["--flag", "x"]
+  assert out["backend"] == "cpu" and out["peak_memory"]["bytes"] > 0
+
+
+def _pyproject():
+  tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+  with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+    return tomllib.load(f)["project"]
+
+
+def test_accelerator_extras_pin_the_plugins_of_our_jax():
+  """cuda12/cuda13/tpu are jax's own extras over our jax range, and jax's
+  metadata pins each plugin to exactly its own version."""
+  project = _pyproject()
+  jax_range = next(d for d in project["dependencies"] if d.startswith("jax>="))
+  range_ = jax_range[len("jax"):]
+  extras = project["optional-dependencies"]
+  for extra in ("cuda12", "cuda13", "tpu"):
+    assert extras[extra] == [f"jax[{extra}]{range_}"], extra
+  version = importlib.metadata.version("jax")
+  requires = importlib.metadata.requires("jax")
+  for extra, plugin in (("cuda12", "jax-cuda12-plugin"), ("cuda13", "jax-cuda13-plugin")):
+    pins = [r for r in requires if r.startswith(plugin) and f'extra == "{extra}"' in r]
+    assert pins and f"<={version}" in pins[0] and f">={version}" in pins[0], pins
+
+
+@needs_network
+@pytest.mark.slow
+def test_cuda12_extra_resolves_to_the_plugin_of_the_pinned_jax(tmp_path):
+  report = tmp_path / "report.json"
+  proc = subprocess.run(
+      [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
+       "--report", str(report), "-e", ".[cuda12]"],
+      cwd=REPO, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  versions = {i["metadata"]["name"]: i["metadata"]["version"]
+              for i in json.loads(report.read_text())["install"]}
+  assert versions["jax-cuda12-plugin"] == versions["jax"] == versions["jax-cuda12-pjrt"]
+  assert versions["jaxlib"] == versions["jax"]
+
+
+def _offline_env():
+  """pip with no configuration files and no find-links: DIR must be enough."""
+  env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+  env["PIP_CONFIG_FILE"] = os.devnull
+  return env
+
+
+@needs_network
+@pytest.mark.slow
+def test_offline_wheels_install_the_project_into_a_fresh_venv_with_no_index(tmp_path):
+  wheels = tmp_path / "wheels"
+  proc = subprocess.run(["bash", os.path.join(REPO, "scripts", "offline_wheels.sh"),
+                         str(wheels)], capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "pip install --no-index --find-links" in proc.stdout
+  names = os.listdir(wheels)
+  assert all(n.endswith(".whl") for n in names)
+  assert any(n.startswith("jaxlib-") for n in names) and any(
+      n.startswith("baselax-") for n in names)
+
+  venv = tmp_path / "venv"
+  env = _offline_env()
+  subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, env=env, timeout=300)
+  python = str(venv / "bin" / "python")
+  proc = subprocess.run([python, "-m", "pip", "install", "--quiet", "--no-compile",
+                         "--no-index", "--find-links", str(wheels), "baselax"],
+                        capture_output=True, text=True, env=env, timeout=900)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  proc = subprocess.run(
+      [python, "-c", "import baselax, baselax.hardware, jax, gymnax, flashbax, haiku, orbax.checkpoint;"
+       "print(jax.__version__, baselax.hardware.__file__)"],
+      capture_output=True, text=True, env=env, timeout=300, cwd=str(tmp_path))
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert str(venv) in proc.stdout  # the venv's copy, not this checkout
+
+
+@pytest.mark.slow
+def test_accelerator_check_smoke(tmp_path):
+  """The whole check at tiny budgets: every item runs and reaches the tables."""
+  out = tmp_path / "check"
+  proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "accelerator_check.py"),
+                         "--smoke", "--out", str(out)],
+                        capture_output=True, text=True, timeout=300, cwd=REPO)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  summary = json.loads((out / "accelerator_check.json").read_text())
+  assert summary["smoke"] and summary["header"]["backend"] == "cpu"
+  items = {r["name"]: r for r in summary["items"]}
+  assert set(items) == {"default", "seeds-4", "breakout", "bench"}
+  assert all(r["status"] == "ok" for r in items.values()), items
+  for name in ("default", "seeds-4", "breakout"):
+    r = items[name]
+    assert r["env_steps_per_s"] > 0 and r["compile_s"] > 0, r
+    assert r["final_return"] is not None and r["peak_memory"]["bytes"] > 0
+  assert items["seeds-4"]["num_seeds"] == 4
+  kinds = {row["kind"] for row in items["bench"]["bench"]["rows"]}
+  assert {"limit", "limit+policy", "anakin", "hostloop", "seeds"} <= kinds
+  table = (out / "accelerator_check.md").read_text()
+  assert "| default | CartPole-v1" in table and "| anakin | 8 |" in table
+  assert re.search(r"\| breakout \| Breakout-MinAtar.*\| ok \|", table)

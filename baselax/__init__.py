@@ -1,22 +1,20 @@
 """baselax: RL agents in JAX and an on-device (Anakin) trainer.
 
-Sub-packages: ``baselax.agents`` (``BaseAgent``, ``DQN``), ``baselax.envs``
-(the gymnax gym adapter), ``baselax.networks`` (network creators) and
-``baselax.anakin`` (the trainer).
+Sub-packages: ``baselax.agents`` (``BaseAgent``, ``DQN``, ``QRDQN``, the
+registry), ``baselax.envs`` (the gymnax gym adapter), ``baselax.networks``
+(network creators), ``baselax.anakin`` (the trainer), ``baselax.experiment``
+(the research run of any registered agent) and ``baselax.hostloop``.
 
 Sub-packages are imported on first use. gymnax creates JAX arrays when it is
 imported, which starts JAX's backend, and ``jax.distributed.initialize`` must
 run before that: so ``import baselax`` (and ``from baselax.anakin import
-AnakinConfig``) must not import gymnax.
+AnakinConfig``, and the agents and their registry) must not import gymnax.
 """
 
-import importlib
+from baselax._lazy import lazy_attributes
 
 __version__ = "0.1.0"
-__all__ = ["agents", "anakin", "envs", "hostloop", "networks", "runs"]
+__all__ = ["agents", "anakin", "envs", "errors", "experiment", "hostloop", "metrics",
+           "networks"]
 
-
-def __getattr__(name):
-  if name in __all__:
-    return importlib.import_module(f"baselax.{name}")
-  raise AttributeError(f"module 'baselax' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, {}, __all__)

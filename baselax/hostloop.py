@@ -19,21 +19,19 @@ step crosses between Python and the accelerator, which Anakin never does.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from typing import Any, Callable, Dict, List, Optional
 
 import gymnasium
 import jax
-import jax.numpy as jnp
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from baselax.agents import base as agent_base
-from baselax.anakin.config import AnakinConfig
-from baselax.anakin.loop import scalar_fields, zero_scalars
-from baselax.anakin.runner import TrainResult, stack_history
+from baselax.anakin.config import DEFAULT_EVAL_MAX_STEPS, AnakinConfig
+from baselax.metrics import (ChunkRecord, TrainResult, format_record, scalar_fields,
+                             stack_history, zero_scalars)
 
 logger = logging.getLogger("baselax.hostloop")
 
@@ -104,41 +102,62 @@ def greedy_actions(agent: agent_base.BaseAgent) -> Callable:
 
 def evaluate(agent: agent_base.BaseAgent, params: Any, policy_state: Any,
              env: gymnasium.vector.VectorEnv, episodes: int, seed: int,
-             predict: Optional[Callable] = None) -> np.ndarray:
+             predict: Optional[Callable] = None,
+             max_steps: Optional[int] = None) -> np.ndarray:
   """Greedy returns of ``episodes`` episodes on the vector env ``env``.
 
   ``predict``: a :func:`greedy_actions` to reuse (saves a compile per call).
+  ``max_steps``: cap on an episode's length (default 27,000, the Anakin
+  trainer's ``DEFAULT_EVAL_MAX_STEPS``). An episode still running at the cap
+  counts with its return so far; its env is reset at once with ``DISABLED``
+  autoreset, else it idles until that episode ends (all envs at once are
+  reset when every one idles). So an evaluation takes at most about
+  ``episodes * max_steps`` vector steps, even on an env that never ends.
   """
+  max_steps = max_steps or DEFAULT_EVAL_MAX_STEPS
   predict = predict or greedy_actions(agent)
   returns: List[float] = []
   obs, _ = env.reset(seed=seed)
   running = np.zeros(env.num_envs)
-  skip = np.zeros(env.num_envs, bool)
+  length = np.zeros(env.num_envs, int)
+  skip = np.zeros(env.num_envs, bool)  # NEXT_STEP: this step only resets
+  idle = np.zeros(env.num_envs, bool)  # cut at max_steps, its episode goes on
   key = jax.random.PRNGKey(seed)
   mode = _autoreset_mode(env)
   while len(returns) < episodes:
+    if idle.all():
+      obs, _ = env.reset()
+      skip[:], idle[:] = False, False
     actions = np.asarray(predict(params, policy_state, obs, key))
     obs, reward, terminated, truncated, info = env.step(actions)
-    running += np.where(skip, 0.0, reward)
-    done = np.logical_and(np.logical_or(terminated, truncated), ~skip)
+    counted = ~(skip | idle)
+    running += np.where(counted, reward, 0.0)
+    length += counted
+    ended = np.logical_or(terminated, truncated)
+    cut = counted & ~ended & (length >= max_steps)
+    done = counted & ended | cut
     for i in np.flatnonzero(done):
       returns.append(float(running[i]))
-      running[i] = 0.0
+      running[i], length[i] = 0.0, 0
     if mode == AutoresetMode.NEXT_STEP:
-      skip = done
-    elif mode == AutoresetMode.DISABLED and done.any():
-      obs, _ = env.reset(options={"reset_mask": done})
+      skip = ended & ~skip
+    if mode == AutoresetMode.DISABLED:
+      if done.any():
+        obs, _ = env.reset(options={"reset_mask": done})
+    else:
+      idle = (idle | cut) & ~ended
   return np.asarray(returns[:episodes])
 
 
 def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
           config: AnakinConfig, *, eval_env: Optional[gymnasium.vector.VectorEnv] = None,
-          on_chunk: Optional[Callable[[Dict[str, Any]], None]] = None) -> TrainResult:
+          on_chunk: Optional[Callable[[ChunkRecord], Any]] = None) -> TrainResult:
   """Trains ``agent`` on a gymnasium vector env with a Python loop.
 
   ``config`` fields mean what they mean for the Anakin trainer (env steps
   counted over all envs; one update after every ``train_every`` env
-  iterations once ``learning_starts`` env steps are collected); ``num_seeds``
+  iterations once learning has started, at the same env step as in the
+  Anakin trainer: see ``AnakinConfig.learning_starts``); ``num_seeds``
   must be 1 and ``num_devices`` None or 1. Evaluation (greedy, every
   ``eval_every`` env steps) runs on ``eval_env`` when given, else is skipped
   (``eval_return`` is NaN).
@@ -179,7 +198,7 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
   running = np.zeros(env.num_envs)
   iterations_per_chunk = derived.steps_per_chunk * config.train_every
   learning_starts_iteration = derived.learning_starts_step * config.train_every
-  history: List[Dict[str, Any]] = []
+  history: List[ChunkRecord] = []
   t_start = time.perf_counter()
   iteration = 0
   for c in range(derived.num_chunks):
@@ -190,6 +209,10 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
     for _ in range(iterations_per_chunk):
       actions, policy_state, key = act(params, policy_state, obs, key)
       actions = np.asarray(actions)
+      # A vector env may write the next observation into the array it
+      # returned last (SyncVectorEnv(copy=False), envpool): keep our own copy
+      # of the one this transition starts from.
+      obs = np.array(obs, copy=True)
       next_obs, reward, terminated, truncated, info = env.step(actions)
       done = np.logical_or(terminated, truncated)
       final_obs = next_obs  # the buffer copies on add; copy here only to patch
@@ -229,26 +252,21 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
     elapsed = time.perf_counter() - t0
     if eval_env is not None:
       returns = evaluate(agent, params, policy_state, eval_env,
-                         config.eval_episodes, config.seed + c, greedy)
+                         config.eval_episodes, config.seed + c, greedy,
+                         max_steps=config.eval_max_steps)
     else:
       returns = np.full(config.eval_episodes, np.nan)
-    summary = {k: np.asarray([v / updates if updates else np.nan])
-               for k, v in sums.items()}
-    summary.update(
+    record = ChunkRecord.from_sums(
         chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
         wall_time=time.perf_counter() - t_start,
         sps=derived.env_steps_per_chunk / elapsed,
-        updates=np.asarray([float(updates)]),
-        train_return=np.asarray([return_sum / episodes if episodes else np.nan]),
-        train_episodes=np.asarray([float(episodes)]),
-        eval_returns=returns[None], eval_return=np.asarray([returns.mean()]))
-    history.append(summary)
+        episode_return_sum=[return_sum], episodes=[episodes], updates=[updates],
+        scalar_sums={k: [v] for k, v in sums.items()}, eval_returns=returns[None])
+    history.append(record)
     if on_chunk is not None:
-      on_chunk(summary)
+      on_chunk(record)
     else:
-      logger.info("env steps %d | sps %.0f | train return %.1f | eval return %.1f",
-                  summary["env_steps"], summary["sps"], summary["train_return"][0],
-                  summary["eval_return"][0])
+      logger.info(format_record(record))
   metrics = stack_history(history)
   metrics["compile_time"] = 0.0  # jit compiles on the first call, inside chunk 0
   metrics["total_time"] = time.perf_counter() - t_start
@@ -257,4 +275,4 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
       params=jax.tree.map(lambda x: np.asarray(x)[None], params),
       state=dict(params=params, optimizer_state=optimizer_state,
                  policy_state=policy_state, buffer=buffer),
-      metrics=metrics, config=config, derived=derived)
+      metrics=metrics, history=history, config=config, derived=derived)

@@ -1,91 +1,58 @@
-"""Your own agent, trained by the Anakin trainer unchanged: QR-DQN in one file.
+"""Your own agent, with the whole research run: Expected SARSA in one file.
 
-    python experiments/custom_agent.py                       # CartPole-v1
-    python experiments/custom_agent.py --num-quantiles 51 --total-env-steps 500000
+    python experiments/custom_agent.py                         # CartPole-v1, run directory and all
+    python experiments/custom_agent.py --target-epsilon 0.1 --n-step 3
+    python experiments/custom_agent.py --resume runs/CartPole-v1-esarsa-...
+    python experiments/custom_agent.py evaluate runs/CartPole-v1-esarsa-...
 
-QR-DQN (Dabney et al. 2018, "Distributional RL with quantile regression")
-learns ``N`` quantiles of the return of every action instead of its mean, with
-the quantile Huber loss. It is written here against ``BaseAgent`` alone, the
-way you would write yours:
+Expected SARSA (van Seijen et al. 2009) bootstraps from the expected value of
+the next state under an epsilon-greedy target policy instead of the max:
+``r + discount * sum_a pi(a|s') Q_target(s', a)``. It is written here against
+``BaseAgent`` alone, outside the library, the way you would write yours:
 
-1. named pytrees for what changes (``Params``, ``PolicyState``, ``OptimState``,
-   ``OptimOutput``): the trainer treats them as opaque;
+1. named pytrees for what changes (``Params``, ``OptimOutput``; ``PolicyState``
+   and ``OptimState`` come from ``BaseAgent``): the trainer treats them as opaque;
 2. ``init_params`` / ``init_optimizer`` / ``init_policy``;
 3. ``predict(params, policy_state, obs, key, evaluation)`` on a batch
    ``(B, *obs_shape)``, returning an output with ``actions`` ``(B,)``;
 4. ``update(params, optimizer_state, data, axis_name=None)`` on the batch
    ``{obs, action, reward, terminated, next_obs}``, averaging gradients over
-   ``axis_name`` when given; every scalar field of its ``OptimOutput`` is
-   logged by the trainer.
+   ``axis_name`` when given; every scalar field of its ``OptimOutput`` is logged;
+5. ``contract``: the optional batch keys it honours (``discount`` for n-step
+   returns, ``weight`` for prioritised replay) and whether it returns
+   per-sample ``td_error``: the trainer refuses a run that needs more;
+6. a frozen config dataclass (its fields become flags) and a build function,
+   registered in one line; ``baselax.experiment.main`` does the rest.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Tuple
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import jax
+import jax.numpy as jnp
+import optax
 
-import cli  # noqa: E402  (experiments/cli.py)
-import gymnasium  # noqa: E402
-import haiku as hk  # noqa: E402
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import optax  # noqa: E402
-
-from baselax import anakin, envs  # noqa: E402
-from baselax.agents import BaseAgent, value_learning  # noqa: E402
+from baselax import experiment, networks
+from baselax.agents import AgentContract, BaseAgent, registry, value_learning
 
 
-def quantile_network(hidden_sizes=(64, 64), num_quantiles: int = 21):
-  """Network creator: observations ``(B, ...)`` -> quantiles ``(B, A, N)``."""
-
-  def creator(action_space: gymnasium.Space) -> hk.Transformed:
-    num_actions = int(action_space.n)
-
-    def forward(obs):
-      x = hk.Flatten()(jnp.asarray(obs, jnp.float32))
-      x = hk.nets.MLP((*hidden_sizes, num_actions * num_quantiles))(x)
-      return x.reshape(x.shape[0], num_actions, num_quantiles)
-
-    return hk.without_apply_rng(hk.transform(forward))
-
-  return creator
-
-
-def quantile_huber_loss(dist_tm1: jax.Array, dist_target: jax.Array,
-                        kappa: float = 1.0) -> jax.Array:
-  """Quantile-regression Huber loss of one transition (Dabney et al. 2018, eq. 10).
+class ExpectedSarsa(BaseAgent):
+  """Expected SARSA with a target network copied every ``target_update_interval`` updates.
 
   Args:
-    dist_tm1: ``[N]`` predicted quantiles of the taken action.
-    dist_target: ``[N]`` target samples ``r + gamma * z'`` (held fixed).
-
-  Returns:
-    ``[]`` the loss, summed over predicted quantiles, averaged over targets.
-  """
-  n = dist_tm1.shape[0]
-  taus = (jnp.arange(n, dtype=jnp.float32) + 0.5) / n     # quantile midpoints
-  u = jax.lax.stop_gradient(dist_target)[None, :] - dist_tm1[:, None]   # [N, N']
-  huber = optax.huber_loss(u, delta=kappa)
-  weight = jnp.abs(taus[:, None] - (u < 0).astype(jnp.float32))
-  return jnp.sum(jnp.mean(weight * huber / kappa, axis=1))
-
-
-class QRDQN(BaseAgent):
-  """QR-DQN: epsilon-greedy on the mean of the quantiles; target network.
-
-  Args:
-    network: a creator returning quantiles ``(B, A, N)`` (see
-      :func:`quantile_network`).
+    network: a Q-network creator (``baselax.networks.mlp_q_network()``).
     env: a gym-like env (for the spaces).
     learning_rate: Adam step size or schedule.
     discount_factor: gamma.
-    epsilon_schedule: epsilon as a function of exploring ``predict`` calls.
+    epsilon_schedule: exploration epsilon per exploring ``predict`` call.
+    target_epsilon: epsilon of the target policy whose expectation is the target.
     target_update_interval: updates between target copies.
   """
+
+  contract = AgentContract(reads=frozenset({"discount", "weight"}), td_error=True)
 
   class Params(NamedTuple):
     online: Any
@@ -93,21 +60,23 @@ class QRDQN(BaseAgent):
 
   class PolicyOutput(NamedTuple):
     actions: jax.Array     # (B,)
-    q_values: jax.Array    # (B, A) mean over quantiles
+    q_values: jax.Array    # (B, A)
 
   class OptimOutput(NamedTuple):
-    loss: jax.Array
-    q_mean: jax.Array
+    loss: jax.Array        # [] logged
+    q_mean: jax.Array      # [] logged
+    td_error: jax.Array    # (B,) prioritised replay's priorities (not logged)
 
   def __init__(self, network, env, learning_rate, discount_factor: float = 0.99,
                epsilon_schedule: optax.Schedule = optax.linear_schedule(1.0, 0.05, 10_000),
-               target_update_interval: int = 50):
+               target_epsilon: float = 0.05, target_update_interval: int = 50):
     super().__init__(network, env, learning_rate)
-    self.discount_factor = discount_factor   # the trainer reads it for n-step
+    self.discount_factor = discount_factor   # n-step returns use it
     self.epsilon_schedule = epsilon_schedule
+    self.target_epsilon = target_epsilon
     self.target_update_interval = target_update_interval
 
-  def init_params(self, rng) -> "QRDQN.Params":
+  def init_params(self, rng) -> "ExpectedSarsa.Params":
     online = super().init_params(rng)
     return self.Params(online=online, target=online)
 
@@ -116,7 +85,7 @@ class QRDQN(BaseAgent):
                            opt_state=self.optimizer.init(params.online))
 
   def predict(self, params, policy_state, obs, key, evaluation: bool = False, **kwargs):
-    q_values = jnp.mean(self.network.apply(params.online, obs), axis=-1)
+    q_values = self.network.apply(params.online, obs)
     if evaluation:
       return self.PolicyOutput(jnp.argmax(q_values, -1), q_values), policy_state
     epsilon = self.epsilon_schedule(policy_state.count)
@@ -124,22 +93,25 @@ class QRDQN(BaseAgent):
     return (self.PolicyOutput(actions, q_values),
             self.PolicyState(count=policy_state.count + 1))
 
-  def loss(self, online, target, data):
-    dist_tm1 = self.network.apply(online, data["obs"])          # (B, A, N)
-    dist_t = self.network.apply(target, data["next_obs"])       # (B, A, N)
-    a_t = jnp.argmax(jnp.mean(dist_t, -1), -1)                  # greedy next action
-    batch = jnp.arange(dist_tm1.shape[0])
-    discount = self.discount_factor * (1.0 - data["terminated"].astype(jnp.float32))
-    target_dist = (data["reward"][:, None] +
-                   discount[:, None] * dist_t[batch, a_t])      # (B, N)
-    losses = jax.vmap(quantile_huber_loss)(dist_tm1[batch, data["action"]], target_dist)
-    loss = jnp.mean(losses)
-    return loss, self.OptimOutput(loss=loss, q_mean=jnp.mean(dist_tm1))
+  def loss(self, online, target, data) -> Tuple[jax.Array, "ExpectedSarsa.OptimOutput"]:
+    q_tm1 = self.network.apply(online, data["obs"])               # (B, A)
+    q_t = self.network.apply(target, data["next_obs"])            # (B, A)
+    num_actions = q_t.shape[-1]
+    greedy = jax.nn.one_hot(jnp.argmax(q_t, -1), num_actions)
+    pi = (1.0 - self.target_epsilon) * greedy + self.target_epsilon / num_actions
+    discount = data.get("discount", self.discount_factor *
+                        (1.0 - data["terminated"].astype(jnp.float32)))
+    target_value = data["reward"] + discount * jnp.sum(pi * q_t, axis=-1)
+    q_taken = jnp.take_along_axis(q_tm1, data["action"][:, None], axis=-1)[:, 0]
+    td = jax.lax.stop_gradient(target_value) - q_taken
+    loss = jnp.mean(data.get("weight", 1.0) * 0.5 * jnp.square(td))
+    return loss, self.OptimOutput(loss=loss, q_mean=jnp.mean(q_tm1), td_error=td)
 
   def update(self, params, optimizer_state, data, axis_name=None, **kwargs):
     grads, out = jax.grad(self.loss, has_aux=True)(params.online, params.target, data)
-    if axis_name is not None:
-      grads, out = jax.lax.pmean((grads, out), axis_name)
+    if axis_name is not None:   # the trainer's device axis: average over devices
+      grads, loss, q_mean = jax.lax.pmean((grads, out.loss, out.q_mean), axis_name)
+      out = out._replace(loss=loss, q_mean=q_mean)
     updates, opt_state = self.optimizer.update(grads, optimizer_state.opt_state)
     online = optax.apply_updates(params.online, updates)
     count = optimizer_state.count + 1
@@ -150,39 +122,59 @@ class QRDQN(BaseAgent):
 
 
 @dataclasses.dataclass(frozen=True)
-class QRDQNConfig:
-  """The agent side of this example.
+class ExpectedSarsaConfig:
+  """Expected SARSA's flags.
 
   Attributes:
-    env_id: a gymnax id with discrete actions.
-    num_quantiles: quantiles per action, N.
-    learning_rate: Adam step size.
-    target_update_interval: updates between target-network copies.
+    learning_rate: Adam step size (> 0).
+    target_epsilon: epsilon of the target policy, in [0, 1] (0 is Q-learning).
+    exploration_fraction: fraction of the run over which exploration decays from 1 to 0.05.
+    target_update_interval: updates between target-network copies (>= 1).
+    hidden_sizes: hidden layer widths of the MLP.
   """
-  env_id: str = "CartPole-v1"
-  num_quantiles: int = 21
   learning_rate: float = 5e-4
+  target_epsilon: float = 0.05
+  exploration_fraction: float = 0.5
   target_update_interval: int = 50
+  hidden_sizes: Tuple[int, ...] = (64, 64)
+
+  def __post_init__(self):
+    # A ValueError here is a usage error on the command line, naming the flag.
+    if not self.learning_rate > 0:
+      raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
+    if not 0.0 <= self.target_epsilon <= 1.0:
+      raise ValueError(f"target_epsilon must be in [0, 1], got {self.target_epsilon}.")
+    if not 0.0 < self.exploration_fraction <= 1.0:
+      raise ValueError(f"exploration_fraction must be in (0, 1], got "
+                       f"{self.exploration_fraction}.")
+    if self.target_update_interval < 1:
+      raise ValueError(f"target_update_interval must be >= 1, got "
+                       f"{self.target_update_interval}.")
 
 
-def main(argv: Optional[list] = None) -> anakin.TrainResult:
-  exp, config = cli.parse([(QRDQNConfig, "agent"), (anakin.AnakinConfig, "trainer")],
-                          description=__doc__.splitlines()[0], argv=argv)
-  env = envs.make(exp.env_id)
-  num_devices = anakin.runner.resolve_num_devices(config)
-  explore_calls = config.total_env_steps // (2 * config.num_envs * num_devices)
-  agent = QRDQN(quantile_network(num_quantiles=exp.num_quantiles), env,
-                exp.learning_rate,
-                epsilon_schedule=optax.linear_schedule(1.0, 0.05, max(1, explore_calls)),
-                target_update_interval=exp.target_update_interval)
-  result = anakin.train(agent, env, config)   # the same trainer as DQN's
-  final = result.metrics["eval_return"][-1]
-  print(f"QR-DQN on {exp.env_id}: final greedy eval return per seed {final}, "
-        f"loss {result.metrics['loss'][-1]}")
-  return result
+def build(config: ExpectedSarsaConfig, env, sizes) -> ExpectedSarsa:
+  """``sizes`` converts env steps to the agent's own counters (predict calls)."""
+  explore = sizes.predict_calls(config.exploration_fraction * sizes.total_env_steps)
+  return ExpectedSarsa(networks.mlp_q_network(config.hidden_sizes), env,
+                       config.learning_rate,
+                       epsilon_schedule=optax.linear_schedule(1.0, 0.05, explore),
+                       target_epsilon=config.target_epsilon,
+                       target_update_interval=config.target_update_interval)
+
+
+registry.register("esarsa", ExpectedSarsaConfig, build)
+
+
+def main(argv=None) -> int:
+  """``evaluate RUN_DIR ...`` evaluates; anything else trains (``--help`` for flags)."""
+  argv = sys.argv[1:] if argv is None else list(argv)
+  if argv[:1] == ["evaluate"]:
+    experiment.evaluate(argv[1:], prog="custom_agent.py evaluate")
+    return 0
+  if "--agent" not in argv:
+    argv = ["--agent", "esarsa", *argv]
+  return experiment.main(argv, prog="custom_agent.py")
 
 
 if __name__ == "__main__":
-  import logging
-  logging.basicConfig(level=logging.INFO, format="%(message)s")
-  main()
+  sys.exit(main())

@@ -27,7 +27,6 @@ from run to run on shared machines: compare ratios from one run.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import resource
@@ -138,7 +137,7 @@ def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
   """The full Anakin loop, timed on a chunk where every scan step learns."""
   devices = devices or args.devices
   config = two_chunk_config(n, iterations, args, devices, num_seeds)
-  program = anakin.runner.build(agent, env, config, evaluate=False)
+  program = anakin.program.build(agent, env, config, evaluate=False)
   t = time.perf_counter()
   state, chunk = program.start()
   compile_s = time.perf_counter() - t
@@ -169,10 +168,10 @@ def hostloop_row(n: int, iterations: int, args) -> Dict[str, Any]:
   chunks = []
   result = hostloop.train(agent, env, config, on_chunk=chunks.append)
   # chunk 0 compiles predict and update on first use; time chunk 1 only
-  run_s = config.eval_every / chunks[1]["sps"]
+  run_s = config.eval_every / chunks[1].sps
   return dict(kind="hostloop", num_envs=n, num_seeds=1,
-              env_steps_per_s=float(chunks[1]["sps"]),
-              updates_per_s=float(chunks[1]["updates"][0]) / run_s,
+              env_steps_per_s=float(chunks[1].sps),
+              updates_per_s=float(chunks[1].updates[0]) / run_s,
               compile_s=float("nan"), run_s=run_s,
               buffer_bytes=int(result.metrics["buffer_bytes"]))
 

@@ -5,8 +5,10 @@
         --num-envs 32 --buffer-size 50000 --learning-rate 1e-3 --target-update-interval 200 \\
         --exploration-fraction 0.2 --separate-seeds
 
-Every row runs ``experiments/anakin_dqn.py`` with the same flags plus the
-variant's own. Flags this script does not know are passed through.
+Every row is one run of the main job (``baselax.experiment.run``, what
+``experiments/anakin_dqn.py`` runs) with the same flags plus the variant's
+own; a variant may be another registered agent (``--agent qrdqn``). Flags
+this script does not know are passed through.
 ``--separate-seeds`` runs the seeds one after another instead of as one
 vmapped program (on CPU, vmapping a conv net over seeds turns its
 convolutions into slow grouped ones).
@@ -15,15 +17,11 @@ convolutions into slow grouped ones).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                                "experiments"))
-import anakin_dqn  # noqa: E402
+from baselax import experiment
 
 VARIANTS = {
     "DQN": [],
@@ -34,6 +32,7 @@ VARIANTS = {
     "Huber + clip 10": ["--huber", "--max-grad-norm", "10"],
     "all of them": ["--double-dqn", "--n-step", "3", "--prioritized", "--dueling",
                     "--huber", "--max-grad-norm", "10"],
+    "QR-DQN": ["--agent", "qrdqn"],
 }
 
 
@@ -52,10 +51,11 @@ def main(argv=None):
     finals, sps = [], []
     for seed_flags in seed_runs:
       with tempfile.TemporaryDirectory() as run_dir:
-        out = anakin_dqn.main(passthrough + flags + seed_flags +
-                              ["--quiet", "--run-dir", run_dir, "--no-tensorboard"])
-      finals.extend(np.atleast_1d(out["eval_return"]).tolist())
-      sps.append(out["sps"])
+        out = experiment.run(passthrough + flags + seed_flags +
+                             ["--quiet", "--run-dir", run_dir, "--no-tensorboard"],
+                             prog="variant_table.py")
+      finals.extend(np.atleast_1d(out.eval_return).tolist())
+      sps.append(out.sps)
     # Seeds run one after another add their times; vmapped seeds share one.
     total_sps = (len(sps) / np.sum(1.0 / np.array(sps)) if args.separate_seeds
                  else sps[0])

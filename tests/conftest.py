@@ -1,5 +1,3 @@
-import os
-import sys
-
-# Tests import their helpers as a plain module.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+"""pytest configuration: the tests import their helpers (helpers.py,
+probe_envs.py) as plain modules, through ``pythonpath = ["tests"]`` in
+pyproject.toml."""

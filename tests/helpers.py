@@ -42,7 +42,8 @@ def run_in_subprocess(code: str, num_cpu_devices: int = 4, timeout: int = 300,
   env = dict(os.environ)
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={num_cpu_devices}"
   env["JAX_PLATFORMS"] = "cpu"
-  env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+  env["PYTHONPATH"] = os.pathsep.join([REPO, os.path.join(REPO, "tests"),
+                                       env.get("PYTHONPATH", "")])
   env.update(extra_env or {})
   proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)],
                         capture_output=True, text=True, timeout=timeout,

@@ -252,7 +252,6 @@ def test_update_with_axis_name_under_pmap_syncs_params():
       import jax, numpy as np
       from baselax import networks
       from baselax.agents import DQN
-      import sys; sys.path.insert(0, "tests")
       import helpers
       assert jax.local_device_count() == 4
       agent = DQN(networks.mlp_q_network((8,)), helpers.spaces_env(), 1e-2)

@@ -145,20 +145,19 @@ def test_any_base_agent_trains_without_changes_to_the_trainer():
                                eval_episodes=2, num_devices=1)
   seen = []
   result = anakin.train(agent, env, config, on_chunk=seen.append)
-  assert len(seen) == 2 and "mse" in seen[-1] and "per_sample" not in seen[-1]
+  assert len(seen) == 2 and "mse" in seen[-1].scalars
+  assert "per_sample" not in seen[-1].scalars
   assert result.metrics["mse"][-1, 0] < 1e-3 < result.metrics["mse"][0, 0]
   assert result.metrics["prediction"][-1, 0] == pytest.approx(1.0, abs=0.05)
 
 
 @pytest.mark.slow
 def test_default_experiment_solves_cartpole(capsys, tmp_path):
-  import sys
-  sys.path.insert(0, helpers.REPO + "/experiments")
-  import anakin_dqn
-  out = anakin_dqn.main(["--quiet", "--run-dir", str(tmp_path / "run")])
-  assert out["result"].metrics["eval_returns"].shape[-1] >= 32
-  assert out["eval_return"].mean() >= 475
-  assert out["result"].config == anakin.AnakinConfig()  # the defaults, untouched
+  from baselax import experiment
+  out = experiment.run(["--quiet", "--run-dir", str(tmp_path / "run")])
+  assert out.result.metrics["eval_returns"].shape[-1] >= 32
+  assert out.eval_return.mean() >= 475
+  assert out.result.config == anakin.AnakinConfig()  # the defaults, untouched
   printed = capsys.readouterr().out
   assert "final greedy eval return" in printed and "compile" in printed
   assert f"run directory: {tmp_path / 'run'}" in printed
@@ -166,7 +165,6 @@ def test_default_experiment_solves_cartpole(capsys, tmp_path):
 
 def test_multi_device_params_identical_and_steps_counted():
   out = helpers.run_in_subprocess("""
-      import sys; sys.path.insert(0, "tests")
       import jax, numpy as np
       from baselax import anakin, envs, networks
       from baselax.agents import DQN

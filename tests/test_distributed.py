@@ -17,18 +17,17 @@ import helpers
 PROCESS = textwrap.dedent("""
     import hashlib, json, sys
     import numpy as np
-    sys.path.insert(0, {experiments!r})
-    import anakin_dqn
-    out = anakin_dqn.main(sys.argv[2:])
+    from baselax import experiment
+    out = experiment.run(sys.argv[2:])
     import jax
-    params = jax.tree.leaves(out["result"].params)
+    params = jax.tree.leaves(out.result.params)
     digest = hashlib.sha256(b"".join(np.asarray(p).tobytes() for p in params)).hexdigest()
-    local_steps = np.asarray(out["result"].state.env_steps)   # (local devices, seeds)
+    local_steps = np.asarray(out.result.state.env_steps)   # (local devices, seeds)
     json.dump({{"hash": digest, "local_env_steps": local_steps.tolist(),
-               "env_steps": out["env_steps"], "eval_return": out["eval_return"].tolist(),
+               "env_steps": out.env_steps, "eval_return": out.eval_return.tolist(),
                "process_count": jax.process_count(), "devices": jax.device_count()}},
               open(sys.argv[1], "w"))
-""").format(experiments=os.path.join(helpers.REPO, "experiments"))
+""").format()
 
 SMALL = ["--total-env-steps", "6400", "--eval-every", "3200", "--num-envs", "4",
          "--learning-starts", "640", "--buffer-size", "2000", "--batch-size", "32",

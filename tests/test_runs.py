@@ -13,12 +13,9 @@ import numpy as np
 import pytest
 
 import helpers
-
-sys.path.insert(0, helpers.REPO + "/experiments")
-import anakin_dqn  # noqa: E402
-import evaluate  # noqa: E402
-from baselax import anakin, envs, networks, runs  # noqa: E402
-from baselax.agents import DQN  # noqa: E402
+from baselax import anakin, envs, experiment, metrics, networks
+from baselax.agents import DQN
+from baselax.experiment import loggers
 
 # 4 chunks of 1,000 env steps; learning starts in the first chunk.
 SMALL = ["--total-env-steps", "4000", "--eval-every", "1000", "--num-envs", "4",
@@ -38,14 +35,14 @@ def strict_json(line):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("runs") / "cartpole")
-  out = anakin_dqn.main(SMALL + ["--run-dir", path, "--num-seeds", "2"])
-  assert out["run_dir"] == path and not out["interrupted"]
+  out = experiment.run(SMALL + ["--run-dir", path, "--num-seeds", "2"])
+  assert out.run_dir == path and not out.interrupted
   return path
 
 
 def test_a_short_run_writes_the_whole_run_directory(run_dir):
   config = strict_json(open(os.path.join(run_dir, "config.json")).read())
-  assert config["agent"]["env_id"] == "CartPole-v1"
+  assert config["experiment"] == {"agent": "dqn", "env_id": "CartPole-v1"}
   assert config["trainer"]["num_seeds"] == 2 and config["agent_class"] == "DQN"
   lines = [strict_json(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
   assert [l["chunk"] for l in lines] == [0, 1, 2, 3]
@@ -66,7 +63,7 @@ def test_a_short_run_writes_the_whole_run_directory(run_dir):
 
 def test_evaluate_loads_the_final_params_and_renders_a_gif(run_dir, tmp_path, capsys):
   gif = str(tmp_path / "episode.gif")
-  out = evaluate.main([run_dir, "--episodes", "3", "--gif", gif])
+  out = experiment.evaluate([run_dir, "--episodes", "3", "--gif", gif])
   assert out["returns"].shape == (2, 3) and np.all(out["returns"] >= 1)
   printed = capsys.readouterr().out
   assert "seed 0:" in printed and "seed 1:" in printed and "±" in printed
@@ -74,8 +71,10 @@ def test_evaluate_loads_the_final_params_and_renders_a_gif(run_dir, tmp_path, ca
   with Image.open(gif) as image:
     # One frame per step of the rendered episode (CartPole: reward 1 per step).
     assert image.n_frames == int(out["gif_return"])
-  with pytest.raises(SystemExit, match="is not a run directory"):
-    evaluate.main([str(tmp_path), "--gif", gif])
+  with pytest.raises(SystemExit) as exit_info:
+    experiment.evaluate([str(tmp_path), "--gif", gif])
+  assert exit_info.value.code == 2
+  assert "is not a run directory" in capsys.readouterr().err
 
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
@@ -85,7 +84,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
 
   stop_after_two = anakin.Checkpointer(str(tmp_path), every_chunks=3)
   half = anakin.train(agent, env, SMALL_CONFIG,
-                      on_chunk=lambda s: s["chunk"] == 1,
+                      on_chunk=lambda s: s.chunk == 1,
                       checkpointer=stop_after_two)
   assert half.stopped_early and stop_after_two.latest_step() == 2
   stop_after_two.close()
@@ -122,14 +121,16 @@ def test_a_checkpoint_of_another_run_is_refused(tmp_path, run_dir, capsys):
 
   # The command line refuses before building anything, naming each flag.
   with pytest.raises(SystemExit) as exit_info:
-    anakin_dqn.main(["--resume", run_dir, "--env-id", "Acrobot-v1",
-                     "--learning-rate", "0.1"])
+    experiment.run(["--resume", run_dir, "--env-id", "Acrobot-v1",
+                    "--learning-rate", "0.1"])
   assert exit_info.value.code == 2
   err = capsys.readouterr().err
   assert "--env-id: the run has 'CartPole-v1', you asked for 'Acrobot-v1'" in err
   assert "--learning-rate: the run has 0.00025, you asked for 0.1" in err
-  with pytest.raises(SystemExit, match="already holds a run"):
-    anakin_dqn.main(SMALL + ["--run-dir", run_dir])
+  with pytest.raises(SystemExit) as exit_info:
+    experiment.run(SMALL + ["--run-dir", run_dir])
+  assert exit_info.value.code == 2
+  assert "already holds a run" in capsys.readouterr().err
 
 
 class NaNAfter(DQN):
@@ -155,16 +156,16 @@ def test_the_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
                  checkpointer=checkpointer)
   assert checkpointer.latest_step() == 2
   restored = checkpointer.restore(
-      anakin.runner.build(agent, env, config).init(
-          anakin.runner.seed_keys_for(config), jnp.arange(1)),
-      checkpointer.fingerprint(config, agent, env, 1))
+      anakin.program.build(agent, env, config).init(
+          anakin.program.seed_keys_for(config), jnp.arange(1)),
+      {**anakin.checkpoint.run_identity(config, agent, env), "num_devices": 1})
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.state.params))
   checkpointer.close()
 
 
 def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
   path = str(tmp_path / "interrupted")
-  env = dict(os.environ, PYTHONPATH=helpers.REPO, JAX_PLATFORMS="cpu")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
   proc = subprocess.Popen(
       [sys.executable, "experiments/anakin_dqn.py", "--run-dir", path,
        "--total-env-steps", "5000000", "--eval-every", "2000", "--num-envs", "4",
@@ -193,12 +194,25 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
   checkpointer.close()
 
 
-def test_tensorboard_is_optional(tmp_path, monkeypatch):
+def record(chunk=0, eval_returns=((1.0, 3.0), (np.nan, np.nan))):
+  return metrics.ChunkRecord.from_sums(
+      chunk=chunk, env_steps=10 * (chunk + 1), wall_time=1.0, sps=10.0,
+      episode_return_sum=[4.0, 0.0], episodes=[2, 0], updates=[5, 5],
+      scalar_sums={"loss": [1.0, 2.0]}, eval_returns=np.array(eval_returns))
+
+
+def test_tensorboard_is_optional_and_jsonl_is_strict(tmp_path, monkeypatch):
   monkeypatch.setitem(sys.modules, "tensorboardX", None)  # "not installed"
-  run = runs.RunDirectory(str(tmp_path), {"a": 1})
-  assert not run.tensorboard
-  run.log_chunk({"chunk": 0, "env_steps": 10, "eval_return": np.array([1.0, np.nan])})
+  run = experiment.rundir.RunDirectory(str(tmp_path), {"a": 1})
+  sinks = loggers.make_loggers(run, experiment.LoggerConfig(), console=None,
+                               title="t", config={})
+  assert not any(isinstance(s, loggers.TensorBoardLogger) for s in sinks.loggers)
+  sinks.write(record())
+  sinks.close()
   assert not [f for f in os.listdir(tmp_path) if f.startswith("events")]
-  assert strict_json(open(run.metrics_path).read())["eval_return"] == [1.0, None]
-  with pytest.raises(ImportError, match=r"pip install 'baselax\[tensorboard\]'"):
-    runs.RunDirectory(str(tmp_path), {"a": 1}, tensorboard=True)
+  line = strict_json(open(run.metrics_path).read())
+  assert line["eval_return"] == [2.0, None] and line["train_return"] == [2.0, None]
+  assert line["loss"] == [0.2, 0.4]
+  assert metrics.record_from_json(line).to_dict().keys() == record().to_dict().keys()
+  with pytest.raises(ImportError, match=r"pip install -e '.\[tensorboard\]'"):
+    loggers.TensorBoardLogger(str(tmp_path))

@@ -160,13 +160,22 @@ def test_prioritised_replay_samples_high_priorities_more():
   np.testing.assert_allclose(w[mixed][idx[mixed] != 0], 1.0, rtol=1e-6)
 
 
-def test_prioritized_needs_td_errors_from_the_agent():
+def test_prioritized_verifies_the_declared_td_errors():
+  """An agent whose contract promises td_error but whose OptimOutput has none
+  is refused by tracing, before compiling (the contract is checked, not trusted)."""
   import test_anakin
+  from baselax.agents import AgentContract
+
+  class Overpromises(test_anakin.TinyAgent):
+    contract = AgentContract(reads=frozenset({"weight"}), td_error=True)
+
   env = envs.make("CartPole-v1")
-  agent = test_anakin.TinyAgent(networks.mlp_q_network((8,)), env, 1e-3)
+  agent = Overpromises(networks.mlp_q_network((8,)), env, 1e-3)
   config = anakin.AnakinConfig(total_env_steps=2000, learning_starts=200,
                                batch_size=32, prioritized=True)
-  with pytest.raises(ValueError, match=r"prioritized=True needs the agent's OptimOutput"):
+  with pytest.raises(ValueError, match=r"prioritized=True needs the agent's OptimOutput "
+                     r"to carry per-sample TD errors, td_error of shape \(32,\); "
+                     r"Overpromises.update returns OptimOutput without td_error"):
     anakin.train(agent, env, config)
 
 
@@ -253,26 +262,22 @@ def test_n_step_and_per_through_truncation_still_learn_q_of_ten():
     ["--double-dqn"], ["--n-step", "3"], ["--prioritized"], ["--dueling"],
     ["--huber"], ["--max-grad-norm", "1"]], ids=lambda f: f[0].strip("-"))
 def test_each_variant_learns_cartpole_quickly(flags, tmp_path):
-  import sys
-  sys.path.insert(0, helpers.REPO + "/experiments")
-  import anakin_dqn
-  out = anakin_dqn.main(flags + [
+  from baselax import experiment
+  out = experiment.run(flags + [
       "--total-env-steps", "50000", "--learning-rate", "1e-3", "--learning-starts",
       "5000", "--quiet", "--no-tensorboard", "--run-dir", str(tmp_path / "run")])
   # A constant-action greedy policy scores about 9, random play about 22; at
   # this budget plain DQN reaches about 200 (seed 0) and every variant > 70.
-  assert out["eval_return"].mean() >= 50
+  assert out.eval_return.mean() >= 50
 
 
 @pytest.mark.slow
 def test_all_variants_together_learn_cartpole(tmp_path):
-  import sys
-  sys.path.insert(0, helpers.REPO + "/experiments")
-  import anakin_dqn
-  out = anakin_dqn.main([
+  from baselax import experiment
+  out = experiment.run([
       "--double-dqn", "--n-step", "3", "--prioritized", "--dueling", "--huber",
       "--max-grad-norm", "10", "--total-env-steps", "100000", "--num-seeds", "2",
       "--learning-rate", "1e-3", "--quiet", "--run-dir", str(tmp_path / "run")])
   # A random policy scores about 22; every variant on is well past that.
-  assert out["eval_return"].mean() >= 150
-  assert np.all(np.isfinite(out["result"].metrics["loss"][-1]))
+  assert out.eval_return.mean() >= 150
+  assert np.all(np.isfinite(out.result.metrics["loss"][-1]))

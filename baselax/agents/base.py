@@ -11,9 +11,10 @@ through the methods below.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import inspect
 import numbers
-from typing import Any, Callable, Mapping, NamedTuple, Tuple, Union
+from typing import Any, Callable, FrozenSet, Mapping, NamedTuple, Optional, Tuple, Union
 
 import gymnasium
 import haiku as hk
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from baselax.envs import spaces as spaces_lib
+from baselax.errors import ConfigError
 
 Params = Any
 PolicyState = Any
@@ -83,8 +85,47 @@ def check_learning_rate(learning_rate: Any) -> None:
     raise TypeError(f"learning_rate must be a float or an optax.Schedule, got "
                     f"{type(learning_rate).__name__}.")
   if not learning_rate > 0:
-    raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}; "
+    raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}; "
                      f"typical values are 1e-4 to 1e-3.")
+
+
+#: Optional ``update`` batch keys a trainer may add, and what they mean.
+OPTIONAL_BATCH_KEYS = {
+    # (B,) bootstrap discount replacing gamma * (1 - terminated); n-step
+    # batches carry gamma^k * (1 - terminated) for a window of k steps.
+    "discount": "n-step returns (n_step > 1)",
+    # (B,) per-sample loss weights: prioritised replay's importance weights.
+    "weight": "prioritised replay (prioritized=True)",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentContract:
+  """What an agent's ``update`` consumes and provides beyond the required batch.
+
+  Every ``update`` batch has ``obs``, ``action``, ``reward``, ``terminated``
+  and ``next_obs`` (the true next observation). Replay variants add optional
+  keys; an agent that silently ignored one would train on a wrong target, so
+  an agent declares here what it honours, and trainers refuse, before
+  compiling, a run that needs more (``baselax.anakin.contract``).
+
+  Attributes:
+    reads: optional batch keys that ``update`` honours (see
+      :data:`OPTIONAL_BATCH_KEYS`): ``"discount"`` (needed by n-step returns)
+      and ``"weight"`` (needed by prioritised replay).
+    td_error: ``update``'s ``OptimOutput`` has ``td_error`` ``(B,)``, one
+      non-negative-able priority signal per sample (prioritised replay sets
+      priorities from its absolute value).
+  """
+  reads: FrozenSet[str] = frozenset()
+  td_error: bool = False
+
+  def __post_init__(self):
+    object.__setattr__(self, "reads", frozenset(self.reads))
+    unknown = self.reads - set(OPTIONAL_BATCH_KEYS)
+    if unknown:
+      raise ValueError(f"AgentContract.reads: unknown batch key(s) {sorted(unknown)}; "
+                       f"the optional keys are {sorted(OPTIONAL_BATCH_KEYS)}.")
 
 
 class BaseAgent(abc.ABC):
@@ -98,7 +139,17 @@ class BaseAgent(abc.ABC):
       ``gymnasium.vector.VectorEnv``), read for its observation and action
       spaces only.
     learning_rate: a float or an ``optax.Schedule`` for the Adam optimizer.
+
+  Class attributes a subclass sets to declare its contract with trainers:
+
+  * ``contract``: an :class:`AgentContract` (default: reads no optional batch
+    key, returns no per-sample TD errors).
+  * ``discount_factor``: the per-step discount ``gamma`` n-step returns are
+    computed with (``None``: the agent has none).
   """
+
+  contract: AgentContract = AgentContract()
+  discount_factor: Optional[float] = None
 
   class OptimState(NamedTuple):
     """Optimizer state: ``count`` of updates done and optax's ``opt_state``."""

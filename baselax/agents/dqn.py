@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping, NamedTuple, Optional, Tuple, Union
 
 import gymnasium
@@ -10,7 +11,9 @@ import jax.numpy as jnp
 import optax
 
 from baselax.agents import base
+from baselax.agents import q_config
 from baselax.agents import value_learning
+from baselax.errors import ConfigError
 
 #: The keys every DQN ``update`` batch must have; shapes for a batch of ``B``.
 REQUIRED_DATA_KEYS = (
@@ -21,13 +24,9 @@ REQUIRED_DATA_KEYS = (
     "next_obs",    # (B, *obs_shape) the true next observation (final obs at episode end)
 )
 
-#: Keys a batch may add (the Anakin trainer adds them for n-step and PER).
-OPTIONAL_DATA_KEYS = (
-    "discount",    # (B,) bootstrap discount; replaces gamma * (1 - terminated)
-                   #      (n-step: gamma^k * (1 - terminated))
-    "weight",      # (B,) per-sample loss weights (prioritised replay's
-                   #      importance-sampling weights); default 1
-)
+#: Keys a batch may add (the Anakin trainer adds them for n-step and PER);
+#: see ``base.OPTIONAL_BATCH_KEYS``. DQN honours both.
+OPTIONAL_DATA_KEYS = tuple(base.OPTIONAL_BATCH_KEYS)
 
 
 def default_epsilon_schedule() -> optax.Schedule:
@@ -62,7 +61,13 @@ class DQN(base.BaseAgent):
   ``td = r + gamma * (1 - terminated) * max_a Q_target(s', a) - Q(s, a)``,
   ``weight`` = ``data["weight"]`` or 1, and ``data["discount"]`` replacing
   ``gamma * (1 - terminated)`` when present (n-step batches).
+
+  Variants of the DQN family that differ only in what they learn (QR-DQN)
+  subclass it and replace :meth:`action_values` and :meth:`loss`; acting,
+  the optimizer step, the device average and the target copy are shared.
   """
+
+  contract = base.AgentContract(reads=frozenset({"discount", "weight"}), td_error=True)
 
   class Params(NamedTuple):
     """``policy``: online network params; ``target``: target network params."""
@@ -103,23 +108,23 @@ class DQN(base.BaseAgent):
                huber_delta: Optional[float] = None,
                max_grad_norm: Optional[float] = None):
     if not 0.0 < discount_factor <= 1.0:
-      raise ValueError(f"discount_factor must be in (0, 1], got "
-                       f"{discount_factor!r}.")
+      raise ConfigError(f"discount_factor must be in (0, 1], got "
+                        f"{discount_factor!r}.")
     if (isinstance(target_update_interval, bool) or
         not isinstance(target_update_interval, int) or target_update_interval < 1):
-      raise ValueError(f"target_update_interval must be an integer >= 1, got "
-                       f"{target_update_interval!r}.")
+      raise ConfigError(f"target_update_interval must be an integer >= 1, got "
+                        f"{target_update_interval!r}.")
     if not callable(epsilon_schedule):
       raise TypeError("epsilon_schedule must be an optax.Schedule (a callable "
                       "of the step count), e.g. optax.linear_schedule(1.0, 0.05, 10000).")
     _, action_space = base.spaces_lib.env_spaces(env)
     if not isinstance(action_space, gymnasium.spaces.Discrete):
-      raise ValueError(
-          f"DQN needs a Discrete action space, got {action_space}. Use a "
-          f"discrete-action env (e.g. CartPole-v1, Breakout-MinAtar).")
+      raise ConfigError(
+          f"{type(self).__name__} needs a Discrete action space, got {action_space}. "
+          f"Use a discrete-action env (e.g. CartPole-v1, Breakout-MinAtar).")
     for name, value in (("huber_delta", huber_delta), ("max_grad_norm", max_grad_norm)):
       if value is not None and not value > 0:
-        raise ValueError(f"{name} must be > 0 (or None to disable), got {value!r}.")
+        raise ConfigError(f"{name} must be > 0 (or None to disable), got {value!r}.")
     self.discount_factor = float(discount_factor)
     self.epsilon_schedule = epsilon_schedule
     self.target_update_interval = target_update_interval
@@ -172,7 +177,7 @@ class DQN(base.BaseAgent):
     single = obs.ndim == len(self.observation_space.shape)
     if single:
       obs = obs[None]
-    q_values = self.network.apply(params.policy, obs)
+    q_values = self.action_values(params.policy, obs)
     if evaluation:
       epsilon = jnp.zeros((), jnp.float32)
       actions = jnp.argmax(q_values, axis=-1)
@@ -184,6 +189,10 @@ class DQN(base.BaseAgent):
     if single:
       actions, q_values = actions[0], q_values[0]
     return self.PolicyOutput(actions, q_values, epsilon), policy_state
+
+  def action_values(self, online: Any, obs: jax.Array) -> jax.Array:
+    """Q-values ``(B, A)`` the policy acts on, from the online params."""
+    return self.network.apply(online, obs)
 
   # --- learning --------------------------------------------------------------
 
@@ -253,3 +262,26 @@ class DQN(base.BaseAgent):
                                    self.target_update_interval)
     return (out, self.Params(policy=policy, target=target),
             self.OptimState(count=count, opt_state=opt_state))
+
+
+# --- the experiment's view: a config whose fields are flags, and a builder ----
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig(q_config.QLearningConfig):
+  """DQN's flags (Mnih et al. 2015), with the DQN family's options.
+
+  Attributes:
+    huber: Huber loss (delta 1) instead of 0.5 td^2.
+  """
+  huber: bool = False
+
+
+def build(config: DQNConfig, env: Any, sizes: Any) -> DQN:
+  """A :class:`DQN` for ``env`` from its registry config (see ``agents.registry``)."""
+  learning_rate, epsilon = q_config.schedules(config, sizes)
+  return DQN(q_config.q_network(config, env), env, learning_rate,
+             discount_factor=config.discount_factor, epsilon_schedule=epsilon,
+             target_update_interval=config.target_update_interval,
+             double=config.double_dqn, huber_delta=1.0 if config.huber else None,
+             max_grad_norm=config.max_grad_norm)

@@ -42,16 +42,10 @@ def double_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
   which removes most of Q-learning's overestimation:
   ``td = r_t + discount_t * q_t_value[argmax_a q_t_selector[a]] - q_tm1[a_tm1]``.
 
-  Args:
-    q_tm1: ``[A]`` online action values at the start state.
-    a_tm1: ``[]`` action taken.
-    r_t: ``[]`` reward.
-    discount_t: ``[]`` discount (0 at terminal transitions).
-    q_t_value: ``[A]`` target-network action values at the next state.
-    q_t_selector: ``[A]`` online-network action values at the next state.
-
-  Returns:
-    ``[]`` TD error.
+  Args are those of :func:`q_learning`, with ``q_t`` split in two:
+  ``q_t_value`` ``[A]``, the target network's values at the next state, and
+  ``q_t_selector`` ``[A]``, the online network's, which pick the action.
+  Returns the ``[]`` TD error.
   """
   chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t_value, q_t_selector],
                    [1, 0, 0, 0, 1, 1])

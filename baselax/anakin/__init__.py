@@ -8,36 +8,30 @@
 * :class:`Checkpointer`: orbax checkpoints of the whole training state.
 * :mod:`~baselax.anakin.distributed`: many processes/hosts on ``jax.distributed``.
 
-Read ``loop.py`` top to bottom for the scanned step, ``runner.py`` for the
-device wiring.
+Read ``loop.py`` top to bottom for the scanned step, ``program.py`` for the
+device wiring (the one place that introduces the device axis), ``runner.py``
+for the chunk loop, ``contract.py`` for what an agent must offer a run.
 
 Names are imported on first use (see ``baselax/__init__.py``): the config
 classes do not import gymnax, so they can be built before
 ``jax.distributed.initialize``.
 """
 
-import importlib
+from baselax._lazy import lazy_attributes
 
 _WHERE = {
     "AnakinConfig": "config", "Derived": "config",
     "TrainState": "loop", "make_anakin": "loop", "make_train": "loop",
     "Checkpointer": "checkpoint",
+    "check_agent": "contract",
     "DistributedConfig": "distributed",
-    "DEVICE_AXIS": "runner", "NonFiniteError": "runner", "TrainResult": "runner",
-    "train": "runner",
+    "NonFiniteError": "guards",
+    "DEVICE_AXIS": "program", "build": "program",
+    "TrainResult": "runner", "train": "runner",
 }
-_SUBMODULES = ("checkpoint", "config", "distributed", "loop", "replay", "runner")
+_SUBMODULES = ("checkpoint", "config", "contract", "distributed", "guards", "loop",
+               "program", "replay", "runner")
 
 __all__ = list(_WHERE)
 
-
-def __getattr__(name):
-  if name in _WHERE:
-    return getattr(importlib.import_module(f"baselax.anakin.{_WHERE[name]}"), name)
-  if name in _SUBMODULES:
-    return importlib.import_module(f"baselax.anakin.{name}")
-  raise AttributeError(f"module 'baselax.anakin' has no attribute {name!r}")
-
-
-def __dir__():
-  return sorted(__all__ + list(_SUBMODULES))
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, _SUBMODULES)

@@ -28,6 +28,9 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 import jax
 import numpy as np
 
+from baselax import metrics as metrics_lib
+from baselax.errors import ConfigError
+
 logger = logging.getLogger("baselax.anakin")
 
 
@@ -35,53 +38,24 @@ class Restored(NamedTuple):
   """What :meth:`Checkpointer.restore` returns (host numpy arrays)."""
   state: Any
   chunks_done: int
-  history: List[Dict[str, Any]]
+  history: List[metrics_lib.ChunkRecord]
 
 
-def to_json(value: Any) -> Any:
-  """numpy -> JSON-able lists; NaN/inf -> None (strict JSON has no NaN)."""
-  if isinstance(value, dict):
-    return {k: to_json(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [to_json(v) for v in value]
-  array = np.asarray(value)
-  if array.dtype.kind in "fc":
-    array = array.astype(np.float64)
-    return (np.where(np.isfinite(array), array, None).tolist() if array.ndim
-            else (float(array) if np.isfinite(array) else None))
-  if array.dtype.kind in "iub":
-    return array.tolist()
-  return value
-
-
-def from_json(value: Any) -> Any:
-  """Inverse of :func:`to_json` for metric summaries (None -> NaN)."""
-  if isinstance(value, list):
-    return np.array(value, dtype=np.float64)  # None -> nan
-  if value is None:
-    return float("nan")
-  return value
-
-
-def history_to_json(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-  return [to_json(h) for h in history]
-
-
-def history_from_json(history: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-  return [{k: from_json(v) for k, v in h.items()} for h in history]
-
-
-def run_identity(config: Any, agent: Any, env: Any) -> Dict[str, Any]:
-  """The trainer config (``trainer.<field>``), agent class and env name of a run.
+def run_identity(config: Any, agent: Any, env: Any,
+                 extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+  """The trainer config (``trainer.<field>``), agent class, env name and
+  ``extra`` settings (``meta.<key>``, e.g. agent hyper-parameters) of a run.
 
   The whole trainer config is in, total_env_steps and eval_every too: the
   chunk boundaries and any schedule over the run depend on them. Checkpoints
   compare it (an exact continuation needs the same run), and so do the
   processes of a multi-process run (they must run the same program).
   """
-  out = {f"trainer.{k}": v for k, v in to_json(dataclasses.asdict(config)).items()}
+  out = {f"trainer.{k}": v for k, v in
+         metrics_lib.to_json(dataclasses.asdict(config)).items()}
   out["agent"] = type(agent).__name__
   out["env"] = getattr(getattr(env, "env", None), "name", type(env).__name__)
+  out.update({f"meta.{k}": v for k, v in metrics_lib.to_json(dict(extra or {})).items()})
   return out
 
 
@@ -109,19 +83,19 @@ class Checkpointer:
     every_chunks: save after every this many chunks (and always at the end,
       on a requested stop and on Ctrl-C).
     max_to_keep: checkpoints kept on disk (older ones are deleted).
-    metadata: JSON-able dict added to the fingerprint, e.g. the agent's
-      hyper-parameters; a restore with different metadata is refused.
+
+  What must match for a checkpoint to be continued is the run's fingerprint:
+  :func:`run_identity` plus the device count, which ``anakin.train`` builds
+  and passes to :meth:`save` and :meth:`restore`.
   """
 
-  def __init__(self, directory: str, *, every_chunks: int = 1,
-               max_to_keep: int = 2, metadata: Optional[Mapping[str, Any]] = None):
+  def __init__(self, directory: str, *, every_chunks: int = 1, max_to_keep: int = 2):
     if isinstance(every_chunks, bool) or not isinstance(every_chunks, int) or every_chunks < 1:
       raise ValueError(f"every_chunks must be an integer >= 1, got {every_chunks!r}.")
     import orbax.checkpoint as ocp  # imported here: orbax is slow to import
     self._ocp = ocp
     self.directory = os.path.abspath(os.path.expanduser(directory))
     self.every_chunks = every_chunks
-    self.metadata = to_json(dict(metadata or {}))
     # In a multi-process run only process 0 makes a Checkpointer: orbax must
     # not wait for the others at its barriers (and then cannot create the
     # directory itself).
@@ -134,20 +108,11 @@ class Checkpointer:
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
                                              multiprocessing_options=multiprocessing))
 
-  def fingerprint(self, config: Any, agent: Any, env: Any,
-                  num_devices: int) -> Dict[str, Any]:
-    """What must match for a checkpoint to be continued by this run:
-    :func:`run_identity`, this checkpointer's metadata and the device count."""
-    out = run_identity(config, agent, env)
-    out.update({f"meta.{k}": v for k, v in self.metadata.items()})
-    out["num_devices"] = num_devices
-    return out
-
   def latest_step(self) -> Optional[int]:
     """Chunks done at the newest checkpoint, or ``None`` if there is none."""
     return self._manager.latest_step()
 
-  def save(self, chunks_done: int, state: Any, history: List[Dict[str, Any]],
+  def save(self, chunks_done: int, state: Any, history: List[metrics_lib.ChunkRecord],
            fingerprint: Dict[str, Any], include_state: bool = True) -> None:
     """Writes a checkpoint after ``chunks_done`` chunks (blocks until written).
 
@@ -157,7 +122,7 @@ class Checkpointer:
     ocp = self._ocp
     params = jax.device_get(jax.tree.map(lambda x: x[0], state.params))
     meta = {"chunks_done": chunks_done, "fingerprint": fingerprint,
-            "history": history_to_json(history)}
+            "history": [metrics_lib.record_to_json(r) for r in history]}
     items = dict(params=ocp.args.StandardSave(params))
     if include_state:
       host_state = jax.device_get(state)
@@ -174,6 +139,24 @@ class Checkpointer:
     return self._manager.restore(
         step, args=self._ocp.args.Composite(meta=self._ocp.args.JsonRestore()))["meta"]
 
+  def check_fingerprint(self, fingerprint: Mapping[str, Any],
+                        step: Optional[int] = None) -> Dict[str, Any]:
+    """Refuses a checkpoint of another run; returns its JSON part.
+
+    Raises:
+      ConfigError: naming every setting that differs.
+    """
+    step = self._require_step(step)
+    meta = self.read_meta(step)
+    diffs = differences(meta["fingerprint"], fingerprint)
+    if diffs:
+      raise ConfigError(
+          f"Checkpoint {self.directory} (step {step}) belongs to a different "
+          f"run and cannot be continued: " + "; ".join(diffs) +
+          ". Resume with the checkpoint's settings, or start a new run in "
+          "another directory.")
+    return meta
+
   def restore(self, like_state: Any, fingerprint: Dict[str, Any],
               step: Optional[int] = None) -> Restored:
     """Restores the newest (or ``step``) checkpoint into host arrays shaped like ``like_state``.
@@ -184,29 +167,21 @@ class Checkpointer:
     """
     ocp = self._ocp
     step = self._require_step(step)
-    meta = self.read_meta(step)
-    diffs = differences(meta["fingerprint"], fingerprint)
-    if diffs:
-      raise ValueError(
-          f"Checkpoint {self.directory} (step {step}) belongs to a different "
-          f"run and cannot be continued:\n  " + "\n  ".join(diffs) +
-          "\nResume with the checkpoint's settings, or start a new run in "
-          "another directory.")
+    meta = self.check_fingerprint(fingerprint, step)
     if "state_layout" not in meta:
-      raise ValueError(
+      raise ConfigError(
           f"Checkpoint {self.directory} (step {step}) holds params only (it is "
           f"from a multi-process run): it can be evaluated, not resumed.")
     like = jax.tree.map(lambda x: np.zeros(np.shape(x), x.dtype), like_state)
     diffs = differences(meta["state_layout"], _describe_tree(like))
     if diffs:
-      raise ValueError(
+      raise ConfigError(
           f"Checkpoint {self.directory} (step {step}) holds a differently shaped "
-          f"training state (another network or agent?):\n  " +
-          "\n  ".join(diffs[:10]))
+          f"training state (another network or agent?): " + "; ".join(diffs[:10]))
     restored = self._manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(like)))["state"]
     return Restored(state=restored, chunks_done=int(meta["chunks_done"]),
-                    history=history_from_json(meta["history"]))
+                    history=[metrics_lib.record_from_json(h) for h in meta["history"]])
 
   def restore_params(self, like_params: Any, step: Optional[int] = None) -> Any:
     """The params (leading axis seeds) of the newest (or ``step``) checkpoint."""

@@ -6,6 +6,13 @@ import dataclasses
 import math
 from typing import Optional
 
+from baselax.errors import ConfigError
+
+#: Default cap on a greedy evaluation episode, in env steps: the Atari
+#: evaluation convention of 108,000 frames (30 minutes) at frame-skip 4
+#: (Machado et al. 2018). It bounds evaluation for envs whose own limit is huge.
+DEFAULT_EVAL_MAX_STEPS = 27_000
+
 
 @dataclasses.dataclass(frozen=True)
 class AnakinConfig:
@@ -21,8 +28,11 @@ class AnakinConfig:
     buffer_size: capacity, in transitions, of each replay buffer. There is one
       buffer per (device, seed).
     batch_size: transitions sampled per update (per device).
-    learning_starts: env steps (per seed, all devices) collected before the
-      first update.
+    learning_starts: env steps (per seed, all devices) to collect before
+      learning, rounded up to whole scan steps of S = num_envs * devices *
+      train_every env steps; the first update comes at the end of the next
+      scan step, after (ceil(learning_starts / S) + 1) * S env steps (264 for
+      256 with 8 envs on one device).
     train_every: scan iterations (each one env step of every env) between
       updates; one update follows every ``train_every`` iterations.
     num_seeds: independent runs compiled into one program (a ``vmap`` axis).
@@ -32,8 +42,11 @@ class AnakinConfig:
     eval_every: env steps between greedy evaluations; training runs as compiled
       chunks of this many env steps, with an evaluation after each.
     eval_episodes: greedy episodes per evaluation, per seed (split over devices).
-    eval_max_steps: cap on an evaluation episode's length; ``None`` uses the
-      env's own time limit (``env_params.max_steps_in_episode``).
+    eval_max_steps: cap, in env steps, on an evaluation episode; one still
+      running at the cap counts with its return so far. ``None``: the env's
+      own time limit (``env_params.max_steps_in_episode``, 10,000 if it has
+      none) but at most 27,000, the Atari evaluation cap (108,000 frames at
+      frame-skip 4), so an env that never ends cannot stall evaluation.
     n_step: n-step returns (Sutton 1988): each sampled transition sums up to
       n discounted rewards and bootstraps from the n-th next observation, or
       from the true final one if the episode ended first (not at all if it
@@ -70,21 +83,21 @@ class AnakinConfig:
     def positive(name):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"AnakinConfig.{name} must be a positive integer, got {value!r}.")
+        raise ConfigError(f"AnakinConfig.{name} must be a positive integer, got {value!r}.")
     for name in ("total_env_steps", "num_envs", "buffer_size", "batch_size",
                  "train_every", "num_seeds", "eval_every", "eval_episodes",
                  "n_step"):
       positive(name)
     for name in ("priority_exponent", "importance_exponent"):
       if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ValueError(f"AnakinConfig.{name} must be in [0, 1], got "
+        raise ConfigError(f"AnakinConfig.{name} must be in [0, 1], got "
                          f"{getattr(self, name)!r}.")
     if not self.priority_epsilon > 0:
-      raise ValueError(f"AnakinConfig.priority_epsilon must be > 0, got "
+      raise ConfigError(f"AnakinConfig.priority_epsilon must be > 0, got "
                        f"{self.priority_epsilon!r}.")
     if self.n_step > 1 and self.buffer_size // self.num_envs < max(
         2 * self.n_step, self.train_every):
-      raise ValueError(
+      raise ConfigError(
           f"With n_step={self.n_step} the buffer keeps buffer_size // num_envs "
           f"= {self.buffer_size // self.num_envs} steps per env, fewer than "
           f"max(2 * n_step, train_every) = {max(2 * self.n_step, self.train_every)}. "
@@ -94,21 +107,21 @@ class AnakinConfig:
         positive(name)
     if isinstance(self.learning_starts, bool) or not isinstance(
         self.learning_starts, int) or self.learning_starts < 0:
-      raise ValueError(f"AnakinConfig.learning_starts must be an integer >= 0, "
+      raise ConfigError(f"AnakinConfig.learning_starts must be an integer >= 0, "
                        f"got {self.learning_starts!r}.")
     if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-      raise ValueError(f"AnakinConfig.seed must be an integer, got {self.seed!r}.")
+      raise ConfigError(f"AnakinConfig.seed must be an integer, got {self.seed!r}.")
     if self.batch_size > self.buffer_size:
-      raise ValueError(
+      raise ConfigError(
           f"batch_size ({self.batch_size}) is larger than buffer_size "
           f"({self.buffer_size}): a batch is drawn from one buffer. Lower "
           f"batch_size or raise buffer_size.")
     if self.buffer_size < 2 * self.num_envs:
-      raise ValueError(
+      raise ConfigError(
           f"buffer_size ({self.buffer_size}) must hold at least two steps of "
           f"all {self.num_envs} envs (>= {2 * self.num_envs}).")
     if self.learning_starts < self.batch_size:
-      raise ValueError(
+      raise ConfigError(
           f"learning_starts ({self.learning_starts}) is below batch_size "
           f"({self.batch_size}): the first update would sample from a buffer "
           f"holding fewer transitions than a batch. Set learning_starts >= "
@@ -147,12 +160,22 @@ class Derived:
   def total_updates(self) -> int:
     return max(0, self.num_chunks * self.steps_per_chunk - self.learning_starts_step)
 
+  # Schedules are written in env steps; agents count predict calls (and
+  # updates: total_updates). This is the only place that arithmetic lives.
+
+  def predict_calls(self, env_steps: float) -> int:
+    """Exploring ``predict`` calls one (device, seed) makes in ``env_steps``
+    env steps per seed (at least 1): one call steps ``num_envs`` envs on every
+    device. Use it for schedules an agent evaluates at ``PolicyState.count``
+    (exploration); a schedule over updates spans :attr:`total_updates`."""
+    return max(1, int(env_steps / self.env_steps_per_iteration))
+
   @classmethod
   def from_config(cls, config: AnakinConfig, num_devices: int) -> "Derived":
     per_iteration = config.num_envs * num_devices
     per_step = per_iteration * config.train_every
     if config.total_env_steps < per_step:
-      raise ValueError(
+      raise ConfigError(
           f"total_env_steps ({config.total_env_steps}) is smaller than one "
           f"scan step ({per_step} = num_envs {config.num_envs} x devices "
           f"{num_devices} x train_every {config.train_every}). Raise "
@@ -164,13 +187,13 @@ class Derived:
     learning_starts_step = math.ceil(config.learning_starts / per_step)
     per_env_steps = learning_starts_step * config.train_every
     if per_env_steps < config.n_step:
-      raise ValueError(
+      raise ConfigError(
           f"Learning starts after {per_env_steps} steps of each env, fewer than "
           f"n_step ({config.n_step}): no n-step window exists yet. Raise "
           f"learning_starts to at least {config.n_step * per_iteration}.")
     per_device_items = per_env_steps * config.num_envs
     if per_device_items < config.batch_size:
-      raise ValueError(
+      raise ConfigError(
           f"With {num_devices} devices each buffer holds only "
           f"{per_device_items} transitions when learning starts, fewer than "
           f"batch_size ({config.batch_size}). Raise learning_starts to at "

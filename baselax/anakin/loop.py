@@ -32,9 +32,11 @@ import jax.numpy as jnp
 from gymnax.environments import environment as gymnax_environment
 
 from baselax.agents import base as agent_base
+from baselax.anakin import contract
 from baselax.anakin import replay as replay_lib
-from baselax.anakin.config import AnakinConfig, Derived
+from baselax.anakin.config import DEFAULT_EVAL_MAX_STEPS, AnakinConfig, Derived
 from baselax.envs.gymnax_env import GymnaxEnv
+from baselax.metrics import scalar_fields, zero_scalars
 
 Metrics = Dict[str, jax.Array]
 
@@ -59,35 +61,6 @@ class AnakinFns(NamedTuple):
   evaluate: Callable[[Any, Any, jax.Array], jax.Array]
 
 
-def scalar_fields(tree: Any) -> Dict[str, jax.Array]:
-  """The scalar leaves of an ``OptimOutput`` pytree, named by their path.
-
-  ``DQN.OptimOutput(loss=..., q_mean=...)`` gives ``{"loss": ..., "q_mean": ...}``;
-  non-scalar leaves (e.g. per-sample TD errors) are not logged.
-  """
-  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-  out = {}
-  for path, leaf in leaves:
-    if jnp.ndim(leaf) == 0:
-      name = "/".join(str(getattr(p, "name", getattr(p, "key", getattr(p, "idx", p))))
-                      for p in path) or "value"
-      out[name] = jnp.asarray(leaf, jnp.float32)
-  return out
-
-
-def zero_scalars(agent: agent_base.BaseAgent, params: Any, optimizer_state: Any,
-                 batch: Any) -> Dict[str, jax.Array]:
-  """Zeros shaped like the logged scalars of ``agent.update`` (traced only).
-
-  What a step that does not learn reports, so both sides of the learn/skip
-  choice return the same pytree.
-  """
-  shapes = jax.eval_shape(
-      lambda p, o, b: scalar_fields(agent.update(p, o, b)[0]),
-      params, optimizer_state, batch)
-  return {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-
-
 def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
                 config: AnakinConfig, derived: Derived,
                 axis_name: Optional[str] = None) -> AnakinFns:
@@ -101,8 +74,9 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     axis_name: the mapped device axis whose gradients ``agent.update`` must
       average, or ``None`` on a single device.
   """
+  contract.check_agent(agent, config)
   num_envs = config.num_envs
-  replay = replay_lib.make_replay(config, discount_for(agent, config))
+  replay = replay_lib.make_replay(config, contract.discount_for(agent, config))
   eval_max_steps = episode_step_limit(env, config.eval_max_steps)
 
   def example_transition(key: jax.Array) -> Dict[str, jax.Array]:
@@ -134,7 +108,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     batch_shape = jax.eval_shape(
         lambda key: replay.sample(empty_buffer(), key, jnp.zeros(())).batch,
         abstract_key)
-    check_td_error(agent, batch_shape, abstract_key)
+    contract.check_td_error(agent, batch_shape, abstract_key)
 
   def init(key: jax.Array, device_index: jax.Array) -> TrainState:
     """Initial state; params are equal on every device, env/exploration keys differ."""
@@ -175,9 +149,8 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
 
   # The learn/skip branches take and return only what an update touches, so
   # the replay buffer and env states never pass through the conditional.
-  # They also return the sampled items' new priorities: |TD error| + epsilon
-  # after learning; before it, 1.0, the priority every item is added with
-  # (so setting it is a no-op).
+  # They also return the sampled items' new priorities, |TD error| + epsilon;
+  # they are written only on steps that learned (skip_learning's are unused).
   def learn(params, optimizer_state, batch):
     out, params, optimizer_state = agent.update(
         params, optimizer_state, batch, axis_name=axis_name)
@@ -211,10 +184,15 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     sample = replay.sample(buffer_state, sample_key, progress)
     # step_index is not mapped over seeds, so this stays a real branch under
     # vmap (a batched predicate would make XLA run both sides).
+    learned = step_index >= derived.learning_starts_step
     params, optimizer_state, scalars, priorities = jax.lax.cond(
-        step_index >= derived.learning_starts_step, learn, skip_learning,
+        learned, learn, skip_learning,
         state.params, state.optimizer_state, sample.batch)
-    buffer_state = replay.set_priorities(buffer_state, sample.indices, priorities)
+    # Masked, not branched: the buffer stays out of the conditional. Before
+    # learning starts the draws come from a tree that may hold no sampleable
+    # item, so writing priorities then could make unwritten slots sampleable.
+    buffer_state = replay.set_priorities(buffer_state, sample.indices,
+                                         priorities, learned)
     state = state._replace(params=params, optimizer_state=optimizer_state,
                            buffer_state=buffer_state, key=key)
     return state, {**stats, **scalars}
@@ -266,8 +244,12 @@ def greedy_returns(agent: agent_base.BaseAgent, env: GymnaxEnv, params: Any,
 
 
 def episode_step_limit(env: GymnaxEnv, max_steps: Optional[int] = None) -> int:
-  """``max_steps`` if given, else the env's own time limit (10,000 if it has none)."""
-  return max_steps or int(getattr(env.env_params, "max_steps_in_episode", 10_000))
+  """``max_steps`` if given, else the env's own time limit (10,000 if it has
+  none) capped at :data:`DEFAULT_EVAL_MAX_STEPS`."""
+  if max_steps:
+    return max_steps
+  limit = int(getattr(env.env_params, "max_steps_in_episode", 10_000))
+  return min(limit, DEFAULT_EVAL_MAX_STEPS)
 
 
 def all_finite(tree: Any) -> jax.Array:
@@ -313,42 +295,6 @@ def make_train(agent: agent_base.BaseAgent, env: GymnaxEnv, config: AnakinConfig
                         state, chunk_starts)
 
   return train_fn
-
-
-def discount_for(agent: agent_base.BaseAgent, config: AnakinConfig) -> Optional[float]:
-  """The discount of n-step returns: the agent's ``discount_factor`` (if n > 1)."""
-  if config.n_step == 1:
-    return None
-  discount = getattr(agent, "discount_factor", None)
-  if discount is None:
-    raise ValueError(
-        f"n_step={config.n_step} needs the agent's discount: "
-        f"{type(agent).__name__} has no discount_factor attribute. Set "
-        f"self.discount_factor in the agent, or use n_step=1.")
-  return float(discount)
-
-
-def check_td_error(agent: agent_base.BaseAgent, batch_shape: Any,
-                   abstract_key: Any) -> None:
-  """Prioritised replay needs ``OptimOutput.td_error`` of shape ``(batch_size,)``.
-
-  ``batch_shape``: the abstract batch the replay samples for ``agent.update``.
-  """
-  def update_output(key):
-    params = agent.init_params(key)
-    batch = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), batch_shape)
-    return agent.update(params, agent.init_optimizer(params, key), batch)[0]
-
-  batch_size = jax.tree.leaves(batch_shape)[0].shape[0]
-  out = jax.eval_shape(update_output, abstract_key)
-  td_error = getattr(out, "td_error", None)
-  if td_error is None or td_error.shape != (batch_size,):
-    raise ValueError(
-        f"prioritized=True needs the agent's OptimOutput to carry per-sample "
-        f"TD errors, td_error of shape ({batch_size},); "
-        f"{type(agent).__name__}.update returns {type(out).__name__} "
-        f"{'without td_error' if td_error is None else f'with td_error {td_error.shape}'}. "
-        f"Add it (and weight the loss by data['weight']), or use prioritized=False.")
 
 
 def check_env(env: Any) -> GymnaxEnv:

@@ -1,11 +1,19 @@
-"""Environments: the gymnax gym adapter and space helpers."""
+"""Environments: the gymnax gym adapter and space helpers.
 
-from baselax.envs.gymnax_env import EnvStep
-from baselax.envs.gymnax_env import GymnaxEnv
-from baselax.envs.gymnax_env import make
-from baselax.envs.gymnax_env import registered_ids
-from baselax.envs.spaces import env_spaces
-from baselax.envs.spaces import to_gymnasium_space
+Names are imported on first use: importing gymnax starts JAX's backend, and
+agents (which read spaces through :mod:`baselax.envs.spaces`) must be
+importable before ``jax.distributed.initialize``.
+"""
 
-__all__ = ["EnvStep", "GymnaxEnv", "make", "registered_ids", "env_spaces",
-           "to_gymnasium_space"]
+from baselax._lazy import lazy_attributes
+
+_WHERE = {
+    "EnvStep": "gymnax_env", "GymnaxEnv": "gymnax_env", "make": "gymnax_env",
+    "registered_ids": "gymnax_env",
+    "env_spaces": "spaces", "to_gymnasium_space": "spaces",
+}
+_SUBMODULES = ("gymnax_env", "spaces")
+
+__all__ = list(_WHERE)
+
+__getattr__, __dir__ = lazy_attributes(__name__, _WHERE, _SUBMODULES)

@@ -26,6 +26,7 @@ from gymnasium.vector import AutoresetMode
 from gymnax.environments import environment as gymnax_environment
 
 from baselax.envs import spaces as spaces_lib
+from baselax.errors import ConfigError
 
 
 class EnvStep(NamedTuple):
@@ -237,7 +238,7 @@ def make(env_id: str, num_envs: int = 1, **env_kwargs: Any) -> GymnaxEnv:
       ``num_envs < 1``.
   """
   if env_id not in gymnax.registered_envs:
-    raise ValueError(
+    raise ConfigError(
         f"Unknown gymnax env id {env_id!r}. Valid ids: "
         f"{', '.join(gymnax.registered_envs)}.")
   check_num_envs(num_envs)

@@ -7,10 +7,9 @@ from typing import Any, Tuple
 import gymnasium
 import jax
 import numpy as np
-from gymnax.environments import spaces as gymnax_spaces
 
 
-def to_gymnasium_space(space: gymnax_spaces.Space, example: Any = None) -> gymnasium.Space:
+def to_gymnasium_space(space: Any, example: Any = None) -> gymnasium.Space:
   """Converts a gymnax space to the equivalent gymnasium space.
 
   Args:
@@ -23,6 +22,9 @@ def to_gymnasium_space(space: gymnax_spaces.Space, example: Any = None) -> gymna
   Returns:
     A gymnasium space.
   """
+  # Imported here: importing gymnax starts JAX's backend, which must wait for
+  # jax.distributed.initialize in multi-process runs (agents import this module).
+  from gymnax.environments import spaces as gymnax_spaces
   if isinstance(space, gymnax_spaces.Discrete):
     return gymnasium.spaces.Discrete(int(space.n))
   if isinstance(space, gymnax_spaces.Box):

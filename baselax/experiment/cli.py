@@ -4,6 +4,10 @@ Flags are the field names with dashes and no prefix (``total_env_steps`` ->
 ``--total-env-steps``); defaults and help text come from the dataclasses
 themselves (help from the ``Attributes:`` section of their docstrings), so
 there is no second, hand-kept list of flags.
+
+Every refusal is one line on stderr naming the flag, and exit code 2 (a
+usage error): :func:`usage_error` for problems found after parsing (a
+``ConfigError`` of the library), the parser itself for the rest.
 """
 
 from __future__ import annotations
@@ -11,8 +15,52 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import sys
 import typing
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple, Type
+
+
+class OneLineParser(argparse.ArgumentParser):
+  """An ``ArgumentParser`` whose errors are one line (no usage block), exit 2."""
+
+  def error(self, message: str) -> NoReturn:
+    usage_error(f"{message} (see {self.prog} --help)", prog=self.prog)
+
+
+def usage_error(message: str, prog: Optional[str] = None) -> NoReturn:
+  """Prints ``prog: error: message`` as one line on stderr and exits with 2."""
+  prog = prog or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "baselax")
+  text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
+  print(f"{prog}: error: {text}", file=sys.stderr, flush=True)
+  raise SystemExit(2)
+
+
+def flag_name(field: str) -> str:
+  return "--" + field.replace("_", "-")
+
+
+def name_the_flag(message: str, sections: Sequence[Tuple[type, Dict[str, Any]]]) -> str:
+  """Prefixes ``message`` with the flag (and value) it is about, when it names a field.
+
+  Library errors name config fields (``num_envs must be ...``); on the
+  command line the user typed ``--num-envs``. Of the fields the message
+  names, one the user changed from its default is preferred.
+
+  Args:
+    sections: ``(dataclass type, {field: value})`` of each config section.
+  """
+  named = []
+  for cls, values in sections:
+    for field in dataclasses.fields(cls):
+      if re.search(rf"\b{field.name}\b", message):
+        value = values[field.name]
+        changed = value != field.default
+        named.append((not changed, message.find(field.name), field.name, value))
+  if not named:
+    return message
+  _, _, name, value = min(named)
+  shown = " ".join(map(str, value)) if isinstance(value, tuple) else value
+  return f"{flag_name(name)} {shown}: {message}"
 
 
 def _attribute_docs(cls: type) -> Dict[str, str]:
@@ -60,7 +108,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
   hints = typing.get_type_hints(cls)
   docs = _attribute_docs(cls)
   for field in dataclasses.fields(cls):
-    flag = "--" + field.name.replace("_", "-")
+    flag = flag_name(field.name)
     tp = hints[field.name]
     default = field.default
     help_text = f"{docs.get(field.name, '')} (default: {default})"
@@ -81,19 +129,35 @@ def build_from_dict(cls: Type[Any], values: Dict[str, Any]) -> Any:
 
 
 def build(namespace: argparse.Namespace, cls: Type[Any]) -> Any:
-  """Builds ``cls`` from the parsed flags that belong to it."""
+  """Builds ``cls`` from the parsed flags that belong to it.
+
+  Raises:
+    ValueError/TypeError: the dataclass refused a value; the message starts
+      with the flag it is about.
+  """
   values = {}
   for field in dataclasses.fields(cls):
     value = getattr(namespace, field.name)
     if isinstance(value, list):
       value = tuple(value)
     values[field.name] = value
-  return cls(**values)
+  try:
+    return cls(**values)
+  except (ValueError, TypeError) as error:
+    raise type(error)(name_the_flag(str(error), [(cls, values)])) from error
+
+
+def sections_of(configs: Sequence[Any]) -> list:
+  """``[(type, {field: value})]`` of config instances, for :func:`name_the_flag`."""
+  return [(type(c), {f.name: getattr(c, f.name) for f in dataclasses.fields(c)})
+          for c in configs]
 
 
 def parse(classes: Sequence[Tuple[type, str]], description: str,
           argv=None, defaults: Optional[Dict[str, Any]] = None,
-          check: Optional[Callable[[Tuple[Any, ...]], Optional[str]]] = None
+          check: Optional[Callable[[Tuple[Any, ...]], Optional[str]]] = None,
+          prog: Optional[str] = None, epilog: Optional[str] = None,
+          extra: Optional[Callable[[argparse.ArgumentParser], None]] = None
           ) -> Tuple[Any, ...]:
   """Parses ``argv`` into one instance of each dataclass in ``classes``.
 
@@ -105,8 +169,12 @@ def parse(classes: Sequence[Tuple[type, str]], description: str,
       resumed run's saved configuration).
     check: called with the parsed instances; a returned message is reported
       as a usage error.
+    extra: adds flags that belong to no dataclass (parsed and ignored here).
   """
-  parser = argparse.ArgumentParser(description=description)
+  parser = OneLineParser(description=description, prog=prog, epilog=epilog,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+  if extra is not None:
+    extra(parser)
   names = set()
   for cls, title in classes:
     clash = names & {f.name for f in dataclasses.fields(cls)}

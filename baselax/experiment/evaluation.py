@@ -3,22 +3,26 @@
     python experiments/evaluate.py runs/CartPole-v1-dqn-20261127-120000
     python experiments/evaluate.py RUN_DIR --episodes 100 --gif cartpole.gif
 
-Rebuilds the agent from the run's ``config.json``, loads the params of every
-seed from the newest checkpoint, and prints the mean and standard deviation of
-the greedy return per seed and over all seeds. ``--gif`` renders one greedy
-episode of the first seed with gymnax's visualiser.
+Rebuilds the agent from the run's ``config.json`` through the agent registry
+(any registered agent), loads the params of every seed from the newest
+checkpoint, and prints the mean and standard deviation of the greedy return
+per seed and over all seeds. ``--gif`` renders one greedy episode of the
+first seed with gymnax's visualiser.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
-import sys
-from typing import Optional
+from typing import Any, Dict, Optional, Sequence
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from baselax.agents import registry
+from baselax.errors import ConfigError
+from baselax.experiment import cli
+from baselax.experiment import rundir as rundir_lib
 
-import anakin_dqn  # noqa: E402  (experiments/anakin_dqn.py)
+PROG = "evaluate.py"
 
 #: Envs that gymnax's Visualizer can draw (gymnax 1.0.1); the classic-control
 #: ones are drawn by gymnasium, with pygame.
@@ -30,8 +34,8 @@ GIF_ENVS = CLASSIC_CONTROL + ("Catch-bsuite", "Asterix-MinAtar",
             "MetaMaze-misc", "FourRooms-misc")
 
 
-def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_args(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> argparse.Namespace:
+  parser = cli.OneLineParser(description=__doc__.splitlines()[0], prog=prog)
   parser.add_argument("run_dir", help="a run directory written by anakin_dqn.py")
   parser.add_argument("--episodes", type=int, default=32,
                       help="greedy episodes per seed (default: 32)")
@@ -46,28 +50,63 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if args.episodes < 1:
     parser.error(f"--episodes must be >= 1, got {args.episodes}")
+  if args.max_steps is not None and args.max_steps < 1:
+    parser.error(f"--max-steps must be >= 1, got {args.max_steps}")
   return args
 
 
+def registered_entry(saved: Dict[str, Any]) -> registry.AgentEntry:
+  """The registry entry of a saved run, importing the module that registered it.
+
+  Raises:
+    ConfigError: the agent is not registered in this process and its module
+      cannot be imported (e.g. it was registered by a script).
+  """
+  name = saved["experiment"]["agent"]
+  module = saved.get("agent_module")
+  if name not in registry.names() and module and module != "__main__":
+    try:
+      importlib.import_module(module)
+    except ImportError:
+      pass
+  if name not in registry.names():
+    raise ConfigError(
+        f"the run was trained with agent {name!r}, which is not registered in this "
+        f"process (it was registered by {module or 'an unknown module'}). Evaluate it "
+        f"from the program that registers it, e.g. python experiments/custom_agent.py "
+        f"evaluate RUN_DIR, or import that module before calling evaluation.main.")
+  return registry.get(name)
+
+
 def load_agent(run_dir: str, step: Optional[int] = None):
-  """``(agent, env, params, saved_config)`` of a run; params have a seed axis."""
+  """``(agent, env, params, saved_config)`` of a run; params have a seed axis.
+
+  Raises:
+    ConfigError: not a run directory, an agent not registered here, or no
+      checkpoint (the message says which).
+  """
   import jax
-  from baselax import envs, runs
+  from baselax import envs
   from baselax.anakin import AnakinConfig, Checkpointer
 
-  saved = anakin_dqn.load_run_config(run_dir)
-  exp = anakin_dqn.cli.build_from_dict(anakin_dqn.DQNExperimentConfig, saved["agent"])
-  config = anakin_dqn.cli.build_from_dict(AnakinConfig, saved["trainer"])
-  env = envs.make(exp.env_id)
-  agent = anakin_dqn.build_agent(exp, config, env, saved.get("num_devices", 1))
-  like = jax.eval_shape(agent.init_params, jax.random.PRNGKey(0))
+  saved = rundir_lib.load_config(run_dir)
+  entry = registered_entry(saved)
+  agent_config = cli.build_from_dict(entry.config_cls, saved["agent"])
+  config = cli.build_from_dict(AnakinConfig, saved["trainer"])
+  env = envs.make(saved["experiment"]["env_id"])
+  sizes = config.derive(saved.get("num_devices", 1))
+  agent = entry.build(agent_config, env, sizes)
+  like = jax.eval_shape(agent.init_params, jax.ShapeDtypeStruct((2,), jax.numpy.uint32))
   like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((config.num_seeds, *x.shape),
                                                      x.dtype), like)
-  checkpointer = Checkpointer(runs.checkpoint_dir(run_dir))
+  if not os.path.isdir(rundir_lib.checkpoint_dir(run_dir)):
+    raise ConfigError(f"{run_dir} has no checkpoints/ (the run stopped before its "
+                      f"first checkpoint).")
+  checkpointer = Checkpointer(rundir_lib.checkpoint_dir(run_dir))
   try:
     params = checkpointer.restore_params(like, step)
   except FileNotFoundError as error:
-    raise SystemExit(f"error: {error}")
+    raise ConfigError(str(error)) from error
   finally:
     checkpointer.close()
   return agent, env, params, saved
@@ -98,13 +137,17 @@ def render_gif(agent, env, params, path: str, key, max_steps: int) -> float:
   return total
 
 
-def main(argv: Optional[list] = None) -> dict:
-  args = parse_args(argv)
-  saved = anakin_dqn.load_run_config(args.run_dir)
-  env_id = saved["agent"]["env_id"]
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> dict:
+  """Evaluates a run directory (see the module doc); bad input exits with 2."""
+  args = parse_args(argv, prog)
+  try:
+    saved = rundir_lib.load_config(args.run_dir)
+  except ConfigError as error:
+    cli.usage_error(error, prog)
+  env_id = saved["experiment"]["env_id"]
   if args.gif and env_id not in GIF_ENVS:
-    raise SystemExit(f"error: gymnax has no visualiser for {env_id}; --gif "
-                     f"works for {', '.join(GIF_ENVS)}.")
+    cli.usage_error(f"--gif: gymnax has no visualiser for {env_id}; --gif works "
+                    f"for {', '.join(GIF_ENVS)}.", prog)
 
   if args.gif and env_id in CLASSIC_CONTROL:
     # Off-screen drawing: no window, no sound device, no display warnings.
@@ -114,14 +157,17 @@ def main(argv: Optional[list] = None) -> dict:
     try:
       import pygame  # noqa: F401  (gymnasium draws the classic-control envs)
     except ImportError:
-      raise SystemExit(f"error: --gif for {env_id} needs pygame: pip install "
-                       f"'baselax[render]'.")
+      cli.usage_error(f"--gif for {env_id} needs pygame: pip install -e '.[render]'.",
+                      prog)
 
   import jax
   import numpy as np
   from baselax.anakin import loop
 
-  agent, env, params, saved = load_agent(args.run_dir, args.step)
+  try:
+    agent, env, params, saved = load_agent(args.run_dir, args.step)
+  except ConfigError as error:
+    cli.usage_error(error, prog)
   max_steps = loop.episode_step_limit(env, args.max_steps)
   key = jax.random.PRNGKey(args.seed)
   policy_state = agent.init_policy(key)
@@ -141,6 +187,3 @@ def main(argv: Optional[list] = None) -> dict:
     print(f"wrote {args.gif} (one greedy episode, return {out['gif_return']:.1f})")
   return out
 
-
-if __name__ == "__main__":
-  main()

@@ -1,0 +1,31 @@
+"""Lazy package attributes (PEP 562), shared by the packages that need them.
+
+Importing gymnax starts JAX's backend, and ``jax.distributed.initialize``
+must run before that; so packages whose modules import gymnax expose their
+names lazily: a name is imported when first used.
+"""
+
+import importlib
+from typing import Callable, Dict, Sequence, Tuple
+
+
+def lazy_attributes(package: str, where: Dict[str, str], submodules: Sequence[str]
+                    ) -> Tuple[Callable, Callable]:
+  """``(__getattr__, __dir__)`` for ``package``.
+
+  Args:
+    package: the package's ``__name__``.
+    where: ``{name: submodule}``: ``package.name`` is ``submodule.name``.
+    submodules: submodules importable as ``package.submodule``.
+  """
+  def __getattr__(name):
+    if name in where:
+      return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+    if name in submodules:
+      return importlib.import_module(f"{package}.{name}")
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+  def __dir__():
+    return sorted([*where, *submodules])
+
+  return __getattr__, __dir__

@@ -1,0 +1,85 @@
+"""What stops a run: Ctrl-C as a stop request, the non-finite guard, and the
+refusal to resume what cannot be resumed. Each guard is defined here once."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import List, Optional
+
+import jax
+
+from baselax.anakin.config import Derived
+from baselax.errors import ConfigError
+
+logger = logging.getLogger("baselax.anakin")
+
+
+class NonFiniteError(FloatingPointError):
+  """Training produced a NaN/inf loss or NaN/inf params (see ``anakin.train``)."""
+
+
+class StopRequests:
+  """Turns Ctrl-C (SIGINT) into a stop request the runner sees after a chunk.
+
+  A compiled chunk cannot be interrupted half-way without losing its donated
+  state, so the first Ctrl-C only asks to stop; a second one interrupts at once.
+  """
+
+  def __init__(self, enabled: bool):
+    self.requested = False
+    self._enabled = enabled and threading.current_thread() is threading.main_thread()
+    self._previous = None
+
+  def __enter__(self):
+    if self._enabled:
+      self._previous = signal.signal(signal.SIGINT, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del signum, frame
+    if self.requested:
+      raise KeyboardInterrupt
+    self.requested = True
+    logger.warning("Ctrl-C: stopping after this chunk and writing a checkpoint "
+                   "(Ctrl-C again to abort without one).")
+
+  def __exit__(self, *exc):
+    if self._enabled:
+      signal.signal(signal.SIGINT, self._previous)
+    return False
+
+
+def check_finite(bad: List[str], chunk: int, derived: Derived,
+                 last_checkpoint: Optional[int], checkpoint_dir: Optional[str]) -> None:
+  """The non-finite guard: raises :class:`NonFiniteError` naming ``chunk``.
+
+  Args:
+    bad: the non-finite quantities of the chunk (empty: all is well).
+    last_checkpoint: chunks done at the newest checkpoint, if any.
+  """
+  if not bad:
+    return
+  kept = (f"The last good checkpoint ({last_checkpoint} chunks, "
+          f"{last_checkpoint * derived.env_steps_per_chunk:,} env steps) is kept in "
+          f"{checkpoint_dir}." if last_checkpoint is not None else
+          "No checkpoint was written before it.")
+  raise NonFiniteError(
+      f"Non-finite {', '.join(bad)} in chunk {chunk} (env steps "
+      f"{chunk * derived.env_steps_per_chunk:,} to "
+      f"{(chunk + 1) * derived.env_steps_per_chunk:,}); training stopped. {kept} "
+      f"Lower the learning rate, clip gradients or check the rewards.")
+
+
+def check_resumable() -> None:
+  """Refuses to resume a multi-process run (its state is spread over the hosts).
+
+  Raises:
+    ConfigError: in a multi-process run.
+  """
+  if jax.process_count() > 1:
+    raise ConfigError(
+        "Resuming a multi-process run is not supported: its replay buffers and "
+        "env states live on every host, and checkpoints of multi-process runs "
+        "hold the params only (enough for evaluation). Start a new run.")

@@ -1,0 +1,149 @@
+"""Device wiring: the one place that introduces the device axis.
+
+Array layout of everything a run holds, documented once::
+
+    (devices, seeds, envs, ...)      e.g. TrainState.obs: (D, S, N, *obs_shape)
+
+``pmap`` adds the device axis (named :data:`DEVICE_AXIS`, handed to
+``agent.update`` so gradients are averaged with ``pmean``); ``vmap`` adds the
+seed axis inside it; the env axis is the loop's own (``loop.py``). Params are
+identical on every device (same init key, averaged gradients); envs,
+exploration and replay differ per device.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from baselax.agents import base as agent_base
+from baselax.anakin import loop
+from baselax.anakin.config import AnakinConfig, Derived
+from baselax.errors import ConfigError
+
+#: The name of the device axis: the only axis name the trainer introduces.
+DEVICE_AXIS = "device"
+
+
+def local_num_devices(config: AnakinConfig) -> int:
+  """Devices this process maps over: ``config.num_devices`` checked (``None`` = all).
+
+  In a multi-process run every process maps over all its local devices.
+  """
+  available = jax.local_device_count()
+  if config.num_devices is None:
+    return available
+  if config.num_devices > available:
+    raise ConfigError(
+        f"num_devices={config.num_devices} but only {available} local "
+        f"{jax.default_backend()} device(s) exist: use --num-devices "
+        f"{available} or fewer (none = all). On CPU, XLA_FLAGS="
+        f"--xla_force_host_platform_device_count=N set before JAX starts gives N devices.")
+  if jax.process_count() > 1 and config.num_devices != available:
+    raise ConfigError(
+        f"In a multi-process run every process maps over all of its devices: "
+        f"num_devices must be None (or {available}), got {config.num_devices}.")
+  return config.num_devices
+
+
+def resolve_num_devices(config: AnakinConfig) -> int:
+  """Devices in the run, over all processes (``local_num_devices`` x processes).
+
+  Env-step counts and the sizes in :class:`Derived` are over all of them.
+  """
+  return local_num_devices(config) * jax.process_count()
+
+
+def seed_keys_for(config: AnakinConfig) -> jax.Array:
+  """One root key per seed: ``PRNGKey(config.seed + i)`` for seed ``i``.
+
+  So seed ``i`` of a many-seed run is the same run as ``seed=config.seed + i``
+  alone (up to floating-point reassociation under vmap).
+  """
+  return jnp.stack([jax.random.PRNGKey(config.seed + i)
+                    for i in range(config.num_seeds)])
+
+
+class Program(NamedTuple):
+  """A run's compiled pieces, mapped over ``(devices, seeds)``; see :func:`build`.
+
+  Attributes:
+    init: ``init(seed_keys, device_indices) -> TrainState``.
+    chunk: ``chunk(state, first_step) -> (state, metrics)``: one chunk of
+      ``derived.steps_per_chunk`` scan steps (and a greedy evaluation when
+      built with ``evaluate=True``); donates ``state``. Every device returns
+      the metrics of all devices, ``(D, S, ...)``.
+    seed_keys: ``(num_seeds, 2)`` root keys, see :func:`seed_keys_for`.
+    device_indices: ``(local_devices,)`` global indices of this process's
+      devices (env and exploration keys are folded with them).
+    derived: the loop sizes.
+    num_devices: devices mapped over, in all processes.
+    local_devices: devices mapped over by this process.
+  """
+  init: Callable
+  chunk: Callable
+  seed_keys: jax.Array
+  device_indices: jax.Array
+  derived: Derived
+  num_devices: int
+  local_devices: int
+
+  def start(self):
+    """Builds the initial state and compiles ``chunk``; returns ``(state, compiled_chunk)``.
+
+    XLA compiles with the GIL released, so the chunk is compiled on a second
+    thread, from the abstract state, while the initial state is built.
+    """
+    if jax.process_count() > 1:
+      # A multi-process pmap's ahead-of-time executable wants global arrays;
+      # called as a function it takes this process's local ones and compiles
+      # on the first call (so the first chunk's time includes compilation).
+      return jax.block_until_ready(self.init(self.seed_keys, self.device_indices)), self.chunk
+    abstract_state = jax.eval_shape(self.init, self.seed_keys, self.device_indices)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      compiling = pool.submit(
+          lambda: self.chunk.lower(abstract_state,
+                                   jax.ShapeDtypeStruct((), jnp.int32)).compile())
+      state = jax.block_until_ready(self.init(self.seed_keys, self.device_indices))
+      return state, compiling.result()
+
+
+def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
+          *, evaluate: bool = True) -> Program:
+  """Maps the Anakin loop over seeds (``vmap``) and devices (``pmap``).
+
+  The device axis is introduced here, and only here. ``evaluate=False``
+  leaves the greedy evaluation out of the chunk (``scripts/bench.py`` times
+  training alone).
+  """
+  env = loop.check_env(env)
+  local = local_num_devices(config)
+  num_devices = local * jax.process_count()
+  derived = config.derive(num_devices)
+  # A single process maps over the devices it was given; a multi-process
+  # pmap must name no devices: it then spans every device of every process.
+  devices = jax.local_devices()[:local] if jax.process_count() == 1 else None
+  fns = loop.make_anakin(agent, env, config, derived, axis_name=DEVICE_AXIS)
+  chunk_fn = ((lambda s, start: loop.chunk_and_evaluate(fns, s, start))
+              if evaluate else fns.run_chunk)
+
+  def chunk_everywhere(state, first_step):
+    """A chunk whose metrics every device holds for all devices ``(D, ...)``.
+
+    The all-gather lets each process read the whole run's env steps, returns
+    and losses from its own first device: one small collective per chunk.
+    """
+    state, metrics = jax.vmap(chunk_fn, in_axes=(0, None))(state, first_step)
+    return state, jax.lax.all_gather(metrics, DEVICE_AXIS)
+
+  init = jax.pmap(jax.vmap(fns.init, in_axes=(0, None)),
+                  axis_name=DEVICE_AXIS, in_axes=(None, 0), devices=devices)
+  chunk = jax.pmap(chunk_everywhere, axis_name=DEVICE_AXIS, in_axes=(0, None),
+                   devices=devices, donate_argnums=0)
+  first = jax.process_index() * local
+  return Program(init=init, chunk=chunk, seed_keys=seed_keys_for(config),
+                 device_indices=jnp.arange(first, first + local, dtype=jnp.int32),
+                 derived=derived, num_devices=num_devices, local_devices=local)

@@ -1,0 +1,336 @@
+"""One research run for any registered agent: flags -> run directory -> training -> summary.
+
+    python experiments/anakin_dqn.py                          # DQN on CartPole-v1
+    python experiments/anakin_dqn.py --agent qrdqn --n-step 3 # any registered agent
+    python experiments/anakin_dqn.py --resume runs/CartPole-v1-dqn-20261127-135001
+
+:func:`run` is the whole of it, in order: parse the flags (the agent's own
+flags come from its registry config), join a multi-process run, check every
+setting before anything is compiled (one-line errors, exit code 2), open the
+run directory, checkpointer and loggers on process 0, train with
+``baselax.anakin.train``, and print the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import sys
+import time
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+
+from baselax import metrics as metrics_lib
+from baselax.agents import registry
+from baselax.anakin.config import AnakinConfig
+from baselax.anakin.distributed import DistributedConfig
+from baselax.errors import ConfigError
+from baselax.experiment import cli
+from baselax.experiment import config as config_lib
+from baselax.experiment import loggers as loggers_lib
+from baselax.experiment import rundir as rundir_lib
+
+DESCRIPTION = "Train a registered agent with the Anakin trainer."
+PROG = "anakin_dqn.py"
+
+
+class Spec(NamedTuple):
+  """A parsed command line: one frozen config per section."""
+  experiment: config_lib.ExperimentConfig
+  agent: Any                      # the registered agent's config dataclass
+  trainer: AnakinConfig
+  run: config_lib.RunConfig
+  loggers: config_lib.LoggerConfig
+  distributed: DistributedConfig
+
+  @property
+  def sections(self) -> Dict[str, Any]:
+    """``{name: config}`` of the sections saved to ``config.json``."""
+    return {"experiment": self.experiment, "agent": self.agent,
+            "trainer": self.trainer, "run": self.run, "loggers": self.loggers}
+
+  def identity(self) -> Dict[str, Any]:
+    """The experiment's settings beyond the trainer's (for checkpoints and processes)."""
+    out = {f"experiment.{k}": v for k, v in dataclasses.asdict(self.experiment).items()}
+    out.update({f"agent.{k}": v for k, v in dataclasses.asdict(self.agent).items()})
+    return out
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+  """What :func:`run` returns.
+
+  Attributes:
+    eval_return: ``(seeds,)`` final greedy evaluation return.
+    sps: env steps per second of this session, all seeds.
+    env_steps: env steps per seed done in this session.
+    wall_time: seconds of this session, start-up included.
+    run_dir: the run directory (``None`` on processes other than 0).
+    interrupted: stopped before the end (Ctrl-C or ``on_chunk``); resumable.
+    result: the trainer's :class:`~baselax.anakin.runner.TrainResult`.
+  """
+  eval_return: Any
+  sps: float
+  env_steps: int
+  wall_time: float
+  run_dir: Optional[str]
+  interrupted: bool
+  result: Any
+
+
+def _pre_parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+  pre = argparse.ArgumentParser(add_help=False)
+  pre.add_argument("--resume")
+  pre.add_argument("--agent")
+  return pre.parse_known_args(argv)[0]
+
+
+def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
+  """The :class:`Spec` of a command line; refuses bad flags (one line, exit 2).
+
+  ``--agent NAME`` picks which registered config supplies the agent flags.
+  With ``--resume RUN_DIR`` the saved configuration supplies the defaults, and
+  a flag that changes the experiment is refused, naming what differs.
+  """
+  pre = _pre_parse(argv)
+  defaults, saved = None, None
+  try:
+    if pre.resume is not None:
+      saved = rundir_lib.load_config(pre.resume)
+      # The saved loggers are defaults too (a W&B run goes on in the same
+      # W&B run); they are not part of the experiment, so they may change.
+      defaults = {k: v for section in (*config_lib.EXPERIMENT_SECTIONS, "loggers")
+                  for k, v in saved.get(section, {}).items()}
+    agent_name = pre.agent or (defaults or {}).get("agent", "dqn")
+    entry = registry.get(agent_name)
+  except ConfigError as error:
+    cli.usage_error(error, prog)
+
+  def check(parsed):
+    if saved is None:
+      return None
+    diffs = [f"{cli.flag_name(k)}: the run has {saved[section].get(k)!r}, you asked "
+             f"for {v!r}"
+             for section, config in zip(config_lib.EXPERIMENT_SECTIONS, parsed)
+             for k, v in metrics_lib.to_json(dataclasses.asdict(config)).items()
+             if saved[section].get(k) != v]
+    if diffs:
+      return (f"cannot resume {pre.resume} with a different experiment: " +
+              "; ".join(diffs) + ". Leave these flags out to continue the run as "
+              "it was, or start a new run.")
+    return None
+
+  epilog = (f"registered agents: {', '.join(registry.names())} (--agent NAME --help "
+            f"lists that agent's flags)")
+  parsed = cli.parse(
+      [(config_lib.ExperimentConfig, "experiment"),
+       (entry.config_cls, f"agent ({entry.name}: {entry.config_cls.__name__})"),
+       (AnakinConfig, "trainer"), (config_lib.RunConfig, "run"),
+       (config_lib.LoggerConfig, "loggers"), (DistributedConfig, "multi-process")],
+      description=DESCRIPTION, argv=argv, defaults=defaults, check=check,
+      prog=prog, epilog=epilog)
+  return Spec(*parsed)
+
+
+@contextlib.contextmanager
+def usage_errors(spec: Spec, prog: str = PROG):
+  """Turns a :class:`ConfigError` into one line naming the flag, exit code 2."""
+  try:
+    yield
+  except ConfigError as error:
+    cli.usage_error(cli.name_the_flag(str(error), cli.sections_of(
+        [spec.experiment, spec.agent, spec.trainer, spec.run, spec.loggers])), prog)
+
+
+class Prepared(NamedTuple):
+  """What :func:`prepare` built and checked, all before compiling."""
+  env: Any
+  agent: Any
+  num_devices: int
+  sizes: Any
+
+
+def prepare(spec: Spec) -> Prepared:
+  """Builds env and agent and checks the run's settings against them.
+
+  Raises:
+    ConfigError: an unknown env, an action space the agent cannot serve, too
+      many devices, trainer sizes that do not fit, or a contract the agent
+      does not offer (``baselax.anakin.contract``).
+  """
+  from baselax import envs
+  from baselax.anakin import contract, program
+
+  env = envs.make(spec.experiment.env_id)
+  num_devices = program.resolve_num_devices(spec.trainer)
+  sizes = spec.trainer.derive(num_devices)
+  entry = registry.get(spec.experiment.agent)
+  try:
+    agent = entry.build(spec.agent, env, sizes)
+  except ConfigError as error:
+    raise ConfigError(f"agent {entry.name} cannot train on env_id "
+                      f"{spec.experiment.env_id}: {error}") from error
+  contract.check_agent(agent, spec.trainer)
+  if spec.loggers.wandb_project is not None:
+    try:
+      import wandb  # noqa: F401
+    except ImportError:
+      raise ConfigError("wandb_project needs wandb: pip install -e '.[wandb]'.")
+  return Prepared(env, agent, num_devices, sizes)
+
+
+def open_run(spec: Spec, prepared: Prepared):
+  """The run directory and checkpointer (process 0 only); refuses a clash.
+
+  Returns ``(run_dir, checkpointer, chunks_done)``, ``chunks_done`` being the
+  newest checkpoint's when resuming, else None.
+  """
+  import jax
+  from baselax.anakin import checkpoint
+
+  resuming = spec.run.resume is not None
+  run_path = (spec.run.resume or spec.run.run_dir or
+              rundir_lib.default_run_dir(spec.experiment.env_id, spec.experiment.agent))
+  if resuming and not os.path.isdir(rundir_lib.checkpoint_dir(run_path)):
+    raise ConfigError(f"resume: {run_path} has no checkpoints/ to resume from.")
+  checkpointer = checkpoint.Checkpointer(
+      rundir_lib.checkpoint_dir(run_path),
+      every_chunks=max(1, round(spec.run.checkpoint_every /
+                                prepared.sizes.env_steps_per_chunk)))
+  chunks_done = checkpointer.latest_step()
+  if resuming and chunks_done is None:
+    checkpointer.close()
+    raise ConfigError(f"resume: {run_path} has no checkpoint to resume from.")
+  if not resuming and chunks_done is not None:
+    checkpointer.close()
+    raise ConfigError(f"run_dir {run_path} already holds a run: continue it with "
+                      f"--resume {run_path}, or pick another --run-dir.")
+  entry = registry.get(spec.experiment.agent)
+  config = {name: dataclasses.asdict(c) for name, c in spec.sections.items()}
+  config.update(agent_class=type(prepared.agent).__name__, agent_module=entry.module,
+                num_devices=prepared.num_devices, num_processes=jax.process_count(),
+                jax=jax.__version__, backend=jax.default_backend())
+  run_dir = rundir_lib.RunDirectory(run_path, config,
+                                    resume_from_chunk=chunks_done if resuming else None)
+  return run_dir, checkpointer, chunks_done if resuming else None
+
+
+def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
+        loggers: Sequence[loggers_lib.Logger] = ()) -> ExperimentResult:
+  """Runs the experiment a command line describes (see the module doc).
+
+  In a multi-process run every process calls this with the same flags (and
+  its own ``--process-id``); only process 0 writes the run directory,
+  checkpoints and progress.
+
+  Args:
+    argv: the flags (``None``: ``sys.argv[1:]``).
+    loggers: extra :class:`~baselax.experiment.loggers.Logger` sinks.
+
+  Raises:
+    SystemExit(2): a bad setting (one line on stderr).
+    SystemExit(1): training stopped on a non-finite loss or params.
+  """
+  t0 = time.perf_counter()
+  spec = parse(argv, prog)
+  from baselax.anakin import distributed
+  try:
+    distributed.initialize(spec.distributed)  # before anything touches a device
+  except (RuntimeError, ValueError) as error:
+    cli.usage_error(error, prog)
+
+  import jax
+  from baselax import anakin, hardware
+
+  main_process = distributed.is_main_process()
+  loggers_lib.setup_logging(spec.run.quiet or not main_process)
+  if spec.run.compilation_cache.lower() != "none":
+    jax.config.update("jax_compilation_cache_dir",
+                      os.path.expanduser(spec.run.compilation_cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+  run_dir = checkpointer = chunks_done = None
+  with usage_errors(spec, prog):
+    if spec.run.resume is not None:
+      anakin.guards.check_resumable()
+    prepared = prepare(spec)
+    anakin.runner.check_processes_agree(prepared.agent, prepared.env, spec.trainer,
+                                        spec.identity())
+    if main_process:
+      run_dir, checkpointer, chunks_done = open_run(spec, prepared)
+  sizes = prepared.sizes
+  name = registry.get(spec.experiment.agent).name
+  if main_process:
+    hint = hardware.accelerator_hint()
+    if hint:
+      print(hint, flush=True)
+    print(f"baselax {name} ({type(prepared.agent).__name__}) on {spec.experiment.env_id} "
+          f"| jax {jax.__version__} {jax.default_backend()} "
+          f"({jax.devices()[0].device_kind}) x{prepared.num_devices}"
+          f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''} | "
+          f"{spec.trainer.num_seeds} seed(s) x {spec.trainer.num_envs} envs/device | "
+          f"{spec.trainer.total_env_steps:,} env steps per seed | {run_dir.path}", flush=True)
+  console = (loggers_lib.ConsoleLogger(
+      sizes.total_env_steps, initial=(chunks_done or 0) * sizes.env_steps_per_chunk)
+             if main_process and not spec.run.quiet else None)
+  title = f"{name} on {spec.experiment.env_id}"
+  sinks = loggers_lib.make_loggers(
+      run_dir, spec.loggers, console=console, title=title, extra=loggers,
+      config={k: dataclasses.asdict(v) for k, v in spec.sections.items()})
+  try:
+    with usage_errors(spec, prog):
+      result = anakin.train(prepared.agent, prepared.env, spec.trainer,
+                            on_chunk=sinks.write, checkpointer=checkpointer,
+                            resume=chunks_done is not None, identity=spec.identity())
+  except anakin.NonFiniteError as error:
+    print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+  finally:
+    sinks.close()
+    if checkpointer is not None:
+      checkpointer.close()
+  wall = time.perf_counter() - t0
+  out = summarise(result, sizes, spec, run_dir, wall)
+  if main_process:
+    print_summary(out, spec, prog)
+  return out
+
+
+def summarise(result, sizes, spec: Spec, run_dir, wall: float) -> ExperimentResult:
+  """This session's figures: a resumed run counts only the chunks it ran."""
+  history: List[metrics_lib.ChunkRecord] = result.history
+  ran = history[result.first_chunk:]
+  before = history[result.first_chunk - 1].wall_time if result.first_chunk else 0.0
+  run_time = (ran[-1].wall_time - before) if ran else 0.0
+  steps = len(ran) * sizes.env_steps_per_chunk
+  return ExperimentResult(
+      eval_return=history[-1].eval_return, env_steps=steps, wall_time=wall,
+      sps=steps * spec.trainer.num_seeds / run_time if run_time > 0 else float("nan"),
+      run_dir=run_dir.path if run_dir else None, interrupted=result.stopped_early,
+      result=result)
+
+
+def print_summary(out: ExperimentResult, spec: Spec, prog: str) -> None:
+  import numpy as np
+  result = out.result
+  final = np.asarray(out.eval_return)
+  print("---")
+  if out.interrupted:
+    print(f"stopped after {result.history[-1].env_steps:,} env steps; checkpoint "
+          f"saved. Continue with:\n  python experiments/{prog} --resume {out.run_dir}")
+  print(f"final greedy eval return per seed ({result.history[-1].eval_returns.shape[-1]} "
+        f"episodes each): {np.array2string(final, precision=1)}  mean {final.mean():.1f}")
+  resumed = (f" (resumed at chunk {result.first_chunk}: {out.env_steps:,} env steps "
+             f"per seed in this session)" if result.first_chunk else "")
+  run_time = out.env_steps * spec.trainer.num_seeds / out.sps if out.sps > 0 else 0.0
+  print(f"env steps per second: {out.sps:,.0f} (all seeds){resumed} | compile "
+        f"{result.metrics['compile_time']:.1f}s | run {run_time:.1f}s | total wall "
+        f"{out.wall_time:.1f}s")
+  print(f"run directory: {out.run_dir}")
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+  """The command-line entry point: the exit code (130 if stopped by Ctrl-C)."""
+  # 130 is the shell's code for "stopped by Ctrl-C" (the checkpoint is saved).
+  return 130 if run(argv, prog=prog).interrupted else 0

@@ -6,6 +6,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from typing import NamedTuple
@@ -256,14 +257,21 @@ def test_qrdqn_n_step_targets_by_hand():
     assert float(out.td_error[0]) == pytest.approx(float(td))
 
 
-def test_qrdqn_from_the_command_line_trains_resumes_exactly_and_evaluates(tmp_path):
+def test_qrdqn_from_the_command_line_trains_resumes_exactly_and_evaluates(tmp_path, capsys):
   flags = SMALL + ["--agent", "qrdqn", "--n-step", "3", "--learning-rate", "1e-3"]
   straight = experiment.run(flags + ["--run-dir", str(tmp_path / "straight")])
   stopped = experiment.run(flags + ["--run-dir", str(tmp_path / "d")],
                            loggers=[StopAfter(1)])
   assert stopped.interrupted and len(stopped.result.history) == 2
+  capsys.readouterr()
   resumed = experiment.run(["--resume", str(tmp_path / "d"), "--quiet"])
   assert not resumed.interrupted and resumed.result.first_chunk == 2
+  # The summary counts this session only: its run time fits in its wall time.
+  summary = capsys.readouterr().out
+  assert "(resumed at chunk 2: 2,000 env steps per seed in this session)" in summary
+  run_s, wall_s = map(float, re.search(r"run ([\d.]+)s \| total wall ([\d.]+)s",
+                                       summary).groups())
+  assert 0 < run_s <= wall_s and resumed.env_steps == 2000
   assert isinstance(resumed.result.params, QRDQN.Params)
   for a, b in zip(jax.tree.leaves(straight.result.state), jax.tree.leaves(resumed.result.state)):
     np.testing.assert_array_equal(a, b)

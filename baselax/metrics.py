@@ -112,10 +112,9 @@ class TrainResult:
   """What a trainer's ``train`` returns (``baselax.anakin``, ``baselax.hostloop``).
 
   Attributes:
-    params: the agent's params, leading axis = seed (taken from device 0; all
-      devices hold the same params).
+    params: the agent's params, leading axis = seed.
     state: the final ``TrainState`` of every (device, seed), layout
-      ``(devices, seeds, ...)``.
+      ``(devices, seeds per device, ...)`` (see ``anakin/program.py``).
     metrics: per chunk (leading axis = chunk), the fields of
       :class:`~baselax.metrics.ChunkRecord`: ``env_steps``, ``wall_time``,
       ``sps``, ``updates``, ``train_return``, ``train_episodes``,

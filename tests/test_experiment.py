@@ -82,7 +82,7 @@ def test_help_lists_every_flag_of_the_chosen_agent(agent):
               experiment.RunConfig, experiment.LoggerConfig):
     for field in dataclasses.fields(cls):
       assert cli.flag_name(field.name) in help_text
-  assert "registered agents: dqn, qrdqn" in help_text.replace("\n", " ")
+  assert f"registered agents: {', '.join(registry.names())}" in help_text.replace("\n", " ")
   assert ("--num-quantiles" in help_text) == (agent == "qrdqn")
 
 
@@ -99,7 +99,8 @@ BAD_INPUTS = [
     (["--network", "resnet"], "network must be auto, mlp or conv"),
     (["--agent", "qrdqn", "--num-quantiles", "0"], "num_quantiles must be an integer >= 1"),
     (["--agent", "qrdqn", "--kappa", "-1"], "--kappa -1.0: kappa must be > 0"),
-    (["--agent", "nope"], "unknown agent 'nope'; registered agents: dqn, qrdqn"),
+    (["--agent", "nope"], f"unknown agent 'nope'; registered agents: "
+                          f"{', '.join(registry.names())}"),
     (["--num-envs", "0"], "--num-envs 0: AnakinConfig.num_envs must be a positive integer"),
     (["--num-envs", "ten"], "invalid int value: 'ten'"),
     (["--batch-size", "20000"], "batch_size (20000) is larger than buffer_size"),

@@ -113,14 +113,16 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def save(self, chunks_done: int, state: Any, history: List[metrics_lib.ChunkRecord],
-           fingerprint: Dict[str, Any], include_state: bool = True) -> None:
+           fingerprint: Dict[str, Any], params: Any, include_state: bool = True) -> None:
     """Writes a checkpoint after ``chunks_done`` chunks (blocks until written).
 
-    ``include_state=False`` writes the params and metrics only (multi-process
-    runs, whose state is spread over the hosts): evaluable, not resumable.
+    ``params``: the params of every seed, leading axis seeds (what evaluation
+    loads). ``include_state=False`` writes the params and metrics only
+    (multi-process runs, whose state is spread over the hosts): evaluable, not
+    resumable.
     """
     ocp = self._ocp
-    params = jax.device_get(jax.tree.map(lambda x: x[0], state.params))
+    params = jax.device_get(params)
     meta = {"chunks_done": chunks_done, "fingerprint": fingerprint,
             "history": [metrics_lib.record_to_json(r) for r in history]}
     items = dict(params=ocp.args.StandardSave(params))

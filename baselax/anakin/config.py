@@ -19,7 +19,9 @@ class AnakinConfig:
   """Configuration of an Anakin training run.
 
   Env-step counts are per seed and summed over all envs and devices: one scan
-  iteration of one seed steps ``num_envs * num_devices`` envs.
+  iteration of one seed steps ``num_envs * D`` envs, ``D`` being the devices
+  that one seed is spread over (all of them with ``parallel="data"``, one
+  with ``parallel="seeds"``).
 
   Attributes:
     total_env_steps: env steps to train for, per seed (rounded up to whole
@@ -37,6 +39,7 @@ class AnakinConfig:
       updates; one update follows every ``train_every`` iterations.
     num_seeds: independent runs compiled into one program (a ``vmap`` axis).
     num_devices: local devices to ``pmap`` over; ``None`` uses all of them.
+    parallel: how the devices share the run: data (every seed spread over all devices, gradients averaged: one large run per seed), seeds (the seeds spread over the devices, each whole on one device, no collective: independent runs; num_seeds must be a multiple of the devices), or auto (seeds when num_seeds > 1 is a multiple of the devices, else data). A seed's result does not depend on where it ran.
     seed: the first seed; seed ``i`` of the run uses ``PRNGKey(seed + i)``, so it
       is the same run as ``seed + i`` alone.
     eval_every: env steps between greedy evaluations; training runs as compiled
@@ -69,6 +72,7 @@ class AnakinConfig:
   train_every: int = 1
   num_seeds: int = 1
   num_devices: Optional[int] = None
+  parallel: str = "auto"
   seed: int = 0
   eval_every: int = 10_000
   eval_episodes: int = 32
@@ -92,6 +96,9 @@ class AnakinConfig:
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ConfigError(f"AnakinConfig.{name} must be in [0, 1], got "
                          f"{getattr(self, name)!r}.")
+    if self.parallel not in ("auto", "data", "seeds"):
+      raise ConfigError(f"AnakinConfig.parallel must be auto, data or seeds, got "
+                        f"{self.parallel!r}.")
     if not self.priority_epsilon > 0:
       raise ConfigError(f"AnakinConfig.priority_epsilon must be > 0, got "
                        f"{self.priority_epsilon!r}.")
@@ -127,6 +134,22 @@ class AnakinConfig:
           f"holding fewer transitions than a batch. Set learning_starts >= "
           f"batch_size.")
 
+  def layout(self, num_devices: int) -> str:
+    """``"data"`` or ``"seeds"``: :attr:`parallel` resolved for ``num_devices``.
+
+    Raises:
+      ConfigError: ``parallel="seeds"`` with seeds that do not divide evenly.
+    """
+    if self.parallel == "auto":
+      seeds = self.num_seeds > 1 and num_devices > 1 and self.num_seeds % num_devices == 0
+      return "seeds" if seeds else "data"
+    if self.parallel == "seeds" and self.num_seeds % num_devices:
+      raise ConfigError(
+          f"parallel=seeds spreads the seeds over the devices, but num_seeds "
+          f"({self.num_seeds}) is not a multiple of the {num_devices} device(s): "
+          f"use a multiple of {num_devices} seeds, or parallel=data.")
+    return self.parallel
+
   def derive(self, num_devices: int) -> "Derived":
     """Computes the loop sizes for ``num_devices`` devices (never stored back)."""
     return Derived.from_config(self, num_devices)
@@ -138,10 +161,15 @@ class Derived:
 
   The run is ``num_chunks`` compiled chunks of ``steps_per_chunk`` scan steps;
   a scan step is ``train_every`` env iterations then one update (once learning
-  has started), so it is ``env_steps_per_step`` env steps per seed.
+  has started), so it is ``env_steps_per_step`` env steps per seed. A seed
+  runs on ``seed_devices`` devices: all of them (``layout == "data"``) or one
+  (``"seeds"``, ``seeds_per_device`` seeds vmapped on each).
   """
   num_devices: int
-  env_steps_per_iteration: int   # num_envs * num_devices
+  layout: str                    # "data" or "seeds"
+  seed_devices: int              # devices one seed is spread over
+  seeds_per_device: int
+  env_steps_per_iteration: int   # num_envs * seed_devices
   env_steps_per_step: int        # ... * train_every
   steps_per_chunk: int
   num_chunks: int
@@ -172,6 +200,8 @@ class Derived:
 
   @classmethod
   def from_config(cls, config: AnakinConfig, num_devices: int) -> "Derived":
+    layout = config.layout(num_devices)
+    total_devices, num_devices = num_devices, (num_devices if layout == "data" else 1)
     per_iteration = config.num_envs * num_devices
     per_step = per_iteration * config.train_every
     if config.total_env_steps < per_step:
@@ -199,7 +229,9 @@ class Derived:
           f"batch_size ({config.batch_size}). Raise learning_starts to at "
           f"least {config.batch_size * num_devices}.")
     return cls(
-        num_devices=num_devices,
+        num_devices=total_devices, layout=layout, seed_devices=num_devices,
+        seeds_per_device=(config.num_seeds if layout == "data"
+                          else config.num_seeds // total_devices),
         env_steps_per_iteration=per_iteration,
         env_steps_per_step=per_step,
         steps_per_chunk=steps_per_chunk,

@@ -41,6 +41,10 @@ from baselax.metrics import scalar_fields, zero_scalars
 Metrics = Dict[str, jax.Array]
 
 
+#: Folded into a seed's root key to start its evaluation stream.
+EVAL_STREAM = 0xE5A1
+
+
 class TrainState(NamedTuple):
   """Everything that changes during training, for one (device, seed)."""
   params: Any
@@ -49,9 +53,10 @@ class TrainState(NamedTuple):
   buffer_state: Any
   env_state: Any             # gymnax env states, leading axis num_envs
   obs: jax.Array             # (num_envs, *obs_shape) observations to act on
-  key: jax.Array
+  key: jax.Array             # the training stream: acting, envs, sampling
   episode_return: jax.Array  # (num_envs,) return of the running episodes
   env_steps: jax.Array       # [] env steps taken by this (device, seed)
+  eval_key: jax.Array        # evaluation's own stream (never split by training)
 
 
 class AnakinFns(NamedTuple):
@@ -120,12 +125,15 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     policy_state = agent.init_policy(policy_key)
     obs, env_state = env.functional_reset(env_key, num_envs)
     buffer_state = empty_buffer()
+    # Evaluation draws from a stream of its own, so how often a run is
+    # evaluated (eval_every, eval_episodes) cannot change how it trains.
+    eval_key = jax.random.fold_in(jax.random.fold_in(key, EVAL_STREAM), device_index)
     return TrainState(
         params=params, optimizer_state=optimizer_state,
         policy_state=policy_state, buffer_state=buffer_state,
         env_state=env_state, obs=obs, key=loop_key,
         episode_return=jnp.zeros((num_envs,), jnp.float32),
-        env_steps=jnp.zeros((), jnp.int32))
+        env_steps=jnp.zeros((), jnp.int32), eval_key=eval_key)
 
   def env_iteration(state: TrainState, unused) -> Tuple[TrainState, Tuple[Any, Metrics]]:
     """Acts in every env once; returns the transitions ``(num_envs, ...)``."""
@@ -261,11 +269,15 @@ def all_finite(tree: Any) -> jax.Array:
 
 def chunk_and_evaluate(fns: AnakinFns, state: TrainState, first_step: jax.Array
                        ) -> Tuple[TrainState, Metrics]:
-  """One training chunk followed by a greedy evaluation of its final params."""
+  """One training chunk followed by a greedy evaluation of its final params.
+
+  The evaluation key is the run's evaluation stream folded with the step the
+  chunk started at: the training key is left as it is.
+  """
   state, metrics = fns.run_chunk(state, first_step)
-  key, eval_key = jax.random.split(state.key)
+  eval_key = jax.random.fold_in(state.eval_key, first_step)
   metrics["eval_returns"] = fns.evaluate(state.params, state.policy_state, eval_key)
-  return state._replace(key=key), metrics
+  return state, metrics
 
 
 def make_train(agent: agent_base.BaseAgent, env: GymnaxEnv, config: AnakinConfig,

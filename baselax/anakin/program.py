@@ -2,13 +2,20 @@
 
 Array layout of everything a run holds, documented once::
 
-    (devices, seeds, envs, ...)      e.g. TrainState.obs: (D, S, N, *obs_shape)
+    (devices, seeds per device, envs, ...)   e.g. TrainState.obs: (D, S_d, N, *obs_shape)
 
-``pmap`` adds the device axis (named :data:`DEVICE_AXIS`, handed to
-``agent.update`` so gradients are averaged with ``pmean``); ``vmap`` adds the
-seed axis inside it; the env axis is the loop's own (``loop.py``). Params are
-identical on every device (same init key, averaged gradients); envs,
-exploration and replay differ per device.
+``pmap`` adds the device axis (named :data:`DEVICE_AXIS`); ``vmap`` adds the
+seed axis inside it; the env axis is the loop's own (``loop.py``). The
+devices share a run in one of two layouts (``AnakinConfig.parallel``):
+
+* ``data``: every device holds all ``S_d = S`` seeds; the device axis is
+  handed to ``agent.update``, which averages gradients over it with
+  ``pmean``. Params are identical on every device (same init key, averaged
+  gradients); envs, exploration and replay differ per device.
+* ``seeds``: the ``S`` seeds are spread over the devices, ``S_d = S / D``
+  each, and ``agent.update`` gets no axis: independent runs need no
+  collective. Seed ``i`` lives on device ``i // S_d`` and starts exactly as
+  it would alone on one device, so its result does not depend on where it ran.
 """
 
 from __future__ import annotations
@@ -76,9 +83,12 @@ class Program(NamedTuple):
       ``derived.steps_per_chunk`` scan steps (and a greedy evaluation when
       built with ``evaluate=True``); donates ``state``. Every device returns
       the metrics of all devices, ``(D, S, ...)``.
-    seed_keys: ``(num_seeds, 2)`` root keys, see :func:`seed_keys_for`.
-    device_indices: ``(local_devices,)`` global indices of this process's
-      devices (env and exploration keys are folded with them).
+    seed_keys: root keys, see :func:`seed_keys_for`: ``(num_seeds, 2)`` in
+      the data layout, this process's ``(local_devices, S_d, 2)`` in the
+      seeds layout.
+    device_indices: ``(local_devices,)`` indices folded into env and
+      exploration keys: the global device indices in the data layout, 0 in
+      the seeds layout (a seed starts as it would on one device).
     derived: the loop sizes.
     num_devices: devices mapped over, in all processes.
     local_devices: devices mapped over by this process.
@@ -90,6 +100,12 @@ class Program(NamedTuple):
   derived: Derived
   num_devices: int
   local_devices: int
+
+  def params_per_seed(self, params: Any) -> Any:
+    """``(num_seeds, ...)`` params from the ``(D, S_d, ...)`` state layout."""
+    if self.derived.layout == "data":
+      return jax.tree.map(lambda x: x[0], params)  # equal on every device
+    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), params)
 
   def start(self):
     """Builds the initial state and compiles ``chunk``; returns ``(state, compiled_chunk)``.
@@ -126,7 +142,9 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   # A single process maps over the devices it was given; a multi-process
   # pmap must name no devices: it then spans every device of every process.
   devices = jax.local_devices()[:local] if jax.process_count() == 1 else None
-  fns = loop.make_anakin(agent, env, config, derived, axis_name=DEVICE_AXIS)
+  data = derived.layout == "data"
+  fns = loop.make_anakin(agent, env, config, derived,
+                         axis_name=DEVICE_AXIS if data else None)
   chunk_fn = ((lambda s, start: loop.chunk_and_evaluate(fns, s, start))
               if evaluate else fns.run_chunk)
 
@@ -140,10 +158,18 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
     return state, jax.lax.all_gather(metrics, DEVICE_AXIS)
 
   init = jax.pmap(jax.vmap(fns.init, in_axes=(0, None)),
-                  axis_name=DEVICE_AXIS, in_axes=(None, 0), devices=devices)
+                  axis_name=DEVICE_AXIS, in_axes=(None if data else 0, 0),
+                  devices=devices)
   chunk = jax.pmap(chunk_everywhere, axis_name=DEVICE_AXIS, in_axes=(0, None),
                    devices=devices, donate_argnums=0)
   first = jax.process_index() * local
-  return Program(init=init, chunk=chunk, seed_keys=seed_keys_for(config),
-                 device_indices=jnp.arange(first, first + local, dtype=jnp.int32),
-                 derived=derived, num_devices=num_devices, local_devices=local)
+  seed_keys = seed_keys_for(config)
+  if data:
+    device_indices = jnp.arange(first, first + local, dtype=jnp.int32)
+  else:
+    seed_keys = seed_keys.reshape(num_devices, derived.seeds_per_device, 2)
+    seed_keys = seed_keys[first:first + local]
+    device_indices = jnp.zeros((local,), jnp.int32)
+  return Program(init=init, chunk=chunk, seed_keys=seed_keys,
+                 device_indices=device_indices, derived=derived,
+                 num_devices=num_devices, local_devices=local)

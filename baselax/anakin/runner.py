@@ -50,8 +50,16 @@ def nonfinite_names(raw: Mapping[str, np.ndarray]) -> List[str]:
   return bad
 
 
-def chunk_record(raw: Mapping[str, np.ndarray], **counters: Any) -> metrics_lib.ChunkRecord:
-  """Reduces one chunk's ``(devices, seeds, ...)`` device metrics to a record."""
+def chunk_record(raw: Mapping[str, np.ndarray], layout: str,
+                 **counters: Any) -> metrics_lib.ChunkRecord:
+  """Reduces one chunk's ``(devices, seeds per device, ...)`` device metrics to a record.
+
+  In the data layout every device holds a share of each seed's envs (summed
+  over devices); in the seeds layout every device holds whole seeds (laid end
+  to end).
+  """
+  if layout == "seeds":
+    raw = {k: v.reshape(1, -1, *v.shape[2:]) for k, v in raw.items()}
   eval_returns = np.moveaxis(raw["eval_returns"], 0, 1)  # (seeds, devices, E)
   return metrics_lib.ChunkRecord.from_sums(
       episode_return_sum=raw["episode_return_sum"].sum(0),
@@ -144,6 +152,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   def save(chunks_done):
     if checkpointer is not None:
       checkpointer.save(chunks_done, state, history, fingerprint,
+                        params=program.params_per_seed(state.params),
                         include_state=not multi_process)
 
   stopped_early = False
@@ -160,7 +169,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
       raw = jax.tree.map(lambda x: np.asarray(x.addressable_data(0))[0], raw)
       elapsed = time.perf_counter() - t0
       record = chunk_record(
-          raw, chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
+          raw, derived.layout, chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
           wall_time=wall_offset + time.perf_counter() - t_train,
           sps=derived.env_steps_per_chunk * config.num_seeds / elapsed)
       history.append(record)
@@ -185,7 +194,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   metrics = metrics_lib.stack_history(history)
   metrics["compile_time"] = compile_time
   metrics["total_time"] = time.perf_counter() - t_start
-  params = jax.tree.map(lambda x: x[0], state.params)
+  params = program.params_per_seed(state.params)
   return metrics_lib.TrainResult(params=params, state=state, metrics=metrics, history=history,
                      config=config, derived=derived, stopped_early=stopped_early,
                      first_chunk=first_chunk)

@@ -14,7 +14,8 @@ yours and it gets all of the above.
 """
 
 from baselax.experiment.config import ExperimentConfig, LoggerConfig, RunConfig
-from baselax.experiment.launch import ExperimentResult, main, parse, run
+from baselax.experiment.launch import main, parse, run
+from baselax.experiment.summary import ExperimentResult
 
 
 def evaluate(argv=None, prog: str = "evaluate.py") -> dict:

@@ -34,12 +34,14 @@ class RunConfig:
     resume: a run directory to continue from its newest checkpoint; its saved configuration is the default for every flag, and flags that change the experiment are refused.
     checkpoint_every: env steps (per seed) between checkpoints, rounded to whole chunks; a checkpoint is also written at the end and on Ctrl-C.
     quiet: print only the final summary (no progress).
+    all_cores: with several seeds on a CPU, run them on every core: JAX gets one host device per core (as many as divide num_seeds) and the seeds are spread over them (parallel=seeds). Set before JAX starts; off when --num-devices or --parallel data is given.
     compilation_cache: directory of JAX's persistent compilation cache (re-runs skip most of the compile time); none to disable.
   """
   run_dir: Optional[str] = None
   resume: Optional[str] = None
   checkpoint_every: int = 100_000
   quiet: bool = False
+  all_cores: bool = True
   compilation_cache: str = "~/.cache/baselax/xla"
 
   def __post_init__(self):

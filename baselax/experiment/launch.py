@@ -19,7 +19,7 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 from baselax import metrics as metrics_lib
 from baselax.agents import registry
@@ -30,6 +30,7 @@ from baselax.experiment import cli
 from baselax.experiment import config as config_lib
 from baselax.experiment import loggers as loggers_lib
 from baselax.experiment import rundir as rundir_lib
+from baselax.experiment import summary as summary_lib
 
 DESCRIPTION = "Train a registered agent with the Anakin trainer."
 PROG = "anakin_dqn.py"
@@ -55,28 +56,6 @@ class Spec(NamedTuple):
     out = {f"experiment.{k}": v for k, v in dataclasses.asdict(self.experiment).items()}
     out.update({f"agent.{k}": v for k, v in dataclasses.asdict(self.agent).items()})
     return out
-
-
-@dataclasses.dataclass
-class ExperimentResult:
-  """What :func:`run` returns.
-
-  Attributes:
-    eval_return: ``(seeds,)`` final greedy evaluation return.
-    sps: env steps per second of this session, all seeds.
-    env_steps: env steps per seed done in this session.
-    wall_time: seconds of this session, start-up included.
-    run_dir: the run directory (``None`` on processes other than 0).
-    interrupted: stopped before the end (Ctrl-C or ``on_chunk``); resumable.
-    result: the trainer's :class:`~baselax.anakin.runner.TrainResult`.
-  """
-  eval_return: Any
-  sps: float
-  env_steps: int
-  wall_time: float
-  run_dir: Optional[str]
-  interrupted: bool
-  result: Any
 
 
 def _pre_parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -216,8 +195,43 @@ def open_run(spec: Spec, prepared: Prepared):
   return run_dir, checkpointer, chunks_done if resuming else None
 
 
+def seeds_line(trainer: AnakinConfig, sizes: Any) -> str:
+  """How seeds and envs sit on the devices, for the header line."""
+  if sizes.layout == "seeds":
+    return (f"{trainer.num_seeds} seed(s), {sizes.seeds_per_device} per device, x "
+            f"{trainer.num_envs} envs")
+  return f"{trainer.num_seeds} seed(s) x {trainer.num_envs} envs/device"
+
+
+def use_all_cores(spec: Spec) -> int:
+  """Gives JAX one host device per core for a many-seed run; returns the count.
+
+  XLA runs one program on one CPU core; independent seeds on forced host
+  devices (``parallel=seeds``) use them all. The count is the largest
+  divisor of ``num_seeds`` not above the cores, so the seeds split evenly.
+  It must be set before JAX starts its backend: if the backend is up already
+  (a caller used JAX before), or the user chose devices or the data layout,
+  nothing changes. On a GPU or TPU machine the CPU devices are not used.
+  """
+  trainer = spec.trainer
+  if (not spec.run.all_cores or trainer.num_seeds < 2 or trainer.num_devices is not None
+      or trainer.parallel == "data" or spec.distributed.enabled
+      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
+    return 1
+  from jax._src import xla_bridge  # no public way to ask whether JAX has started
+  if getattr(xla_bridge, "backends_are_initialized", lambda: True)():
+    return 1
+  cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+  count = max(d for d in range(1, min(cores or 1, trainer.num_seeds) + 1)
+              if trainer.num_seeds % d == 0)
+  if count > 1:
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               f" --xla_force_host_platform_device_count={count}").strip()
+  return count
+
+
 def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
-        loggers: Sequence[loggers_lib.Logger] = ()) -> ExperimentResult:
+        loggers: Sequence[loggers_lib.Logger] = ()) -> summary_lib.ExperimentResult:
   """Runs the experiment a command line describes (see the module doc).
 
   In a multi-process run every process calls this with the same flags (and
@@ -234,6 +248,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
   """
   t0 = time.perf_counter()
   spec = parse(argv, prog)
+  use_all_cores(spec)
   from baselax.anakin import distributed
   try:
     distributed.initialize(spec.distributed)  # before anything touches a device
@@ -269,7 +284,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
           f"| jax {jax.__version__} {jax.default_backend()} "
           f"({jax.devices()[0].device_kind}) x{prepared.num_devices}"
           f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''} | "
-          f"{spec.trainer.num_seeds} seed(s) x {spec.trainer.num_envs} envs/device | "
+          f"{seeds_line(spec.trainer, sizes)} | "
           f"{spec.trainer.total_env_steps:,} env steps per seed | {run_dir.path}", flush=True)
   console = (loggers_lib.ConsoleLogger(
       sizes.total_env_steps, initial=(chunks_done or 0) * sizes.env_steps_per_chunk)
@@ -291,43 +306,11 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
     if checkpointer is not None:
       checkpointer.close()
   wall = time.perf_counter() - t0
-  out = summarise(result, sizes, spec, run_dir, wall)
+  out = summary_lib.summarise(result, sizes.env_steps_per_chunk,
+                              spec.trainer.num_seeds, run_dir, wall)
   if main_process:
-    print_summary(out, spec, prog)
+    summary_lib.print_summary(out, prog)
   return out
-
-
-def summarise(result, sizes, spec: Spec, run_dir, wall: float) -> ExperimentResult:
-  """This session's figures: a resumed run counts only the chunks it ran."""
-  history: List[metrics_lib.ChunkRecord] = result.history
-  ran = history[result.first_chunk:]
-  before = history[result.first_chunk - 1].wall_time if result.first_chunk else 0.0
-  run_time = (ran[-1].wall_time - before) if ran else 0.0
-  steps = len(ran) * sizes.env_steps_per_chunk
-  return ExperimentResult(
-      eval_return=history[-1].eval_return, env_steps=steps, wall_time=wall,
-      sps=steps * spec.trainer.num_seeds / run_time if run_time > 0 else float("nan"),
-      run_dir=run_dir.path if run_dir else None, interrupted=result.stopped_early,
-      result=result)
-
-
-def print_summary(out: ExperimentResult, spec: Spec, prog: str) -> None:
-  import numpy as np
-  result = out.result
-  final = np.asarray(out.eval_return)
-  print("---")
-  if out.interrupted:
-    print(f"stopped after {result.history[-1].env_steps:,} env steps; checkpoint "
-          f"saved. Continue with:\n  python experiments/{prog} --resume {out.run_dir}")
-  print(f"final greedy eval return per seed ({result.history[-1].eval_returns.shape[-1]} "
-        f"episodes each): {np.array2string(final, precision=1)}  mean {final.mean():.1f}")
-  resumed = (f" (resumed at chunk {result.first_chunk}: {out.env_steps:,} env steps "
-             f"per seed in this session)" if result.first_chunk else "")
-  run_time = out.env_steps * spec.trainer.num_seeds / out.sps if out.sps > 0 else 0.0
-  print(f"env steps per second: {out.sps:,.0f} (all seeds){resumed} | compile "
-        f"{result.metrics['compile_time']:.1f}s | run {run_time:.1f}s | total wall "
-        f"{out.wall_time:.1f}s")
-  print(f"run directory: {out.run_dir}")
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:

@@ -1,0 +1,75 @@
+"""The end of a run: what :func:`baselax.experiment.run` returns and prints."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, List, Optional
+
+import numpy as np
+
+from baselax import metrics as metrics_lib
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+  """What :func:`run` returns.
+
+  Attributes:
+    eval_return: ``(seeds,)`` final greedy evaluation return.
+    sps: env steps per second of this session, all seeds.
+    env_steps: env steps per seed done in this session.
+    wall_time: seconds of this session, start-up included.
+    run_dir: the run directory (``None`` on processes other than 0).
+    interrupted: stopped before the end (Ctrl-C or ``on_chunk``); resumable.
+    result: the trainer's :class:`~baselax.anakin.runner.TrainResult`.
+  """
+  eval_return: Any
+  sps: float
+  env_steps: int
+  wall_time: float
+  run_dir: Optional[str]
+  interrupted: bool
+  result: Any
+
+
+def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: Any,
+              wall: float) -> ExperimentResult:
+  """This session's figures: a resumed run counts only the chunks it ran.
+
+  Args:
+    result: the trainer's ``TrainResult``.
+    env_steps_per_chunk: env steps per seed of one chunk.
+    num_seeds: seeds trained in one program.
+    run_dir: the ``RunDirectory`` (``None`` on processes other than 0).
+    wall: seconds of this session.
+  """
+  history: List[metrics_lib.ChunkRecord] = result.history
+  ran = history[result.first_chunk:]
+  before = history[result.first_chunk - 1].wall_time if result.first_chunk else 0.0
+  run_time = (ran[-1].wall_time - before) if ran else 0.0
+  steps = len(ran) * env_steps_per_chunk
+  return ExperimentResult(
+      eval_return=history[-1].eval_return, env_steps=steps, wall_time=wall,
+      sps=steps * num_seeds / run_time if run_time > 0 else float("nan"),
+      run_dir=run_dir.path if run_dir else None, interrupted=result.stopped_early,
+      result=result)
+
+
+def print_summary(out: ExperimentResult, prog: str) -> None:
+  """The lines after ``---``: final returns, speed and where the run is."""
+  result = out.result
+  num_seeds = result.config.num_seeds
+  final = np.asarray(out.eval_return)
+  print("---")
+  if out.interrupted:
+    print(f"stopped after {result.history[-1].env_steps:,} env steps; checkpoint "
+          f"saved. Continue with:\n  python experiments/{prog} --resume {out.run_dir}")
+  print(f"final greedy eval return per seed ({result.history[-1].eval_returns.shape[-1]} "
+        f"episodes each): {np.array2string(final, precision=1)}  mean {final.mean():.1f}")
+  resumed = (f" (resumed at chunk {result.first_chunk}: {out.env_steps:,} env steps "
+             f"per seed in this session)" if result.first_chunk else "")
+  run_time = out.env_steps * num_seeds / out.sps if out.sps > 0 else 0.0
+  print(f"env steps per second: {out.sps:,.0f} (all seeds){resumed} | compile "
+        f"{result.metrics['compile_time']:.1f}s | run {run_time:.1f}s | total wall "
+        f"{out.wall_time:.1f}s")
+  print(f"run directory: {out.run_dir}")

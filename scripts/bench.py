@@ -12,7 +12,10 @@ Rows, each at N envs (per device):
   hostloop       the same agent and settings through baselax.hostloop on
                  gymnasium's own CartPole-v1 vector env (numpy, one Python step
                  per iteration)
-  seeds          anakin with 1, 8, 32 vmapped seeds (total and per-seed SPS)
+  seeds          anakin with 1, 8, 32 vmapped seeds on one device (total and
+                 per-seed SPS)
+  seeds/dev      the same seeds spread over every local device (parallel=seeds:
+                 no collective); on CPU, --cpu-devices K gives K host devices
   scaling        (--scaling D1 D2 ...) anakin on D devices, N envs each: env
                  steps/s against the device count, and the efficiency
                  SPS(D) / (D x SPS(1)). On CPU, --cpu-devices K forces K host
@@ -118,25 +121,28 @@ def limit_rows(env, agent, n: int, iterations: int) -> List[Dict[str, Any]]:
 
 
 def two_chunk_config(n: int, iterations: int, args, num_devices: int,
-                     num_seeds: int = 1) -> anakin.AnakinConfig:
+                     num_seeds: int = 1, parallel: str = "data") -> anakin.AnakinConfig:
   """Two chunks of about ``iterations`` env iterations: a warm-up (it compiles
   and fills the buffer; learning starts within its first scan step), then
   the timed one, in which every scan step learns."""
-  per_step = n * num_devices * args.train_every
+  seed_devices = num_devices if parallel == "data" else 1
+  per_step = n * seed_devices * args.train_every
   chunk = max(1, iterations // args.train_every) * per_step
   return anakin.AnakinConfig(
       total_env_steps=2 * chunk, eval_every=chunk, num_envs=n,
       buffer_size=max(args.buffer_size, 2 * n, args.batch_size),
       batch_size=args.batch_size,
-      learning_starts=max(args.batch_size * num_devices, per_step),
-      train_every=args.train_every, num_seeds=num_seeds, num_devices=num_devices)
+      learning_starts=max(args.batch_size * seed_devices, per_step),
+      train_every=args.train_every, num_seeds=num_seeds, num_devices=num_devices,
+      parallel=parallel)
 
 
 def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
-               kind: str = "anakin", devices: Optional[int] = None) -> Dict[str, Any]:
+               kind: str = "anakin", devices: Optional[int] = None,
+               parallel: str = "data") -> Dict[str, Any]:
   """The full Anakin loop, timed on a chunk where every scan step learns."""
   devices = devices or args.devices
-  config = two_chunk_config(n, iterations, args, devices, num_seeds)
+  config = two_chunk_config(n, iterations, args, devices, num_seeds, parallel)
   program = anakin.program.build(agent, env, config, evaluate=False)
   t = time.perf_counter()
   state, chunk = program.start()
@@ -149,8 +155,11 @@ def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
   jax.block_until_ready(metrics)
   run_s = time.perf_counter() - t
   env_steps = program.derived.env_steps_per_chunk * num_seeds
-  # metrics: (local devices, all devices, seeds); updates are per device.
-  updates = float(np.asarray(metrics["updates"])[0, 0].sum())
+  # metrics: (local devices, all devices, seeds per device). In the data
+  # layout every device counts the same updates; in the seeds layout each
+  # device counts its own seeds'.
+  updates = np.asarray(metrics["updates"])[0]
+  updates = float(updates[0].sum() if parallel == "data" else updates.sum())
   buffer_bytes = sum(x.nbytes for x in jax.tree.leaves(state.buffer_state))
   return dict(kind=kind, num_envs=n, num_seeds=num_seeds, devices=devices,
               env_steps_per_s=env_steps / run_s,
@@ -244,10 +253,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                 device_kind=jax.devices()[0].device_kind,
                 devices=args.devices, env=args.env, train_every=args.train_every,
                 batch_size=args.batch_size, buffer_size=args.buffer_size,
-                cpu_count=os.cpu_count())
+                cpu_count=os.cpu_count(), local_devices=jax.local_device_count())
   print(f"baselax bench | jax {header['jax']} | backend {header['backend']} | "
         f"device {header['device_kind']} x{args.devices} (of {jax.local_device_count()}) | env {args.env} | "
-        f"train_every {args.train_every} | batch {args.batch_size}")
+        f"train_every {args.train_every} | batch {args.batch_size} | "
+        f"{header['cpu_count']} CPU cores")
   columns = ("kind", "N", "seeds", "env steps/s", "per seed", "updates/s",
              "vs limit+pol", "vs hostloop", "compile s", "peak RSS MB", "buffer MB")
   print(("{:<13}" + "{:>7}" * 2 + "{:>13}" * 5 + "{:>12}" * 3).format(*columns))
@@ -286,6 +296,13 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     n = args.seeds_num_envs
     show(anakin_row(env, agent, n, int(np.clip(args.env_steps // n, 64, 5_000)),
                     args, num_seeds=s, kind="seeds"))
+  all_devices = jax.local_device_count()
+  for s in ([] if args.scaling or all_devices == 1 else args.seeds):
+    if s % all_devices == 0:
+      n = args.seeds_num_envs
+      show(anakin_row(env, agent, n, int(np.clip(args.env_steps // n, 64, 5_000)),
+                      args, num_seeds=s, kind="seeds/dev", devices=all_devices,
+                      parallel="seeds"))
   result = dict(header=header, rows=rows)
   if args.json:
     with open(args.json, "w") as f:

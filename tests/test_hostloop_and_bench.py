@@ -1,6 +1,7 @@
 """The host-loop trainer (gymnasium envs) and the benchmark script's output."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -123,13 +124,15 @@ def test_bad_inputs():
 def test_bench_quick_output_shape_and_sanity(tmp_path):
   out_json = tmp_path / "bench.json"
   proc = subprocess.run(
-      [sys.executable, "scripts/bench.py", "--quick", "--json", str(out_json)],
+      [sys.executable, "scripts/bench.py", "--quick", "--cpu-devices", "2",
+       "--json", str(out_json)],
       cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert f"jax {jax.__version__}" in proc.stdout and "backend cpu" in proc.stdout
   result = json.loads(out_json.read_text())
   kinds = [r["kind"] for r in result["rows"]]
-  assert kinds == ["limit", "limit+policy", "anakin", "hostloop", "seeds"]
+  assert kinds == ["limit", "limit+policy", "anakin", "hostloop", "seeds", "seeds/dev"]
+  assert f"{os.cpu_count()} CPU cores" in proc.stdout
   assert result["header"]["backend"] == jax.default_backend()
   for row in result["rows"]:
     assert np.isfinite(row["env_steps_per_s"]) and row["env_steps_per_s"] > 0
@@ -140,7 +143,8 @@ def test_bench_quick_output_shape_and_sanity(tmp_path):
       rows["anakin"]["env_steps_per_s"] / rows["limit+policy"]["env_steps_per_s"])
   assert rows["anakin"]["ratio_vs_hostloop"] == pytest.approx(
       rows["anakin"]["env_steps_per_s"] / rows["hostloop"]["env_steps_per_s"])
-  assert rows["seeds"]["num_seeds"] == 4
+  assert rows["seeds"]["num_seeds"] == 4 and rows["seeds"]["devices"] == 1
+  assert (rows["seeds/dev"]["num_seeds"], rows["seeds/dev"]["devices"]) == (4, 2)
   assert rows["seeds"]["per_seed_env_steps_per_s"] == pytest.approx(
       rows["seeds"]["env_steps_per_s"] / 4)
   # the buffer holds obs and next_obs (4 float32 each), action, reward, flag

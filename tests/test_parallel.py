@@ -1,6 +1,7 @@
 """Seeds spread over devices (no collective), every CPU core for many seeds,
 and evaluation that cannot change training."""
 
+import json
 import os
 import subprocess
 import sys
@@ -79,7 +80,6 @@ SEED_PARALLEL = """
 
 
 def test_a_seed_gives_the_same_run_spread_over_devices_or_vmapped_on_one():
-  import json
   out = helpers.run_in_subprocess(SEED_PARALLEL.format(small=SMALL), num_cpu_devices=2)
   result = json.loads(out.strip().splitlines()[-1].split(" ", 1)[1])
   assert (result["layout"], result["devices"], result["state_axes"]) == ("seeds", 2, [2, 2])
@@ -113,3 +113,21 @@ def test_the_main_job_uses_every_core_for_many_seeds(tmp_path):
   assert "x1 |" in runs[True] and "4 seed(s) x 4 envs/device" in runs[True]
   saved = experiment.rundir.load_config(str(tmp_path / "all"))
   assert saved["num_devices"] == devices and saved["trainer"]["parallel"] == "auto"
+  summary = json.load(open(tmp_path / "all" / "summary.json"))
+  assert summary["seeds"] == 4 and len(summary["final_returns"]) == 4
+
+
+def test_final_returns_are_aggregated_with_the_iqm_and_a_bootstrap_ci(monkeypatch):
+  from baselax.experiment import aggregate
+  summary = aggregate.summarise_final_returns([1.0, 2.0, 3.0, 4.0, 100.0])
+  # The IQM drops the lowest and highest quarter: mean(2, 3, 4) = 3, far from
+  # the mean (22) that one outlying seed drags up.
+  assert summary["iqm"] == pytest.approx(3.0) and summary["mean"] == pytest.approx(22.0)
+  low, high = summary["iqm_ci95"]
+  assert 1.0 <= low <= 3.0 <= high <= 100.0
+  assert aggregate.summarise_final_returns([1.0, 2.0, 3.0, 4.0, 100.0]) == summary  # seeded
+  assert "IQM 3.0 (95% CI" in aggregate.describe(summary)
+  assert aggregate.summarise_final_returns([5.0])["iqm"] is None  # one seed: no IQM
+  monkeypatch.setitem(sys.modules, "rliable", None)  # "not installed"
+  without = aggregate.summarise_final_returns([1.0, 2.0])
+  assert without["iqm"] is None and "pip install -e '.[stats]'" in without["note"]

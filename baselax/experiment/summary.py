@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from baselax import metrics as metrics_lib
+from baselax.experiment import aggregate as aggregate_lib
 
 
 @dataclasses.dataclass
@@ -22,6 +23,8 @@ class ExperimentResult:
     run_dir: the run directory (``None`` on processes other than 0).
     interrupted: stopped before the end (Ctrl-C or ``on_chunk``); resumable.
     result: the trainer's :class:`~baselax.anakin.runner.TrainResult`.
+    aggregate: the final returns over seeds (``aggregate.summarise_final_returns``:
+      IQM with its 95% bootstrap CI, mean, std, range), also in ``summary.json``.
   """
   eval_return: Any
   sps: float
@@ -30,6 +33,7 @@ class ExperimentResult:
   run_dir: Optional[str]
   interrupted: bool
   result: Any
+  aggregate: Dict[str, Any]
 
 
 def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: Any,
@@ -48,11 +52,14 @@ def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: An
   before = history[result.first_chunk - 1].wall_time if result.first_chunk else 0.0
   run_time = (ran[-1].wall_time - before) if ran else 0.0
   steps = len(ran) * env_steps_per_chunk
+  aggregate = aggregate_lib.summarise_final_returns(history[-1].eval_return)
+  if run_dir is not None:
+    aggregate_lib.write_summary(run_dir.path, aggregate)
   return ExperimentResult(
       eval_return=history[-1].eval_return, env_steps=steps, wall_time=wall,
       sps=steps * num_seeds / run_time if run_time > 0 else float("nan"),
       run_dir=run_dir.path if run_dir else None, interrupted=result.stopped_early,
-      result=result)
+      result=result, aggregate=aggregate)
 
 
 def print_summary(out: ExperimentResult, prog: str) -> None:
@@ -66,6 +73,8 @@ def print_summary(out: ExperimentResult, prog: str) -> None:
           f"saved. Continue with:\n  python experiments/{prog} --resume {out.run_dir}")
   print(f"final greedy eval return per seed ({result.history[-1].eval_returns.shape[-1]} "
         f"episodes each): {np.array2string(final, precision=1)}  mean {final.mean():.1f}")
+  if out.aggregate["seeds"] > 1:
+    print(f"final greedy eval return over {aggregate_lib.describe(out.aggregate)}")
   resumed = (f" (resumed at chunk {result.first_chunk}: {out.env_steps:,} env steps "
              f"per seed in this session)" if result.first_chunk else "")
   run_time = out.env_steps * num_seeds / out.sps if out.sps > 0 else 0.0

@@ -182,10 +182,15 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
                                       evaluation=False)
     return out.actions, policy_state, key
 
+  # Only an agent whose update draws randomness gets a key (AgentContract.update_key).
+  update_key = getattr(agent, "contract", agent_base.AgentContract()).update_key
+
   @jax.jit
-  def learn(params, optimizer_state, batch, sums):
+  def learn(params, optimizer_state, batch, sums, key):
     """One update; the logged scalars are summed on device (no eager host ops)."""
-    out, params, optimizer_state = agent.update(params, optimizer_state, batch)
+    kwargs = {"key": jax.random.fold_in(key, 1)} if update_key else {}
+    out, params, optimizer_state = agent.update(params, optimizer_state, batch,
+                                                **kwargs)
     scalars = scalar_fields(out)
     sums = {k: sums[k] + v for k, v in scalars.items()}
     return sums, params, optimizer_state
@@ -246,7 +251,8 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
                               {k: v[:config.batch_size]
                                for k, v in buffer.storage.items()})
         sums, params, optimizer_state = learn(
-            params, optimizer_state, buffer.sample(rng, config.batch_size), sums)
+            params, optimizer_state, buffer.sample(rng, config.batch_size), sums,
+            key)
         updates += 1
     sums = {k: float(v) for k, v in jax.device_get(sums).items()}
     elapsed = time.perf_counter() - t0

@@ -3,11 +3,16 @@
 A creator is called with the single env's action space and returns a
 ``haiku.Transformed`` whose function maps a batch of observations
 ``(B, *obs_shape)`` to Q-values ``(B, num_actions)``, or, with ``atoms=K``,
-to ``K`` outputs per action ``(B, num_actions, K)`` (quantiles for QR-DQN).
+to ``K`` outputs per action ``(B, num_actions, K)`` (quantiles for QR-DQN,
+logits for C51). With ``noisy=True`` every linear layer of the head is a
+:class:`NoisyLinear` and the creator returns ``hk.transform(f)``: its apply
+takes an rng, ``apply(params, key, obs)`` draws noise and
+``apply(params, None, obs)`` uses the mean weights.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Sequence
 
 import gymnasium
@@ -24,24 +29,84 @@ def _num_actions(action_space: gymnasium.Space) -> int:
   return int(action_space.n)
 
 
+class NoisyLinear(hk.Module):
+  """A factorised Gaussian noisy linear layer (Fortunato et al. 2018, "Noisy
+  networks for exploration", arXiv:1706.10295, sec. 3.2).
+
+  ``y = x @ (mu_w + sigma_w * f(e_in) f(e_out)^T) + mu_b + sigma_b * f(e_out)``
+  with ``f(e) = sign(e) sqrt(|e|)``, ``e ~ N(0, 1)``; initialisation
+  ``mu ~ U[-1/sqrt(p), 1/sqrt(p)]``, ``sigma = sigma0 / sqrt(p)`` for ``p``
+  inputs. One call draws one noise sample, shared by the rows of its batch
+  (as in the paper's NoisyNet-DQN; an agent that wants a draw per row vmaps
+  the network over rows: the product is computed as
+  ``f(e_out) * ((x * f(e_in)) @ sigma_w)``, so that never materialises a weight
+  matrix per row). The noise comes from ``hk.maybe_next_rng_key()``: without
+  an rng (``apply(params, None, x)``) the layer uses its mean weights, which
+  is how greedy evaluation acts.
+  """
+
+  def __init__(self, output_size: int, sigma0: float = 0.5,
+               name: Optional[str] = None):
+    super().__init__(name=name)
+    self.output_size = int(output_size)
+    self.sigma0 = float(sigma0)
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    p = x.shape[-1]
+    bound = 1.0 / math.sqrt(p)
+    mu_init = hk.initializers.RandomUniform(-bound, bound)
+    sigma_init = hk.initializers.Constant(self.sigma0 / math.sqrt(p))
+    w_mu = hk.get_parameter("w_mu", (p, self.output_size), x.dtype, mu_init)
+    b_mu = hk.get_parameter("b_mu", (self.output_size,), x.dtype, mu_init)
+    w_sigma = hk.get_parameter("w_sigma", (p, self.output_size), x.dtype, sigma_init)
+    b_sigma = hk.get_parameter("b_sigma", (self.output_size,), x.dtype, sigma_init)
+    y = x @ w_mu + b_mu
+    key = hk.maybe_next_rng_key()
+    if key is None:
+      return y
+    in_key, out_key = jax.random.split(key)
+    f = lambda e: jnp.sign(e) * jnp.sqrt(jnp.abs(e))
+    e_in = f(jax.random.normal(in_key, (p,), x.dtype))
+    e_out = f(jax.random.normal(out_key, (self.output_size,), x.dtype))
+    return y + e_out * ((x * e_in) @ w_sigma + b_sigma)
+
+
+def noisy_mlp(output_sizes: Sequence[int],
+              activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
+              name: Optional[str] = None) -> Callable[[jax.Array], jax.Array]:
+  """``hk.nets.MLP`` with :class:`NoisyLinear` layers (no activation after the last)."""
+  def forward(x):
+    with hk.experimental.name_scope(name or "noisy_mlp"):
+      for i, size in enumerate(output_sizes):
+        x = NoisyLinear(size, name=f"noisy_linear_{i}")(x)
+        if i < len(output_sizes) - 1:
+          x = activation(x)
+    return x
+  return forward
+
+
 def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
            dueling: bool = False,
            activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-           atoms: Optional[int] = None) -> jax.Array:
+           atoms: Optional[int] = None, noisy: bool = False) -> jax.Array:
   """Hidden layers then Q-values ``(B, num_actions)`` from features ``(B, F)``.
 
   With ``dueling=True`` (Wang et al. 2016, "Dueling network architectures"),
   two streams of ``hidden_sizes`` give a state value ``V(s)`` and advantages
   ``A(s, a)``, combined as ``Q = V + A - mean_a A``: the mean makes V and A
   identifiable. With ``atoms=K`` every action gets ``K`` outputs
-  ``(B, num_actions, K)`` (dueling combines them atom by atom).
+  ``(B, num_actions, K)`` (dueling combines them atom by atom). With
+  ``noisy=True`` every layer is a :class:`NoisyLinear`.
   """
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
   per_action = 1 if atoms is None else int(atoms)
 
   def stream(outputs, name=None):
-    y = hk.nets.MLP((*hidden_sizes, outputs * per_action), activation=activation,
-                    name=name)(x)
+    sizes = (*hidden_sizes, outputs * per_action)
+    if noisy:
+      y = noisy_mlp(sizes, activation, name=name)(x)
+    else:
+      y = hk.nets.MLP(sizes, activation=activation, name=name)(x)
     return y.reshape(y.shape[0], outputs, per_action)
 
   if not dueling:
@@ -54,7 +119,8 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
 
 def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
                   activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-                  dueling: bool = False, atoms: Optional[int] = None) -> NetworkFn:
+                  dueling: bool = False, atoms: Optional[int] = None,
+                  noisy: bool = False) -> NetworkFn:
   """An MLP Q-network: flatten -> hidden layers -> ``num_actions`` linear head.
 
   Args:
@@ -62,6 +128,8 @@ def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
     activation: hidden-layer nonlinearity.
     dueling: separate value and advantage streams (see :func:`q_head`).
     atoms: ``K`` outputs per action, ``(B, A, K)`` (e.g. quantiles).
+    noisy: noisy linear layers (:class:`NoisyLinear`); returns
+      ``hk.transform(f)``, whose apply takes the noise's rng.
   """
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
 
@@ -70,9 +138,9 @@ def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
 
     def forward(obs: jax.Array) -> jax.Array:
       x = hk.Flatten()(jnp.asarray(obs, jnp.float32))
-      return q_head(x, hidden_sizes, num_actions, dueling, activation, atoms)
+      return q_head(x, hidden_sizes, num_actions, dueling, activation, atoms, noisy)
 
-    return hk.without_apply_rng(hk.transform(forward))
+    return _transform(forward, noisy)
 
   return creator
 
@@ -80,14 +148,17 @@ def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
 def conv_q_network(channels: Sequence[int] = (16,),
                    kernel_size: int = 3,
                    hidden_sizes: Sequence[int] = (128,),
-                   dueling: bool = False, atoms: Optional[int] = None) -> NetworkFn:
+                   dueling: bool = False, atoms: Optional[int] = None,
+                   noisy: bool = False) -> NetworkFn:
   """A small conv Q-network for image observations ``(B, H, W, C)``.
 
   The default is the MinAtar network of Young & Tian 2019 ("MinAtar: an
   Atari-inspired testbed"): one 3x3 conv with 16 channels, stride 1, then a
   128-unit hidden layer. MinAtar frames are 10x10, so no striding or pooling.
   ``dueling=True`` splits the head into value and advantage streams
-  (see :func:`q_head`); ``atoms=K`` gives ``(B, A, K)`` outputs.
+  (see :func:`q_head`); ``atoms=K`` gives ``(B, A, K)`` outputs;
+  ``noisy=True`` makes the head's linear layers noisy (the conv stays plain,
+  as in Fortunato et al. 2018).
   """
   channels = tuple(int(c) for c in channels)
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
@@ -102,11 +173,17 @@ def conv_q_network(channels: Sequence[int] = (16,),
       for c in channels:
         x = jax.nn.relu(hk.Conv2D(c, kernel_size, stride=1, padding="VALID")(x))
       x = hk.Flatten()(x)
-      return q_head(x, hidden_sizes, num_actions, dueling, atoms=atoms)
+      return q_head(x, hidden_sizes, num_actions, dueling, atoms=atoms, noisy=noisy)
 
-    return hk.without_apply_rng(hk.transform(forward))
+    return _transform(forward, noisy)
 
   return creator
+
+
+def _transform(forward: Callable[..., jax.Array], noisy: bool) -> hk.Transformed:
+  # A noisy network keeps the rng argument of its apply: it draws noise.
+  transformed = hk.transform(forward)
+  return transformed if noisy else hk.without_apply_rng(transformed)
 
 
 def is_image(observation_space: gymnasium.Space) -> bool:

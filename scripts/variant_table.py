@@ -7,7 +7,9 @@
 
 Every row is one run of the main job (``baselax.experiment.run``, what
 ``experiments/anakin_dqn.py`` runs) with the same flags plus the variant's
-own; a variant may be another registered agent (``--agent qrdqn``). Flags
+own; a variant may be another registered agent (``--agent qrdqn``,
+``c51``, ``mdqn``, ``rainbow``: Rainbow's entry turns on 3-step returns and
+prioritised replay itself). Flags
 this script does not know are passed through.
 ``--separate-seeds`` runs the seeds one after another instead of as one
 vmapped program (on CPU, vmapping a conv net over seeds turns its
@@ -33,6 +35,9 @@ VARIANTS = {
     "all of them": ["--double-dqn", "--n-step", "3", "--prioritized", "--dueling",
                     "--huber", "--max-grad-norm", "10"],
     "QR-DQN": ["--agent", "qrdqn"],
+    "C51": ["--agent", "c51"],
+    "M-DQN": ["--agent", "mdqn"],
+    "Rainbow": ["--agent", "rainbow"],
 }
 
 
@@ -40,7 +45,8 @@ def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--num-seeds", type=int, default=4)
   parser.add_argument("--separate-seeds", action="store_true")
-  parser.add_argument("--only", nargs="*", default=None, help="variant names to run")
+  parser.add_argument("--only", nargs="*", default=None,
+                      help="variant names to run (DQN's row is the speed baseline)")
   args, passthrough = parser.parse_known_args(argv)
   rows = []
   for name, flags in VARIANTS.items():

@@ -50,17 +50,19 @@ def as_key(rng: KeyLike) -> jax.Array:
 
 
 class ApplyFn(NamedTuple):
-  """A haiku network with the apply-rng question settled: ``apply(params, obs)``."""
+  """A haiku network with the apply-rng question settled: ``apply(params, obs, rng=None)``."""
   init: Callable[[jax.Array, jax.Array], hk.Params]
-  apply: Callable[[hk.Params, jax.Array], jax.Array]
+  apply: Callable[..., jax.Array]
 
 
 def as_network(transformed: Any) -> ApplyFn:
-  """Normalises what a network creator returns to ``apply(params, x)``.
+  """Normalises what a network creator returns to ``apply(params, x, rng=None)``.
 
-  Accepts ``hk.transform(f)`` (``apply(params, rng, x)``; we pass ``rng=None``
-  since value networks are deterministic) and
-  ``hk.without_apply_rng(hk.transform(f))`` (``apply(params, x)``).
+  Accepts ``hk.transform(f)`` (``apply(params, rng, x)``: ``rng`` is passed
+  through, ``None`` by default, so a deterministic network needs none and a
+  noisy one, e.g. ``networks.mlp_q_network(noisy=True)``, draws its noise
+  from it) and ``hk.without_apply_rng(hk.transform(f))`` (``apply(params,
+  x)``; ``rng`` is ignored).
   """
   if not isinstance(transformed, hk.Transformed):
     raise TypeError(
@@ -74,8 +76,9 @@ def as_network(transformed: Any) -> ApplyFn:
     names = ["params", "rng"]
   if len(names) > 1 and names[1] == "rng":
     return ApplyFn(transformed.init,
-                   lambda params, x: transformed.apply(params, None, x))
-  return ApplyFn(transformed.init, transformed.apply)
+                   lambda params, x, rng=None: transformed.apply(params, rng, x))
+  return ApplyFn(transformed.init,
+                 lambda params, x, rng=None: transformed.apply(params, x))
 
 
 def check_learning_rate(learning_rate: Any) -> None:
@@ -116,9 +119,15 @@ class AgentContract:
     td_error: ``update``'s ``OptimOutput`` has ``td_error`` ``(B,)``, one
       non-negative-able priority signal per sample (prioritised replay sets
       priorities from its absolute value).
+    update_key: ``update`` draws randomness (e.g. noisy nets): trainers call
+      ``update(params, optimizer_state, data, key=KEY, ...)`` with a fresh JAX
+      key every update. Agents that do not declare it get no ``key``, exactly
+      as before; a declaring agent must still accept a call without one (the
+      documented signature), doing something deterministic then.
   """
   reads: FrozenSet[str] = frozenset()
   td_error: bool = False
+  update_key: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "reads", frozenset(self.reads))
@@ -211,7 +220,9 @@ class BaseAgent(abc.ABC):
     """One learning step on a batch ``data``; returns ``(OptimOutput, params, optimizer_state)``.
 
     ``kwargs`` may carry ``axis_name``: the name of a mapped device axis over
-    which gradients must be averaged (``jax.lax.pmean``).
+    which gradients must be averaged (``jax.lax.pmean``), and ``key``: a JAX
+    key for the update's own randomness, passed by trainers only to agents
+    whose contract declares ``update_key=True``.
     """
 
   def jit(self) -> "BaseAgent":

@@ -56,6 +56,14 @@ class DQN(base.BaseAgent):
       ``0.5 * td**2`` (they agree for ``|td| <= delta``). Defaults to None.
     max_grad_norm: if set, gradients are clipped to this global norm before
       Adam (after averaging over devices). Defaults to None.
+    noisy: the network draws noise (Fortunato et al. 2018; e.g.
+      ``networks.mlp_q_network(noisy=True)``): exploring ``predict`` calls
+      act on a fresh noise draw per row (plus epsilon, if the schedule is not
+      0), ``evaluation=True`` acts on the mean weights, and ``update`` takes
+      ``key=`` for the noise of the online, target and selector networks, one
+      independent draw each per update (the contract declares
+      ``update_key=True``; without a key, update uses the mean weights).
+      Defaults to False.
 
   The loss is ``mean(weight * 0.5 * td**2)`` with
   ``td = r + gamma * (1 - terminated) * max_a Q_target(s', a) - Q(s, a)``,
@@ -106,7 +114,8 @@ class DQN(base.BaseAgent):
                *,
                double: bool = False,
                huber_delta: Optional[float] = None,
-               max_grad_norm: Optional[float] = None):
+               max_grad_norm: Optional[float] = None,
+               noisy: bool = False):
     if not 0.0 < discount_factor <= 1.0:
       raise ConfigError(f"discount_factor must be in (0, 1], got "
                         f"{discount_factor!r}.")
@@ -131,6 +140,9 @@ class DQN(base.BaseAgent):
     self.double = bool(double)
     self.huber_delta = huber_delta
     self.max_grad_norm = max_grad_norm
+    self.noisy = bool(noisy)
+    if self.noisy:  # update draws noise: ask trainers for a key
+      self.contract = dataclasses.replace(type(self).contract, update_key=True)
     super().__init__(network, env, learning_rate)
     self.num_actions = int(action_space.n)
 
@@ -177,7 +189,14 @@ class DQN(base.BaseAgent):
     single = obs.ndim == len(self.observation_space.shape)
     if single:
       obs = obs[None]
-    q_values = self.action_values(params.policy, obs)
+    if self.noisy and not evaluation:
+      # A noise draw per row (one network call draws one for its batch).
+      noise_key, key = jax.random.split(base.as_key(key))
+      row_keys = jax.random.split(noise_key, obs.shape[0])
+      q_values = jax.vmap(lambda k, o: self.action_values(params.policy, o[None], k)[0]
+                          )(row_keys, obs)
+    else:
+      q_values = self.action_values(params.policy, obs)
     if evaluation:
       epsilon = jnp.zeros((), jnp.float32)
       actions = jnp.argmax(q_values, axis=-1)
@@ -190,36 +209,50 @@ class DQN(base.BaseAgent):
       actions, q_values = actions[0], q_values[0]
     return self.PolicyOutput(actions, q_values, epsilon), policy_state
 
-  def action_values(self, online: Any, obs: jax.Array) -> jax.Array:
-    """Q-values ``(B, A)`` the policy acts on, from the online params."""
-    return self.network.apply(online, obs)
+  def action_values(self, online: Any, obs: jax.Array,
+                    rng: Optional[jax.Array] = None) -> jax.Array:
+    """Q-values ``(B, A)`` the policy acts on, from the online params
+    (``rng``: the noise of a noisy network; ``None``: its mean weights)."""
+    return self.network.apply(online, obs, rng)
+
+  def noise_keys(self, key: Optional[jax.Array], num: int) -> Tuple[Any, ...]:
+    """``num`` independent noise keys for the networks of one update, or
+    ``num`` ``None`` (mean weights) when the agent is not noisy or got no key."""
+    if not self.noisy or key is None:
+      return (None,) * num
+    return tuple(jax.random.split(base.as_key(key), num))
+
+  def discount(self, data: Mapping[str, jax.Array]) -> jax.Array:
+    """``(B,)`` bootstrap discounts: ``data["discount"]`` (n-step) or ``gamma * (1 - terminated)``."""
+    if "discount" in data:
+      return jnp.asarray(data["discount"], jnp.float32)
+    return self.discount_factor * (1.0 - jnp.asarray(data["terminated"], jnp.float32))
 
   # --- learning --------------------------------------------------------------
 
-  def td_errors(self, online: Any, target: Any, data: Mapping[str, jax.Array]
-                ) -> Tuple[jax.Array, jax.Array]:
+  def td_errors(self, online: Any, target: Any, data: Mapping[str, jax.Array],
+                key: Optional[jax.Array] = None) -> Tuple[jax.Array, jax.Array]:
     """Per-sample TD errors ``(B,)`` and the online values ``q_tm1`` ``(B, A)``."""
-    q_tm1 = self.network.apply(online, data["obs"])
-    q_t = self.network.apply(target, data["next_obs"])
-    if "discount" in data:
-      discount_t = jnp.asarray(data["discount"], jnp.float32)
-    else:
-      discount_t = self.discount_factor * (
-          1.0 - jnp.asarray(data["terminated"], jnp.float32))
+    online_key, target_key, selector_key = self.noise_keys(key, 3)
+    q_tm1 = self.network.apply(online, data["obs"], online_key)
+    q_t = self.network.apply(target, data["next_obs"], target_key)
+    discount_t = self.discount(data)
     a_tm1 = jnp.asarray(data["action"], jnp.int32)
     r_t = jnp.asarray(data["reward"], jnp.float32)
     if self.double:
-      q_t_selector = self.network.apply(online, data["next_obs"])
+      q_t_selector = self.network.apply(online, data["next_obs"], selector_key)
       td = jax.vmap(value_learning.double_q_learning)(
           q_tm1, a_tm1, r_t, discount_t, q_t, q_t_selector)
     else:
       td = jax.vmap(value_learning.q_learning)(q_tm1, a_tm1, r_t, discount_t, q_t)
     return td, q_tm1
 
-  def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array]
-           ) -> Tuple[jax.Array, "DQN.OptimOutput"]:
-    """``mean(weight * 0.5 * td^2)`` (or Huber) over the batch, and what to report."""
-    td, q_tm1 = self.td_errors(online, target, data)
+  def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array],
+           key: Optional[jax.Array] = None) -> Tuple[jax.Array, "DQN.OptimOutput"]:
+    """``mean(weight * 0.5 * td^2)`` (or Huber) over the batch, and what to report.
+
+    ``key``: noise for a noisy network (see :meth:`noise_keys`)."""
+    td, q_tm1 = self.td_errors(online, target, data, key)
     if self.huber_delta is None:
       per_sample = 0.5 * jnp.square(td)
     else:
@@ -230,7 +263,8 @@ class DQN(base.BaseAgent):
     return loss, self.OptimOutput(loss=loss, q_mean=jnp.mean(q_tm1), td_error=td)
 
   def update(self, params: "DQN.Params", optimizer_state: "DQN.OptimState",
-             data: Mapping[str, jax.Array], axis_name: Any = None, **kwargs
+             data: Mapping[str, jax.Array], axis_name: Any = None,
+             key: Optional[jax.Array] = None, **kwargs
              ) -> Tuple["DQN.OptimOutput", "DQN.Params", "DQN.OptimState"]:
     """One Adam step on the TD loss; copies the target every ``target_update_interval``.
 
@@ -238,6 +272,8 @@ class DQN(base.BaseAgent):
       data: dict batch with ``REQUIRED_DATA_KEYS``; leading axis ``B``.
       axis_name: if given, gradients and reported scalars are averaged over
         this mapped (device) axis with ``jax.lax.pmean``.
+      key: a JAX key for a noisy network's noise (ignored otherwise; without
+        it a noisy network learns on its mean weights).
 
     Returns:
       ``(OptimOutput, new Params, new OptimState)``.
@@ -248,7 +284,9 @@ class DQN(base.BaseAgent):
       raise ValueError(
           f"DQN.update batch is missing key(s) {missing}; it needs "
           f"{list(REQUIRED_DATA_KEYS)} (next_obs is the true next observation).")
-    grads, out = jax.grad(self.loss, has_aux=True)(params.policy, params.target, data)
+    loss_args = (key,) if self.noisy and key is not None else ()
+    grads, out = jax.grad(self.loss, has_aux=True)(params.policy, params.target, data,
+                                                   *loss_args)
     if axis_name is not None:
       # TD errors stay per device: they belong to this device's batch.
       grads, loss, q_mean = jax.lax.pmean((grads, out.loss, out.q_mean),
@@ -279,9 +317,6 @@ class DQNConfig(q_config.QLearningConfig):
 
 def build(config: DQNConfig, env: Any, sizes: Any) -> DQN:
   """A :class:`DQN` for ``env`` from its registry config (see ``agents.registry``)."""
-  learning_rate, epsilon = q_config.schedules(config, sizes)
-  return DQN(q_config.q_network(config, env), env, learning_rate,
-             discount_factor=config.discount_factor, epsilon_schedule=epsilon,
-             target_update_interval=config.target_update_interval,
-             double=config.double_dqn, huber_delta=1.0 if config.huber else None,
-             max_grad_norm=config.max_grad_norm)
+  return DQN(q_config.q_network(config, env), env, double=config.double_dqn,
+             huber_delta=1.0 if config.huber else None,
+             **q_config.agent_kwargs(config, sizes))

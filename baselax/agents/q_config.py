@@ -4,7 +4,7 @@ an agent's network and schedules (``dqn.build``, ``qrdqn.build``)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple
 
 import optax
 
@@ -30,6 +30,7 @@ class QLearningConfig:
     double_dqn: Double DQN targets (van Hasselt et al. 2016): the online net picks the next action.
     dueling: dueling value/advantage head (Wang et al. 2016).
     max_grad_norm: clip gradients to this global norm (> 0); none = no clipping.
+    noisy: noisy linear layers (Fortunato et al. 2018) explore instead of epsilon (the epsilon flags are then unused; greedy evaluation uses the mean weights).
   """
   learning_rate: float = 2.5e-4
   lr_decay: bool = True
@@ -43,6 +44,7 @@ class QLearningConfig:
   double_dqn: bool = False
   dueling: bool = False
   max_grad_norm: Optional[float] = None
+  noisy: bool = False
 
   def __post_init__(self):
     def check(ok, name, rule):
@@ -67,28 +69,40 @@ class QLearningConfig:
 
 def q_network(config: QLearningConfig, env: Any, atoms: Optional[int] = None
               ) -> networks.NetworkFn:
-  """The network ``config.network`` names for ``env``'s observations."""
+  """The network ``config.network`` names for ``env``'s observations
+  (dueling and noisy as the config says)."""
   observation_space, _ = base.spaces_lib.env_spaces(env)
   conv = config.network == "conv" or (config.network == "auto" and
                                       networks.is_image(observation_space))
   if conv:
     return networks.conv_q_network(hidden_sizes=config.hidden_sizes,
-                                   dueling=config.dueling, atoms=atoms)
-  return networks.mlp_q_network(config.hidden_sizes, dueling=config.dueling, atoms=atoms)
+                                   dueling=config.dueling, atoms=atoms,
+                                   noisy=config.noisy)
+  return networks.mlp_q_network(config.hidden_sizes, dueling=config.dueling, atoms=atoms,
+                                noisy=config.noisy)
 
 
-def schedules(config: QLearningConfig, sizes: Any
-              ) -> Tuple[Union[float, optax.Schedule], optax.Schedule]:
-  """``(learning_rate, epsilon_schedule)`` with the run's sizes.
+def agent_kwargs(config: QLearningConfig, sizes: Any) -> Dict[str, Any]:
+  """The :class:`~baselax.agents.DQN` keyword arguments every Q-learning
+  entry shares, with the run's sizes: ``learning_rate``, ``discount_factor``,
+  ``epsilon_schedule``, ``target_update_interval``, ``max_grad_norm``,
+  ``noisy``. An entry's build adds its own (``double``, ``kappa``, ...).
 
   ``sizes`` is the trainer's :class:`~baselax.anakin.config.Derived`: epsilon
   decays over ``exploration_fraction`` of the run's env steps (counted in
-  ``predict`` calls), the learning rate to 0 over the run's updates.
+  ``predict`` calls), the learning rate to 0 over the run's updates. With
+  ``config.noisy`` epsilon is 0: the noise explores.
   """
   decay_calls = sizes.predict_calls(config.exploration_fraction * sizes.total_env_steps)
-  epsilon = optax.linear_schedule(config.epsilon_start, config.epsilon_end, decay_calls)
+  if config.noisy:
+    epsilon = optax.constant_schedule(0.0)
+  else:
+    epsilon = optax.linear_schedule(config.epsilon_start, config.epsilon_end, decay_calls)
   learning_rate = config.learning_rate
   if config.lr_decay:
     learning_rate = optax.linear_schedule(config.learning_rate, 0.0,
                                           max(1, sizes.total_updates))
-  return learning_rate, epsilon
+  return dict(learning_rate=learning_rate, discount_factor=config.discount_factor,
+              epsilon_schedule=epsilon,
+              target_update_interval=config.target_update_interval,
+              max_grad_norm=config.max_grad_norm, noisy=config.noisy)

@@ -10,14 +10,13 @@ average and the target copy are :class:`~baselax.agents.DQN`'s.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Tuple, Union
+from typing import Any, Mapping, Optional, Tuple
 
 import chex
 import jax
 import jax.numpy as jnp
 import optax
 
-from baselax.agents import base
 from baselax.agents import dqn
 from baselax.agents import q_config
 from baselax.errors import ConfigError
@@ -82,13 +81,9 @@ class QRDQN(dqn.DQN):
   """QR-DQN: DQN's API (``Params``, ``PolicyOutput``, ``OptimState``) on quantiles.
 
   Args:
-    network: a creator returning quantiles ``(B, A, N)``, e.g.
-      ``baselax.networks.mlp_q_network(atoms=N)``.
-    env, learning_rate, discount_factor, epsilon_schedule,
-    target_update_interval: as for :class:`~baselax.agents.DQN`.
+    *args, **kwargs: as for :class:`~baselax.agents.DQN`; the network returns
+      quantiles ``(B, A, N)``, e.g. ``baselax.networks.mlp_q_network(atoms=N)``.
     kappa: the quantile Huber loss threshold. Defaults to 1.
-    double: the online network picks the next action. Defaults to False.
-    max_grad_norm: global-norm gradient clipping. Defaults to None.
 
   The loss is ``mean_b(weight_b * quantile_huber(z_b, r_b + discount_b *
   z'_b))`` with ``discount`` = ``data["discount"]`` when present (n-step),
@@ -96,41 +91,34 @@ class QRDQN(dqn.DQN):
   of the quantile means (prioritised replay's priority).
   """
 
-  def __init__(self, network: base.NetworkFn, env: Any,
-               learning_rate: Union[float, optax.Schedule],
-               discount_factor: float = 0.99,
-               epsilon_schedule: optax.Schedule = dqn.default_epsilon_schedule(),
-               target_update_interval: int = 50, *, kappa: float = 1.0,
-               double: bool = False, max_grad_norm: Optional[float] = None):
+  def __init__(self, *args: Any, kappa: float = 1.0, **kwargs: Any):
     if not kappa > 0:
       raise ConfigError(f"kappa must be > 0, got {kappa!r}.")
     self.kappa = float(kappa)
-    super().__init__(network, env, learning_rate, discount_factor, epsilon_schedule,
-                     target_update_interval, double=double,
-                     max_grad_norm=max_grad_norm)
+    super().__init__(*args, **kwargs)
 
-  def action_values(self, online: Any, obs: jax.Array) -> jax.Array:
+  def action_values(self, online: Any, obs: jax.Array,
+                    rng: Optional[jax.Array] = None) -> jax.Array:
     """Q-values ``(B, A)``: the mean of each action's quantiles."""
-    return jnp.mean(self.quantiles(online, obs), axis=-1)
+    return jnp.mean(self.quantiles(online, obs, rng), axis=-1)
 
-  def quantiles(self, params: Any, obs: jax.Array) -> jax.Array:
+  def quantiles(self, params: Any, obs: jax.Array,
+                rng: Optional[jax.Array] = None) -> jax.Array:
     """Quantiles ``(B, A, N)``; refuses a network without a quantile axis."""
-    dist = self.network.apply(params, obs)
+    dist = self.network.apply(params, obs, rng)
     if dist.ndim != 3:
       raise ValueError(f"QRDQN needs a network returning quantiles (B, A, N), got "
                        f"shape {dist.shape}; use e.g. mlp_q_network(atoms=N).")
     return dist
 
-  def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array]
-           ) -> Tuple[jax.Array, "dqn.DQN.OptimOutput"]:
-    dist_tm1 = self.quantiles(online, data["obs"])
-    dist_t = self.quantiles(target, data["next_obs"])
-    selector = self.quantiles(online, data["next_obs"]) if self.double else dist_t
-    if "discount" in data:
-      discount_t = jnp.asarray(data["discount"], jnp.float32)
-    else:
-      discount_t = self.discount_factor * (
-          1.0 - jnp.asarray(data["terminated"], jnp.float32))
+  def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array],
+           key: Optional[jax.Array] = None) -> Tuple[jax.Array, "dqn.DQN.OptimOutput"]:
+    online_key, target_key, selector_key = self.noise_keys(key, 3)
+    dist_tm1 = self.quantiles(online, data["obs"], online_key)
+    dist_t = self.quantiles(target, data["next_obs"], target_key)
+    selector = (self.quantiles(online, data["next_obs"], selector_key)
+                if self.double else dist_t)
+    discount_t = self.discount(data)
     per_sample, td = jax.vmap(quantile_q_learning, in_axes=(0, 0, 0, 0, 0, 0, None))(
         dist_tm1, jnp.asarray(data["action"], jnp.int32),
         jnp.asarray(data["reward"], jnp.float32), discount_t, dist_t, selector,
@@ -164,10 +152,6 @@ class QRDQNConfig(q_config.QLearningConfig):
 
 def build(config: QRDQNConfig, env: Any, sizes: Any) -> QRDQN:
   """A :class:`QRDQN` for ``env`` from its registry config."""
-  learning_rate, epsilon = q_config.schedules(config, sizes)
   return QRDQN(q_config.q_network(config, env, atoms=config.num_quantiles), env,
-               learning_rate, discount_factor=config.discount_factor,
-               epsilon_schedule=epsilon,
-               target_update_interval=config.target_update_interval,
                kappa=config.kappa, double=config.double_dqn,
-               max_grad_norm=config.max_grad_norm)
+               **q_config.agent_kwargs(config, sizes))

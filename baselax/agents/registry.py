@@ -22,9 +22,12 @@ Nothing here imports gymnax, so flags can be parsed before
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Tuple
+import types
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from baselax.agents import c51
 from baselax.agents import dqn
+from baselax.agents import mdqn
 from baselax.agents import qrdqn
 from baselax.errors import ConfigError
 
@@ -42,23 +45,34 @@ class AgentEntry:
     build: ``build(config, env, sizes) -> BaseAgent``.
     module: the module that registered it (recorded in ``config.json`` so
       evaluation can find it again).
+    trainer_defaults: ``{AnakinConfig field: value}`` the command line uses as
+      the trainer flags' defaults when this agent is chosen (Rainbow's
+      ``n_step=3, prioritized=True``); flags still override them, and a
+      resumed run takes its saved values.
   """
   name: str
   config_cls: type
   build: BuildFn
   module: str
+  trainer_defaults: Mapping[str, Any] = dataclasses.field(
+      default_factory=lambda: types.MappingProxyType({}))
 
 
 _REGISTRY: Dict[str, AgentEntry] = {}
 
 
 def register(name: str, config_cls: type, build: BuildFn, *,
-             overwrite: bool = False) -> AgentEntry:
+             overwrite: bool = False,
+             trainer_defaults: Optional[Mapping[str, Any]] = None) -> AgentEntry:
   """Registers an agent under ``name``; returns its entry.
 
+  ``trainer_defaults``: trainer settings (``AnakinConfig`` field names) this
+  agent runs with unless the command line says otherwise.
+
   Raises:
-    ValueError: ``name`` is taken (pass ``overwrite=True`` to replace it), or
-      ``config_cls`` is not a frozen dataclass.
+    ValueError: ``name`` is taken (pass ``overwrite=True`` to replace it),
+      or ``config_cls`` is not a frozen dataclass. (The command line refuses
+      a ``trainer_defaults`` key that is not an ``AnakinConfig`` field.)
   """
   if not name or not name.replace("_", "").replace("-", "").isalnum():
     raise ValueError(f"agent names are letters, digits, '-' and '_', got {name!r}.")
@@ -69,8 +83,10 @@ def register(name: str, config_cls: type, build: BuildFn, *,
   if name in _REGISTRY and not overwrite:
     raise ValueError(f"an agent named {name!r} is already registered "
                      f"(from {_REGISTRY[name].module}); pick another name.")
+  trainer_defaults = dict(trainer_defaults or {})
   entry = AgentEntry(name, config_cls, build,
-                     getattr(build, "__module__", None) or "__main__")
+                     getattr(build, "__module__", None) or "__main__",
+                     types.MappingProxyType(trainer_defaults))
   _REGISTRY[name] = entry
   return entry
 
@@ -94,3 +110,7 @@ def names() -> Tuple[str, ...]:
 # The library's agents: one line each.
 register("dqn", dqn.DQNConfig, dqn.build)
 register("qrdqn", qrdqn.QRDQNConfig, qrdqn.build)
+register("c51", c51.C51Config, c51.build)
+register("mdqn", mdqn.MDQNConfig, mdqn.build)
+register("rainbow", c51.RainbowConfig, c51.build,
+         trainer_defaults=c51.RAINBOW_TRAINER_DEFAULTS)

@@ -66,3 +66,49 @@ def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array,
   explore = jax.random.uniform(explore_key, (batch,)) < epsilon
   random_actions = jax.random.randint(action_key, (batch,), 0, num_actions)
   return jnp.where(explore, random_actions, jnp.argmax(q_values, axis=-1))
+
+
+def munchausen_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
+                          discount_t: chex.Numeric, q_t: chex.Array,
+                          q_target_tm1: chex.Array, alpha: float = 0.9,
+                          tau: float = 0.03, l0: float = -1.0) -> chex.Array:
+  """Munchausen Q-learning TD error for one transition (Vieillard, Pietquin &
+  Geist 2020, "Munchausen reinforcement learning", eq. 2 and sec. 4).
+
+  With the target network's softmax policy ``pi = softmax(q / tau)``, the
+  target adds the scaled log-policy of the action taken to the reward and
+  replaces the max by a soft (entropy-regularised) value::
+
+    target = r_t + alpha * clip(tau * log pi(a_tm1 | s_tm1), l0, 0)
+             + discount_t * sum_a pi(a | s_t) * (q_t[a] - tau * log pi(a | s_t))
+    td = target - q_tm1[a_tm1]
+
+  ``discount_t = 0`` at a termination drops the soft value only; the bonus
+  belongs to the action taken. The target is held fixed (``stop_gradient``).
+
+  Args:
+    q_tm1: ``[A]`` online action values at the start state.
+    a_tm1: ``[]`` action taken.
+    r_t: ``[]`` reward (n-step: the discounted sum).
+    discount_t: ``[]`` bootstrap discount (0 at terminations).
+    q_t: ``[A]`` target-network action values at the next state.
+    q_target_tm1: ``[A]`` target-network action values at the start state
+      (they give the log-policy of the bonus).
+    alpha: scale of the Munchausen bonus, in [0, 1] (0: soft DQN).
+    tau: entropy temperature (> 0).
+    l0: lower clip of the scaled log-policy (< 0); keeps the bonus finite
+      when ``pi(a_tm1)`` is near 0.
+
+  Returns:
+    ``[]`` TD error.
+  """
+  chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t, q_target_tm1],
+                   [1, 0, 0, 0, 1, 1])
+  # tau * log softmax(q / tau), computed stably.
+  tau_log_pi_tm1 = tau * jax.nn.log_softmax(q_target_tm1 / tau)
+  tau_log_pi_t = tau * jax.nn.log_softmax(q_t / tau)
+  pi_t = jax.nn.softmax(q_t / tau)
+  bonus = alpha * jnp.clip(tau_log_pi_tm1[a_tm1], l0, 0.0)
+  soft_value_t = jnp.sum(pi_t * (q_t - tau_log_pi_t))
+  target = r_t + bonus + discount_t * soft_value_t
+  return jax.lax.stop_gradient(target) - q_tm1[a_tm1]

@@ -19,6 +19,11 @@ from baselax.anakin.config import AnakinConfig
 from baselax.errors import ConfigError
 
 
+def contract_of(agent: agent_base.BaseAgent) -> agent_base.AgentContract:
+  """The agent's :class:`~baselax.agents.base.AgentContract` (the default if none)."""
+  return getattr(agent, "contract", agent_base.AgentContract())
+
+
 def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig) -> None:
   """Refuses a config that asks of ``agent`` what its contract does not offer.
 
@@ -28,7 +33,7 @@ def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig) -> None:
       with one that does not read ``data["weight"]`` or return ``td_error``.
   """
   name = type(agent).__name__
-  contract = getattr(agent, "contract", agent_base.AgentContract())
+  contract = contract_of(agent)
   if not isinstance(contract, agent_base.AgentContract):
     raise ConfigError(f"{name}.contract must be a baselax.agents.AgentContract, "
                       f"got {type(contract).__name__}.")

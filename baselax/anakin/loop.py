@@ -159,16 +159,23 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
   # the replay buffer and env states never pass through the conditional.
   # They also return the sampled items' new priorities, |TD error| + epsilon;
   # they are written only on steps that learned (skip_learning's are unused).
-  def learn(params, optimizer_state, batch):
+  # An agent whose update draws randomness (AgentContract.update_key) gets a
+  # key derived from the step's sample key; other agents get exactly the call
+  # (and the key stream) they always got.
+  update_key = contract.contract_of(agent).update_key
+
+  def learn(params, optimizer_state, batch, *key):
+    kwargs = {"key": key[0]} if update_key else {}
     out, params, optimizer_state = agent.update(
-        params, optimizer_state, batch, axis_name=axis_name)
+        params, optimizer_state, batch, axis_name=axis_name, **kwargs)
     scalars = scalar_fields(out)
     scalars["updates"] = jnp.ones((), jnp.float32)
     priorities = (jnp.abs(out.td_error) + config.priority_epsilon
                   if replay.prioritized else jnp.ones((config.batch_size,)))
     return params, optimizer_state, scalars, priorities
 
-  def skip_learning(params, optimizer_state, batch):
+  def skip_learning(params, optimizer_state, batch, *key):
+    del key
     scalars = zero_scalars(agent, params, optimizer_state, batch)
     scalars["updates"] = jnp.zeros((), jnp.float32)
     return params, optimizer_state, scalars, jnp.ones((config.batch_size,))
@@ -193,9 +200,10 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
     # step_index is not mapped over seeds, so this stays a real branch under
     # vmap (a batched predicate would make XLA run both sides).
     learned = step_index >= derived.learning_starts_step
+    keys = (jax.random.fold_in(sample_key, 1),) if update_key else ()
     params, optimizer_state, scalars, priorities = jax.lax.cond(
         learned, learn, skip_learning,
-        state.params, state.optimizer_state, sample.batch)
+        state.params, state.optimizer_state, sample.batch, *keys)
     # Masked, not branched: the buffer stays out of the conditional. Before
     # learning starts the draws come from a tree that may hold no sampleable
     # item, so writing priorities then could make unwritten slots sampleable.

@@ -68,7 +68,8 @@ def _pre_parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
   """The :class:`Spec` of a command line; refuses bad flags (one line, exit 2).
 
-  ``--agent NAME`` picks which registered config supplies the agent flags.
+  ``--agent NAME`` picks which registered config supplies the agent flags,
+  and its entry's ``trainer_defaults`` the trainer flags' defaults.
   With ``--resume RUN_DIR`` the saved configuration supplies the defaults, and
   a flag that changes the experiment is refused, naming what differs.
   """
@@ -85,15 +86,32 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
     entry = registry.get(agent_name)
   except ConfigError as error:
     cli.usage_error(error, prog)
+  if saved is None and entry.trainer_defaults:
+    # The agent's own trainer defaults (Rainbow: n-step, prioritised replay);
+    # flags still override them. A resumed run has its saved values instead.
+    trainer_fields = {f.name for f in dataclasses.fields(AnakinConfig)}
+    unknown = set(entry.trainer_defaults) - trainer_fields
+    if unknown:
+      raise ValueError(f"agent {entry.name!r}: trainer_defaults {sorted(unknown)} "
+                       f"are not AnakinConfig fields.")
+    defaults = dict(entry.trainer_defaults)
 
   def check(parsed):
     if saved is None:
       return None
-    diffs = [f"{cli.flag_name(k)}: the run has {saved[section].get(k)!r}, you asked "
-             f"for {v!r}"
+    def saved_value(section, config, k):
+      # A setting added after the run was saved: the run had its default.
+      if k in saved[section]:
+        return saved[section][k]
+      field = {f.name: f for f in dataclasses.fields(config)}[k]
+      return (metrics_lib.to_json(field.default)
+              if field.default is not dataclasses.MISSING else None)
+
+    diffs = [f"{cli.flag_name(k)}: the run has {saved_value(section, config, k)!r}, "
+             f"you asked for {v!r}"
              for section, config in zip(config_lib.EXPERIMENT_SECTIONS, parsed)
              for k, v in metrics_lib.to_json(dataclasses.asdict(config)).items()
-             if saved[section].get(k) != v]
+             if saved_value(section, config, k) != v]
     if diffs:
       return (f"cannot resume {pre.resume} with a different experiment: " +
               "; ".join(diffs) + ". Leave these flags out to continue the run as "

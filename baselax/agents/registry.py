@@ -29,6 +29,7 @@ from baselax.agents import c51
 from baselax.agents import dqn
 from baselax.agents import mdqn
 from baselax.agents import qrdqn
+from baselax.anakin.config import AnakinConfig
 from baselax.errors import ConfigError
 
 BuildFn = Callable[[Any, Any, Any], Any]
@@ -71,8 +72,8 @@ def register(name: str, config_cls: type, build: BuildFn, *,
 
   Raises:
     ValueError: ``name`` is taken (pass ``overwrite=True`` to replace it),
-      or ``config_cls`` is not a frozen dataclass. (The command line refuses
-      a ``trainer_defaults`` key that is not an ``AnakinConfig`` field.)
+      ``config_cls`` is not a frozen dataclass, or a ``trainer_defaults`` key
+      is not an ``AnakinConfig`` field.
   """
   if not name or not name.replace("_", "").replace("-", "").isalnum():
     raise ValueError(f"agent names are letters, digits, '-' and '_', got {name!r}.")
@@ -84,6 +85,10 @@ def register(name: str, config_cls: type, build: BuildFn, *,
     raise ValueError(f"an agent named {name!r} is already registered "
                      f"(from {_REGISTRY[name].module}); pick another name.")
   trainer_defaults = dict(trainer_defaults or {})
+  unknown = set(trainer_defaults) - {f.name for f in dataclasses.fields(AnakinConfig)}
+  if unknown:
+    raise ValueError(f"agent {name!r}: trainer_defaults {sorted(unknown)} are not "
+                     f"AnakinConfig fields.")
   entry = AgentEntry(name, config_cls, build,
                      getattr(build, "__module__", None) or "__main__",
                      types.MappingProxyType(trainer_defaults))

@@ -89,11 +89,6 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
   if saved is None and entry.trainer_defaults:
     # The agent's own trainer defaults (Rainbow: n-step, prioritised replay);
     # flags still override them. A resumed run has its saved values instead.
-    trainer_fields = {f.name for f in dataclasses.fields(AnakinConfig)}
-    unknown = set(entry.trainer_defaults) - trainer_fields
-    if unknown:
-      raise ValueError(f"agent {entry.name!r}: trainer_defaults {sorted(unknown)} "
-                       f"are not AnakinConfig fields.")
     defaults = dict(entry.trainer_defaults)
 
   def check(parsed):

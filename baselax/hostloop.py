@@ -183,7 +183,7 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
     return out.actions, policy_state, key
 
   # Only an agent whose update draws randomness gets a key (AgentContract.update_key).
-  update_key = getattr(agent, "contract", agent_base.AgentContract()).update_key
+  update_key = agent_base.contract_of(agent).update_key
 
   @jax.jit
   def learn(params, optimizer_state, batch, sums, key):

@@ -137,6 +137,12 @@ class AgentContract:
                        f"the optional keys are {sorted(OPTIONAL_BATCH_KEYS)}.")
 
 
+def contract_of(agent: Any) -> AgentContract:
+  """The agent's :class:`AgentContract` (the default one if it declares none);
+  what every trainer asks before calling ``update``."""
+  return getattr(agent, "contract", AgentContract())
+
+
 class BaseAgent(abc.ABC):
   """An abstract agent.
 

@@ -19,11 +19,6 @@ from baselax.anakin.config import AnakinConfig
 from baselax.errors import ConfigError
 
 
-def contract_of(agent: agent_base.BaseAgent) -> agent_base.AgentContract:
-  """The agent's :class:`~baselax.agents.base.AgentContract` (the default if none)."""
-  return getattr(agent, "contract", agent_base.AgentContract())
-
-
 def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig) -> None:
   """Refuses a config that asks of ``agent`` what its contract does not offer.
 
@@ -33,7 +28,7 @@ def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig) -> None:
       with one that does not read ``data["weight"]`` or return ``td_error``.
   """
   name = type(agent).__name__
-  contract = contract_of(agent)
+  contract = agent_base.contract_of(agent)
   if not isinstance(contract, agent_base.AgentContract):
     raise ConfigError(f"{name}.contract must be a baselax.agents.AgentContract, "
                       f"got {type(contract).__name__}.")
@@ -64,10 +59,12 @@ def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig) -> None:
 
 
 def discount_for(agent: agent_base.BaseAgent, config: AnakinConfig) -> Optional[float]:
-  """The discount of n-step returns: the agent's ``discount_factor`` (if n > 1)."""
+  """The discount of n-step returns: the agent's ``discount_factor`` (if n > 1).
+
+  Call it after :func:`check_agent`, which refuses an agent without one.
+  """
   if config.n_step == 1:
     return None
-  check_agent(agent, config)
   return float(agent.discount_factor)
 
 

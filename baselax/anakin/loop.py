@@ -162,7 +162,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
   # An agent whose update draws randomness (AgentContract.update_key) gets a
   # key derived from the step's sample key; other agents get exactly the call
   # (and the key stream) they always got.
-  update_key = contract.contract_of(agent).update_key
+  update_key = agent_base.contract_of(agent).update_key
 
   def learn(params, optimizer_state, batch, *key):
     kwargs = {"key": key[0]} if update_key else {}

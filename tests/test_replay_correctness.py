@@ -29,21 +29,30 @@ from baselax.anakin import loop, replay
 import probe_envs
 
 GAMMA = 0.5  # k-step rewards sum_{i<k} GAMMA^i = 1, 1.5, 1.75 tell k apart
+TAGGED_MAX_STEPS = probe_envs.TaggedCounter().max_steps  # its episodes' time limit
 
 
 def bad_windows(data, n: int) -> jax.Array:
   """How many transitions of a ``TaggedCounter`` batch are not real k-step ones.
 
-  A real one starts in a written slot (tag >= 1), and its ``next_obs`` is the
-  same episode ``k`` steps on, where ``k`` (1..n) is read from the reward.
+  A real one starts in a written slot (tag >= 1), and unless it terminated
+  (then it never bootstraps and ``next_obs`` is any observation) its
+  ``next_obs`` is the same episode ``k`` steps on, the true final observation
+  if the episode was truncated there; ``k`` (1..n) is read from the reward.
   """
   obs, next_obs = data["obs"], data["next_obs"]
   sums = jnp.cumsum(GAMMA ** jnp.arange(n, dtype=jnp.float32))  # k = 1..n
   k = 1 + jnp.argmin(jnp.abs(data["reward"][:, None] - sums[None]), axis=1)
-  good = ((obs[:, 0] >= 1) & (next_obs[:, 0] == obs[:, 0])
-          & (next_obs[:, 1] == obs[:, 1] + k)
+  same_episode = (next_obs[:, 0] == obs[:, 0]) & (next_obs[:, 1] == obs[:, 1] + k)
+  good = ((obs[:, 0] >= 1) & (data["terminated"] | same_episode)
           & jnp.isclose(data["reward"], sums[k - 1]))
   return jnp.sum(~good).astype(jnp.float32)
+
+
+def truncated_windows(data, max_steps: int) -> jax.Array:
+  """How many transitions of a ``TaggedCounter`` batch bootstrap from a truncation."""
+  return jnp.sum((data["next_obs"][:, 1] == max_steps) & ~data["terminated"]
+                 ).astype(jnp.float32)
 
 
 class AuditOutput(NamedTuple):
@@ -52,6 +61,7 @@ class AuditOutput(NamedTuple):
   td_error: jax.Array
   bad_windows: jax.Array  # summed by the trainer like any scalar field
   windows: jax.Array
+  truncated_windows: jax.Array
 
 
 class AuditedDQN(DQN):
@@ -66,20 +76,29 @@ class AuditedDQN(DQN):
                                                   **kwargs)
     audit = AuditOutput(loss=out.loss, q_mean=out.q_mean, td_error=out.td_error,
                         bad_windows=bad_windows(data, self.n_step),
-                        windows=jnp.float32(data["obs"].shape[0]))
+                        windows=jnp.float32(data["obs"].shape[0]),
+                        truncated_windows=truncated_windows(data, TAGGED_MAX_STEPS))
     return audit, params, optimizer_state
 
 
 def test_the_audit_catches_unwritten_and_broken_windows():
   """The audit itself: it passes real transitions and flags each kind of bad one."""
-  obs = jnp.array([[5.0, 2.0], [5.0, 2.0], [0.0, 0.0], [5.0, 2.0], [5.0, 2.0]])
+  obs = jnp.array([[5.0, 2.0], [5.0, 2.0], [0.0, 0.0], [5.0, 2.0], [5.0, 2.0],
+                   [5.0, 2.0], [5.0, 6.0]])
   data = {"obs": obs,
           "next_obs": jnp.array([[5.0, 3.0], [5.0, 5.0], [0.0, 0.0],
-                                 [6.0, 3.0], [5.0, 4.0]]),
-          "reward": jnp.array([1.0, 1.75, 0.0, 1.0, 1.0])}
-  # real 1-step; real 3-step; unwritten; other episode; 2 steps with 1-step reward
+                                 [6.0, 3.0], [5.0, 4.0], [9.0, 0.0], [5.0, 7.0]]),
+          "reward": jnp.array([1.0, 1.75, 0.0, 1.0, 1.0, 1.0, 1.0]),
+          "terminated": jnp.array([False] * 5 + [True, False])}
+  # real 1-step; real 3-step; unwritten; other episode; 2 steps with 1-step
+  # reward; terminated (next_obs unused); truncated at step 7 (true final obs)
   assert float(bad_windows(data, 3)) == 3.0
-  assert float(bad_windows({k: v[:2] for k, v in data.items()}, 3)) == 0.0
+  keep = jnp.array([0, 1, 5, 6])
+  assert float(bad_windows({k: v[keep] for k, v in data.items()}, 3)) == 0.0
+  assert float(truncated_windows(data, TAGGED_MAX_STEPS)) == 1.0
+  # the next episode's first observation in place of the true final one is caught
+  pure_jax_rl = {**data, "next_obs": data["next_obs"].at[6].set(jnp.array([9.0, 0.0]))}
+  assert float(bad_windows({k: v[keep] for k, v in pure_jax_rl.items()}, 3)) == 1.0
 
 
 #: (n_step, prioritized, buffer_size, train_every), with two envs. Capacities
@@ -115,12 +134,14 @@ def test_update_only_gets_consecutive_steps_of_one_env(n_step, prioritized,
   assert updates == derived.total_updates > 100
   assert float(metrics["windows"].sum()) == updates * config.batch_size
   assert float(metrics["bad_windows"].sum()) == 0.0
+  # truncated windows were sampled, and each bootstrapped from the true final obs
+  assert float(metrics["truncated_windows"].sum()) > 0
 
 
 # --- the prioritised buffers directly ---------------------------------------------
 
 def tagged_transitions(t, num_envs, length):
-  """``length`` steps of ``num_envs`` endless episodes from step ``t`` (n-step layout)."""
+  """``length`` steps of ``num_envs`` endless episodes from step ``t`` (step records)."""
   tag = jnp.arange(1, num_envs + 1, dtype=jnp.float32)[:, None]
   time = (t + jnp.arange(length, dtype=jnp.float32))[None]
   obs = jnp.stack(jnp.broadcast_arrays(tag, time), -1)
@@ -137,21 +158,17 @@ def make_prioritised(buffer_size, num_envs, n_step, batch_size=8, **config):
                                n_step=n_step, prioritized=True, **config)
   buf = replay.make_replay(config, GAMMA)
   example = jax.tree.map(lambda x: x[0, 0], tagged_transitions(0, 1, 1))
-  if n_step == 1:
-    del example["truncated"]
   return buf, buf.init(example)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4, 5))
 def add(buf, state, t, num_envs, length, n_step):
-  batch = tagged_transitions(t, num_envs, length)
-  if n_step == 1:
-    del batch["truncated"]
-  return buf.add(state, batch)
+  del n_step  # every buffer takes the same step records
+  return buf.add(state, tagged_transitions(t, num_envs, length))
 
 
 def leaf_sampleable(state, indices):
-  tree = state.sum_tree_state
+  tree = state.steps.sum_tree_state
   return (indices < tree.capacity) & (sum_tree.get_batch(tree, indices) > 0)
 
 
@@ -168,7 +185,7 @@ def test_heavy_tailed_priorities_never_yield_unsampleable_items():
       state, key = carry
       key, sample_key, priority_key = jax.random.split(key, 3)
       state = add(buf, state, t * length, num_envs, length, n_step)
-      raw = sum_tree.stratified_sample(state.sum_tree_state, 8, sample_key)
+      raw = sum_tree.stratified_sample(state.steps.sum_tree_state, 8, sample_key)
       sample = buf.sample(state, sample_key, jnp.float32(0.5))
       ok = leaf_sampleable(state, sample.indices)
       ok &= bad_windows(sample.batch, n_step) == 0
@@ -194,12 +211,15 @@ def test_a_drifted_or_empty_tree_still_yields_written_windows_only():
   for n_step, num_envs in ((1, 1), (3, 2)):
     buf, state = make_prioritised(20, num_envs, n_step)
     # Reference: flashbax's sampler on an empty tree gives the right-most leaf.
-    empty = sum_tree.stratified_sample(state.sum_tree_state, 8, jax.random.PRNGKey(0))
+    empty = sum_tree.stratified_sample(state.steps.sum_tree_state, 8,
+                                       jax.random.PRNGKey(0))
     np.testing.assert_array_equal(empty, 31)
     state = add(buf, state, 0, num_envs, 5, n_step)  # 5 steps of each env
-    tree = state.sum_tree_state
-    drifted = state.replace(sum_tree_state=tree.replace(nodes=tree.nodes.at[0].mul(2.0)))
-    raw = sum_tree.stratified_sample(drifted.sum_tree_state, 8, jax.random.PRNGKey(0))
+    tree = state.steps.sum_tree_state
+    drifted = state._replace(steps=state.steps.replace(
+        sum_tree_state=tree.replace(nodes=tree.nodes.at[0].mul(2.0))))
+    raw = sum_tree.stratified_sample(drifted.steps.sum_tree_state, 8,
+                                     jax.random.PRNGKey(0))
     assert not bool(leaf_sampleable(state, raw).all())  # flashbax: unwritten leaves
     keys = jax.random.split(jax.random.PRNGKey(1), 20)
     sample = jax.jit(jax.vmap(lambda k: buf.sample(drifted, k, jnp.float32(0.0))))(keys)
@@ -209,18 +229,20 @@ def test_a_drifted_or_empty_tree_still_yields_written_windows_only():
 
 def test_set_priorities_writes_only_where_learned_and_sampleable():
   buf, state = make_prioritised(20, 1, 1)
-  state = add(buf, state, 0, 1, 10, 1)  # items 0..9 written, 10..19 never
-  nodes = state.sum_tree_state.nodes
-  indices = jnp.array([2, 3, 12, 31])   # written, written, unwritten, past the end
-  masked = buf.set_priorities(state, indices, jnp.full((4,), 9.0), jnp.bool_(False))
-  chex.assert_trees_all_equal(masked.sum_tree_state.nodes, nodes)
-  new = buf.set_priorities(state, indices, jnp.array([9.0, 0.0, 9.0, 9.0]))
-  leaves = sum_tree.get_batch(new.sum_tree_state, jnp.arange(32))
-  expected = np.array(sum_tree.get_batch(state.sum_tree_state, jnp.arange(32)))
-  # only the written item with a priority > 0 changes, to priority^alpha
+  state = add(buf, state, 0, 1, 10, 1)  # steps 0..9 written: windows 0..8 complete
+  nodes = state.steps.sum_tree_state.nodes
+  indices = jnp.array([2, 3, 9, 12, 31])  # complete, complete, no successor yet,
+  #                                          unwritten, past the end
+  masked = buf.set_priorities(state, indices, jnp.full((5,), 9.0), jnp.bool_(False))
+  chex.assert_trees_all_equal(masked.steps.sum_tree_state.nodes, nodes)
+  new = buf.set_priorities(state, indices, jnp.array([9.0, 0.0, 9.0, 9.0, 9.0]))
+  leaves = sum_tree.get_batch(new.steps.sum_tree_state, jnp.arange(32))
+  expected = np.array(sum_tree.get_batch(state.steps.sum_tree_state, jnp.arange(32)))
+  assert expected[8] > 0 and expected[9] == 0  # the newest step is not an item yet
+  # only the complete window with a priority > 0 changes, to priority^alpha
   expected[2] = 9.0 ** anakin.AnakinConfig().priority_exponent
   np.testing.assert_allclose(leaves, expected, rtol=1e-6)
-  assert float(new.sum_tree_state.nodes[0]) == pytest.approx(float(expected.sum()))
+  assert float(new.steps.sum_tree_state.nodes[0]) == pytest.approx(float(expected.sum()))
 
 
 # --- host loop: observations the env overwrites in place --------------------------

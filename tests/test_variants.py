@@ -138,15 +138,20 @@ def test_weights_scale_each_sample_of_the_loss_and_td_errors_are_returned():
 
 
 def test_prioritised_replay_samples_high_priorities_more():
-  config = anakin.AnakinConfig(buffer_size=8, batch_size=4, num_envs=2,
+  config = anakin.AnakinConfig(buffer_size=10, batch_size=4, num_envs=2,
                                learning_starts=4, prioritized=True,
                                priority_exponent=1.0, importance_exponent=1.0)
   buf = replay.make_replay(config)
-  item = {"x": jnp.zeros(())}
-  state = buf.init(item)
-  state = buf.add(state, {"x": jnp.arange(8.0).reshape(2, 4)})
+  # 5 steps of 2 envs: 8 complete transitions (a step's successor is stored),
+  # items row * 5 + start, start < 4.
+  steps = {"obs": jnp.arange(10.0).reshape(2, 5, 1), "action": jnp.zeros((2, 5), jnp.int32),
+           "reward": jnp.zeros((2, 5)), "terminated": jnp.zeros((2, 5), bool),
+           "truncated": jnp.zeros((2, 5), bool), "next_obs": jnp.zeros((2, 5, 1))}
+  state = buf.init(jax.tree.map(lambda x: x[0, 0], steps))
+  state = buf.add(state, steps)
+  items = jnp.array([0, 1, 2, 3, 5, 6, 7, 8])
   # Give item 0 priority 7 and the other seven priority 1 (in alpha=1 space).
-  state = buf.set_priorities(state, jnp.arange(8), jnp.array([7.0] + [1.0] * 7))
+  state = buf.set_priorities(state, items, jnp.array([7.0] + [1.0] * 7))
   samples = jax.vmap(lambda k: buf.sample(state, k, jnp.float32(0.0)))(
       jax.random.split(jax.random.PRNGKey(0), 500))
   share = float(jnp.mean(samples.indices == 0))
@@ -265,9 +270,12 @@ def test_each_variant_learns_cartpole_quickly(flags, tmp_path):
   from baselax import experiment
   out = experiment.run(flags + [
       "--total-env-steps", "50000", "--learning-rate", "1e-3", "--learning-starts",
-      "5000", "--quiet", "--no-tensorboard", "--run-dir", str(tmp_path / "run")])
+      "5000", "--num-seeds", "2", "--quiet", "--no-tensorboard",
+      "--run-dir", str(tmp_path / "run")])
   # A constant-action greedy policy scores about 9, random play about 22; at
-  # this budget plain DQN reaches about 200 (seed 0) and every variant > 70.
+  # this budget every variant's seeds average well above 50. Two seeds: one
+  # seed's score at this budget swings with its random stream (Huber: 29 to
+  # 200 over 8 seeds).
   assert out.eval_return.mean() >= 50
 
 

@@ -54,14 +54,18 @@ def run_identity(config: Any, agent: Any, env: Any,
   out = {f"trainer.{k}": v for k, v in
          metrics_lib.to_json(dataclasses.asdict(config)).items()}
   out["agent"] = type(agent).__name__
-  out["env"] = getattr(getattr(env, "env", None), "name", type(env).__name__)
+  # The env protocol's identity string (a GymnaxEnv's is its gymnax name).
+  out["env"] = getattr(env, "env_id", None) or getattr(
+      getattr(env, "env", None), "name", type(env).__name__)
   out.update({f"meta.{k}": v for k, v in metrics_lib.to_json(dict(extra or {})).items()})
   return out
 
 
 def _describe_tree(tree: Any) -> Dict[str, str]:
-  """``{leaf path: "shape dtype"}`` for comparing checkpoint and run state."""
-  return {jax.tree_util.keystr(path): f"{tuple(np.shape(x))} {np.asarray(x).dtype}"
+  """``{leaf path: "shape dtype"}`` for comparing checkpoint and run state
+  (read from the arrays' metadata: nothing is copied off a device)."""
+  return {jax.tree_util.keystr(path):
+          f"{tuple(np.shape(x))} {getattr(x, 'dtype', None) or np.asarray(x).dtype}"
           for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
@@ -127,9 +131,12 @@ class Checkpointer:
             "history": [metrics_lib.record_to_json(r) for r in history]}
     items = dict(params=ocp.args.StandardSave(params))
     if include_state:
-      host_state = jax.device_get(state)
-      meta["state_layout"] = _describe_tree(host_state)
-      items["state"] = ocp.args.StandardSave(host_state)
+      # The device arrays go to orbax as they are: it stages a numpy tree
+      # (what jax.device_get made) on the host twice while writing it, and a
+      # device array at most once (its copy_to_host_async), which on a CPU
+      # was two extra copies of the replay buffer at every checkpoint (issue 14).
+      meta["state_layout"] = _describe_tree(state)
+      items["state"] = ocp.args.StandardSave(state)
     items["meta"] = ocp.args.JsonSave(meta)
     self._manager.save(chunks_done, force=True, args=ocp.args.Composite(**items))
     self._manager.wait_until_finished()

@@ -180,6 +180,52 @@ def conv_q_network(channels: Sequence[int] = (16,),
   return creator
 
 
+def nature_q_network(hidden_sizes: Sequence[int] = (512,), dueling: bool = False,
+                     atoms: Optional[int] = None, noisy: bool = False,
+                     channels_first: bool = True) -> NetworkFn:
+  """The Nature DQN network (Mnih et al. 2015, "Human-level control through
+  deep reinforcement learning", Methods, "Model architecture").
+
+  Frames ``(B, 4, 84, 84)`` uint8 (channels first: a gymnasium
+  ``FrameStackObservation`` stack of 84x84 grayscale frames, what
+  ``baselax.atari`` gives; ``channels_first=False`` takes ``(B, 84, 84, 4)``)
+  are scaled to [0, 1] inside the network, so the replay buffer keeps bytes.
+  Then conv 32 8x8 stride 4, conv 64 4x4 stride 2, conv 64 3x3 stride 1
+  (ReLU, no padding: 84 -> 20 -> 9 -> 7, 3,136 features), ``hidden_sizes``
+  ReLU layers (one of 512) and a linear head: 1.7M parameters for 6
+  actions. ``dueling``,
+  ``atoms`` and ``noisy`` shape the head as in :func:`q_head` (the convs stay
+  plain, as in Fortunato et al. 2018).
+  """
+  hidden_sizes = tuple(int(h) for h in hidden_sizes)
+
+  def creator(action_space: gymnasium.Space) -> hk.Transformed:
+    num_actions = _num_actions(action_space)
+
+    def forward(obs: jax.Array) -> jax.Array:
+      x = jnp.asarray(obs, jnp.float32) / 255.0
+      if x.ndim != 4:
+        raise ValueError(f"nature_q_network takes stacked frames (B, C, H, W) or "
+                         f"(B, H, W, C), got shape {x.shape}.")
+      if channels_first:  # haiku convolves NHWC, the layout XLA prefers on CPU
+        x = jnp.transpose(x, (0, 2, 3, 1))
+      for channels, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+        x = jax.nn.relu(hk.Conv2D(channels, kernel, stride=stride, padding="VALID")(x))
+      x = hk.Flatten()(x)
+      return q_head(x, hidden_sizes, num_actions, dueling, atoms=atoms, noisy=noisy)
+
+    return _transform(forward, noisy)
+
+  return creator
+
+
+def is_atari_frames(observation_space: gymnasium.Space) -> bool:
+  """Whether observations are a channels-first stack of 84x84 frames
+  ``(C, 84, 84)``, the input of :func:`nature_q_network`."""
+  shape = tuple(observation_space.shape or ())
+  return len(shape) == 3 and shape[1:] == (84, 84) and shape[0] < 84
+
+
 def _transform(forward: Callable[..., jax.Array], noisy: bool) -> hk.Transformed:
   # A noisy network keeps the rng argument of its apply: it draws noise.
   transformed = hk.transform(forward)
@@ -193,5 +239,8 @@ def is_image(observation_space: gymnasium.Space) -> bool:
 
 
 def default_q_network(observation_space: gymnasium.Space) -> NetworkFn:
-  """A sensible Q-network for an observation space: conv for images, else MLP."""
+  """A sensible Q-network for an observation space: the Nature net for 84x84
+  frame stacks (Atari), the MinAtar conv net for other images, else an MLP."""
+  if is_atari_frames(observation_space):
+    return nature_q_network()
   return conv_q_network() if is_image(observation_space) else mlp_q_network()

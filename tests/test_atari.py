@@ -1,0 +1,279 @@
+"""Atari through the host loop: DQN's preprocessing on real ALE games, the
+compact frame replay, and a short training run through the script's entry
+point (``baselax.atari.run``, what ``experiments/hostloop_atari.py`` calls).
+
+The ALE tests need ale-py and OpenCV (``pip install -e ".[atari]"``, both in
+``.[dev]``) and are skipped only when they are absent; the replay tests need
+neither.
+"""
+
+import functools
+import importlib.util
+import json
+import os
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.vector import AutoresetMode
+
+from baselax import anakin, hostloop, networks
+from baselax.agents import DQN
+
+needs_ale = pytest.mark.skipif(
+    importlib.util.find_spec("ale_py") is None or importlib.util.find_spec("cv2") is None,
+    reason="ale-py / OpenCV not installed: pip install -e '.[atari]'")
+
+
+# --------------------------------------------------------------------------
+# FrameStackReplay: every stored transition is exactly one the env produced.
+
+
+class RandomFrames(gymnasium.Env):
+  """3x3 uint8 frames of random bytes; episodes end at random, by termination
+  (p = 0.08) or truncation (p = 0.05)."""
+  observation_space = gymnasium.spaces.Box(0, 255, (3, 3), np.uint8)
+  action_space = gymnasium.spaces.Discrete(2)
+
+  def reset(self, *, seed=None, options=None):
+    super().reset(seed=seed)
+    return self._frame(), {}
+
+  def step(self, action):
+    u = self.np_random.random()
+    return self._frame(), float(action), bool(u < 0.08), bool(0.08 <= u < 0.13), {}
+
+  def _frame(self):
+    return self.np_random.integers(0, 256, (3, 3), dtype=np.uint8)
+
+
+def stacked_env(num_envs, mode):
+  return gymnasium.vector.SyncVectorEnv(
+      [lambda: gymnasium.wrappers.FrameStackObservation(RandomFrames(), 4)] * num_envs,
+      autoreset_mode=mode)
+
+
+@functools.lru_cache(maxsize=None)  # sampling does not change a buffer: share them
+def collect(mode, buffer_size, compact, steps=400):
+  """The buffer after ``steps`` env steps of 2 envs (no learning: the same
+  trajectory whichever buffer)."""
+  env = stacked_env(2, mode)
+  agent = DQN(networks.mlp_q_network((8,)), env, 1e-3)
+  config = anakin.AnakinConfig(total_env_steps=steps, num_envs=2, buffer_size=buffer_size,
+                               batch_size=8, learning_starts=steps, eval_every=steps)
+  result = hostloop.train(agent, env, config, compact_frames=compact)
+  return result.state["buffer"]
+
+
+def as_rows(batch):
+  return {(batch["obs"][i].tobytes(), batch["next_obs"][i].tobytes(),
+           int(batch["action"][i]), float(batch["reward"][i]),
+           bool(batch["terminated"][i])) for i in range(len(batch["obs"]))}
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP])
+def test_frame_replay_holds_exactly_the_transitions(mode):
+  plain = collect(mode, 10_000, compact=False)
+  reference = as_rows({k: v[:plain.size] for k, v in plain.storage.items()})
+  assert len(reference) == plain.size  # random frames: every transition differs
+  assert sum(1 for row in reference if row[4]) > 10  # terminations happened
+  compact = collect(mode, 10_000, compact=True)
+  assert compact.size == plain.size
+  # 30 draws per transition: every one is drawn (P(miss) < 1e-9), none invented.
+  drawn = as_rows(compact.sample(np.random.default_rng(0), 30 * plain.size))
+  assert drawn == reference
+  assert compact.frames.dtype == np.uint8
+  # Each frame once: slots written = transitions + 4 per episode (3 older
+  # frames of the first stack, 1 final frame), against 8 frames a transition.
+  episodes = int(compact.end.sum() - compact.size) // 4
+  assert compact.end.sum() == compact.size + 4 * episodes
+  assert compact.frames.nbytes * 7 < plain.storage["obs"].nbytes * 2
+
+
+def test_frame_replay_forgets_the_oldest_and_samples_only_whole_stacks():
+  plain = collect(AutoresetMode.SAME_STEP, 10_000, compact=False)
+  reference = as_rows({k: v[:plain.size] for k, v in plain.storage.items()})
+  compact = collect(AutoresetMode.SAME_STEP, 120, compact=True)  # 60 frames per env
+  assert compact.end.min() > 2 * compact.slots  # the rings wrapped
+  drawn = as_rows(compact.sample(np.random.default_rng(1), 2_000))
+  assert drawn <= reference
+  assert len(drawn) >= 0.8 * compact.size
+  # Only recent transitions: 60 frames per env hold at most 60 of its last
+  # transitions, the last 140 of both envs (each step adds one of each env).
+  recent = as_rows({k: v[plain.size - 140:plain.size] for k, v in plain.storage.items()})
+  assert drawn <= recent
+
+
+def test_frame_replay_refuses_observations_that_are_not_frame_stacks():
+  example = {"obs": np.zeros((4, 3, 3), np.uint8), "action": np.int32(0),
+             "reward": np.float32(0), "terminated": False,
+             "next_obs": np.zeros((4, 3, 3), np.uint8)}
+  buffer = hostloop.FrameStackReplay(100, 1, example)
+  rng = np.random.default_rng(0)
+  obs = rng.integers(0, 256, (1, 4, 3, 3), dtype=np.uint8)
+  step = lambda o, n: buffer.add(  # noqa: E731
+      {"obs": o, "next_obs": n, "action": np.zeros(1, np.int32),
+       "reward": np.zeros(1, np.float32), "terminated": np.zeros(1, bool)},
+      np.array([0]), np.array([False]))
+  shifted = np.concatenate([obs[:, 1:], obs[:, :1]], 1)
+  step(obs, shifted)
+  with pytest.raises(ValueError, match="not its previous next observation"):
+    step(obs, shifted)  # obs should have been `shifted`
+  with pytest.raises(ValueError, match="shifted by one frame"):
+    step(shifted, obs)
+
+
+# --------------------------------------------------------------------------
+# DQN's preprocessing on real games.
+
+
+class RawFrames(gymnasium.Wrapper):
+  """Records the grayscale screen after every emulator frame."""
+
+  def __init__(self, env):
+    super().__init__(env)
+    self.frames = []
+
+  def step(self, action):
+    out = self.env.step(action)
+    self.frames.append(self.env.unwrapped.ale.getScreenGrayscale().copy())
+    return out
+
+
+@needs_ale
+def test_pong_preprocessing_skips_max_pools_resizes_and_stacks():
+  import cv2
+  from baselax import atari
+  env = atari.make_env("ALE/Pong-v5")
+  assert env.observation_space == gymnasium.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+  assert env.action_space == gymnasium.spaces.Discrete(6)
+  assert env.unwrapped.ale.getFloat("repeat_action_probability") == pytest.approx(0.25)
+  preprocessing = env.env
+  preprocessing.env = raw = RawFrames(preprocessing.env)
+  noops = []
+  for seed in range(3):
+    raw.frames.clear()
+    obs, _ = env.reset(seed=seed)
+    noops.append(len(raw.frames))
+    assert obs.dtype == np.uint8 and obs.shape == (4, 84, 84)
+    assert all(np.array_equal(obs[0], obs[i]) for i in range(4))  # reset padding
+  assert all(1 <= n <= 30 for n in noops) and len(set(noops)) > 1  # noop reset
+  for t in range(12):
+    raw.frames.clear()
+    next_obs, reward, terminated, truncated, _ = env.step(t % 6)
+    assert len(raw.frames) == 4  # frame skip
+    pooled = np.maximum(raw.frames[-2], raw.frames[-1])  # max of the last two
+    assert np.array_equal(next_obs[-1], cv2.resize(pooled, (84, 84),
+                                                    interpolation=cv2.INTER_AREA))
+    assert np.array_equal(next_obs[:-1], obs[1:])  # the stack shifts by one
+    assert not (terminated or truncated)
+    obs = next_obs
+
+
+@needs_ale
+def test_the_episode_cap_truncates_and_the_vector_env_keeps_the_final_obs():
+  from baselax import atari
+  config = atari.AtariConfig(max_episode_frames=400)  # <= 100 agent steps
+  env = atari.make_vector_env("ALE/Pong-v5", 1, config)
+  assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+  obs, _ = env.reset(seed=0)
+  for t in range(101):
+    next_obs, reward, terminated, truncated, info = env.step(np.array([t % 6]))
+    assert not terminated[0]  # Pong cannot end in 400 frames
+    if truncated[0]:
+      break
+    obs = next_obs
+  assert truncated[0] and t >= 90
+  final = info["final_obs"][0]
+  assert np.array_equal(final[:-1], obs[0, 1:])  # the true last stack ...
+  assert all(np.array_equal(next_obs[0, 0], next_obs[0, i]) for i in range(4))
+  assert not np.array_equal(final, next_obs[0])  # ... not the next game's first
+
+
+@needs_ale
+def test_terminal_on_life_loss_is_a_learning_signal_and_the_game_goes_on():
+  from baselax import atari
+  env = atari.make_vector_env("ALE/Breakout-v5", 1)
+  hook = atari.LifeLossTerminal()
+  obs, info = env.reset(seed=0)
+  lives = int(info["lives"][0])
+  rng = np.random.default_rng(0)
+  for _ in range(2_000):
+    next_obs, _, terminated, truncated, info = env.step(rng.integers(0, 4, 1))
+    stored = hook(terminated, truncated, info)
+    if int(info["lives"][0]) < lives:
+      break
+    assert not stored[0]
+    obs = next_obs
+  assert int(info["lives"][0]) == lives - 1
+  assert stored[0] and not terminated[0] and not truncated[0]
+  assert np.array_equal(next_obs[0, :-1], obs[0, 1:])  # no reset: the game goes on
+
+
+# --------------------------------------------------------------------------
+# A short training run through the entry point, stopped and resumed.
+
+
+class StopAfterFirstChunk:
+  def write(self, record):
+    return record.chunk == 0
+
+  def close(self):
+    pass
+
+
+@needs_ale
+def test_hostloop_atari_trains_writes_a_run_directory_and_resumes(tmp_path, capsys):
+  from baselax import atari
+  run_dir = str(tmp_path / "pong")
+  flags = ["--env-id", "ALE/Pong-v5", "--total-env-steps", "320", "--num-envs", "2",
+           "--train-every", "1", "--learning-starts", "100", "--buffer-size", "1000",
+           "--batch-size", "8", "--eval-every", "160", "--eval-episodes", "2",
+           "--eval-max-steps", "30", "--max-episode-frames", "240",
+           "--target-update-interval", "20",
+           "--no-tensorboard", "--quiet"]
+  # The resumed session compiles the same programs: a cache of this test's own
+  # makes that a read.
+  flags += ["--compilation-cache", str(tmp_path / "xla")]
+  first = atari.run([*flags, "--run-dir", run_dir], loggers=[StopAfterFirstChunk()])
+  assert first.interrupted
+  with pytest.raises(SystemExit) as refused:  # another experiment in the same directory
+    atari.run(["--resume", run_dir, "--learning-rate", "0.001", "--quiet",
+               "--compilation-cache", str(tmp_path / "xla")])
+  assert refused.value.code == 2
+  assert "--learning-rate: the run has 0.0001" in capsys.readouterr().err
+  out = atari.run(["--resume", run_dir, "--quiet", "--compilation-cache",
+                   str(tmp_path / "xla")])
+  assert not out.interrupted and out.result.first_chunk == 1
+  with open(os.path.join(run_dir, "config.json")) as f:
+    config = json.load(f)
+  assert config["experiment"]["env_id"] == "ALE/Pong-v5"
+  assert config["trainer_kind"] == "hostloop" and config["agent"]["network"] == "auto"
+  with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+    lines = [json.loads(line) for line in f]
+  assert [line["chunk"] for line in lines] == [0, 1]
+  # 160 env steps (80 vector steps) a chunk: the first update follows vector
+  # step ceil(100 / 2) + 1 = 51, so chunk 0 has 30 and chunk 1 has 80.
+  assert [line["updates"] for line in lines] == [[30.0], [80.0]]
+  assert all(np.isfinite(line["loss"][0]) for line in lines)
+  # 240-frame games (<= 60 agent steps) were truncated in both sessions
+  assert all(line["train_episodes"][0] >= 2 for line in lines)
+  assert len(lines[1]["eval_returns"][0]) == 2
+  assert os.path.exists(os.path.join(run_dir, "summary.json"))
+  assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["1", "2"]
+  buffer = out.result.state["buffer"]
+  assert isinstance(buffer, hostloop.FrameStackReplay) and buffer.frames.dtype == np.uint8
+  params = out.result.state["params"].policy
+  assert params["conv2_d"]["w"].shape == (8, 8, 4, 32)  # the Nature network
+
+
+@needs_ale
+def test_bad_atari_flags_are_one_line_errors(capsys):
+  from baselax import atari
+  for argv, expected in ((["--env-id", "ALE/Pongg-v5"], "did you mean ALE/Pong-v5"),
+                         (["--repeat-action-probability", "2"], "in [0, 1]")):
+    with pytest.raises(SystemExit) as error:
+      atari.run(argv)
+    assert error.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1

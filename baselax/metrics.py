@@ -12,7 +12,7 @@ returns are ``(S, E)`` for ``E`` episodes per seed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +40,9 @@ class ChunkRecord:
     scalars: ``{name: (S,)}`` mean over the chunk's updates of every scalar
       field of the agent's ``OptimOutput`` (``loss``, ``q_mean``, ...); NaN
       before learning starts.
+    point: in a hyperparameter sweep, the grid point these seeds belong to
+      (``None`` for a record of a whole run).
+    hyperparams: that point's ``{setting: value}``.
   """
   chunk: int
   env_steps: int
@@ -50,6 +53,8 @@ class ChunkRecord:
   train_episodes: np.ndarray
   eval_returns: np.ndarray
   scalars: Mapping[str, np.ndarray]
+  point: Optional[int] = None
+  hyperparams: Optional[Mapping[str, Any]] = None
 
   @property
   def eval_return(self) -> np.ndarray:
@@ -87,6 +92,8 @@ class ChunkRecord:
   def to_dict(self) -> Dict[str, Any]:
     """The flat ``{name: value}`` form of ``metrics.jsonl`` (counters first)."""
     out: Dict[str, Any] = {k: getattr(self, k) for k in COUNTERS}
+    if self.point is not None:
+      out.update(point=self.point, hyperparams=dict(self.hyperparams or {}))
     out.update(train_return=self.train_return, train_episodes=self.train_episodes)
     out.update(self.scalars)
     out.update(eval_return=self.eval_return, eval_returns=self.eval_returns)
@@ -96,7 +103,7 @@ class ChunkRecord:
   def from_dict(cls, values: Mapping[str, Any]) -> "ChunkRecord":
     """Inverse of :meth:`to_dict` (unknown names are scalars of the agent)."""
     known = set(COUNTERS) | {"train_return", "train_episodes", "eval_return",
-                             "eval_returns"}
+                             "eval_returns", "point", "hyperparams"}
     return cls(chunk=int(values["chunk"]), env_steps=int(values["env_steps"]),
                wall_time=float(values["wall_time"]), sps=float(values["sps"]),
                updates=np.asarray(values["updates"], np.float64),
@@ -104,7 +111,19 @@ class ChunkRecord:
                train_episodes=np.asarray(values["train_episodes"], np.float64),
                eval_returns=np.asarray(values["eval_returns"], np.float64),
                scalars={k: np.asarray(v, np.float64) for k, v in values.items()
-                        if k not in known})
+                        if k not in known},
+               point=None if values.get("point") is None else int(values["point"]),
+               hyperparams=values.get("hyperparams"))
+
+  def select(self, runs: Any, **labels: Any) -> "ChunkRecord":
+    """The record of some of its runs (``runs``: indices or a slice of the
+    seed axis), e.g. one sweep point's seeds; ``labels`` set ``point`` and
+    ``hyperparams``."""
+    pick = lambda x: np.asarray(x)[runs]  # noqa: E731
+    return dataclasses.replace(
+        self, updates=pick(self.updates), train_return=pick(self.train_return),
+        train_episodes=pick(self.train_episodes), eval_returns=pick(self.eval_returns),
+        scalars={k: pick(v) for k, v in self.scalars.items()}, **labels)
 
 
 @dataclasses.dataclass

@@ -211,3 +211,28 @@ def test_bad_inputs_raise_before_compiling():
   config = anakin.AnakinConfig(**base)
   with pytest.raises(dataclasses.FrozenInstanceError):
     config.num_envs = 3  # frozen: derived values are never written back
+
+
+def test_unrolled_threefry_draws_the_same_bits_without_loops():
+  """The trainer compiles its chunk with threefry unrolled (anakin/lowering.py):
+  on CPU JAX's default lowering is a loop per draw; unrolled it is straight-line
+  code drawing the very same bits. Fails if a JAX upgrade moves the internals
+  (the context manager would then silently be a no-op)."""
+  from baselax.anakin import lowering
+
+  def lower(key):  # a new function each time: JAX caches a function's lowering
+    def draws(key):
+      keys = jax.random.split(key, 3)
+      return jax.random.uniform(keys[0], (5,)), jax.random.randint(keys[1], (4,), 0, 9)
+    return jax.jit(draws).lower(key)
+
+  key = jax.random.PRNGKey(3)
+  rolled = lower(key)
+  with lowering.unrolled_threefry():
+    unrolled = lower(key)
+  if jax.default_backend() == "cpu":
+    assert "while" in rolled.as_text() and "while" not in unrolled.as_text()
+  for a, b in zip(rolled.compile()(key), unrolled.compile()(key)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  # The default lowering is back once the block ends.
+  assert "while" in lower(key).as_text() or jax.default_backend() != "cpu"

@@ -96,7 +96,7 @@ BAD_INPUTS = [
     (["--exploration-fraction", "0"], "exploration_fraction must be in (0, 1]"),
     (["--hidden-sizes", "0"], "--hidden-sizes 0: hidden_sizes must be one or more integers"),
     (["--max-grad-norm", "-3"], "max_grad_norm must be > 0"),
-    (["--network", "resnet"], "network must be auto, mlp or conv"),
+    (["--network", "resnet"], "network must be auto, mlp, conv or nature"),
     (["--agent", "qrdqn", "--num-quantiles", "0"], "num_quantiles must be an integer >= 1"),
     (["--agent", "qrdqn", "--kappa", "-1"], "--kappa -1.0: kappa must be > 0"),
     (["--agent", "nope"], f"unknown agent 'nope'; registered agents: "
@@ -116,6 +116,16 @@ BAD_INPUTS = [
     (["--num-devices", "4"], "--num-devices 4: num_devices=4 but only 1 local cpu device"),
     (["--n-step", "400", "--buffer-size", "2000"], "--n-step 400:"),
     (["--resume", "/nonexistent/run"], "/nonexistent/run is not a run directory"),
+    (["--sweep", "learning_rate=1e-4,-1"], "--sweep learning_rate=1e-4,-1: sweep point "
+                                           "learning_rate=-1.0 is refused: learning_rate must be > 0"),
+    (["--sweep", "lr=1e-4"], "--sweep: agent dqn has no setting 'lr'"),
+    (["--sweep", "n_step=1,3"], "--sweep: n_step is a trainer setting"),
+    (["--sweep", "double_dqn=0,1"], "--sweep: double_dqn is not a number"),
+    (["--sweep", "hidden_sizes=8,16"], "--sweep: hidden_sizes is not a number"),
+    (["--sweep", "target_update_interval=50,2.5"], "target_update_interval takes int values"),
+    (["--sweep", "learning_rate"], "'learning_rate' is not SETTING=V1,V2"),
+    (["--sweep", "exploration_fraction=0.1,0.5"], "DQN cannot take exploration_fraction as "
+                                                   "an array"),
 ]
 
 

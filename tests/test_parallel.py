@@ -30,7 +30,7 @@ def test_layouts_and_their_sizes():
   assert anakin.AnakinConfig(num_seeds=1, parallel="auto").layout(4) == "data"
   with pytest.raises(ConfigError, match="num_seeds \\(3\\) is not a multiple of the 2"):
     anakin.AnakinConfig(num_seeds=3, parallel="seeds").layout(2)
-  with pytest.raises(ConfigError, match="parallel must be auto, data or seeds"):
+  with pytest.raises(ConfigError, match="parallel must be auto, data, seeds or groups"):
     anakin.AnakinConfig(parallel="both")
   seeds = anakin.AnakinConfig(num_envs=10, num_seeds=8).derive(2)
   data = anakin.AnakinConfig(num_envs=10, num_seeds=8, parallel="data").derive(2)
@@ -38,6 +38,17 @@ def test_layouts_and_their_sizes():
   assert (seeds.seeds_per_device, seeds.env_steps_per_iteration) == (4, 10)
   assert (data.seeds_per_device, data.env_steps_per_iteration) == (8, 20)
   assert seeds.eval_episodes_per_device == 32 and data.eval_episodes_per_device == 16
+  # 8 devices as 4 groups of 2: 8 seeds, 2 per group, each over 2 devices.
+  groups = anakin.AnakinConfig(num_envs=10, num_seeds=8, parallel="groups",
+                               devices_per_group=2).derive(8)
+  assert (groups.layout, groups.seed_devices, groups.seeds_per_device) == ("groups", 2, 2)
+  assert groups.env_steps_per_iteration == 20 and groups.eval_episodes_per_device == 16
+  with pytest.raises(ConfigError, match="parallel=groups and devices_per_group go together"):
+    anakin.AnakinConfig(parallel="groups")
+  with pytest.raises(ConfigError, match="must divide the 8 device"):
+    anakin.AnakinConfig(num_seeds=8, parallel="groups", devices_per_group=3).layout(8)
+  with pytest.raises(ConfigError, match="the groups must divide the 3 run"):
+    anakin.AnakinConfig(num_seeds=3, parallel="groups", devices_per_group=2).layout(8)
 
 
 def test_evaluation_does_not_change_training():

@@ -42,7 +42,7 @@ def run_dir(tmp_path_factory):
 
 def test_a_short_run_writes_the_whole_run_directory(run_dir):
   config = strict_json(open(os.path.join(run_dir, "config.json")).read())
-  assert config["experiment"] == {"agent": "dqn", "env_id": "CartPole-v1"}
+  assert config["experiment"] == {"agent": "dqn", "env_id": "CartPole-v1", "sweep": []}
   assert config["trainer"]["num_seeds"] == 2 and config["agent_class"] == "DQN"
   lines = [strict_json(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
   assert [l["chunk"] for l in lines] == [0, 1, 2, 3]
@@ -155,9 +155,9 @@ def test_the_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     anakin.train(agent, env, config, on_chunk=lambda s: None,
                  checkpointer=checkpointer)
   assert checkpointer.latest_step() == 2
+  program = anakin.program.build(agent, env, config)
   restored = checkpointer.restore(
-      anakin.program.build(agent, env, config).init(
-          anakin.program.seed_keys_for(config), jnp.arange(1)),
+      program.init(program.seed_keys, program.device_indices),
       {**anakin.checkpoint.run_identity(config, agent, env), "num_devices": 1})
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.state.params))
   checkpointer.close()

@@ -19,6 +19,7 @@ from typing import Any, Mapping, Optional, Tuple
 import jax
 import jax.numpy as jnp
 
+from baselax.agents import base
 from baselax.agents import distributional
 from baselax.agents import dqn
 from baselax.agents import q_config
@@ -29,7 +30,7 @@ def check_support(num_atoms: Any, v_min: Any, v_max: Any) -> None:
   """Refuses a support C51 cannot use (``ConfigError`` naming the field)."""
   if isinstance(num_atoms, bool) or not isinstance(num_atoms, int) or num_atoms < 2:
     raise ConfigError(f"num_atoms must be an integer >= 2, got {num_atoms!r}.")
-  if not v_min < v_max:
+  if not (base.is_traced(v_min) or base.is_traced(v_max)) and not v_min < v_max:
     raise ConfigError(f"v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}.")
 
 
@@ -57,7 +58,7 @@ class C51(dqn.DQN):
                v_max: float = 100.0, **kwargs: Any):
     check_support(num_atoms, v_min, v_max)
     self.num_atoms = num_atoms
-    self.v_min, self.v_max = float(v_min), float(v_max)
+    self.v_min, self.v_max = base.python_scalar(v_min), base.python_scalar(v_max)
     super().__init__(*args, **kwargs)
 
   @property
@@ -88,7 +89,8 @@ class C51(dqn.DQN):
     logits_t = self.logits(target, data["next_obs"], target_key)
     selector_logits = (self.logits(online, data["next_obs"], selector_key)
                        if self.double else logits_t)
-    q_t_selector = distributional.categorical_q_values(atoms, selector_logits)
+    q_t_selector = self.mask_next(
+        distributional.categorical_q_values(atoms, selector_logits), data)
     per_sample = jax.vmap(distributional.categorical_q_learning,
                           in_axes=(None, 0, 0, 0, 0, None, 0, 0))(
         atoms, logits_tm1, jnp.asarray(data["action"], jnp.int32),

@@ -26,12 +26,14 @@ from baselax.errors import ConfigError
 
 
 def check_munchausen(alpha: Any, tau: Any, l0: Any) -> None:
-  """Refuses Munchausen settings out of range (``ConfigError`` naming the field)."""
-  if not 0.0 <= alpha <= 1.0:
+  """Refuses Munchausen settings out of range (``ConfigError`` naming the
+  field); a traced (swept) value was checked on the host and is skipped."""
+  traced = base.is_traced
+  if not traced(alpha) and not 0.0 <= alpha <= 1.0:
     raise ConfigError(f"munchausen_alpha must be in [0, 1], got {alpha!r}.")
-  if not tau > 0:
+  if not traced(tau) and not tau > 0:
     raise ConfigError(f"munchausen_tau must be > 0, got {tau!r}.")
-  if not l0 < 0:
+  if not traced(l0) and not l0 < 0:
     raise ConfigError(f"munchausen_l0 must be < 0, got {l0!r}.")
 
 
@@ -53,6 +55,10 @@ class MDQN(dqn.DQN):
   discounted reward.
   """
 
+  # Its soft value averages over every next action, so an action mask is
+  # not honoured: envs with one are refused (baselax.anakin.contract).
+  contract = dataclasses.replace(dqn.DQN.contract, action_mask=False)
+
   def __init__(self, network: base.NetworkFn, env: Any,
                learning_rate: Union[float, optax.Schedule],
                discount_factor: float = 0.99,
@@ -62,7 +68,7 @@ class MDQN(dqn.DQN):
                huber_delta: Optional[float] = None,
                max_grad_norm: Optional[float] = None, noisy: bool = False):
     check_munchausen(alpha, tau, l0)
-    self.alpha, self.tau, self.l0 = float(alpha), float(tau), float(l0)
+    self.alpha, self.tau, self.l0 = (base.python_scalar(v) for v in (alpha, tau, l0))
     super().__init__(network, env, learning_rate, discount_factor, epsilon_schedule,
                      target_update_interval, huber_delta=huber_delta,
                      max_grad_norm=max_grad_norm, noisy=noisy)

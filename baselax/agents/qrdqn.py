@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from baselax.agents import base
 from baselax.agents import dqn
 from baselax.agents import q_config
 from baselax.errors import ConfigError
@@ -92,9 +93,9 @@ class QRDQN(dqn.DQN):
   """
 
   def __init__(self, *args: Any, kappa: float = 1.0, **kwargs: Any):
-    if not kappa > 0:
+    if not base.is_traced(kappa) and not kappa > 0:
       raise ConfigError(f"kappa must be > 0, got {kappa!r}.")
-    self.kappa = float(kappa)
+    self.kappa = base.python_scalar(kappa)
     super().__init__(*args, **kwargs)
 
   def action_values(self, online: Any, obs: jax.Array,
@@ -118,6 +119,7 @@ class QRDQN(dqn.DQN):
     dist_t = self.quantiles(target, data["next_obs"], target_key)
     selector = (self.quantiles(online, data["next_obs"], selector_key)
                 if self.double else dist_t)
+    selector = self.mask_next(selector, data)  # valid next actions only
     discount_t = self.discount(data)
     per_sample, td = jax.vmap(quantile_q_learning, in_axes=(0, 0, 0, 0, 0, 0, None))(
         dist_tm1, jnp.asarray(data["action"], jnp.int32),

@@ -6,6 +6,7 @@
 * :func:`train`: the runner (pmap over devices, vmap over seeds, compiled
   chunks with greedy evaluation in between, logging, checkpoints, resume).
 * :class:`Checkpointer`: orbax checkpoints of the whole training state.
+* :class:`Sweep`: a grid of agent settings trained as one program (``sweep.py``).
 * :mod:`~baselax.anakin.distributed`: many processes/hosts on ``jax.distributed``.
 
 Read ``loop.py`` top to bottom for the scanned step, ``program.py`` for the
@@ -28,9 +29,10 @@ _WHERE = {
     "NonFiniteError": "guards",
     "DEVICE_AXIS": "program", "build": "program",
     "TrainResult": "runner", "train": "runner",
+    "Sweep": "sweep",
 }
 _SUBMODULES = ("checkpoint", "config", "contract", "distributed", "guards", "loop",
-               "program", "replay", "runner")
+               "memory", "program", "replay", "runner", "sweep")
 
 __all__ = list(_WHERE)
 

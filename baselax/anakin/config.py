@@ -13,6 +13,9 @@ from baselax.errors import ConfigError
 #: (Machado et al. 2018). It bounds evaluation for envs whose own limit is huge.
 DEFAULT_EVAL_MAX_STEPS = 27_000
 
+#: The values of :attr:`AnakinConfig.obs_storage` (``baselax.anakin.memory``).
+OBS_STORAGES = ("auto", "float32", "uint8", "bool")
+
 
 @dataclasses.dataclass(frozen=True)
 class AnakinConfig:
@@ -27,8 +30,9 @@ class AnakinConfig:
     total_env_steps: env steps to train for, per seed (rounded up to whole
       chunks; the exact figure is :attr:`Derived.total_env_steps`).
     num_envs: parallel envs per device (and per seed).
-    buffer_size: capacity, in transitions, of each replay buffer. There is one
-      buffer per (device, seed).
+    buffer_size: capacity, in transitions, of each replay buffer (rounded down
+      to a multiple of num_envs: each env keeps buffer_size // num_envs steps).
+      There is one buffer per (device, seed).
     batch_size: transitions sampled per update (per device).
     learning_starts: env steps (per seed, all devices) to collect before
       learning, rounded up to whole scan steps of S = num_envs * devices *
@@ -39,7 +43,8 @@ class AnakinConfig:
       updates; one update follows every ``train_every`` iterations.
     num_seeds: independent runs compiled into one program (a ``vmap`` axis).
     num_devices: local devices to ``pmap`` over; ``None`` uses all of them.
-    parallel: how the devices share the run: data (every seed spread over all devices, gradients averaged: one large run per seed), seeds (the seeds spread over the devices, each whole on one device, no collective: independent runs; num_seeds must be a multiple of the devices), or auto (seeds when num_seeds > 1 is a multiple of the devices, else data). A seed's result does not depend on where it ran.
+    parallel: how the devices share the run: data (every seed spread over all devices, gradients averaged: one large run per seed), seeds (the seeds spread over the devices, each whole on one device, no collective: independent runs; num_seeds must be a multiple of the devices), groups (the devices form groups of devices_per_group; the seeds are spread over the groups and each seed is spread over its group's devices, averaging gradients within the group only: e.g. 8 GPUs as 4 groups of 2), or auto (seeds when num_seeds > 1 is a multiple of the devices, else data). A seed's result does not depend on where it ran.
+    devices_per_group: with parallel=groups, the devices in a group (it must divide the devices, and the groups the seeds).
     seed: the first seed; seed ``i`` of the run uses ``PRNGKey(seed + i)``, so it
       is the same run as ``seed + i`` alone.
     eval_every: env steps between greedy evaluations; training runs as compiled
@@ -63,6 +68,7 @@ class AnakinConfig:
     importance_exponent: beta at the start of the run, annealed linearly to 1
       at its end.
     priority_epsilon: added to |TD error| so no transition gets priority 0.
+    obs_storage: how the replay buffers store observations (each once): auto (the smallest exact storage the observation space and the env prove: bool for 0/1 values such as MinAtar's, uint8 for integers in [0, 255], else the env's own dtype), float32, uint8 (integers in [0, 255]), or bool (0/1 values, packed 8 per byte). Observations are decoded before the network sees them; a storage that could not hold every observation exactly is refused.
   """
   total_env_steps: int = 300_000
   num_envs: int = 10
@@ -73,6 +79,7 @@ class AnakinConfig:
   num_seeds: int = 1
   num_devices: Optional[int] = None
   parallel: str = "auto"
+  devices_per_group: Optional[int] = None
   seed: int = 0
   eval_every: int = 10_000
   eval_episodes: int = 32
@@ -82,6 +89,7 @@ class AnakinConfig:
   priority_exponent: float = 0.6
   importance_exponent: float = 0.4
   priority_epsilon: float = 1e-6
+  obs_storage: str = "auto"
 
   def __post_init__(self):
     def positive(name):
@@ -96,20 +104,28 @@ class AnakinConfig:
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ConfigError(f"AnakinConfig.{name} must be in [0, 1], got "
                          f"{getattr(self, name)!r}.")
-    if self.parallel not in ("auto", "data", "seeds"):
-      raise ConfigError(f"AnakinConfig.parallel must be auto, data or seeds, got "
-                        f"{self.parallel!r}.")
+    if self.parallel not in ("auto", "data", "seeds", "groups"):
+      raise ConfigError(f"AnakinConfig.parallel must be auto, data, seeds or groups, "
+                        f"got {self.parallel!r}.")
+    if (self.parallel == "groups") != (self.devices_per_group is not None):
+      raise ConfigError(
+          "parallel=groups and devices_per_group go together: groups of "
+          "devices_per_group devices each (e.g. --parallel groups --devices-per-group 2).")
     if not self.priority_epsilon > 0:
       raise ConfigError(f"AnakinConfig.priority_epsilon must be > 0, got "
                        f"{self.priority_epsilon!r}.")
-    if self.n_step > 1 and self.buffer_size // self.num_envs < max(
-        2 * self.n_step, self.train_every):
+    if self.obs_storage not in OBS_STORAGES:
+      raise ConfigError(f"AnakinConfig.obs_storage must be one of "
+                        f"{', '.join(OBS_STORAGES)}, got {self.obs_storage!r}.")
+    # Every buffer keeps buffer_size // num_envs steps of each env and samples
+    # windows of n_step + 1 of them (replay.py).
+    if self.buffer_size // self.num_envs < max(2 * self.n_step, self.train_every):
       raise ConfigError(
           f"With n_step={self.n_step} the buffer keeps buffer_size // num_envs "
           f"= {self.buffer_size // self.num_envs} steps per env, fewer than "
           f"max(2 * n_step, train_every) = {max(2 * self.n_step, self.train_every)}. "
           f"Raise buffer_size.")
-    for name in ("num_devices", "eval_max_steps"):
+    for name in ("num_devices", "eval_max_steps", "devices_per_group"):
       if getattr(self, name) is not None:
         positive(name)
     if isinstance(self.learning_starts, bool) or not isinstance(
@@ -134,25 +150,41 @@ class AnakinConfig:
           f"holding fewer transitions than a batch. Set learning_starts >= "
           f"batch_size.")
 
-  def layout(self, num_devices: int) -> str:
-    """``"data"`` or ``"seeds"``: :attr:`parallel` resolved for ``num_devices``.
+  def layout(self, num_devices: int, num_points: int = 1) -> str:
+    """``"data"``, ``"seeds"`` or ``"groups"``: :attr:`parallel` resolved for ``num_devices``.
+
+    ``num_points``: hyperparameter-sweep points (``baselax.anakin.sweep``);
+    the independent runs are ``num_seeds * num_points``.
 
     Raises:
-      ConfigError: ``parallel="seeds"`` with seeds that do not divide evenly.
+      ConfigError: ``parallel="seeds"`` with runs that do not divide evenly.
     """
+    runs = self.num_seeds * num_points
     if self.parallel == "auto":
-      seeds = self.num_seeds > 1 and num_devices > 1 and self.num_seeds % num_devices == 0
+      seeds = runs > 1 and num_devices > 1 and runs % num_devices == 0
       return "seeds" if seeds else "data"
-    if self.parallel == "seeds" and self.num_seeds % num_devices:
+    if self.parallel == "groups":
+      size = self.devices_per_group
+      if num_devices % size or runs % (num_devices // size):
+        raise ConfigError(
+            f"parallel=groups makes groups of devices_per_group={size} devices, which "
+            f"must divide the {num_devices} device(s), and the groups must divide the "
+            f"{runs} run(s) (seeds x sweep points): pick devices_per_group among the "
+            f"divisors of {num_devices} with {num_devices} / devices_per_group dividing "
+            f"{runs}.")
+    if self.parallel == "seeds" and runs % num_devices:
+      what = (f"num_seeds ({self.num_seeds})" if num_points == 1 else
+              f"num_seeds x sweep points ({self.num_seeds} x {num_points} = {runs})")
       raise ConfigError(
-          f"parallel=seeds spreads the seeds over the devices, but num_seeds "
-          f"({self.num_seeds}) is not a multiple of the {num_devices} device(s): "
-          f"use a multiple of {num_devices} seeds, or parallel=data.")
+          f"parallel=seeds spreads the seeds over the devices, but {what} is not "
+          f"a multiple of the {num_devices} device(s): use a multiple of "
+          f"{num_devices} runs, or parallel=data.")
     return self.parallel
 
-  def derive(self, num_devices: int) -> "Derived":
-    """Computes the loop sizes for ``num_devices`` devices (never stored back)."""
-    return Derived.from_config(self, num_devices)
+  def derive(self, num_devices: int, num_points: int = 1) -> "Derived":
+    """Computes the loop sizes for ``num_devices`` devices (never stored back);
+    ``num_points``: hyperparameter-sweep points (1 = no sweep)."""
+    return Derived.from_config(self, num_devices, num_points)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,20 +193,23 @@ class Derived:
 
   The run is ``num_chunks`` compiled chunks of ``steps_per_chunk`` scan steps;
   a scan step is ``train_every`` env iterations then one update (once learning
-  has started), so it is ``env_steps_per_step`` env steps per seed. A seed
-  runs on ``seed_devices`` devices: all of them (``layout == "data"``) or one
-  (``"seeds"``, ``seeds_per_device`` seeds vmapped on each).
+  has started), so it is ``env_steps_per_step`` env steps per seed. The
+  independent runs are ``num_runs = num_seeds * num_points`` (sweep points,
+  see ``baselax.anakin.sweep``). A run is spread over ``seed_devices``
+  devices: all of them (``layout == "data"``) or one (``"seeds"``,
+  ``seeds_per_device`` runs vmapped on each).
   """
   num_devices: int
   layout: str                    # "data" or "seeds"
-  seed_devices: int              # devices one seed is spread over
-  seeds_per_device: int
+  seed_devices: int              # devices one run is spread over
+  seeds_per_device: int          # runs (seeds x sweep points) held by one device
   env_steps_per_iteration: int   # num_envs * seed_devices
   env_steps_per_step: int        # ... * train_every
   steps_per_chunk: int
   num_chunks: int
   learning_starts_step: int      # first scan step that updates
   eval_episodes_per_device: int
+  num_runs: int = 1              # seeds x sweep points
 
   @property
   def env_steps_per_chunk(self) -> int:
@@ -199,9 +234,12 @@ class Derived:
     return max(1, int(env_steps / self.env_steps_per_iteration))
 
   @classmethod
-  def from_config(cls, config: AnakinConfig, num_devices: int) -> "Derived":
-    layout = config.layout(num_devices)
-    total_devices, num_devices = num_devices, (num_devices if layout == "data" else 1)
+  def from_config(cls, config: AnakinConfig, num_devices: int,
+                  num_points: int = 1) -> "Derived":
+    layout = config.layout(num_devices, num_points)
+    num_runs = config.num_seeds * num_points
+    total_devices = num_devices
+    num_devices = {"data": num_devices, "seeds": 1}.get(layout, config.devices_per_group)
     per_iteration = config.num_envs * num_devices
     per_step = per_iteration * config.train_every
     if config.total_env_steps < per_step:
@@ -230,12 +268,12 @@ class Derived:
           f"least {config.batch_size * num_devices}.")
     return cls(
         num_devices=total_devices, layout=layout, seed_devices=num_devices,
-        seeds_per_device=(config.num_seeds if layout == "data"
-                          else config.num_seeds // total_devices),
+        seeds_per_device=num_runs // (total_devices // num_devices),
         env_steps_per_iteration=per_iteration,
         env_steps_per_step=per_step,
         steps_per_chunk=steps_per_chunk,
         num_chunks=num_chunks,
         learning_starts_step=learning_starts_step,
         eval_episodes_per_device=math.ceil(config.eval_episodes / num_devices),
+        num_runs=num_runs,
     )

@@ -23,7 +23,9 @@ from baselax.agents import base as agent_base
 from baselax.anakin import checkpoint as checkpoint_lib
 from baselax.anakin import distributed
 from baselax.anakin import guards
+from baselax.anakin import memory as memory_lib
 from baselax.anakin import program as program_lib
+from baselax.anakin import sweep as sweep_lib
 from baselax.anakin.config import AnakinConfig
 from baselax.metrics import TrainResult  # noqa: F401  (re-exported as anakin.TrainResult)
 
@@ -50,25 +52,32 @@ def nonfinite_names(raw: Mapping[str, np.ndarray]) -> List[str]:
   return bad
 
 
-def chunk_record(raw: Mapping[str, np.ndarray], layout: str,
+def chunk_record(raw: Mapping[str, np.ndarray], group_size: int,
                  **counters: Any) -> metrics_lib.ChunkRecord:
-  """Reduces one chunk's ``(devices, seeds per device, ...)`` device metrics to a record.
+  """Reduces one chunk's ``(devices, runs per device, ...)`` device metrics to a record.
 
-  In the data layout every device holds a share of each seed's envs (summed
-  over devices); in the seeds layout every device holds whole seeds (laid end
-  to end).
+  The devices form groups of ``group_size`` (``Derived.seed_devices``: all
+  of them in the data layout, one in the seeds layout). Each device of a
+  group holds a share of each of the group's runs' envs (summed over the
+  group); the groups hold their runs end to end.
   """
-  if layout == "seeds":
-    raw = {k: v.reshape(1, -1, *v.shape[2:]) for k, v in raw.items()}
-  eval_returns = np.moveaxis(raw["eval_returns"], 0, 1)  # (seeds, devices, E)
+  def by_group(x):  # (D, S_g, ...) -> (G, k, S_g, ...)
+    return x.reshape(-1, group_size, *x.shape[1:])
+
+  def runs(x):  # (G, S_g, ...) -> (G * S_g, ...)
+    return x.reshape(-1, *x.shape[2:])
+
+  eval_returns = np.moveaxis(by_group(raw["eval_returns"]), 1, 2)  # (G, S_g, k, E)
   return metrics_lib.ChunkRecord.from_sums(
-      episode_return_sum=raw["episode_return_sum"].sum(0),
-      episodes=raw["episodes"].sum(0),
-      updates=raw["updates"][0],  # identical on every device
-      # Reported scalars are pmean-ed by the agent; the device mean also
+      episode_return_sum=runs(by_group(raw["episode_return_sum"]).sum(1)),
+      episodes=runs(by_group(raw["episodes"]).sum(1)),
+      updates=runs(by_group(raw["updates"])[:, 0]),  # identical within a group
+      # Reported scalars are pmean-ed by the agent; the group mean also
       # covers agents that report per-device values.
-      scalar_sums={k: v.mean(0) for k, v in raw.items() if k not in _LOOP_METRICS},
-      eval_returns=eval_returns.reshape(eval_returns.shape[0], -1), **counters)
+      scalar_sums={k: runs(by_group(v).mean(1)) for k, v in raw.items()
+                   if k not in _LOOP_METRICS},
+      eval_returns=eval_returns.reshape(-1, np.prod(eval_returns.shape[2:], dtype=int)),
+      **counters)
 
 
 def check_processes_agree(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
@@ -88,8 +97,8 @@ def check_processes_agree(agent: agent_base.BaseAgent, env: Any, config: AnakinC
 def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
           *, on_chunk: Optional[ChunkCallback] = None,
           checkpointer: Optional[checkpoint_lib.Checkpointer] = None,
-          resume: bool = False, identity: Optional[Mapping[str, Any]] = None
-          ) -> TrainResult:
+          resume: bool = False, identity: Optional[Mapping[str, Any]] = None,
+          sweep: Optional[sweep_lib.Sweep] = None) -> TrainResult:
   """Trains ``agent`` on ``env`` with the Anakin architecture.
 
   Args:
@@ -111,6 +120,11 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
     identity: JSON-able settings that also define the run (an experiment's
       agent hyper-parameters): compared between the processes of a
       multi-process run, and part of the checkpoint fingerprint.
+    sweep: train a grid of agent settings (:class:`~baselax.anakin.sweep.Sweep`)
+      as one program: the runs are every point x every seed, point-major, and
+      every per-seed result (params, records) has one entry per run. Each
+      point is checked on the host and each setting by tracing, before
+      compiling. ``agent`` should be the first point's.
 
   Returns:
     A :class:`TrainResult` (``stopped_early`` tells a requested stop or
@@ -127,9 +141,19 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   if resume:
     guards.check_resumable()
   multi_process = jax.process_count() > 1
+  if sweep is not None:
+    sweep.check_points()
+    identity = {**(identity or {}),
+                "sweep": {k: np.asarray(v).tolist() for k, v in sweep.values.items()}}
   run_identity = check_processes_agree(agent, env, config, identity)
-  program = program_lib.build(agent, env, config)
+  program = program_lib.build(agent, env, config, sweep=sweep)
   derived = program.derived
+  # The replay buffers of every run on every local device, refused before
+  # compiling if they cannot fit (memory.py).
+  replay_memory = memory_lib.plan(agent, env, config, derived,
+                                  local_devices=program.local_devices)
+  logger.info(replay_memory.line())
+  replay_memory.check()
   fingerprint = {**run_identity, "num_devices": program.num_devices}
   if resume:
     checkpointer.check_fingerprint(fingerprint)
@@ -146,8 +170,9 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
                 first_chunk, derived.num_chunks)
   compile_time = time.perf_counter() - t_start
   logger.info("compiled in %.1fs: %d chunks of %d env steps per seed on %d "
-              "device(s), %d seed(s)", compile_time, derived.num_chunks,
-              derived.env_steps_per_chunk, program.num_devices, config.num_seeds)
+              "device(s), %d seed(s)%s", compile_time, derived.num_chunks,
+              derived.env_steps_per_chunk, program.num_devices, config.num_seeds,
+              f" x {sweep.num_points} sweep points" if sweep is not None else "")
 
   def save(chunks_done):
     if checkpointer is not None:
@@ -169,9 +194,9 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
       raw = jax.tree.map(lambda x: np.asarray(x.addressable_data(0))[0], raw)
       elapsed = time.perf_counter() - t0
       record = chunk_record(
-          raw, derived.layout, chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
+          raw, derived.seed_devices, chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
           wall_time=wall_offset + time.perf_counter() - t_train,
-          sps=derived.env_steps_per_chunk * config.num_seeds / elapsed)
+          sps=derived.env_steps_per_chunk * derived.num_runs / elapsed)
       history.append(record)
       if on_chunk is not None:
         stop.requested |= bool(on_chunk(record))

@@ -117,6 +117,10 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
                          action=argparse.BooleanOptionalAction, help=help_text)
       continue
     type_fn, nargs = _parser_for(tp)
+    if field.metadata.get("repeatable"):  # --flag A --flag B == --flag A B
+      group.add_argument(flag, dest=field.name, type=type_fn, nargs="+",
+                         action="extend", default=list(default), help=help_text)
+      continue
     group.add_argument(flag, dest=field.name, type=type_fn, nargs=nargs,
                        default=default, help=help_text)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
 from baselax.errors import ConfigError
 
@@ -19,10 +19,12 @@ class ExperimentConfig:
 
   Attributes:
     agent: a registered agent (baselax.agents.registry): dqn or qrdqn, or one you registered. Its own flags are listed in the 'agent' group (--agent NAME --help shows them).
-    env_id: a gymnax id with discrete actions, e.g. CartPole-v1, Breakout-MinAtar.
+    env_id: an env with discrete actions: a gymnax id (CartPole-v1, Breakout-MinAtar) or suite:name for Craftax, Jumanji, Navix, XLand-MiniGrid (craftax:Craftax-Classic-Symbolic-v1, jumanji:Snake-v1, navix:Navix-Empty-5x5-v0, xminigrid:MiniGrid-Empty-5x5; pip install -e ".[navix]" etc.).
+    sweep: SETTING=V1,V2,... (repeat the flag for a grid): train every combination of these values of the agent's numeric settings x every seed as ONE compiled program, e.g. --sweep learning_rate=1e-4,3e-4,1e-3 --sweep target_update_interval=50,200. Settings that set shapes or code paths (hidden_sizes, n_step, booleans) cannot be swept.
   """
   agent: str = "dqn"
   env_id: str = "CartPole-v1"
+  sweep: Tuple[str, ...] = dataclasses.field(default=(), metadata={"repeatable": True})
 
 
 @dataclasses.dataclass(frozen=True)

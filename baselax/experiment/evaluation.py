@@ -21,6 +21,7 @@ from baselax.agents import registry
 from baselax.errors import ConfigError
 from baselax.experiment import cli
 from baselax.experiment import rundir as rundir_lib
+from baselax.experiment import sweeps
 
 PROG = "evaluate.py"
 
@@ -97,8 +98,8 @@ def load_agent(run_dir: str, step: Optional[int] = None):
   sizes = config.derive(saved.get("num_devices", 1))
   agent = entry.build(agent_config, env, sizes)
   like = jax.eval_shape(agent.init_params, jax.ShapeDtypeStruct((2,), jax.numpy.uint32))
-  like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((config.num_seeds, *x.shape),
-                                                     x.dtype), like)
+  runs = config.num_seeds * sweeps.num_points(saved["experiment"].get("sweep", ()))
+  like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((runs, *x.shape), x.dtype), like)
   if not os.path.isdir(rundir_lib.checkpoint_dir(run_dir)):
     raise ConfigError(f"{run_dir} has no checkpoints/ (the run stopped before its "
                       f"first checkpoint).")
@@ -175,11 +176,18 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> dict:
       lambda p, k: loop.greedy_returns(agent, env, p, policy_state, k,
                                        args.episodes, max_steps),
       in_axes=(0, None)))
-  returns = np.asarray(evaluate(params, key))  # (seeds, episodes)
+  returns = np.asarray(evaluate(params, key))  # (runs, episodes)
+  num_seeds, first_seed = saved["trainer"]["num_seeds"], saved["trainer"]["seed"]
+  entry = registered_entry(saved)
+  points = sweeps.grid_points(sweeps.parse_axes(
+      saved["experiment"].get("sweep", ()), entry.config_cls, entry.name))
   print(f"{env_id}: greedy return over {args.episodes} episodes per seed")
   for i, r in enumerate(returns):
-    print(f"  seed {saved['trainer']['seed'] + i}: {r.mean():.1f} ± {r.std():.1f}")
-  print(f"  all seeds: {returns.mean():.1f} ± {returns.std():.1f}")
+    point = f"point {i // num_seeds} ({sweeps.label(points[i // num_seeds])}) " if (
+        points and points[0]) else ""
+    print(f"  {point}seed {first_seed + i % num_seeds}: {r.mean():.1f} ± {r.std():.1f}")
+  print(f"  all {'runs' if len(points) > 1 else 'seeds'}: {returns.mean():.1f} ± "
+        f"{returns.std():.1f}")
   out = {"returns": returns, "mean": float(returns.mean()), "std": float(returns.std())}
   if args.gif:
     first = jax.tree.map(lambda x: x[0], params)

@@ -31,6 +31,7 @@ from baselax.experiment import config as config_lib
 from baselax.experiment import loggers as loggers_lib
 from baselax.experiment import rundir as rundir_lib
 from baselax.experiment import summary as summary_lib
+from baselax.experiment import sweeps
 
 DESCRIPTION = "Train a registered agent with the Anakin trainer."
 PROG = "anakin_dqn.py"
@@ -92,6 +93,11 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
     defaults = dict(entry.trainer_defaults)
 
   def check(parsed):
+    try:  # the sweep's settings, before JAX starts (values are checked in prepare)
+      sweeps.parse_axes(parsed[0].sweep, entry.config_cls, entry.name,
+                        [f.name for f in dataclasses.fields(AnakinConfig)])
+    except ConfigError as error:
+      return f"--{error}"
     if saved is None:
       return None
     def saved_value(section, config, k):
@@ -141,6 +147,7 @@ class Prepared(NamedTuple):
   agent: Any
   num_devices: int
   sizes: Any
+  sweep: Any = None   # a baselax.anakin.sweep.Sweep with --sweep, else None
 
 
 def prepare(spec: Spec) -> Prepared:
@@ -152,28 +159,56 @@ def prepare(spec: Spec) -> Prepared:
       does not offer (``baselax.anakin.contract``).
   """
   from baselax import envs
-  from baselax.anakin import contract, program
+  from baselax.anakin import memory, program
 
   env = envs.make(spec.experiment.env_id)
   num_devices = program.resolve_num_devices(spec.trainer)
-  sizes = spec.trainer.derive(num_devices)
+  sizes = spec.trainer.derive(num_devices, sweeps.num_points(spec.experiment.sweep))
+  entry = registry.get(spec.experiment.agent)
+  agent = build_agent(spec, env, sizes, spec.trainer)
+  sweep = None
+  if spec.experiment.sweep:
+    axes = sweeps.parse_axes(spec.experiment.sweep, entry.config_cls, entry.name)
+    sweep = sweeps.make_sweep(axes, spec.agent, lambda c: entry.build(c, env, sizes))
+    sweep.check_points()  # every value on the host: the agent's own checks
+    agent = sweep.build(sweep.point(0))
+    program.check_sweep(agent, env, spec.trainer, sweep, sizes)  # by tracing
+  # The replay buffers must fit the devices' memory: refused before any run
+  # directory exists (memory.py; anakin.train checks and logs it again).
+  memory.plan(agent, env, spec.trainer, sizes).check()
+  return Prepared(env, agent, num_devices, sizes, sweep)
+
+
+def build_agent(spec: Any, env: Any, sizes: Any, trainer: AnakinConfig) -> Any:
+  """The registered agent ``spec`` names, for ``env``, its contract checked
+  against ``trainer`` (and W&B present if asked for), before anything compiles.
+
+  Raises:
+    ConfigError: the agent cannot serve the env or the trainer settings, or
+      ``--wandb-project`` without wandb installed.
+  """
+  from baselax.anakin import contract
   entry = registry.get(spec.experiment.agent)
   try:
     agent = entry.build(spec.agent, env, sizes)
   except ConfigError as error:
     raise ConfigError(f"agent {entry.name} cannot train on env_id "
                       f"{spec.experiment.env_id}: {error}") from error
-  contract.check_agent(agent, spec.trainer)
+  contract.check_agent(agent, trainer)
   if spec.loggers.wandb_project is not None:
     try:
       import wandb  # noqa: F401
     except ImportError:
       raise ConfigError("wandb_project needs wandb: pip install -e '.[wandb]'.")
-  return Prepared(env, agent, num_devices, sizes)
+  return agent
 
 
-def open_run(spec: Spec, prepared: Prepared):
+def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
   """The run directory and checkpointer (process 0 only); refuses a clash.
+
+  ``spec``/``prepared``: this module's, or another trainer's with the same
+  fields (``baselax.atari``: ``prepared.num_devices`` may be absent, 1).
+  ``extra``: more entries for ``config.json``.
 
   Returns ``(run_dir, checkpointer, chunks_done)``, ``chunks_done`` being the
   newest checkpoint's when resuming, else None.
@@ -201,8 +236,9 @@ def open_run(spec: Spec, prepared: Prepared):
   entry = registry.get(spec.experiment.agent)
   config = {name: dataclasses.asdict(c) for name, c in spec.sections.items()}
   config.update(agent_class=type(prepared.agent).__name__, agent_module=entry.module,
-                num_devices=prepared.num_devices, num_processes=jax.process_count(),
-                jax=jax.__version__, backend=jax.default_backend())
+                num_devices=getattr(prepared, "num_devices", 1),
+                num_processes=jax.process_count(),
+                jax=jax.__version__, backend=jax.default_backend(), **(extra or {}))
   run_dir = rundir_lib.RunDirectory(run_path, config,
                                     resume_from_chunk=chunks_done if resuming else None)
   return run_dir, checkpointer, chunks_done if resuming else None
@@ -210,6 +246,11 @@ def open_run(spec: Spec, prepared: Prepared):
 
 def seeds_line(trainer: AnakinConfig, sizes: Any) -> str:
   """How seeds and envs sit on the devices, for the header line."""
+  if sizes.num_runs > trainer.num_seeds:
+    points = sizes.num_runs // trainer.num_seeds
+    where = (f", {sizes.seeds_per_device} per device" if sizes.layout == "seeds" else "")
+    return (f"{points} sweep points x {trainer.num_seeds} seed(s) = {sizes.num_runs} "
+            f"runs{where}, x {trainer.num_envs} envs")
   if sizes.layout == "seeds":
     return (f"{trainer.num_seeds} seed(s), {sizes.seeds_per_device} per device, x "
             f"{trainer.num_envs} envs")
@@ -227,16 +268,16 @@ def use_all_cores(spec: Spec) -> int:
   nothing changes. On a GPU or TPU machine the CPU devices are not used.
   """
   trainer = spec.trainer
-  if (not spec.run.all_cores or trainer.num_seeds < 2 or trainer.num_devices is not None
-      or trainer.parallel == "data" or spec.distributed.enabled
+  runs = trainer.num_seeds * sweeps.num_points(spec.experiment.sweep)
+  if (not spec.run.all_cores or runs < 2 or trainer.num_devices is not None
+      or trainer.parallel in ("data", "groups") or spec.distributed.enabled
       or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
     return 1
   from jax._src import xla_bridge  # no public way to ask whether JAX has started
   if getattr(xla_bridge, "backends_are_initialized", lambda: True)():
     return 1
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-  count = max(d for d in range(1, min(cores or 1, trainer.num_seeds) + 1)
-              if trainer.num_seeds % d == 0)
+  count = max(d for d in range(1, min(cores or 1, runs) + 1) if runs % d == 0)
   if count > 1:
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                f" --xla_force_host_platform_device_count={count}").strip()
@@ -286,7 +327,10 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
     anakin.runner.check_processes_agree(prepared.agent, prepared.env, spec.trainer,
                                         spec.identity())
     if main_process:
-      run_dir, checkpointer, chunks_done = open_run(spec, prepared)
+      replay_memory = anakin.memory.plan(prepared.agent, prepared.env, spec.trainer,
+                                         prepared.sizes).to_json()
+      run_dir, checkpointer, chunks_done = open_run(
+          spec, prepared, extra={"replay_memory": replay_memory})
   sizes = prepared.sizes
   name = registry.get(spec.experiment.agent).name
   if main_process:
@@ -303,14 +347,16 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
       sizes.total_env_steps, initial=(chunks_done or 0) * sizes.env_steps_per_chunk)
              if main_process and not spec.run.quiet else None)
   title = f"{name} on {spec.experiment.env_id}"
+  points = prepared.sweep.points() if prepared.sweep is not None else None
   sinks = loggers_lib.make_loggers(
       run_dir, spec.loggers, console=console, title=title, extra=loggers,
-      config={k: dataclasses.asdict(v) for k, v in spec.sections.items()})
+      config={k: dataclasses.asdict(v) for k, v in spec.sections.items()}, points=points)
   try:
     with usage_errors(spec, prog):
       result = anakin.train(prepared.agent, prepared.env, spec.trainer,
                             on_chunk=sinks.write, checkpointer=checkpointer,
-                            resume=chunks_done is not None, identity=spec.identity())
+                            resume=chunks_done is not None, identity=spec.identity(),
+                            sweep=prepared.sweep)
   except anakin.NonFiniteError as error:
     print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(1)
@@ -320,7 +366,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
       checkpointer.close()
   wall = time.perf_counter() - t0
   out = summary_lib.summarise(result, sizes.env_steps_per_chunk,
-                              spec.trainer.num_seeds, run_dir, wall)
+                              sizes.num_runs, run_dir, wall, points=points)
   if main_process:
     summary_lib.print_summary(out, prog)
   return out

@@ -182,7 +182,7 @@ class WandbLogger(Logger):
 
   def __init__(self, directory: str, *, project: str, entity: Optional[str] = None,
                mode: str = "online", name: Optional[str] = None,
-               config: Optional[Mapping[str, Any]] = None):
+               config: Optional[Mapping[str, Any]] = None, group: Optional[str] = None):
     try:
       import wandb
     except ImportError as error:
@@ -196,7 +196,7 @@ class WandbLogger(Logger):
       with open(id_path, "w") as f:
         f.write(run_id)
     self._run = wandb.init(project=project, entity=entity, mode=mode, dir=directory,
-                           id=run_id, resume="allow", name=name,
+                           id=run_id, resume="allow", name=name, group=group,
                            config=dict(config or {}), reinit="create_new")
 
   def write(self, record: metrics_lib.ChunkRecord) -> None:
@@ -209,6 +209,36 @@ class WandbLogger(Logger):
 
   def close(self) -> None:
     self._run.finish()
+
+
+class SweepLogger(Logger):
+  """Splits each whole-run record of a sweep into one record per grid point.
+
+  Args:
+    points: the grid points' ``{setting: value}``, in run order.
+    shared: sinks that get every point's record in turn (``metrics.jsonl``:
+      one row per chunk and point, with ``point`` and ``hyperparams``).
+    per_point: ``per_point[p]``: sinks of point ``p`` alone (a TensorBoard
+      or W&B run per point).
+  """
+
+  def __init__(self, points: Sequence[Mapping[str, Any]], shared: Sequence[Logger] = (),
+               per_point: Sequence[Sequence[Logger]] = ()):
+    self.points = list(points)
+    self.shared = MultiLogger(shared)
+    self.per_point = [MultiLogger(sinks) for sinks in per_point]
+
+  def write(self, record: metrics_lib.ChunkRecord) -> bool:
+    from baselax.experiment import sweeps
+    stop = False
+    for p, point_record in enumerate(sweeps.point_records(record, self.points)):
+      stop |= self.shared.write(point_record)
+      if self.per_point:
+        stop |= self.per_point[p].write(point_record)
+    return stop
+
+  def close(self) -> None:
+    MultiLogger([self.shared, *self.per_point]).close()
 
 
 class LearningCurveLogger(Logger):
@@ -224,23 +254,47 @@ class LearningCurveLogger(Logger):
 
 def make_loggers(run_dir: Optional[rundir_lib.RunDirectory], loggers_config: Any, *,
                  console: Optional[ConsoleLogger], title: str,
-                 config: Mapping[str, Any], extra: Sequence[Logger] = ()) -> MultiLogger:
+                 config: Mapping[str, Any], extra: Sequence[Logger] = (),
+                 points: Optional[Sequence[Mapping[str, Any]]] = None) -> MultiLogger:
   """The loggers of an experiment (``run_dir`` is ``None`` on processes other than 0).
 
   TensorBoard is on when asked and tensorboardX is installed (a missing
   optional package is said once, not fatal); W&B when a project is given.
+  With sweep ``points``, ``metrics.jsonl`` gets a row per chunk and point,
+  and each point gets its own TensorBoard and W&B run under
+  ``points/<setting=value,...>/`` (W&B: grouped by the run directory's name);
+  the console and ``extra`` loggers get the whole run's records.
   """
   sinks: List[Logger] = [console] if console is not None else []
   if run_dir is not None:
-    sinks += [JsonlLogger(run_dir.metrics_path), LearningCurveLogger(run_dir, title)]
-    if loggers_config.tensorboard:
-      try:
-        sinks.append(TensorBoardLogger(run_dir.path))
-      except ImportError:
-        logger.info("tensorboardX is not installed: no TensorBoard event files.")
-    if loggers_config.wandb_project is not None:
-      sinks.append(WandbLogger(run_dir.path, project=loggers_config.wandb_project,
-                               entity=loggers_config.wandb_entity,
-                               mode=loggers_config.wandb_mode,
-                               name=os.path.basename(run_dir.path), config=config))
+    name = os.path.basename(run_dir.path)
+
+    def dashboards(directory: str, label: Optional[str] = None,
+                   hyperparams: Optional[Mapping[str, Any]] = None) -> List[Logger]:
+      out: List[Logger] = []
+      if loggers_config.tensorboard:
+        try:
+          out.append(TensorBoardLogger(directory))
+        except ImportError:
+          logger.info("tensorboardX is not installed: no TensorBoard event files.")
+      if loggers_config.wandb_project is not None:
+        os.makedirs(directory, exist_ok=True)
+        out.append(WandbLogger(
+            directory, project=loggers_config.wandb_project,
+            entity=loggers_config.wandb_entity, mode=loggers_config.wandb_mode,
+            name=f"{name}/{label}" if label else name,
+            group=name if label else None,
+            config={**config, **({"point": dict(hyperparams)} if hyperparams else {})}))
+      return out
+
+    jsonl = JsonlLogger(run_dir.metrics_path)
+    curve = LearningCurveLogger(run_dir, title)
+    if points is None:
+      sinks += [jsonl, curve, *dashboards(run_dir.path)]
+    else:
+      from baselax.experiment import sweeps
+      labels = [sweeps.label(h) for h in points]
+      sinks += [SweepLogger(points, shared=[jsonl], per_point=[
+          dashboards(os.path.join(run_dir.path, "points", label), label, h)
+          for label, h in zip(labels, points)]), curve]
   return MultiLogger([*sinks, *extra])

@@ -105,21 +105,31 @@ class RunDirectory:
       return [metrics_lib.record_from_json(json.loads(line)) for line in f if line.strip()]
 
   def write_learning_curve(self, title: str = "") -> str:
-    """Plots evaluation return vs env steps (mean over seeds, min-max band)."""
+    """Plots evaluation return vs env steps (mean over seeds, min-max band);
+    a sweep gets one curve (and band) per grid point."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     records = self.read_metrics()
-    steps = np.array([r.env_steps for r in records], np.float64)
-    returns = np.array([np.atleast_1d(r.eval_return) for r in records])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if records:
-      ax.plot(steps, returns.mean(1), label=f"mean over {returns.shape[1]} seed(s)")
+    curves: Dict[Any, List[metrics_lib.ChunkRecord]] = {}
+    for record in records:
+      curves.setdefault(record.point, []).append(record)
+    fig, ax = plt.subplots(figsize=(7, 4.5) if len(curves) > 1 else (6, 4))
+    for point, rows in curves.items():
+      steps = np.array([r.env_steps for r in rows], np.float64)
+      returns = np.array([np.atleast_1d(r.eval_return) for r in rows])
+      seeds = f"mean over {returns.shape[1]} seed(s)"
+      name = seeds if point is None else f"{point}: " + ",".join(
+          f"{k}={v:g}" for k, v in (rows[0].hyperparams or {}).items())
+      line, = ax.plot(steps, returns.mean(1), label=name)
       if returns.shape[1] > 1:
-        ax.fill_between(steps, returns.min(1), returns.max(1), alpha=0.25,
-                        label="min-max over seeds")
-      ax.legend(loc="lower right")
+        ax.fill_between(steps, returns.min(1), returns.max(1), alpha=0.25 if point is None
+                        else 0.1, color=line.get_color(),
+                        label="min-max over seeds" if point is None else None)
+    if records:
+      ax.legend(loc="lower right", fontsize="small" if len(curves) > 1 else None,
+                title=f"point ({seeds})" if len(curves) > 1 else None)
     ax.set_xlabel("env steps (per seed)")
     ax.set_ylabel("greedy evaluation return")
     ax.set_title(title)

@@ -9,6 +9,7 @@ import numpy as np
 
 from baselax import metrics as metrics_lib
 from baselax.experiment import aggregate as aggregate_lib
+from baselax.experiment import sweeps
 
 
 @dataclasses.dataclass
@@ -24,7 +25,9 @@ class ExperimentResult:
     interrupted: stopped before the end (Ctrl-C or ``on_chunk``); resumable.
     result: the trainer's :class:`~baselax.anakin.runner.TrainResult`.
     aggregate: the final returns over seeds (``aggregate.summarise_final_returns``:
-      IQM with its 95% bootstrap CI, mean, std, range), also in ``summary.json``.
+      IQM with its 95% bootstrap CI, mean, std, range), also in ``summary.json``;
+      for a sweep, that of every grid point and the best point
+      (``sweeps.summarise_points``).
   """
   eval_return: Any
   sps: float
@@ -37,24 +40,31 @@ class ExperimentResult:
 
 
 def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: Any,
-              wall: float) -> ExperimentResult:
+              wall: float, points: Optional[List[Dict[str, Any]]] = None
+              ) -> ExperimentResult:
   """This session's figures: a resumed run counts only the chunks it ran.
 
   Args:
     result: the trainer's ``TrainResult``.
     env_steps_per_chunk: env steps per seed of one chunk.
-    num_seeds: seeds trained in one program.
+    num_seeds: runs trained in one program (seeds x sweep points).
     run_dir: the ``RunDirectory`` (``None`` on processes other than 0).
     wall: seconds of this session.
+    points: a sweep's grid points (``{setting: value}``), in run order.
   """
   history: List[metrics_lib.ChunkRecord] = result.history
   ran = history[result.first_chunk:]
   before = history[result.first_chunk - 1].wall_time if result.first_chunk else 0.0
   run_time = (ran[-1].wall_time - before) if ran else 0.0
   steps = len(ran) * env_steps_per_chunk
-  aggregate = aggregate_lib.summarise_final_returns(history[-1].eval_return)
-  if run_dir is not None:
-    aggregate_lib.write_summary(run_dir.path, aggregate)
+  if points:
+    aggregate = sweeps.summarise_points(history[-1].eval_return, points)
+    if run_dir is not None:
+      sweeps.write(run_dir.path, aggregate)
+  else:
+    aggregate = aggregate_lib.summarise_final_returns(history[-1].eval_return)
+    if run_dir is not None:
+      aggregate_lib.write_summary(run_dir.path, aggregate)
   return ExperimentResult(
       eval_return=history[-1].eval_return, env_steps=steps, wall_time=wall,
       sps=steps * num_seeds / run_time if run_time > 0 else float("nan"),
@@ -65,20 +75,27 @@ def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: An
 def print_summary(out: ExperimentResult, prog: str) -> None:
   """The lines after ``---``: final returns, speed and where the run is."""
   result = out.result
-  num_seeds = result.config.num_seeds
+  num_seeds = result.derived.num_runs
   final = np.asarray(out.eval_return)
   print("---")
   if out.interrupted:
     print(f"stopped after {result.history[-1].env_steps:,} env steps; checkpoint "
           f"saved. Continue with:\n  python experiments/{prog} --resume {out.run_dir}")
-  print(f"final greedy eval return per seed ({result.history[-1].eval_returns.shape[-1]} "
-        f"episodes each): {np.array2string(final, precision=1)}  mean {final.mean():.1f}")
-  if out.aggregate["seeds"] > 1:
-    print(f"final greedy eval return over {aggregate_lib.describe(out.aggregate)}")
+  episodes = result.history[-1].eval_returns.shape[-1]
+  if "points" in out.aggregate:
+    print(f"final greedy eval return per sweep point ({result.config.num_seeds} seed(s) "
+          f"x {episodes} episodes each):")
+    print(sweeps.table(out.aggregate))
+    print(sweeps.describe_best(out.aggregate))
+  else:
+    print(f"final greedy eval return per seed ({episodes} episodes each): "
+          f"{np.array2string(final, precision=1)}  mean {final.mean():.1f}")
+    if out.aggregate["seeds"] > 1:
+      print(f"final greedy eval return over {aggregate_lib.describe(out.aggregate)}")
   resumed = (f" (resumed at chunk {result.first_chunk}: {out.env_steps:,} env steps "
              f"per seed in this session)" if result.first_chunk else "")
   run_time = out.env_steps * num_seeds / out.sps if out.sps > 0 else 0.0
-  print(f"env steps per second: {out.sps:,.0f} (all seeds){resumed} | compile "
+  print(f"env steps per second: {out.sps:,.0f} (all {'runs' if 'points' in out.aggregate else 'seeds'}){resumed} | compile "
         f"{result.metrics['compile_time']:.1f}s | run {run_time:.1f}s | total wall "
         f"{out.wall_time:.1f}s")
   print(f"run directory: {out.run_dir}")

@@ -6,9 +6,14 @@
 
 Rows, each at N envs (per device):
 
-  limit          gymnax env steps with random actions in a lax.scan, vmapped over N
+  limit          env steps with random actions in a lax.scan, vmapped over N
+                 (--env-id: any id of baselax.envs.make; valid ones only
+                 where the env has an action mask)
   limit+policy   env + agent.predict (no learning): the ceiling for any trainer
-  anakin         the full loop: act, env, flashbax add/sample, DQN update
+  anakin         the full loop: act, env, replay add/sample, DQN update
+  memory         (printed first) bytes per stored transition of each replay
+                 buffer kind, float32 and auto observation storage
+                 (--memory-only: this table alone)
   hostloop       the same agent and settings through baselax.hostloop on
                  gymnasium's own CartPole-v1 vector env (numpy, one Python step
                  per iteration)
@@ -56,6 +61,7 @@ import optax  # noqa: E402
 
 from baselax import anakin, envs, hostloop, networks  # noqa: E402
 from baselax.agents import DQN  # noqa: E402
+from baselax.errors import ConfigError  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -90,13 +96,17 @@ def limit_rows(env, agent, n: int, iterations: int) -> List[Dict[str, Any]]:
     obs, state = env.functional_reset(key, n)
 
     def body(carry, key):
-      state = carry
+      state, obs = carry
       act_key, step_key = jax.random.split(key)
-      actions = jax.random.randint(act_key, (n,), 0, num_actions)
+      if env.has_action_mask:  # uniform over the valid actions
+        valid = envs.action_mask(obs, num_actions)
+        actions = jax.random.categorical(act_key, jnp.where(valid, 0.0, -jnp.inf))
+      else:
+        actions = jax.random.randint(act_key, (n,), 0, num_actions)
       state, out = env.functional_step(step_key, state, actions)
-      return state, out.reward.sum()
+      return (state, out.obs), out.reward.sum()
 
-    return jax.lax.scan(body, state, jax.random.split(key, iterations))[1].sum()
+    return jax.lax.scan(body, (state, obs), jax.random.split(key, iterations))[1].sum()
 
   def with_policy(key):
     obs, state = env.functional_reset(key, n)
@@ -185,6 +195,39 @@ def hostloop_row(n: int, iterations: int, args) -> Dict[str, Any]:
               buffer_bytes=int(result.metrics["buffer_bytes"]))
 
 
+def memory_rows(env, agent, args) -> List[Dict[str, Any]]:
+  """Bytes per stored transition of each buffer kind and observation storage.
+
+  Each buffer (``--buffer-size``, N = the first ``--num-envs``) is
+  initialised for real and its state's arrays summed: the bytes a run holds
+  per buffer, over its capacity (what ``memory.MemoryPlan`` counts).
+  """
+  from baselax.anakin import memory, replay
+  n = args.num_envs[0]
+  example = replay.example_record(agent, env)
+  rows = []
+  for storage in ("float32", "auto"):
+    for n_step, prioritized in ((1, False), (1, True), (3, False), (3, True)):
+      config = anakin.AnakinConfig(
+          buffer_size=max(args.buffer_size, 2 * n), num_envs=n, n_step=n_step,
+          batch_size=min(args.batch_size, args.buffer_size), prioritized=prioritized,
+          obs_storage=storage)
+      try:
+        codec = memory.obs_codec(storage, env)
+      except ConfigError:
+        continue
+      buf = replay.make_replay(config, 0.99, codec=codec,
+                               truncation_interval=memory.truncation_interval(env))
+      state = jax.jit(buf.init)(example)
+      nbytes = sum(x.nbytes for x in jax.tree.leaves(state))
+      rows.append(dict(kind="memory", buffer=memory.buffer_kind(config),
+                       requested=storage, obs_storage=codec.name, obs_bytes=codec.obs_bytes,
+                       stored_obs_bytes=codec.stored_bytes, capacity=buf.capacity,
+                       bytes_per_transition=nbytes / buf.capacity))
+      del state
+  return rows
+
+
 def scaling_rows(env, agent, args, show) -> None:
   """Weak scaling: N envs per device on each device count.
 
@@ -205,11 +248,13 @@ def scaling_rows(env, agent, args, show) -> None:
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--env", default="CartPole-v1", help="gymnax env id")
+  parser.add_argument("--env-id", "--env", dest="env", default="CartPole-v1",
+                      help="env id: a gymnax id, or suite:name for Craftax, Jumanji, "
+                      "Navix, XLand-MiniGrid (e.g. navix:Navix-Empty-5x5-v0)")
   parser.add_argument("--num-envs", type=int, nargs="+",
                       default=[1, 8, 64, 512, 4096], help="values of N to sweep")
-  parser.add_argument("--seeds", type=int, nargs="+", default=[1, 8, 32],
-                      help="seed counts for the seeds rows")
+  parser.add_argument("--seeds", type=int, nargs="*", default=[1, 8, 32],
+                      help="seed counts for the seeds rows (none: no seeds rows)")
   parser.add_argument("--seeds-num-envs", type=int, default=64,
                       help="N for the seeds rows")
   parser.add_argument("--train-every", type=int, default=1,
@@ -231,6 +276,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
   parser.add_argument("--quick", action="store_true",
                       help="a reduced sweep (N=16; 4 seeds) for smoke tests")
   parser.add_argument("--json", default=None, help="write the results here")
+  parser.add_argument("--memory-only", action="store_true",
+                      help="print the bytes per transition of each buffer kind and exit")
   args = parser.parse_args(argv)
   if args.quick:
     args.num_envs, args.seeds, args.seeds_num_envs = [16], [4], 16
@@ -247,8 +294,11 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     print("note: the host-loop rows use gymnasium's CartPole-v1 only; "
           "pass --no-hostloop to silence this.", file=sys.stderr)
 
-  env = envs.make(args.env)
-  agent = make_agent(env, args)
+  try:
+    env = envs.make(args.env)
+    agent = make_agent(env, args)
+  except ConfigError as error:
+    parser.error(f"--env-id {args.env}: {error}")
   header = dict(jax=jax.__version__, backend=jax.default_backend(),
                 device_kind=jax.devices()[0].device_kind,
                 devices=args.devices, env=args.env, train_every=args.train_every,
@@ -258,6 +308,18 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
         f"device {header['device_kind']} x{args.devices} (of {jax.local_device_count()}) | env {args.env} | "
         f"train_every {args.train_every} | batch {args.batch_size} | "
         f"{header['cpu_count']} CPU cores")
+  memory = memory_rows(env, agent, args)
+  print(f"replay memory, bytes per stored transition (buffer_size {args.buffer_size:,}, "
+        f"N = {args.num_envs[0]}):")
+  for row in memory:
+    stored = f"{row['requested']} ({row['obs_storage']})"
+    print(f"  {row['buffer']:<20}{stored:>17}: obs {row['stored_obs_bytes']:>7,} "
+          f"B of {row['obs_bytes']:>7,}{row['bytes_per_transition']:>12,.1f} B/transition")
+  if args.memory_only:
+    if args.json:
+      with open(args.json, "w") as f:
+        json.dump(dict(header=header, memory=memory), f, indent=2)
+    return dict(header=header, memory=memory)
   columns = ("kind", "N", "seeds", "env steps/s", "per seed", "updates/s",
              "vs limit+pol", "vs hostloop", "compile s", "peak RSS MB", "buffer MB")
   print(("{:<13}" + "{:>7}" * 2 + "{:>13}" * 5 + "{:>12}" * 3).format(*columns))
@@ -303,7 +365,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
       show(anakin_row(env, agent, n, int(np.clip(args.env_steps // n, 64, 5_000)),
                       args, num_seeds=s, kind="seeds/dev", devices=all_devices,
                       parallel="seeds"))
-  result = dict(header=header, rows=rows)
+  result = dict(header=header, rows=rows, memory=memory)
   if args.json:
     with open(args.json, "w") as f:
       json.dump(result, f, indent=2)

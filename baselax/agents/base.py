@@ -81,8 +81,21 @@ def as_network(transformed: Any) -> ApplyFn:
                  lambda params, x, rng=None: transformed.apply(params, x))
 
 
+def is_traced(value: Any) -> bool:
+  """Whether ``value`` is an array being traced: a swept hyperparameter
+  (``baselax.anakin.sweep``) reaches an agent's constructor this way. Checks
+  that need a Python value skip it (its values were checked on the host), and
+  the agent keeps it as an array (:func:`python_scalar`)."""
+  return isinstance(value, jax.core.Tracer)
+
+
+def python_scalar(value: Any, cast: Callable[[Any], Any] = float) -> Any:
+  """``cast(value)``, or ``value`` itself while it is traced (a swept setting)."""
+  return value if is_traced(value) else cast(value)
+
+
 def check_learning_rate(learning_rate: Any) -> None:
-  if callable(learning_rate):
+  if callable(learning_rate) or is_traced(learning_rate):
     return
   if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
     raise TypeError(f"learning_rate must be a float or an optax.Schedule, got "
@@ -107,7 +120,9 @@ class AgentContract:
   """What an agent's ``update`` consumes and provides beyond the required batch.
 
   Every ``update`` batch has ``obs``, ``action``, ``reward``, ``terminated``
-  and ``next_obs`` (the true next observation). Replay variants add optional
+  and ``next_obs`` (the true next observation: the final one where a
+  truncated episode bootstraps; after a termination, which never bootstraps,
+  the Anakin replay gives the next episode's first). Replay variants add optional
   keys; an agent that silently ignored one would train on a wrong target, so
   an agent declares here what it honours, and trainers refuse, before
   compiling, a run that needs more (``baselax.anakin.contract``).
@@ -124,10 +139,22 @@ class AgentContract:
       key every update. Agents that do not declare it get no ``key``, exactly
       as before; a declaring agent must still accept a call without one (the
       documented signature), doing something deterministic then.
+    action_mask: on an env with ``has_action_mask`` (the last ``num_actions``
+      observation entries are the valid actions, ``baselax.envs.protocol``),
+      ``predict`` picks only valid actions, greedy or exploring, and
+      ``update`` bootstraps from valid next actions only. Trainers refuse such
+      an env to an agent that does not declare it.
+    device_groups: ``update`` averages over its ``axis_name`` with
+      :func:`device_mean`, so it may be a :class:`DeviceGroups` (the Anakin
+      trainer's ``parallel="groups"`` layout: gradients averaged within groups
+      of devices). An agent that calls ``jax.lax.pmean(x, axis_name)`` itself
+      can take a plain axis name only, and the groups layout is refused to it.
   """
   reads: FrozenSet[str] = frozenset()
   td_error: bool = False
   update_key: bool = False
+  action_mask: bool = False
+  device_groups: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "reads", frozenset(self.reads))
@@ -135,6 +162,31 @@ class AgentContract:
     if unknown:
       raise ValueError(f"AgentContract.reads: unknown batch key(s) {sorted(unknown)}; "
                        f"the optional keys are {sorted(OPTIONAL_BATCH_KEYS)}.")
+
+
+class DeviceGroups(NamedTuple):
+  """A mapped device axis averaged in groups: what ``update`` gets as
+  ``axis_name`` when devices are shared by groups of runs.
+
+  Attributes:
+    name: the mapped axis's name.
+    groups: disjoint tuples of device indices covering the axis, all of one
+      size; each is averaged on its own (``jax.lax.pmean``'s
+      ``axis_index_groups``).
+  """
+  name: str
+  groups: Tuple[Tuple[int, ...], ...]
+
+
+def device_mean(tree: Any, axis_name: Any) -> Any:
+  """``jax.lax.pmean`` of ``tree`` over ``axis_name``: a mapped axis's name,
+  or a :class:`DeviceGroups` (averaged within each group); ``None``: ``tree``."""
+  if axis_name is None:
+    return tree
+  if isinstance(axis_name, DeviceGroups):
+    return jax.lax.pmean(tree, axis_name.name,
+                         axis_index_groups=[list(g) for g in axis_name.groups])
+  return jax.lax.pmean(tree, axis_name=axis_name)
 
 
 def contract_of(agent: Any) -> AgentContract:

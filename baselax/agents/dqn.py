@@ -13,6 +13,7 @@ import optax
 from baselax.agents import base
 from baselax.agents import q_config
 from baselax.agents import value_learning
+from baselax.envs import protocol as env_protocol
 from baselax.errors import ConfigError
 
 #: The keys every DQN ``update`` batch must have; shapes for a batch of ``B``.
@@ -70,12 +71,18 @@ class DQN(base.BaseAgent):
   ``weight`` = ``data["weight"]`` or 1, and ``data["discount"]`` replacing
   ``gamma * (1 - terminated)`` when present (n-step batches).
 
+  On an env with ``has_action_mask`` (its observations end with the
+  valid-action mask, ``baselax.envs.protocol``) greedy and exploring actions
+  are valid ones, and the max (Double DQN: the argmax) over ``a`` in the
+  target runs over the actions valid in ``s'`` only.
+
   Variants of the DQN family that differ only in what they learn (QR-DQN)
   subclass it and replace :meth:`action_values` and :meth:`loss`; acting,
   the optimizer step, the device average and the target copy are shared.
   """
 
-  contract = base.AgentContract(reads=frozenset({"discount", "weight"}), td_error=True)
+  contract = base.AgentContract(reads=frozenset({"discount", "weight"}), td_error=True,
+                                action_mask=True, device_groups=True)
 
   class Params(NamedTuple):
     """``policy``: online network params; ``target``: target network params."""
@@ -116,10 +123,12 @@ class DQN(base.BaseAgent):
                huber_delta: Optional[float] = None,
                max_grad_norm: Optional[float] = None,
                noisy: bool = False):
-    if not 0.0 < discount_factor <= 1.0:
+    # A swept setting arrives traced (base.is_traced): it was checked on the host.
+    if not base.is_traced(discount_factor) and not 0.0 < discount_factor <= 1.0:
       raise ConfigError(f"discount_factor must be in (0, 1], got "
                         f"{discount_factor!r}.")
-    if (isinstance(target_update_interval, bool) or
+    if not base.is_traced(target_update_interval) and (
+        isinstance(target_update_interval, bool) or
         not isinstance(target_update_interval, int) or target_update_interval < 1):
       raise ConfigError(f"target_update_interval must be an integer >= 1, got "
                         f"{target_update_interval!r}.")
@@ -132,9 +141,9 @@ class DQN(base.BaseAgent):
           f"{type(self).__name__} needs a Discrete action space, got {action_space}. "
           f"Use a discrete-action env (e.g. CartPole-v1, Breakout-MinAtar).")
     for name, value in (("huber_delta", huber_delta), ("max_grad_norm", max_grad_norm)):
-      if value is not None and not value > 0:
+      if value is not None and not base.is_traced(value) and not value > 0:
         raise ConfigError(f"{name} must be > 0 (or None to disable), got {value!r}.")
-    self.discount_factor = float(discount_factor)
+    self.discount_factor = base.python_scalar(discount_factor)
     self.epsilon_schedule = epsilon_schedule
     self.target_update_interval = target_update_interval
     self.double = bool(double)
@@ -145,6 +154,8 @@ class DQN(base.BaseAgent):
       self.contract = dataclasses.replace(type(self).contract, update_key=True)
     super().__init__(network, env, learning_rate)
     self.num_actions = int(action_space.n)
+    # The env's observations end with its valid-action mask (baselax.envs.protocol).
+    self.has_action_mask = bool(getattr(env, "has_action_mask", False))
 
   def make_optimizer(self) -> optax.GradientTransformation:
     """Adam, after global-norm clipping when ``max_grad_norm`` is set."""
@@ -171,6 +182,7 @@ class DQN(base.BaseAgent):
 
   def predict(self, params: "DQN.Params", policy_state: "DQN.PolicyState",
               obs: jax.Array, key: base.KeyLike, evaluation: bool = False,
+              action_mask: Optional[jax.Array] = None,
               **kwargs) -> Tuple["DQN.PolicyOutput", "DQN.PolicyState"]:
     """Epsilon-greedy (or, with ``evaluation=True``, greedy) actions.
 
@@ -180,15 +192,23 @@ class DQN(base.BaseAgent):
         randomness.
       evaluation: Python bool; greedy actions, and the policy count is not
         advanced (evaluation does not consume the exploration schedule).
+      action_mask: ``(B, A)`` valid actions (True/1), greedy and exploring
+        actions are drawn among them only. Default: on an env with
+        ``has_action_mask``, the observations' last ``A`` entries; else none.
 
     Returns:
-      ``(PolicyOutput(actions (B,), q_values (B, A), epsilon []), PolicyState)``.
+      ``(PolicyOutput(actions (B,), q_values (B, A), epsilon []), PolicyState)``;
+      ``q_values`` are the network's, invalid actions included.
     """
     del kwargs
     obs = jnp.asarray(obs)
     single = obs.ndim == len(self.observation_space.shape)
     if single:
       obs = obs[None]
+    if action_mask is not None:
+      action_mask = jnp.asarray(action_mask).reshape(obs.shape[0], self.num_actions)
+    elif self.has_action_mask:
+      action_mask = env_protocol.action_mask(obs, self.num_actions)
     if self.noisy and not evaluation:
       # A noise draw per row (one network call draws one for its batch).
       noise_key, key = jax.random.split(base.as_key(key))
@@ -199,10 +219,11 @@ class DQN(base.BaseAgent):
       q_values = self.action_values(params.policy, obs)
     if evaluation:
       epsilon = jnp.zeros((), jnp.float32)
-      actions = jnp.argmax(q_values, axis=-1)
+      actions = jnp.argmax(value_learning.mask_invalid(q_values, action_mask), axis=-1)
     else:
       epsilon = jnp.asarray(self.epsilon_schedule(policy_state.count), jnp.float32)
-      actions = value_learning.epsilon_greedy(base.as_key(key), q_values, epsilon)
+      actions = value_learning.epsilon_greedy(base.as_key(key), q_values, epsilon,
+                                              action_mask)
       policy_state = self.PolicyState(count=policy_state.count + 1)
     actions = actions.astype(jnp.int32)
     if single:
@@ -228,6 +249,17 @@ class DQN(base.BaseAgent):
       return jnp.asarray(data["discount"], jnp.float32)
     return self.discount_factor * (1.0 - jnp.asarray(data["terminated"], jnp.float32))
 
+  def mask_next(self, values: jax.Array, data: Mapping[str, jax.Array]) -> jax.Array:
+    """Next-state action values ``(B, A, ...)`` with the actions invalid in
+    ``data["next_obs"]`` at ``-inf``, so the bootstrap's max/argmax skips them
+    (on an env with ``has_action_mask``; otherwise ``values`` unchanged)."""
+    if not self.has_action_mask:
+      return values
+    valid = value_learning.valid_actions(
+        env_protocol.action_mask(data["next_obs"], self.num_actions))
+    valid = valid.reshape(valid.shape + (1,) * (values.ndim - valid.ndim))
+    return jnp.where(valid, values, -jnp.inf)
+
   # --- learning --------------------------------------------------------------
 
   def td_errors(self, online: Any, target: Any, data: Mapping[str, jax.Array],
@@ -240,11 +272,13 @@ class DQN(base.BaseAgent):
     a_tm1 = jnp.asarray(data["action"], jnp.int32)
     r_t = jnp.asarray(data["reward"], jnp.float32)
     if self.double:
-      q_t_selector = self.network.apply(online, data["next_obs"], selector_key)
+      q_t_selector = self.mask_next(
+          self.network.apply(online, data["next_obs"], selector_key), data)
       td = jax.vmap(value_learning.double_q_learning)(
           q_tm1, a_tm1, r_t, discount_t, q_t, q_t_selector)
     else:
-      td = jax.vmap(value_learning.q_learning)(q_tm1, a_tm1, r_t, discount_t, q_t)
+      td = jax.vmap(value_learning.q_learning)(q_tm1, a_tm1, r_t, discount_t,
+                                               self.mask_next(q_t, data))
     return td, q_tm1
 
   def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array],
@@ -271,7 +305,8 @@ class DQN(base.BaseAgent):
     Args:
       data: dict batch with ``REQUIRED_DATA_KEYS``; leading axis ``B``.
       axis_name: if given, gradients and reported scalars are averaged over
-        this mapped (device) axis with ``jax.lax.pmean``.
+        this mapped (device) axis with ``jax.lax.pmean``; a
+        ``base.DeviceGroups`` averages within each group of devices.
       key: a JAX key for a noisy network's noise (ignored otherwise; without
         it a noisy network learns on its mean weights).
 
@@ -289,8 +324,7 @@ class DQN(base.BaseAgent):
                                                    *loss_args)
     if axis_name is not None:
       # TD errors stay per device: they belong to this device's batch.
-      grads, loss, q_mean = jax.lax.pmean((grads, out.loss, out.q_mean),
-                                          axis_name=axis_name)
+      grads, loss, q_mean = base.device_mean((grads, out.loss, out.q_mean), axis_name)
       out = out._replace(loss=loss, q_mean=q_mean)
     updates, opt_state = self.optimizer.update(grads, optimizer_state.opt_state,
                                                params.policy)

@@ -25,7 +25,7 @@ class QLearningConfig:
     epsilon_start: exploration epsilon at the start of training, in [0, 1].
     epsilon_end: exploration epsilon after the decay, in [0, 1].
     exploration_fraction: fraction of total_env_steps over which epsilon decays linearly, in (0, 1].
-    network: mlp, conv, or auto (conv for image observations, else mlp).
+    network: mlp, conv (MinAtar), nature (Mnih et al. 2015, for Atari frame stacks (4, 84, 84); its head is hidden_sizes), or auto (nature for 84x84 frame stacks, conv for other images, else mlp).
     hidden_sizes: hidden layer widths of the MLP (and of the conv net's head).
     double_dqn: Double DQN targets (van Hasselt et al. 2016): the online net picks the next action.
     dueling: dueling value/advantage head (Wang et al. 2016).
@@ -58,7 +58,8 @@ class QLearningConfig:
     check(0.0 <= self.epsilon_start <= 1.0, "epsilon_start", "in [0, 1]")
     check(0.0 <= self.epsilon_end <= 1.0, "epsilon_end", "in [0, 1]")
     check(0.0 < self.exploration_fraction <= 1.0, "exploration_fraction", "in (0, 1]")
-    check(self.network in ("auto", "mlp", "conv"), "network", "auto, mlp or conv")
+    check(self.network in ("auto", "mlp", "conv", "nature"), "network",
+          "auto, mlp, conv or nature")
     check(len(self.hidden_sizes) > 0 and all(
         isinstance(h, int) and h >= 1 for h in self.hidden_sizes),
           "hidden_sizes", "one or more integers >= 1")
@@ -72,6 +73,10 @@ def q_network(config: QLearningConfig, env: Any, atoms: Optional[int] = None
   """The network ``config.network`` names for ``env``'s observations
   (dueling and noisy as the config says)."""
   observation_space, _ = base.spaces_lib.env_spaces(env)
+  if config.network == "nature" or (config.network == "auto" and
+                                    networks.is_atari_frames(observation_space)):
+    return networks.nature_q_network(config.hidden_sizes, dueling=config.dueling,
+                                     atoms=atoms, noisy=config.noisy)
   conv = config.network == "conv" or (config.network == "auto" and
                                       networks.is_image(observation_space))
   if conv:

@@ -5,6 +5,8 @@ the action ``a_tm1`` was taken, ``r_t`` and ``discount_t`` come with the next
 state, ``q_t`` are the (target) action values there.
 """
 
+from typing import Optional
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -54,18 +56,45 @@ def double_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
 
 
 def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array,
-                   epsilon: chex.Numeric) -> chex.Array:
+                   epsilon: chex.Numeric, mask: Optional[chex.Array] = None
+                   ) -> chex.Array:
   """Epsilon-greedy actions for a batch ``[B, A] -> [B]``, independently per row.
 
   Each row draws its own exploration coin and its own random action, so two
-  rows with equal observations can take different actions.
+  rows with equal observations can take different actions. With ``mask``
+  ``[B, A]`` (True = valid; see :func:`mask_invalid`) both the greedy and the
+  random action are valid ones, the random one uniform over them.
   """
   chex.assert_rank(q_values, 2)
   batch, num_actions = q_values.shape
   explore_key, action_key = jax.random.split(key)
   explore = jax.random.uniform(explore_key, (batch,)) < epsilon
-  random_actions = jax.random.randint(action_key, (batch,), 0, num_actions)
+  if mask is None:
+    random_actions = jax.random.randint(action_key, (batch,), 0, num_actions)
+  else:
+    valid = valid_actions(mask)
+    random_actions = jax.random.categorical(
+        action_key, jnp.where(valid, 0.0, -jnp.inf), axis=-1)
+    q_values = mask_invalid(q_values, mask)
   return jnp.where(explore, random_actions, jnp.argmax(q_values, axis=-1))
+
+
+def valid_actions(mask: chex.Array) -> chex.Array:
+  """``mask`` ``[..., A]`` as booleans, a row with no valid action counting all
+  as valid (so every row has a max and an argmax)."""
+  mask = jnp.asarray(mask, jnp.bool_)
+  return mask | ~jnp.any(mask, axis=-1, keepdims=True)
+
+
+def mask_invalid(values: chex.Array, mask: Optional[chex.Array]) -> chex.Array:
+  """Action values ``[..., A]`` with invalid actions (``mask`` False) at
+  ``-inf``, so max and argmax see only valid ones; ``mask=None``: unchanged.
+
+  A row with no valid action is left as it is (see :func:`valid_actions`).
+  """
+  if mask is None:
+    return values
+  return jnp.where(valid_actions(mask), values, -jnp.inf)
 
 
 def munchausen_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,

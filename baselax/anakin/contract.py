@@ -19,19 +19,39 @@ from baselax.anakin.config import AnakinConfig
 from baselax.errors import ConfigError
 
 
-def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig) -> None:
-  """Refuses a config that asks of ``agent`` what its contract does not offer.
+def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig,
+                env: Any = None) -> None:
+  """Refuses a config (or env) that asks of ``agent`` what its contract does not offer.
+
+  ``env``: the env the run trains on (default: the one the agent was built
+  with, ``agent.env``).
 
   Raises:
     ConfigError: n-step returns with an agent that does not read
       ``data["discount"]`` (or has no ``discount_factor``); prioritised replay
-      with one that does not read ``data["weight"]`` or return ``td_error``.
+      with one that does not read ``data["weight"]`` or return ``td_error``;
+      an env with an action mask and an agent that does not honour it.
   """
   name = type(agent).__name__
   contract = agent_base.contract_of(agent)
   if not isinstance(contract, agent_base.AgentContract):
     raise ConfigError(f"{name}.contract must be a baselax.agents.AgentContract, "
                       f"got {type(contract).__name__}.")
+  env = getattr(agent, "env", None) if env is None else env
+  if getattr(env, "has_action_mask", False) and not contract.action_mask:
+    raise ConfigError(
+        f"{getattr(env, 'env_id', type(env).__name__)} has an action mask (the last "
+        f"entries of each observation) and agent {name} does not honour it, so it "
+        f"would take invalid actions. Use an agent that does (dqn, qrdqn, c51, "
+        f"rainbow), or mask invalid actions in {name}.predict and update's "
+        f"bootstrap and declare contract = AgentContract(action_mask=True, ...).")
+  if config.parallel == "groups" and not contract.device_groups:
+    raise ConfigError(
+        f"parallel=groups averages gradients within groups of devices, and agent "
+        f"{name} does not declare it can (its update would average over all "
+        f"devices). Use parallel=data or seeds, or average with "
+        f"baselax.agents.base.device_mean(tree, axis_name) in {name}.update and "
+        f"declare contract = AgentContract(device_groups=True, ...).")
   if config.n_step > 1:
     if "discount" not in contract.reads:
       raise ConfigError(
@@ -65,7 +85,7 @@ def discount_for(agent: agent_base.BaseAgent, config: AnakinConfig) -> Optional[
   """
   if config.n_step == 1:
     return None
-  return float(agent.discount_factor)
+  return agent_base.python_scalar(agent.discount_factor)  # traced when swept
 
 
 def check_td_error(agent: agent_base.BaseAgent, batch_shape: Any,

@@ -12,7 +12,7 @@ only receives the device axis's name (``axis_name``) to hand to
 ``agent.update``. Array layout inside one (device, seed) program::
 
     obs, env_state leaves ..... (num_envs, ...)
-    buffer .................... a flashbax buffer of buffer_size transitions (replay.py)
+    buffer .................... buffer_size transitions, one copy of each obs (replay.py)
     a sampled batch ........... (batch_size, ...)
 
 One scan step is ``train_every`` env iterations (every env steps once per
@@ -33,9 +33,11 @@ from gymnax.environments import environment as gymnax_environment
 
 from baselax.agents import base as agent_base
 from baselax.anakin import contract
+from baselax.anakin import memory
 from baselax.anakin import replay as replay_lib
 from baselax.anakin.config import DEFAULT_EVAL_MAX_STEPS, AnakinConfig, Derived
 from baselax.envs.gymnax_env import GymnaxEnv
+from baselax.envs.protocol import JaxEnv
 from baselax.metrics import scalar_fields, zero_scalars
 
 Metrics = Dict[str, jax.Array]
@@ -66,43 +68,32 @@ class AnakinFns(NamedTuple):
   evaluate: Callable[[Any, Any, jax.Array], jax.Array]
 
 
-def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
+def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
                 config: AnakinConfig, derived: Derived,
                 axis_name: Optional[str] = None) -> AnakinFns:
   """Builds the pure ``init``/``run_chunk``/``evaluate`` functions of a run.
 
   Args:
     agent: any ``BaseAgent``.
-    env: a ``GymnaxEnv``; its functional core is compiled into the scan.
+    env: a :class:`~baselax.envs.JaxEnv`; its functional core is compiled
+      into the scan.
     config: the run's configuration.
     derived: sizes derived from ``config`` for the device count.
     axis_name: the mapped device axis whose gradients ``agent.update`` must
       average, or ``None`` on a single device.
   """
-  contract.check_agent(agent, config)
+  contract.check_agent(agent, config, env)
   num_envs = config.num_envs
-  replay = replay_lib.make_replay(config, contract.discount_for(agent, config))
+  # One copy of each observation, stored as obs_storage says (memory.py).
+  replay = replay_lib.make_replay(
+      config, contract.discount_for(agent, config),
+      codec=memory.obs_codec(config.obs_storage, env),
+      truncation_interval=memory.truncation_interval(env))
   eval_max_steps = episode_step_limit(env, config.eval_max_steps)
 
-  def example_transition(key: jax.Array) -> Dict[str, jax.Array]:
-    """One transition (no env axis), traced only for its structure and dtypes."""
-    params = agent.init_params(key)
-    obs, env_state = env.functional_reset(key, 1)
-    out, _ = agent.predict(params, agent.init_policy(key), obs, key,
-                           evaluation=False)
-    _, step = env.functional_step(key, env_state, out.actions)
-    return jax.tree.map(lambda x: x[0], transition(obs, out.actions, step))
-
-  def transition(obs, actions, step) -> Dict[str, jax.Array]:
-    """The documented ``update`` batch keys; ``next_obs`` is the true final obs."""
-    out = {"obs": obs, "action": actions, "reward": step.reward,
-           "terminated": step.terminated, "next_obs": step.final_obs}
-    if replay.stores_truncated:  # n-step windows stop at any episode end
-      out["truncated"] = step.truncated
-    return out
-
   abstract_key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-  transition_shape = jax.eval_shape(example_transition, abstract_key)
+  transition = replay_lib.step_record  # what each env step hands the replay
+  transition_shape = replay_lib.example_record(agent, env)
 
   def empty_buffer():
     return replay.init(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
@@ -230,7 +221,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: GymnaxEnv,
   return AnakinFns(init=init, run_chunk=run_chunk, evaluate=evaluate)
 
 
-def greedy_returns(agent: agent_base.BaseAgent, env: GymnaxEnv, params: Any,
+def greedy_returns(agent: agent_base.BaseAgent, env: JaxEnv, params: Any,
                    policy_state: Any, key: jax.Array, num_episodes: int,
                    max_steps: int) -> jax.Array:
   """Undiscounted returns ``(num_episodes,)`` of fresh greedy episodes.
@@ -259,13 +250,14 @@ def greedy_returns(agent: agent_base.BaseAgent, env: GymnaxEnv, params: Any,
   return jax.lax.while_loop(cond, body, carry)[4]
 
 
-def episode_step_limit(env: GymnaxEnv, max_steps: Optional[int] = None) -> int:
-  """``max_steps`` if given, else the env's own time limit (10,000 if it has
-  none) capped at :data:`DEFAULT_EVAL_MAX_STEPS`."""
+def episode_step_limit(env: JaxEnv, max_steps: Optional[int] = None) -> int:
+  """``max_steps`` if given, else the env's own time limit
+  (``env.max_episode_steps``; 10,000 if it has none) capped at
+  :data:`DEFAULT_EVAL_MAX_STEPS`."""
   if max_steps:
     return max_steps
-  limit = int(getattr(env.env_params, "max_steps_in_episode", 10_000))
-  return min(limit, DEFAULT_EVAL_MAX_STEPS)
+  limit = getattr(env, "max_episode_steps", None)
+  return min(10_000 if limit is None else int(limit), DEFAULT_EVAL_MAX_STEPS)
 
 
 def all_finite(tree: Any) -> jax.Array:
@@ -288,7 +280,7 @@ def chunk_and_evaluate(fns: AnakinFns, state: TrainState, first_step: jax.Array
   return state, metrics
 
 
-def make_train(agent: agent_base.BaseAgent, env: GymnaxEnv, config: AnakinConfig,
+def make_train(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
                *, num_devices: int = 1, axis_name: Optional[str] = None
                ) -> Callable[..., Tuple[TrainState, Metrics]]:
   """Returns a pure ``train_fn(key) -> (final_state, metrics)`` for a whole run.
@@ -317,15 +309,20 @@ def make_train(agent: agent_base.BaseAgent, env: GymnaxEnv, config: AnakinConfig
   return train_fn
 
 
-def check_env(env: Any) -> GymnaxEnv:
-  """The Anakin trainer needs a JAX-native env: a ``GymnaxEnv`` (or raw gymnax env)."""
-  if isinstance(env, GymnaxEnv):
+def check_env(env: Any) -> JaxEnv:
+  """The Anakin trainer needs a JAX-native env: any implementation of the env
+  protocol :class:`~baselax.envs.JaxEnv` (``GymnaxEnv``, the suite adapters of
+  ``baselax.envs.make``, your own), or a raw gymnax env (wrapped in a
+  ``GymnaxEnv``)."""
+  if isinstance(env, JaxEnv):
     return env
   if isinstance(env, gymnax_environment.Environment):
     return GymnaxEnv(env)
   raise TypeError(
       f"The Anakin trainer compiles the environment into its scan, so it needs "
-      f"a JAX-native env: a baselax.envs.GymnaxEnv, got {type(env).__name__}. "
-      f"Make one with baselax.envs.make('CartPole-v1') or "
+      f"a JAX-native env implementing baselax.envs.JaxEnv (pure "
+      f"functional_reset/functional_step, single spaces, max_episode_steps, "
+      f"env_id, has_action_mask), got {type(env).__name__}. Make one with "
+      f"baselax.envs.make('CartPole-v1') or make('navix:Navix-Empty-5x5-v0'), or "
       f"baselax.envs.GymnaxEnv(my_gymnax_env, env_params). Environments not "
       f"written in JAX (gymnasium, Atari) need a host loop instead.")

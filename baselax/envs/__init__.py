@@ -1,4 +1,10 @@
-"""Environments: the gymnax gym adapter and space helpers.
+"""Environments: the env protocol, the gym adapter, the suite adapters.
+
+``make(env_id)`` builds any env the Anakin trainer takes: a gymnax id
+(``"CartPole-v1"``) or ``"suite:name"`` for Craftax, Jumanji, Navix and
+XLand-MiniGrid (:mod:`baselax.envs.suites`). Every env implements
+:class:`JaxEnv` (:mod:`baselax.envs.protocol`), and is a
+``gymnasium.vector.VectorEnv`` too.
 
 Names are imported on first use: importing gymnax starts JAX's backend, and
 agents (which read spaces through :mod:`baselax.envs.spaces`) must be
@@ -8,11 +14,14 @@ importable before ``jax.distributed.initialize``.
 from baselax._lazy import lazy_attributes
 
 _WHERE = {
-    "EnvStep": "gymnax_env", "GymnaxEnv": "gymnax_env", "make": "gymnax_env",
-    "registered_ids": "gymnax_env",
+    "EnvStep": "protocol", "JaxEnv": "protocol", "JaxVectorEnv": "protocol",
+    "action_mask": "protocol", "vector_env": "protocol",
+    "GymnaxEnv": "gymnax_env",
+    "make": "suites", "registered_ids": "suites", "SUITES": "suites",
     "env_spaces": "spaces", "to_gymnasium_space": "spaces",
 }
-_SUBMODULES = ("gymnax_env", "spaces")
+_SUBMODULES = ("protocol", "observations", "suite_env", "suites", "gymnax_env",
+               "spaces", "craftax_env", "jumanji_env", "navix_env", "xminigrid_env")
 
 __all__ = list(_WHERE)
 

@@ -15,49 +15,21 @@ trains on.
 
 from __future__ import annotations
 
-from typing import Any, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Optional, Tuple
 
-import gymnasium
 import gymnax
 import jax
 import jax.numpy as jnp
-import numpy as np
-from gymnasium.vector import AutoresetMode
 from gymnax.environments import environment as gymnax_environment
 
 from baselax.envs import spaces as spaces_lib
+from baselax.envs.protocol import EnvStep, JaxVectorEnv, check_num_envs
 from baselax.errors import ConfigError
 
-
-class EnvStep(NamedTuple):
-  """One batched environment transition; leading axis = envs ``(N, ...)``.
-
-  Attributes:
-    obs: observation to act on next, ``(N, *obs_shape)``; after an episode
-      ends this is already the first observation of the next episode
-      (gymnax auto-resets in the same step).
-    reward: ``(N,)`` float32.
-    terminated: ``(N,)`` bool, the episode reached a terminal state (no
-      bootstrapping).
-    truncated: ``(N,)`` bool, the episode was cut by the time limit (the
-      transition bootstraps from ``final_obs``).
-    final_obs: ``(N, *obs_shape)``, the true observation reached by this
-      step, before any auto-reset. Equal to ``obs`` where the episode goes on.
-  """
-  obs: jax.Array
-  reward: jax.Array
-  terminated: jax.Array
-  truncated: jax.Array
-  final_obs: jax.Array
+__all__ = ["EnvStep", "GymnaxEnv", "check_num_envs", "make", "registered_ids"]
 
 
-def check_num_envs(num_envs: Any) -> None:
-  if (isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer))
-      or num_envs < 1):
-    raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
-
-
-class GymnaxEnv(gymnasium.vector.VectorEnv):
+class GymnaxEnv(JaxVectorEnv):
   """A ``gymnasium.vector.VectorEnv`` over ``num_envs`` copies of a gymnax env.
 
   Args:
@@ -66,13 +38,18 @@ class GymnaxEnv(gymnasium.vector.VectorEnv):
     env_params: its ``EnvParams``; ``None`` uses ``env.default_params``.
     num_envs: number of parallel copies stepped by the gym API.
 
+  One implementation of :class:`~baselax.envs.protocol.JaxEnv`: gymnax
+  already separates ``terminated`` and ``truncated`` and reports the final
+  observation, so the adapter only batches. ``env_id`` is the gymnax env's
+  ``name``; ``max_episode_steps`` its ``env_params.max_steps_in_episode``.
+
   The gym API follows gymnasium 1.x with ``AutoresetMode.SAME_STEP``: when an
   episode ends, ``step`` returns the first observation of the next episode in
   ``obs``, and the true final observation in ``info["final_obs"]`` (an object
   array, ``None`` where the episode goes on) with the mask ``info["_final_obs"]``.
   """
 
-  metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+  has_action_mask = False
 
   def __init__(self,
                env: gymnax_environment.Environment,
@@ -87,23 +64,17 @@ class GymnaxEnv(gymnasium.vector.VectorEnv):
     check_num_envs(num_envs)
     self.env = env
     self.env_params = env.default_params if env_params is None else env_params
-    self.num_envs = int(num_envs)
+    self.env_id = env.name
+    limit = getattr(self.env_params, "max_steps_in_episode", None)
+    self.max_episode_steps = None if limit is None else int(limit)
 
     example_obs, _ = jax.eval_shape(self.env.reset, jax.random.PRNGKey(1),
                                     self.env_params)
-    self.single_observation_space = spaces_lib.to_gymnasium_space(
-        self.env.observation_space(self.env_params), example_obs)
-    self.single_action_space = spaces_lib.to_gymnasium_space(
-        self.env.action_space(self.env_params))
-    self.observation_space = gymnasium.vector.utils.batch_space(
-        self.single_observation_space, self.num_envs)
-    self.action_space = gymnasium.vector.utils.batch_space(
-        self.single_action_space, self.num_envs)
-
-    self._jit_reset = jax.jit(self.functional_reset, static_argnums=1)
-    self._jit_step = jax.jit(self.functional_step)
-    self._key: Optional[jax.Array] = None
-    self._state: Any = None
+    self._init_vector(
+        spaces_lib.to_gymnasium_space(self.env.observation_space(self.env_params),
+                                      example_obs),
+        spaces_lib.to_gymnasium_space(self.env.action_space(self.env_params)),
+        num_envs)
 
   # ---------------------------------------------------------------------------
   # The pure functional core (what the Anakin trainer compiles).
@@ -150,68 +121,6 @@ class GymnaxEnv(gymnasium.vector.VectorEnv):
         # a terminal transition never bootstraps, so keep the flags disjoint.
         truncated=jnp.logical_and(truncated, jnp.logical_not(terminated)),
         final_obs=info["final_observation"])
-
-  # ---------------------------------------------------------------------------
-  # The gymnasium vector API (numpy in, numpy out).
-  # ---------------------------------------------------------------------------
-
-  def reset(self, *, seed: Optional[int] = None,
-            options: Optional[Dict[str, Any]] = None
-            ) -> Tuple[np.ndarray, Dict[str, Any]]:
-    """Resets all envs. ``seed`` makes the whole episode sequence reproducible."""
-    del options
-    super().reset(seed=seed)
-    if seed is None and self._key is not None:
-      key = self._key
-    else:
-      seed = int(self.np_random.integers(2**31 - 1)) if seed is None else seed
-      key = jax.random.PRNGKey(seed)
-    self._key, reset_key = jax.random.split(key)
-    obs, self._state = self._jit_reset(reset_key, self.num_envs)
-    return np.asarray(obs), {}
-
-  def step(self, actions: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
-                                        np.ndarray, Dict[str, Any]]:
-    """Steps all envs; see the class docstring for the autoreset convention."""
-    if self._state is None:
-      raise RuntimeError("GymnaxEnv.step called before reset(); call "
-                         "env.reset(seed=...) first.")
-    actions = self._check_actions(actions)
-    self._key, step_key = jax.random.split(self._key)
-    self._state, out = self._jit_step(step_key, self._state, actions)
-    out = jax.device_get(out)
-    done = np.logical_or(out.terminated, out.truncated)
-    info: Dict[str, Any] = {}
-    if done.any():
-      final_obs = np.full(self.num_envs, None, dtype=object)
-      for i in np.flatnonzero(done):
-        final_obs[i] = out.final_obs[i]
-      info["final_obs"], info["_final_obs"] = final_obs, done
-    return out.obs, out.reward, out.terminated, out.truncated, info
-
-  def _check_actions(self, actions: Any) -> jax.Array:
-    space = self.single_action_space
-    actions = np.asarray(actions)
-    expected = (self.num_envs, *space.shape)
-    if actions.shape != expected:
-      raise ValueError(
-          f"GymnaxEnv.step expects actions of shape {expected} (num_envs="
-          f"{self.num_envs}), got {actions.shape}. Pass one action per env, "
-          f"e.g. env.action_space.sample().")
-    if isinstance(space, gymnasium.spaces.Discrete):
-      if not np.issubdtype(actions.dtype, np.integer):
-        raise ValueError(f"Discrete actions must be integers, got dtype "
-                         f"{actions.dtype}.")
-      if actions.min() < space.start or actions.max() >= space.start + space.n:
-        raise ValueError(
-            f"Actions out of range: the action space is {space} (valid "
-            f"actions {space.start}..{space.start + space.n - 1}), got "
-            f"{actions.tolist()}.")
-      actions = actions.astype(np.int32)
-    elif isinstance(space, gymnasium.spaces.Box):
-      if not np.all(np.isfinite(actions)):
-        raise ValueError(f"Actions must be finite, got {actions.tolist()}.")
-    return jnp.asarray(actions)
 
   def __repr__(self) -> str:
     return (f"GymnaxEnv({self.env.name}, num_envs={self.num_envs}, "

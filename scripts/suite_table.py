@@ -57,7 +57,7 @@ ROWS = {
     "jumanji": Row("Jumanji", "jumanji:Game2048-v1", 500_000,
                    dict(learning_rate=5e-4, hidden_sizes=(256, 256), huber=True),
                    dict(num_envs=16)),
-    "craftax": Row("Craftax", "craftax:Craftax-Classic-Symbolic-v1", 300_000,
+    "craftax": Row("Craftax", "craftax:Craftax-Classic-Symbolic-v1", 1_000_000,
                    dict(learning_rate=5e-4, hidden_sizes=(256, 256)),
                    dict(num_envs=16, eval_episodes=8, eval_max_steps=2000)),
 }

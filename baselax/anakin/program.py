@@ -168,7 +168,7 @@ def check_sweep(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
 
   def trace_one_run(values):  # outside pmap: no device axis to average over
     fns = loop.make_anakin(sweep.build(values), env, config, derived, axis_name=None)
-    key = jax.random.PRNGKey(0)
+    key = jax.random.PRNGKey(config.seed)  # traced abstractly: no number is drawn
     return loop.chunk_and_evaluate(fns, fns.init(key, jnp.int32(0)), jnp.int32(0))
 
   sweep_lib.check_sweepable(sweep, trace_one_run, type(agent).__name__)

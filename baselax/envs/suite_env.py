@@ -101,7 +101,8 @@ class SuiteEnv(JaxVectorEnv):
 
   def example_raw_obs(self) -> Any:
     """One env's raw observation, abstractly (shapes and dtypes, no compute)."""
-    return jax.eval_shape(lambda key: self.reset_one(key)[1], jax.random.PRNGKey(0))
+    return jax.eval_shape(lambda key: self.reset_one(key)[1],
+                          jax.ShapeDtypeStruct((2,), jnp.uint32))
 
   # --- the functional core ----------------------------------------------------
 

@@ -148,6 +148,7 @@ class Prepared(NamedTuple):
   num_devices: int
   sizes: Any
   sweep: Any = None   # a baselax.anakin.sweep.Sweep with --sweep, else None
+  replay_memory: Any = None  # the checked baselax.anakin.memory.MemoryPlan
 
 
 def prepare(spec: Spec) -> Prepared:
@@ -175,8 +176,9 @@ def prepare(spec: Spec) -> Prepared:
     program.check_sweep(agent, env, spec.trainer, sweep, sizes)  # by tracing
   # The replay buffers must fit the devices' memory: refused before any run
   # directory exists (memory.py; anakin.train checks and logs it again).
-  memory.plan(agent, env, spec.trainer, sizes).check()
-  return Prepared(env, agent, num_devices, sizes, sweep)
+  replay_memory = memory.plan(agent, env, spec.trainer, sizes)
+  replay_memory.check()
+  return Prepared(env, agent, num_devices, sizes, sweep, replay_memory)
 
 
 def build_agent(spec: Any, env: Any, sizes: Any, trainer: AnakinConfig) -> Any:
@@ -327,10 +329,8 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
     anakin.runner.check_processes_agree(prepared.agent, prepared.env, spec.trainer,
                                         spec.identity())
     if main_process:
-      replay_memory = anakin.memory.plan(prepared.agent, prepared.env, spec.trainer,
-                                         prepared.sizes).to_json()
       run_dir, checkpointer, chunks_done = open_run(
-          spec, prepared, extra={"replay_memory": replay_memory})
+          spec, prepared, extra={"replay_memory": prepared.replay_memory.to_json()})
   sizes = prepared.sizes
   name = registry.get(spec.experiment.agent).name
   if main_process:

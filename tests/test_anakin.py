@@ -236,3 +236,31 @@ def test_unrolled_threefry_draws_the_same_bits_without_loops():
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   # The default lowering is back once the block ends.
   assert "while" in lower(key).as_text() or jax.default_backend() != "cpu"
+
+
+def test_cpu_schedule_option_is_known_and_changes_no_bit():
+  """On CPU the trainer compiles its chunk with a thunk schedule that lets
+  independent kernels overlap (anakin/lowering.py). Same kernels, so the same
+  bits: a chunk compiled with and without it ends in identical params. Fails
+  if an XLA upgrade drops the option (compile_chunk would then silently fall
+  back to the default schedule)."""
+  from baselax.anakin import lowering
+  from baselax.anakin import program as program_lib
+
+  agent, env, config = probe_setup(total_env_steps=1_600, eval_every=800,
+                                   learning_starts=400, num_seeds=2)
+  prog = program_lib.build(agent, env, config)
+  abstract = jax.eval_shape(prog.init, prog.seed_keys, prog.device_indices)
+  lowered = prog.chunk.lower(abstract, jax.ShapeDtypeStruct((), jnp.int32))
+  compiled = {"default": lowered.compile(), "trainer": lowering.compile_chunk(lowered)}
+  if jax.default_backend() == "cpu":  # the option itself, no fallback
+    compiled["option"] = lowered.compile(compiler_options=lowering.CPU_COMPILER_OPTIONS)
+  ends = {}
+  for name, chunk in compiled.items():
+    state = prog.init(prog.seed_keys, prog.device_indices)
+    for c in range(prog.derived.num_chunks):
+      state, metrics = chunk(state, jnp.int32(c * prog.derived.steps_per_chunk))
+    assert float(np.sum(metrics["updates"])) > 0  # the update ran
+    ends[name] = (state.params, metrics["eval_returns"])
+  for name, end in ends.items():
+    chex.assert_trees_all_equal(end, ends["default"])

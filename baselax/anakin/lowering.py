@@ -1,4 +1,6 @@
-"""How the compiled chunk is lowered: XLA:CPU's rolled threefry loop, unrolled.
+"""How the chunk is lowered and compiled for XLA:CPU.
+
+**The threefry loop, unrolled.**
 
 JAX lowers every ``threefry2x32`` (each ``jax.random.split``, ``uniform``,
 ``randint``, ``fold_in``) on CPU as a ``fori_loop`` of 5 iterations, to keep
@@ -9,12 +11,24 @@ step makes 13 such calls (acting, env steps and auto-resets, sampling), about
 unrolled, as JAX does on GPU and TPU, each call is one fused elementwise
 kernel. The arithmetic is the same, so the bits drawn are the same: only
 compilation (a few seconds longer) and speed change.
+
+**The memory-optimised thunk schedule.** XLA:CPU runs a program's kernels
+("thunks") in the order its scheduler chose, on a thread pool, and hands work
+to a second thread only when more than 8 kernels are ready at once. With the
+default schedule the learner's two independent forward passes (online
+network on ``obs``, target network on ``next_obs``: a quarter of a DQN
+update's arithmetic each) ran one after the other on one thread; with
+``CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED`` they overlap on two. Same kernels,
+same arithmetic, so bit-identical results (a test checks it); measured 1.15x
+on 8 vmapped CartPole seeds on one 2-core device, no change at 1 or 4 seeds.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Any, Dict, Iterator
+
+import jax
 
 try:  # JAX internals: without them the default (rolled) lowering stays.
   from jax._src.interpreters import mlir
@@ -41,3 +55,23 @@ def unrolled_threefry() -> Iterator[None]:
     yield
   finally:
     mlir.register_lowering(_PRIMITIVE, _ROLLED, platform="cpu")
+
+
+#: XLA debug options the chunk is compiled with on a CPU backend.
+CPU_COMPILER_OPTIONS: Dict[str, Any] = {
+    "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+
+
+def compile_chunk(lowered: Any) -> Any:
+  """``lowered.compile()``, with :data:`CPU_COMPILER_OPTIONS` on CPU.
+
+  A JAX whose XLA does not know an option compiles with its defaults.
+  """
+  if jax.default_backend() != "cpu":
+    return lowered.compile()
+  try:
+    return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
+  except jax.errors.JaxRuntimeError as e:  # pragma: no cover - another XLA
+    if "No such compile option" not in str(e):
+      raise
+    return lowered.compile()

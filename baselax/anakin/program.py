@@ -137,7 +137,7 @@ class Program(NamedTuple):
     def compile_chunk():
       with lowering.unrolled_threefry():  # same bits, far fewer kernels on CPU
         lowered = self.chunk.lower(abstract_state, jax.ShapeDtypeStruct((), jnp.int32))
-      return lowered.compile()
+      return lowering.compile_chunk(lowered)  # CPU: the overlapping schedule
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
       compiling = pool.submit(compile_chunk)

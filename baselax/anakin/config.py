@@ -52,7 +52,7 @@ class AnakinConfig:
     eval_episodes: greedy episodes per evaluation, per seed (split over devices).
     eval_max_steps: cap, in env steps, on an evaluation episode; one still
       running at the cap counts with its return so far. ``None``: the env's
-      own time limit (``env_params.max_steps_in_episode``, 10,000 if it has
+      own time limit (``env.max_episode_steps``, 10,000 if it has
       none) but at most 27,000, the Atari evaluation cap (108,000 frames at
       frame-skip 4), so an env that never ends cannot stall evaluation.
     n_step: n-step returns (Sutton 1988): each sampled transition sums up to

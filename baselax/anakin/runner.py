@@ -104,8 +104,10 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   Args:
     agent: any ``BaseAgent`` whose contract covers what ``config`` asks
       (``baselax.anakin.contract``; checked before compiling).
-    env: a ``baselax.envs.GymnaxEnv`` (the trainer uses its functional core;
-      ``config.num_envs`` sets the number of envs per device).
+    env: any :class:`~baselax.envs.JaxEnv` (``baselax.envs.make(...)``, a
+      ``GymnaxEnv``, a suite adapter; a raw gymnax env is wrapped): the
+      trainer compiles its functional core; ``config.num_envs`` sets the
+      number of envs per device.
     config: the run's :class:`AnakinConfig`.
     on_chunk: called after every chunk with its
       :class:`~baselax.metrics.ChunkRecord`. Returning ``True`` stops the run

@@ -22,7 +22,7 @@ import jumanji.wrappers  # noqa: E402
 from jumanji.types import StepType  # noqa: E402
 
 from baselax import anakin, envs  # noqa: E402
-from baselax.agents import DQN, MDQN, QRDQN, value_learning  # noqa: E402
+from baselax.agents import C51, DQN, MDQN, QRDQN, value_learning  # noqa: E402
 from baselax.envs import jumanji_env, suites  # noqa: E402
 from baselax.errors import ConfigError  # noqa: E402
 
@@ -340,6 +340,43 @@ def test_bootstrap_takes_the_max_over_valid_next_actions(agent_cls, double):
   _, out = agent.loss(params.policy, params.target, data)
   # Valid maxima 6 and 5 (the invalid 8 and 7 are skipped): r + 0.5 * max - q.
   np.testing.assert_allclose(out.td_error, [1 + 0.5 * 6 - 4, 2 + 0.5 * 5 - 0])
+
+
+def categorical_net(action_space):
+  """C51 logits: each action's categorical is one atom of the support -10..10
+  (21 atoms), the integer Q-value of hk_linear_q (log-probabilities 0 there
+  and -100 one atom away)."""
+  n = action_space.n
+
+  def forward(obs):
+    q = hk.get_parameter("w", [], init=jnp.ones) * obs[:, :n]
+    return -100.0 * jnp.square(q[..., None] - jnp.linspace(-10.0, 10.0, 21))
+
+  return hk.without_apply_rng(hk.transform(forward))
+
+
+@pytest.mark.parametrize("double", [False, True])
+def test_c51_bootstraps_from_the_best_valid_next_action(double):
+  unmasked = types.SimpleNamespace(**{**vars(masked_env()), "has_action_mask": False})
+  agents = {name: C51(categorical_net, env, 1e-3, discount_factor=0.5, double=double,
+                      num_atoms=21, v_min=-10.0, v_max=10.0)
+            for name, env in (("masked", masked_env()), ("unmasked", unmasked))}
+  params = agents["masked"].init_params(jax.random.PRNGKey(0))
+  q_tm1 = np.array([[1., 2., 3., 4.], [4., 0., 0., 0.]], np.float32)
+  q_t = np.array([[8., 6., 2., 1.], [5., 0., 7., 1.]], np.float32)
+  mask_t = np.array([[0, 1, 1, 0], [1, 1, 0, 1]], np.float32)
+  data = {"obs": np.concatenate([q_tm1, np.ones_like(q_tm1)], 1),
+          "next_obs": np.concatenate([q_t, mask_t], 1),
+          "action": np.array([3, 0]), "reward": np.array([1., 1.5], np.float32),
+          "terminated": np.array([False, False])}
+  td = {name: np.asarray(agent.loss(params.policy, params.target, data)[1].td_error)
+        for name, agent in agents.items()}
+  # Valid best next values 6 and 5 (the invalid 8 and 7 skipped): the targets
+  # 1 + 0.5 * 6 and 1.5 + 0.5 * 5 are both the atom 4, where the taken
+  # action's categorical sits: cross-entropy 0. Bootstrapping from the
+  # invalid actions would put the target on atom 5: cross-entropy 100.
+  np.testing.assert_allclose(td["masked"], [0.0, 0.0], atol=1e-3)
+  np.testing.assert_allclose(td["unmasked"], [100.0, 100.0], rtol=1e-3)
 
 
 def test_an_agent_that_cannot_honour_a_mask_is_refused_before_compiling():

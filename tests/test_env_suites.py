@@ -325,18 +325,27 @@ def helpers_env():
       action_space=gymnasium.spaces.Discrete(A))
 
 
+def masked_batch(q_tm1, action, reward):
+  """Two transitions of ``masked_env`` for ``hk_linear_q``-like networks
+  (observations are Q-values then the mask). Next Q-values are 8, 6, 2, 1
+  and 5, 0, 7, 1 with the largest of each row invalid: the valid maxima
+  are 6 and 5."""
+  q_tm1 = np.asarray(q_tm1, np.float32)
+  q_t = np.array([[8., 6., 2., 1.], [5., 0., 7., 1.]], np.float32)
+  mask_t = np.array([[0, 1, 1, 0], [1, 1, 0, 1]], np.float32)
+  return {"obs": np.concatenate([q_tm1, np.ones_like(q_tm1)], 1),
+          "next_obs": np.concatenate([q_t, mask_t], 1),
+          "action": np.asarray(action), "reward": np.asarray(reward, np.float32),
+          "terminated": np.zeros(len(action), bool)}
+
+
 @pytest.mark.parametrize("agent_cls,double", [(DQN, False), (DQN, True), (QRDQN, False)])
 def test_bootstrap_takes_the_max_over_valid_next_actions(agent_cls, double):
   net = quantile_net if agent_cls is QRDQN else hk_linear_q
   agent = agent_cls(net, masked_env(), 1e-3, discount_factor=0.5, double=double)
   params = agent.init_params(jax.random.PRNGKey(0))
-  q_tm1 = np.array([[1., 2., 3., 4.], [0., 0., 0., 0.]], np.float32)
-  q_t = np.array([[8., 6., 2., 1.], [5., 0., 7., 1.]], np.float32)
-  mask_t = np.array([[0, 1, 1, 0], [1, 1, 0, 1]], np.float32)
-  data = {"obs": np.concatenate([q_tm1, np.ones_like(q_tm1)], 1),
-          "next_obs": np.concatenate([q_t, mask_t], 1),
-          "action": np.array([3, 0]), "reward": np.array([1., 2.], np.float32),
-          "terminated": np.array([False, False])}
+  data = masked_batch(q_tm1=[[1., 2., 3., 4.], [0., 0., 0., 0.]], action=[3, 0],
+                      reward=[1., 2.])
   _, out = agent.loss(params.policy, params.target, data)
   # Valid maxima 6 and 5 (the invalid 8 and 7 are skipped): r + 0.5 * max - q.
   np.testing.assert_allclose(out.td_error, [1 + 0.5 * 6 - 4, 2 + 0.5 * 5 - 0])
@@ -362,13 +371,8 @@ def test_c51_bootstraps_from_the_best_valid_next_action(double):
                       num_atoms=21, v_min=-10.0, v_max=10.0)
             for name, env in (("masked", masked_env()), ("unmasked", unmasked))}
   params = agents["masked"].init_params(jax.random.PRNGKey(0))
-  q_tm1 = np.array([[1., 2., 3., 4.], [4., 0., 0., 0.]], np.float32)
-  q_t = np.array([[8., 6., 2., 1.], [5., 0., 7., 1.]], np.float32)
-  mask_t = np.array([[0, 1, 1, 0], [1, 1, 0, 1]], np.float32)
-  data = {"obs": np.concatenate([q_tm1, np.ones_like(q_tm1)], 1),
-          "next_obs": np.concatenate([q_t, mask_t], 1),
-          "action": np.array([3, 0]), "reward": np.array([1., 1.5], np.float32),
-          "terminated": np.array([False, False])}
+  data = masked_batch(q_tm1=[[1., 2., 3., 4.], [4., 0., 0., 0.]], action=[3, 0],
+                      reward=[1., 1.5])
   td = {name: np.asarray(agent.loss(params.policy, params.target, data)[1].td_error)
         for name, agent in agents.items()}
   # Valid best next values 6 and 5 (the invalid 8 and 7 skipped): the targets

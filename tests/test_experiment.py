@@ -124,8 +124,8 @@ BAD_INPUTS = [
     (["--sweep", "hidden_sizes=8,16"], "--sweep: hidden_sizes is not a number"),
     (["--sweep", "target_update_interval=50,2.5"], "target_update_interval takes int values"),
     (["--sweep", "learning_rate"], "'learning_rate' is not SETTING=V1,V2"),
-    (["--sweep", "exploration_fraction=0.1,0.5"], "DQN cannot take exploration_fraction as "
-                                                   "an array"),
+    (["--agent", "c51", "--sweep", "num_atoms=11,21"], "C51 cannot take num_atoms as an "
+                                                        "array"),
 ]
 
 

@@ -48,7 +48,10 @@ def test_a_sweep_point_is_the_same_run_as_its_values_alone():
   config = anakin.AnakinConfig(**SMALL, num_seeds=2)
   entry = registry.get("dqn")
   agent_config = entry.config_cls(hidden_sizes=(16,))
-  axes = [("learning_rate", (3e-4, 1e-3)), ("discount_factor", (0.9,))]
+  # exploration_fraction 0.7 (float32 0.69999999) is where a float64 length
+  # and a float32 one could part.
+  axes = [("learning_rate", (3e-4, 1e-3)), ("discount_factor", (0.9,)),
+          ("exploration_fraction", (0.7,))]
   sizes = config.derive(1, 2)
   sweep = sweeps.make_sweep(axes, agent_config, lambda c: entry.build(c, env, sizes))
   swept = anakin.train(sweep.build(sweep.point(0)), env, config, sweep=sweep,
@@ -56,12 +59,19 @@ def test_a_sweep_point_is_the_same_run_as_its_values_alone():
   assert swept.history[-1].eval_returns.shape == (4, 2)  # runs = 2 points x 2 seeds
   alone_config = dataclasses.replace(config, num_seeds=1, seed=1)
   alone_agent = entry.build(dataclasses.replace(agent_config, learning_rate=1e-3,
-                                                discount_factor=0.9), env,
+                                                discount_factor=0.9,
+                                                exploration_fraction=0.7), env,
                             alone_config.derive(1))
   alone = anakin.train(alone_agent, env, alone_config, on_chunk=lambda r: None)
   run = 1 * 2 + 1  # point 1, seed 1
   for a, b in zip(leaves(jax.tree.map(lambda x: x[run], swept.params)), leaves(alone.params)):
     np.testing.assert_array_equal(a, b[0])
+  # Epsilon decays over the same predict calls, value for value as compiled
+  # (a length one call off would rarely change so short a run's params).
+  counts = np.arange(400)
+  traced = jax.jit(lambda values: sweep.build(values).epsilon_schedule(counts))(
+      jax.tree.map(lambda v: v[1], dict(sweep.values)))
+  np.testing.assert_array_equal(traced, jax.jit(alone_agent.epsilon_schedule)(counts))
   # The points really differ (learning rates 3e-4 vs 1e-3 from the same seed).
   assert any(np.any(a != b) for a, b in zip(leaves(jax.tree.map(lambda x: x[1], swept.params)),
                                             leaves(jax.tree.map(lambda x: x[3], swept.params))))

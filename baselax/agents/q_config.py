@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
+import jax.numpy as jnp
+import numpy as np
 import optax
 
 from baselax import networks
@@ -98,11 +100,11 @@ def agent_kwargs(config: QLearningConfig, sizes: Any) -> Dict[str, Any]:
   ``predict`` calls), the learning rate to 0 over the run's updates. With
   ``config.noisy`` epsilon is 0: the noise explores.
   """
-  decay_calls = sizes.predict_calls(config.exploration_fraction * sizes.total_env_steps)
   if config.noisy:
     epsilon = optax.constant_schedule(0.0)
   else:
-    epsilon = optax.linear_schedule(config.epsilon_start, config.epsilon_end, decay_calls)
+    epsilon = linear_epsilon(config.epsilon_start, config.epsilon_end,
+                             config.exploration_fraction, sizes)
   learning_rate = config.learning_rate
   if config.lr_decay:
     learning_rate = optax.linear_schedule(config.learning_rate, 0.0,
@@ -111,3 +113,27 @@ def agent_kwargs(config: QLearningConfig, sizes: Any) -> Dict[str, Any]:
               epsilon_schedule=epsilon,
               target_update_interval=config.target_update_interval,
               max_grad_norm=config.max_grad_norm, noisy=config.noisy)
+
+
+def linear_epsilon(start: Any, end: Any, fraction: Any, sizes: Any) -> optax.Schedule:
+  """``optax.linear_schedule(start, end, calls)``: epsilon decays over
+  ``fraction`` of the run's env steps, counted in exploring ``predict`` calls
+  (``calls = max(1, floor(fraction * total_env_steps / env_steps_per_iteration))``).
+
+  ``calls`` is worked out in float32 whether ``fraction`` is a number or a
+  swept, traced one (``base.is_traced``; optax checks the length in Python,
+  so a traced length gets optax's formula here): a point of a sweep over
+  ``exploration_fraction`` decays over exactly the calls it would alone.
+  """
+  total = np.float32(sizes.total_env_steps)
+  per_call = np.float32(sizes.env_steps_per_iteration)
+  if not base.is_traced(fraction):
+    calls = max(1, int(np.floor(np.float32(fraction) * total / per_call)))
+    return optax.linear_schedule(start, end, calls)
+  calls = jnp.maximum(1, jnp.floor(jnp.float32(fraction) * total / per_call)).astype(jnp.int32)
+
+  def schedule(count):
+    frac = 1 - jnp.clip(count, 0, calls) / calls
+    return (start - end) * frac + end
+
+  return schedule

@@ -120,16 +120,17 @@ def linear_epsilon(start: Any, end: Any, fraction: Any, sizes: Any) -> optax.Sch
   ``fraction`` of the run's env steps, counted in exploring ``predict`` calls
   (``calls = max(1, floor(fraction * total_env_steps / env_steps_per_iteration))``).
 
-  ``calls`` is one float32 computation whether ``fraction`` is a number or a
+  ``calls`` is worked out in float32 whether ``fraction`` is a number or a
   swept, traced one (``base.is_traced``; optax checks the length in Python,
   so a traced length gets optax's formula here): a point of a sweep over
   ``exploration_fraction`` decays over exactly the calls it would alone.
   """
-  calls = jnp.maximum(1, jnp.floor(
-      jnp.float32(fraction) * np.float32(sizes.total_env_steps)
-      / np.float32(sizes.env_steps_per_iteration))).astype(jnp.int32)
+  total = np.float32(sizes.total_env_steps)
+  per_call = np.float32(sizes.env_steps_per_iteration)
   if not base.is_traced(fraction):
-    return optax.linear_schedule(start, end, int(calls))
+    calls = max(1, int(np.floor(np.float32(fraction) * total / per_call)))
+    return optax.linear_schedule(start, end, calls)
+  calls = jnp.maximum(1, jnp.floor(jnp.float32(fraction) * total / per_call)).astype(jnp.int32)
 
   def schedule(count):
     frac = 1 - jnp.clip(count, 0, calls) / calls

@@ -128,6 +128,8 @@ def linear_epsilon(start: Any, end: Any, fraction: Any, sizes: Any) -> optax.Sch
   total = np.float32(sizes.total_env_steps)
   per_call = np.float32(sizes.env_steps_per_iteration)
   if not base.is_traced(fraction):
+    # numpy, not jnp: an agent built inside a trace (a sweep over another
+    # setting) would get a staged jnp value, and optax needs a Python int.
     calls = max(1, int(np.floor(np.float32(fraction) * total / per_call)))
     return optax.linear_schedule(start, end, calls)
   calls = jnp.maximum(1, jnp.floor(jnp.float32(fraction) * total / per_call)).astype(jnp.int32)

@@ -399,8 +399,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
         f"{trainer.num_envs} env(s) | {trainer.total_env_steps:,} env steps | replay "
         f"{trainer.buffer_size:,} x {per_item:,} B = "
         f"{trainer.buffer_size * per_item / 2**30:.2f} GiB | {run_dir.path}", flush=True)
-  console = (loggers_lib.ConsoleLogger(
-      sizes.total_env_steps, initial=(chunks_done or 0) * sizes.env_steps_per_chunk)
+  console = (loggers_lib.ConsoleLogger.for_run(sizes, chunks_done)
              if not spec.run.quiet else None)
   sinks = loggers_lib.make_loggers(
       run_dir, spec.loggers, console=console,

@@ -343,8 +343,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
           f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''} | "
           f"{seeds_line(spec.trainer, sizes)} | "
           f"{spec.trainer.total_env_steps:,} env steps per seed | {run_dir.path}", flush=True)
-  console = (loggers_lib.ConsoleLogger(
-      sizes.total_env_steps, initial=(chunks_done or 0) * sizes.env_steps_per_chunk)
+  console = (loggers_lib.ConsoleLogger.for_run(sizes, chunks_done)
              if main_process and not spec.run.quiet else None)
   title = f"{name} on {spec.experiment.env_id}"
   points = prepared.sweep.points() if prepared.sweep is not None else None

@@ -103,6 +103,13 @@ class ConsoleLogger(Logger):
     self._total, self._initial = total_env_steps, initial
     self._bar = None
 
+  @classmethod
+  def for_run(cls, sizes: Any, chunks_done: Optional[int] = None) -> "ConsoleLogger":
+    """Progress of a run of ``sizes`` (its ``total_env_steps`` and
+    ``env_steps_per_chunk``), resumed after ``chunks_done`` chunks (if any)."""
+    return cls(sizes.total_env_steps,
+               initial=(chunks_done or 0) * sizes.env_steps_per_chunk)
+
   def write(self, record: metrics_lib.ChunkRecord) -> None:
     if not self._use_bar:
       logger.info(metrics_lib.format_record(record))

@@ -1,8 +1,13 @@
 """Tiny gymnax environments whose true values are known (for learning tests)."""
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from gymnax.environments import environment, spaces
+
+from baselax import anakin, envs, networks
+from baselax.agents import DQN
 
 
 @struct.dataclass
@@ -41,9 +46,7 @@ class ConstantRewardTimeLimit(environment.Environment):
 
 # --- replay audit and host-loop probes ------------------------------------------
 
-import gymnasium  # noqa: E402  (appended probes; the ones above need neither)
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import gymnasium  # noqa: E402  (appended probes; the ones above do not need it)
 
 
 @struct.dataclass
@@ -129,3 +132,22 @@ class Endless(gymnasium.Env):
 
   def step(self, action):
     return np.ones(1, np.float32), 1.0, False, False, {}
+
+
+def truncation_probe(discount=0.9, **config):
+  """A DQN, :class:`ConstantRewardTimeLimit` and a small one-device
+  ``AnakinConfig`` (``config`` overrides its fields): ``(agent, env, config)``."""
+  env = envs.GymnaxEnv(ConstantRewardTimeLimit())
+  agent = DQN(networks.mlp_q_network((16,)), env, 3e-3,
+              discount_factor=discount, target_update_interval=20)
+  defaults = dict(total_env_steps=20_000, num_envs=8, buffer_size=2_000,
+                  batch_size=32, learning_starts=200, eval_every=5_000,
+                  eval_episodes=4, num_devices=1)
+  defaults.update(config)
+  return agent, env, anakin.AnakinConfig(**defaults)
+
+
+def probe_q(agent, result):
+  """The first seed's learned Q-values ``(1, A)`` at the probe's one observation."""
+  online = jax.tree.map(lambda x: x[0], result.params.policy)
+  return agent.network.apply(online, np.ones((1, 1), np.float32))

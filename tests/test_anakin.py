@@ -16,7 +16,6 @@ from baselax import anakin
 from baselax import envs
 from baselax import networks
 from baselax.agents import BaseAgent
-from baselax.agents import DQN
 
 import helpers
 import probe_envs
@@ -24,22 +23,10 @@ import probe_envs
 QUIET = dict(on_chunk=lambda summary: None)
 
 
-def probe_setup(discount=0.9, **config):
-  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())
-  agent = DQN(networks.mlp_q_network((16,)), env, 3e-3,
-              discount_factor=discount, target_update_interval=20)
-  defaults = dict(total_env_steps=20_000, num_envs=8, buffer_size=2_000,
-                  batch_size=32, learning_starts=200, eval_every=5_000,
-                  eval_episodes=4, num_devices=1)
-  defaults.update(config)
-  return agent, env, anakin.AnakinConfig(**defaults)
-
-
 def test_truncation_bootstraps_q_reaches_one_over_one_minus_gamma():
-  agent, env, config = probe_setup()
+  agent, env, config = probe_envs.truncation_probe()
   result = anakin.train(agent, env, config, **QUIET)
-  online = jax.tree.map(lambda x: x[0], result.params.policy)
-  q = agent.network.apply(online, np.ones((1, 1), np.float32))
+  q = probe_envs.probe_q(agent, result)
   # 1 / (1 - 0.9) = 10; treating the time limit as termination gives ~4.1.
   np.testing.assert_allclose(q, 10.0, atol=0.5)
   # every 10-step episode returns 10; the greedy evaluation sees it too
@@ -49,8 +36,8 @@ def test_truncation_bootstraps_q_reaches_one_over_one_minus_gamma():
 
 
 def test_metrics_layout_and_step_accounting():
-  agent, env, config = probe_setup(total_env_steps=4_000, eval_every=1_000,
-                                   num_seeds=2, eval_episodes=3)
+  agent, env, config = probe_envs.truncation_probe(total_env_steps=4_000, eval_every=1_000,
+                                                   num_seeds=2, eval_episodes=3)
   result = anakin.train(agent, env, config, **QUIET)
   derived = result.derived
   m = result.metrics
@@ -73,7 +60,7 @@ def test_metrics_layout_and_step_accounting():
 
 
 def test_same_seed_same_params_different_seeds_differ():
-  agent, env, config = probe_setup(total_env_steps=2_000, eval_every=2_000)
+  agent, env, config = probe_envs.truncation_probe(total_env_steps=2_000, eval_every=2_000)
   a = anakin.train(agent, env, config, **QUIET).params
   b = anakin.train(agent, env, config, **QUIET).params
   c = anakin.train(agent, env, dataclasses.replace(config, seed=1), **QUIET).params
@@ -83,8 +70,8 @@ def test_same_seed_same_params_different_seeds_differ():
 
 
 def test_seeds_in_one_program_are_independent():
-  agent, env, config = probe_setup(total_env_steps=2_000, eval_every=2_000,
-                                   num_seeds=3)
+  agent, env, config = probe_envs.truncation_probe(total_env_steps=2_000, eval_every=2_000,
+                                                   num_seeds=3)
   params = anakin.train(agent, env, config, **QUIET).params
   for leaf in jax.tree.leaves(params.policy):
     assert not np.array_equal(leaf[0], leaf[1])
@@ -92,7 +79,7 @@ def test_seeds_in_one_program_are_independent():
 
 
 def test_make_train_is_jittable_and_vmappable_over_keys():
-  agent, env, config = probe_setup(total_env_steps=1_600, eval_every=800)
+  agent, env, config = probe_envs.truncation_probe(total_env_steps=1_600, eval_every=800)
   train_fn = anakin.make_train(agent, env, config)
   keys = jnp.stack([jax.random.PRNGKey(i) for i in range(3)])
   state, metrics = jax.jit(jax.vmap(train_fn))(keys)
@@ -191,7 +178,7 @@ def test_multi_device_params_identical_and_steps_counted():
 
 
 def test_bad_inputs_raise_before_compiling():
-  agent, env, _ = probe_setup()
+  agent, env, _ = probe_envs.truncation_probe()
   base = dict(total_env_steps=1_000, num_envs=4, buffer_size=100,
               batch_size=16, learning_starts=16)
   with pytest.raises(ValueError, match="batch_size .* larger than buffer_size"):
@@ -247,8 +234,8 @@ def test_cpu_schedule_option_is_known_and_changes_no_bit():
   from baselax.anakin import lowering
   from baselax.anakin import program as program_lib
 
-  agent, env, config = probe_setup(total_env_steps=1_600, eval_every=800,
-                                   learning_starts=400, num_seeds=2)
+  agent, env, config = probe_envs.truncation_probe(total_env_steps=1_600, eval_every=800,
+                                                   learning_starts=400, num_seeds=2)
   prog = program_lib.build(agent, env, config)
   abstract = jax.eval_shape(prog.init, prog.seed_keys, prog.device_indices)
   lowered = prog.chunk.lower(abstract, jax.ShapeDtypeStruct((), jnp.int32))

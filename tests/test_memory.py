@@ -286,14 +286,9 @@ def test_the_main_job_refuses_before_compiling_and_records_the_plan(tmp_path, ca
 def test_truncation_probe_learns_q_of_ten(n_step, prioritized):
   """Q = 1 / (1 - 0.9) = 10 where episodes end only by the time limit (the
   item and prioritised n-step buffers: tests/test_anakin.py)."""
-  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())
-  agent = DQN(networks.mlp_q_network((16,)), env, 3e-3, discount_factor=0.9,
-              target_update_interval=20)
-  config = anakin.AnakinConfig(
-      total_env_steps=12_000, num_envs=8, buffer_size=2_000, batch_size=32,
-      learning_starts=200, eval_every=12_000, eval_episodes=1, num_devices=1,
-      n_step=n_step, prioritized=prioritized)
+  agent, env, config = probe_envs.truncation_probe(
+      total_env_steps=12_000, eval_every=12_000, eval_episodes=1, n_step=n_step,
+      prioritized=prioritized)
   result = anakin.train(agent, env, config, on_chunk=lambda record: None)
-  online = jax.tree.map(lambda x: x[0], result.params.policy)
-  q = agent.network.apply(online, np.ones((1, 1), np.float32))
+  q = probe_envs.probe_q(agent, result)
   np.testing.assert_allclose(q, 10.0, atol=0.5)  # treating truncation as an end: ~4.1

@@ -249,16 +249,9 @@ def test_variants_reject_bad_values():
 
 def test_n_step_and_per_through_truncation_still_learn_q_of_ten():
   """With n=3 windows cut by the time limit, Q must still reach 1 / (1 - 0.9)."""
-  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())
-  agent = DQN(networks.mlp_q_network((16,)), env, 3e-3, discount_factor=0.9,
-              target_update_interval=20)
-  config = anakin.AnakinConfig(
-      total_env_steps=20_000, num_envs=8, buffer_size=2_000, batch_size=32,
-      learning_starts=200, eval_every=5_000, eval_episodes=4, n_step=3,
-      prioritized=True)
+  agent, env, config = probe_envs.truncation_probe(n_step=3, prioritized=True)
   result = anakin.train(agent, env, config, **QUIET)
-  online = jax.tree.map(lambda x: x[0], result.params.policy)
-  q = agent.network.apply(online, np.ones((1, 1), np.float32))
+  q = probe_envs.probe_q(agent, result)
   np.testing.assert_allclose(q, 10.0, atol=0.5)
 
 

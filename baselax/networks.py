@@ -19,8 +19,13 @@ import gymnasium
 import haiku as hk
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 NetworkFn = Callable[[gymnasium.Space], hk.Transformed]
+
+#: How :class:`Conv2D` computes: ``auto`` (``matmul`` on CPU, XLA's
+#: convolution elsewhere), ``matmul`` or ``xla``.
+CONV_LOWERINGS = ("auto", "matmul", "xla")
 
 
 def _num_actions(action_space: gymnasium.Space) -> int:
@@ -68,7 +73,103 @@ class NoisyLinear(hk.Module):
     f = lambda e: jnp.sign(e) * jnp.sqrt(jnp.abs(e))
     e_in = f(jax.random.normal(in_key, (p,), x.dtype))
     e_out = f(jax.random.normal(out_key, (self.output_size,), x.dtype))
+    e_in, e_out = materialised((e_in, e_out))
     return y + e_out * ((x * e_in) @ w_sigma + b_sigma)
+
+
+class Conv2D(hk.Conv2D):
+  """``hk.Conv2D`` (NHWC) that can compute as patches times a matrix.
+
+  The parameters are ``hk.Conv2D``'s (same names, shapes, initialisers and
+  module name), so params and checkpoints do not depend on the lowering.
+  With ``lowering="matmul"`` the layer gathers its ``kh * kw`` shifted input
+  windows by static slicing into ``(B, H', W', kh * kw * C)`` patches and
+  multiplies them by the kernel reshaped to ``(kh * kw * C, O)``: one
+  matmul, whose gradients are a matmul and pads of slices. XLA:CPU runs
+  small convolutions such as MinAtar's (3x3, 10x10 inputs) far below its
+  matmul speed, and turns convolutions vmapped over per-seed params into
+  grouped convolutions, slower still; a vmapped matmul is a batched matmul.
+  The result equals the convolution up to float32 rounding (the sums run in
+  another order). ``auto`` picks ``matmul`` when the default backend is the
+  CPU and XLA's convolution (cuDNN on a GPU) elsewhere.
+
+  Args:
+    *args, **kwargs: as for ``hk.Conv2D``.
+    lowering: one of :data:`CONV_LOWERINGS`. ``matmul`` covers string
+      paddings (``VALID``, ``SAME``), any stride, no dilation, no feature
+      groups and no mask; other settings compute with XLA's convolution.
+  """
+
+  def __init__(self, *args, lowering: str = "auto", **kwargs):
+    check_lowering(lowering)
+    super().__init__(*args, **kwargs)
+    self.lowering = lowering
+
+  def _as_matmul(self, inputs: jax.Array) -> bool:
+    if self.lowering == "xla" or (self.lowering == "auto"
+                                  and jax.default_backend() != "cpu"):
+      return False
+    return (isinstance(self.padding, str) and self.channel_index == -1
+            and self.mask is None and self.feature_group_count == 1
+            and set(self.kernel_dilation) == {1} and inputs.ndim == 4)
+
+  def __call__(self, inputs: jax.Array, **kwargs) -> jax.Array:
+    inputs = jnp.asarray(inputs)
+    if not self._as_matmul(inputs):
+      return super().__call__(inputs, **kwargs)
+    # hk.Conv2D's parameters, created exactly as it creates them.
+    w_shape = self.kernel_shape + (inputs.shape[-1], self.output_channels)
+    w_init = self.w_init or hk.initializers.TruncatedNormal(
+        stddev=1. / np.sqrt(np.prod(w_shape[:-1])))
+    w = hk.get_parameter("w", w_shape, inputs.dtype, init=w_init)
+    out = conv_as_matmul(inputs, w, self.stride, self.padding)
+    if self.with_bias:
+      out = out + hk.get_parameter("b", (self.output_channels,), inputs.dtype,
+                                   init=self.b_init)
+    return out
+
+
+def check_lowering(lowering: str) -> None:
+  if lowering not in CONV_LOWERINGS:
+    raise ValueError(f"conv lowering must be one of {', '.join(CONV_LOWERINGS)}, "
+                     f"got {lowering!r}.")
+
+
+def conv_as_matmul(x: jax.Array, w: jax.Array, stride: Sequence[int],
+                   padding: str) -> jax.Array:
+  """``lax.conv_general_dilated(x, w, stride, padding)`` for NHWC ``x``
+  ``(B, H, W, C)`` and HWIO ``w`` ``(kh, kw, C, O)``, as patches ``@`` kernel:
+  returns ``(B, H', W', O)``."""
+  kh, kw, cin, cout = w.shape
+  (top, bottom), (left, right) = jax.lax.padtype_to_pads(
+      x.shape[1:3], (kh, kw), tuple(stride), padding)
+  x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+  sh, sw = stride
+  out_h = (x.shape[1] - kh) // sh + 1
+  out_w = (x.shape[2] - kw) // sw + 1
+  # Window (i, j) of every output pixel; concatenated in (i, j, c) order,
+  # which is the order of the kernel's rows once reshaped.
+  patches = jnp.concatenate(
+      [x[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw, :]
+       for i in range(kh) for j in range(kw)], axis=-1)
+  return patches @ w.reshape(kh * kw * cin, cout)
+
+
+def materialised(noise):
+  """``noise`` (a pytree of arrays), computed once before its consumers.
+
+  XLA:CPU fuses cheap elementwise producers into every consumer, so a noise
+  vector broadcast into a ``(B, p)`` product had its whole threefry hash
+  (a few hundred integer operations a number) computed again for each of the
+  ``B`` rows: with a batch of 128, 90% of a noisy network's time. A
+  conditional is a boundary fusion does not cross, where an optimization
+  barrier is not (XLA:CPU removes barriers before fusing). Its predicate is
+  that every number is finite, which a draw from a normal always is; the
+  other branch (zero noise: the mean weights) only keeps XLA from folding
+  the conditional away.
+  """
+  finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(noise)]))
+  return jax.lax.cond(finite, lambda t: t, lambda t: jax.tree.map(jnp.zeros_like, t), noise)
 
 
 def noisy_mlp(output_sizes: Sequence[int],
@@ -149,7 +250,8 @@ def conv_q_network(channels: Sequence[int] = (16,),
                    kernel_size: int = 3,
                    hidden_sizes: Sequence[int] = (128,),
                    dueling: bool = False, atoms: Optional[int] = None,
-                   noisy: bool = False) -> NetworkFn:
+                   noisy: bool = False, padding: str = "VALID",
+                   conv_lowering: str = "auto") -> NetworkFn:
   """A small conv Q-network for image observations ``(B, H, W, C)``.
 
   The default is the MinAtar network of Young & Tian 2019 ("MinAtar: an
@@ -158,10 +260,14 @@ def conv_q_network(channels: Sequence[int] = (16,),
   ``dueling=True`` splits the head into value and advantage streams
   (see :func:`q_head`); ``atoms=K`` gives ``(B, A, K)`` outputs;
   ``noisy=True`` makes the head's linear layers noisy (the conv stays plain,
-  as in Fortunato et al. 2018).
+  as in Fortunato et al. 2018). ``hidden_sizes=()`` puts the head straight
+  on the conv features, and ``padding="SAME"`` keeps them 10x10 (the
+  network of Obando-Ceron & Castro 2021, "Revisiting Rainbow").
+  ``conv_lowering``: how the convolutions compute (:class:`Conv2D`).
   """
   channels = tuple(int(c) for c in channels)
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
+  check_lowering(conv_lowering)
 
   def creator(action_space: gymnasium.Space) -> hk.Transformed:
     num_actions = _num_actions(action_space)
@@ -171,7 +277,8 @@ def conv_q_network(channels: Sequence[int] = (16,),
       if x.ndim == 3:  # (B, H, W) single-channel frames
         x = x[..., None]
       for c in channels:
-        x = jax.nn.relu(hk.Conv2D(c, kernel_size, stride=1, padding="VALID")(x))
+        x = jax.nn.relu(Conv2D(c, kernel_size, stride=1, padding=padding,
+                               lowering=conv_lowering)(x))
       x = hk.Flatten()(x)
       return q_head(x, hidden_sizes, num_actions, dueling, atoms=atoms, noisy=noisy)
 
@@ -182,7 +289,8 @@ def conv_q_network(channels: Sequence[int] = (16,),
 
 def nature_q_network(hidden_sizes: Sequence[int] = (512,), dueling: bool = False,
                      atoms: Optional[int] = None, noisy: bool = False,
-                     channels_first: bool = True) -> NetworkFn:
+                     channels_first: bool = True,
+                     conv_lowering: str = "auto") -> NetworkFn:
   """The Nature DQN network (Mnih et al. 2015, "Human-level control through
   deep reinforcement learning", Methods, "Model architecture").
 
@@ -195,9 +303,11 @@ def nature_q_network(hidden_sizes: Sequence[int] = (512,), dueling: bool = False
   ReLU layers (one of 512) and a linear head: 1.7M parameters for 6
   actions. ``dueling``,
   ``atoms`` and ``noisy`` shape the head as in :func:`q_head` (the convs stay
-  plain, as in Fortunato et al. 2018).
+  plain, as in Fortunato et al. 2018). ``conv_lowering``: how the
+  convolutions compute (:class:`Conv2D`).
   """
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
+  check_lowering(conv_lowering)
 
   def creator(action_space: gymnasium.Space) -> hk.Transformed:
     num_actions = _num_actions(action_space)
@@ -210,7 +320,8 @@ def nature_q_network(hidden_sizes: Sequence[int] = (512,), dueling: bool = False
       if channels_first:  # haiku convolves NHWC, the layout XLA prefers on CPU
         x = jnp.transpose(x, (0, 2, 3, 1))
       for channels, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
-        x = jax.nn.relu(hk.Conv2D(channels, kernel, stride=stride, padding="VALID")(x))
+        x = jax.nn.relu(Conv2D(channels, kernel, stride=stride, padding="VALID",
+                               lowering=conv_lowering)(x))
       x = hk.Flatten()(x)
       return q_head(x, hidden_sizes, num_actions, dueling, atoms=atoms, noisy=noisy)
 

@@ -21,7 +21,7 @@ _WHERE = {
     "env_spaces": "spaces", "to_gymnasium_space": "spaces",
 }
 _SUBMODULES = ("protocol", "observations", "suite_env", "suites", "gymnax_env",
-               "spaces", "craftax_env", "jumanji_env", "navix_env", "xminigrid_env")
+               "minatar_env", "spaces", "craftax_env", "jumanji_env", "navix_env", "xminigrid_env")
 
 __all__ = list(_WHERE)
 

@@ -21,6 +21,7 @@ import gymnax
 import jax
 import jax.numpy as jnp
 from gymnax.environments import environment as gymnax_environment
+from gymnax.wrappers.purerl import GymnaxWrapper
 
 from baselax.envs import spaces as spaces_lib
 from baselax.envs.protocol import EnvStep, JaxVectorEnv, check_num_envs
@@ -34,7 +35,7 @@ class GymnaxEnv(JaxVectorEnv):
 
   Args:
     env: a gymnax ``Environment`` instance (e.g. from ``gymnax.make`` or your
-      own subclass).
+      own subclass), or a gymnax wrapper of one (``gymnax.wrappers``).
     env_params: its ``EnvParams``; ``None`` uses ``env.default_params``.
     num_envs: number of parallel copies stepped by the gym API.
 
@@ -55,7 +56,7 @@ class GymnaxEnv(JaxVectorEnv):
                env: gymnax_environment.Environment,
                env_params: Any = None,
                num_envs: int = 1):
-    if not isinstance(env, gymnax_environment.Environment):
+    if not isinstance(env, (gymnax_environment.Environment, GymnaxWrapper)):
       raise TypeError(
           f"GymnaxEnv wraps a gymnax Environment instance, got "
           f"{type(env).__name__}. Use baselax.envs.make('CartPole-v1') for a "
@@ -123,7 +124,7 @@ class GymnaxEnv(JaxVectorEnv):
         final_obs=info["final_observation"])
 
   def __repr__(self) -> str:
-    return (f"GymnaxEnv({self.env.name}, num_envs={self.num_envs}, "
+    return (f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, "
             f"obs={self.single_observation_space}, "
             f"action={self.single_action_space})")
 

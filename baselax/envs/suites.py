@@ -29,6 +29,7 @@ class Suite(NamedTuple):
 #: Every suite ``make`` knows. Adding one is an adapter module and a line here.
 SUITES = {
     "gymnax": Suite("baselax.envs.gymnax_env", "gymnax", None),
+    "minatar": Suite("baselax.envs.minatar_env", "gymnax", None),
     "craftax": Suite("baselax.envs.craftax_env", "craftax", "craftax"),
     "jumanji": Suite("baselax.envs.jumanji_env", "jumanji", "jumanji"),
     "navix": Suite("baselax.envs.navix_env", "navix", "navix"),

@@ -43,6 +43,11 @@ class ChunkRecord:
     point: in a hyperparameter sweep, the grid point these seeds belong to
       (``None`` for a record of a whole run).
     hyperparams: that point's ``{setting: value}``.
+    recent_return: ``(S,)`` mean return of the last 100 training episodes
+      that ended by the chunk's end (on each device of a run spread over
+      several), whatever chunk they ended in: how the MinAtar and Atari
+      papers report training; NaN before any ended; ``None`` from a trainer
+      that does not keep it.
   """
   chunk: int
   env_steps: int
@@ -55,6 +60,7 @@ class ChunkRecord:
   scalars: Mapping[str, np.ndarray]
   point: Optional[int] = None
   hyperparams: Optional[Mapping[str, Any]] = None
+  recent_return: Optional[np.ndarray] = None
 
   @property
   def eval_return(self) -> np.ndarray:
@@ -68,7 +74,9 @@ class ChunkRecord:
   @classmethod
   def from_sums(cls, *, chunk: int, env_steps: int, wall_time: float, sps: float,
                 episode_return_sum: Any, episodes: Any, updates: Any,
-                scalar_sums: Mapping[str, Any], eval_returns: Any) -> "ChunkRecord":
+                scalar_sums: Mapping[str, Any], eval_returns: Any,
+                recent_return_sum: Any = None, recent_episodes: Any = None
+                ) -> "ChunkRecord":
     """The one place sums over a chunk become means.
 
     Args:
@@ -78,16 +86,23 @@ class ChunkRecord:
       updates: ``(S,)`` updates in the chunk.
       scalar_sums: ``{name: (S,)}`` sums over the chunk's updates.
       eval_returns: ``(S, E)``.
+      recent_return_sum, recent_episodes: ``(S,)`` summed returns of the
+        last training episodes (up to 100 per device) and their count, or
+        ``None`` (no :attr:`recent_return`).
     """
     episodes = np.asarray(episodes, np.float64)
     updates = np.asarray(updates, np.float64)
+    recent_return = None
     with np.errstate(invalid="ignore", divide="ignore"):
       train_return = np.asarray(episode_return_sum, np.float64) / episodes
       scalars = {k: np.asarray(v, np.float64) / updates for k, v in scalar_sums.items()}
+      if recent_return_sum is not None:
+        recent_return = (np.asarray(recent_return_sum, np.float64) /
+                         np.asarray(recent_episodes, np.float64))
     return cls(chunk=int(chunk), env_steps=int(env_steps), wall_time=float(wall_time),
                sps=float(sps), updates=updates, train_return=train_return,
                train_episodes=episodes, eval_returns=np.asarray(eval_returns, np.float64),
-               scalars=scalars)
+               scalars=scalars, recent_return=recent_return)
 
   def to_dict(self) -> Dict[str, Any]:
     """The flat ``{name: value}`` form of ``metrics.jsonl`` (counters first)."""
@@ -95,6 +110,8 @@ class ChunkRecord:
     if self.point is not None:
       out.update(point=self.point, hyperparams=dict(self.hyperparams or {}))
     out.update(train_return=self.train_return, train_episodes=self.train_episodes)
+    if self.recent_return is not None:
+      out.update(recent_return=self.recent_return)
     out.update(self.scalars)
     out.update(eval_return=self.eval_return, eval_returns=self.eval_returns)
     return out
@@ -103,7 +120,8 @@ class ChunkRecord:
   def from_dict(cls, values: Mapping[str, Any]) -> "ChunkRecord":
     """Inverse of :meth:`to_dict` (unknown names are scalars of the agent)."""
     known = set(COUNTERS) | {"train_return", "train_episodes", "eval_return",
-                             "eval_returns", "point", "hyperparams"}
+                             "eval_returns", "point", "hyperparams", "recent_return"}
+    recent = values.get("recent_return")
     return cls(chunk=int(values["chunk"]), env_steps=int(values["env_steps"]),
                wall_time=float(values["wall_time"]), sps=float(values["sps"]),
                updates=np.asarray(values["updates"], np.float64),
@@ -113,7 +131,8 @@ class ChunkRecord:
                scalars={k: np.asarray(v, np.float64) for k, v in values.items()
                         if k not in known},
                point=None if values.get("point") is None else int(values["point"]),
-               hyperparams=values.get("hyperparams"))
+               hyperparams=values.get("hyperparams"),
+               recent_return=None if recent is None else np.asarray(recent, np.float64))
 
   def select(self, runs: Any, **labels: Any) -> "ChunkRecord":
     """The record of some of its runs (``runs``: indices or a slice of the
@@ -123,7 +142,9 @@ class ChunkRecord:
     return dataclasses.replace(
         self, updates=pick(self.updates), train_return=pick(self.train_return),
         train_episodes=pick(self.train_episodes), eval_returns=pick(self.eval_returns),
-        scalars={k: pick(v) for k, v in self.scalars.items()}, **labels)
+        scalars={k: pick(v) for k, v in self.scalars.items()},
+        recent_return=None if self.recent_return is None else pick(self.recent_return),
+        **labels)
 
 
 @dataclasses.dataclass

@@ -53,7 +53,8 @@ def test_dqn_documented_constructor_and_defaults():
   extra = list(sig.parameters.values())[7:]
   assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in extra)
   assert {p.name: p.default for p in extra} == {
-      "double": False, "huber_delta": None, "max_grad_norm": None, "noisy": False}
+      "double": False, "huber_delta": None, "max_grad_norm": None, "optimizer": None,
+      "noisy": False}
   assert sig.parameters["discount_factor"].default == 0.99
   assert sig.parameters["target_update_interval"].default == 50
   schedule = sig.parameters["epsilon_schedule"].default

@@ -42,7 +42,8 @@ def run_dir(tmp_path_factory):
 
 def test_a_short_run_writes_the_whole_run_directory(run_dir):
   config = strict_json(open(os.path.join(run_dir, "config.json")).read())
-  assert config["experiment"] == {"agent": "dqn", "env_id": "CartPole-v1", "sweep": []}
+  assert config["experiment"] == {"agent": "dqn", "env_id": "CartPole-v1", "preset": None,
+                                  "sweep": []}
   assert config["trainer"]["num_seeds"] == 2 and config["agent_class"] == "DQN"
   lines = [strict_json(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
   assert [l["chunk"] for l in lines] == [0, 1, 2, 3]

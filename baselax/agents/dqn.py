@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple, Union
 
 import gymnasium
 import jax
@@ -57,6 +57,9 @@ class DQN(base.BaseAgent):
       ``0.5 * td**2`` (they agree for ``|td| <= delta``). Defaults to None.
     max_grad_norm: if set, gradients are clipped to this global norm before
       Adam (after averaging over devices). Defaults to None.
+    optimizer: the optimizer as a function of the learning rate (a float or
+      an ``optax.Schedule``), e.g. ``lambda lr: optax.rmsprop(lr, decay=0.95)``.
+      Defaults to None: ``optax.adam``.
     noisy: the network draws noise (Fortunato et al. 2018; e.g.
       ``networks.mlp_q_network(noisy=True)``): exploring ``predict`` calls
       act on a fresh noise draw per row (plus epsilon, if the schedule is not
@@ -122,6 +125,7 @@ class DQN(base.BaseAgent):
                double: bool = False,
                huber_delta: Optional[float] = None,
                max_grad_norm: Optional[float] = None,
+               optimizer: Optional[Callable[[Any], optax.GradientTransformation]] = None,
                noisy: bool = False):
     # A swept setting arrives traced (base.is_traced): it was checked on the host.
     if not base.is_traced(discount_factor) and not 0.0 < discount_factor <= 1.0:
@@ -149,6 +153,10 @@ class DQN(base.BaseAgent):
     self.double = bool(double)
     self.huber_delta = huber_delta
     self.max_grad_norm = max_grad_norm
+    if optimizer is not None and not callable(optimizer):
+      raise TypeError("optimizer must be a function of the learning rate returning an "
+                      "optax.GradientTransformation, e.g. lambda lr: optax.adam(lr, eps=1e-4).")
+    self.optimizer_fn = optimizer or optax.adam
     self.noisy = bool(noisy)
     if self.noisy:  # update draws noise: ask trainers for a key
       self.contract = dataclasses.replace(type(self).contract, update_key=True)
@@ -158,11 +166,12 @@ class DQN(base.BaseAgent):
     self.has_action_mask = bool(getattr(env, "has_action_mask", False))
 
   def make_optimizer(self) -> optax.GradientTransformation:
-    """Adam, after global-norm clipping when ``max_grad_norm`` is set."""
-    adam = super().make_optimizer()
+    """``optimizer(learning_rate)`` (Adam by default), after global-norm
+    clipping when ``max_grad_norm`` is set."""
+    step = self.optimizer_fn(self.learning_rate)
     if self.max_grad_norm is None:
-      return adam
-    return optax.chain(optax.clip_by_global_norm(self.max_grad_norm), adam)
+      return step
+    return optax.chain(optax.clip_by_global_norm(self.max_grad_norm), step)
 
   # --- initialisation --------------------------------------------------------
 

@@ -42,8 +42,9 @@ class MDQN(dqn.DQN):
 
   Args:
     network, env, learning_rate, discount_factor, epsilon_schedule,
-    target_update_interval, huber_delta, max_grad_norm, noisy: as for
-    :class:`~baselax.agents.DQN`.
+    target_update_interval, **kwargs: as for :class:`~baselax.agents.DQN`
+    (``huber_delta``, ``max_grad_norm``, ``optimizer``, ``noisy``; not
+    ``double``).
     alpha: scale of the log-policy bonus, in [0, 1]. Defaults to 0.9 (the paper's).
     tau: entropy temperature (> 0). Defaults to 0.03 (the paper's).
     l0: lower clip of ``tau * log pi`` (< 0). Defaults to -1 (the paper's).
@@ -64,14 +65,14 @@ class MDQN(dqn.DQN):
                discount_factor: float = 0.99,
                epsilon_schedule: optax.Schedule = dqn.default_epsilon_schedule(),
                target_update_interval: int = 50, *, alpha: float = 0.9,
-               tau: float = 0.03, l0: float = -1.0,
-               huber_delta: Optional[float] = None,
-               max_grad_norm: Optional[float] = None, noisy: bool = False):
+               tau: float = 0.03, l0: float = -1.0, **kwargs: Any):
     check_munchausen(alpha, tau, l0)
+    if kwargs.get("double"):
+      raise ConfigError("MDQN has no Double form: its target is the soft value of the "
+                        "softmax policy, with no greedy action to select.")
     self.alpha, self.tau, self.l0 = (base.python_scalar(v) for v in (alpha, tau, l0))
     super().__init__(network, env, learning_rate, discount_factor, epsilon_schedule,
-                     target_update_interval, huber_delta=huber_delta,
-                     max_grad_norm=max_grad_norm, noisy=noisy)
+                     target_update_interval, **kwargs)
 
   def td_errors(self, online: Any, target: Any, data: Mapping[str, jax.Array],
                 key: Optional[jax.Array] = None) -> Tuple[jax.Array, jax.Array]:

@@ -4,7 +4,7 @@ an agent's network and schedules (``dqn.build``, ``qrdqn.build``)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -20,15 +20,19 @@ class QLearningConfig:
   """Settings every Q-learning agent of the registry shares (its flags).
 
   Attributes:
-    learning_rate: Adam step size (at the start, if decayed).
-    lr_decay: decay the learning rate linearly to 0 over the run's updates (steadies the final greedy policy: 15/16 CartPole seeds end at >= 490 with it, 7/8 without).
+    learning_rate: the optimizer's step size (at the start, if decayed).
+    lr_decay: decay the learning rate linearly to 0 over the run's updates (steadies the final greedy policy).
+    optimizer: adam, or rmsprop (centered, decay 0.95, eps added outside the square root: PyTorch's RMSprop as Young & Tian 2019 used it).
+    optimizer_eps: the optimizer's epsilon; none = its default (adam 1e-8, rmsprop 0.01).
     discount_factor: the discount gamma, in (0, 1].
     target_update_interval: updates between target-network copies.
     epsilon_start: exploration epsilon at the start of training, in [0, 1].
     epsilon_end: exploration epsilon after the decay, in [0, 1].
-    exploration_fraction: fraction of total_env_steps over which epsilon decays linearly, in (0, 1].
+    exploration_fraction: fraction of total_env_steps over which epsilon decays linearly from the start, in (0, 1] (unused with exploration_steps).
+    exploration_steps: env steps (per seed) over which epsilon decays linearly once learning starts, epsilon_start until then (Young & Tian 2019, Dopamine); none = exploration_fraction of the run.
     network: mlp, conv (MinAtar), nature (Mnih et al. 2015, for Atari frame stacks (4, 84, 84); its head is hidden_sizes), or auto (nature for 84x84 frame stacks, conv for other images, else mlp).
-    hidden_sizes: hidden layer widths of the MLP (and of the conv net's head).
+    hidden_sizes: hidden layer widths of the MLP (and of the conv net's head); none = no hidden layer.
+    conv_padding: padding of the conv net's 3x3 convolution: valid (10x10 -> 8x8, Young & Tian 2019) or same (10x10, Obando-Ceron & Castro 2021).
     double_dqn: Double DQN targets (van Hasselt et al. 2016): the online net picks the next action.
     dueling: dueling value/advantage head (Wang et al. 2016).
     max_grad_norm: clip gradients to this global norm (> 0); none = no clipping.
@@ -36,13 +40,17 @@ class QLearningConfig:
   """
   learning_rate: float = 2.5e-4
   lr_decay: bool = True
+  optimizer: str = "adam"
+  optimizer_eps: Optional[float] = None
   discount_factor: float = 0.99
   target_update_interval: int = 50
   epsilon_start: float = 1.0
   epsilon_end: float = 0.05
   exploration_fraction: float = 0.5
+  exploration_steps: Optional[int] = None
   network: str = "auto"
   hidden_sizes: Tuple[int, ...] = (64, 64)
+  conv_padding: str = "valid"
   double_dqn: bool = False
   dueling: bool = False
   max_grad_norm: Optional[float] = None
@@ -62,9 +70,15 @@ class QLearningConfig:
     check(0.0 < self.exploration_fraction <= 1.0, "exploration_fraction", "in (0, 1]")
     check(self.network in ("auto", "mlp", "conv", "nature"), "network",
           "auto, mlp, conv or nature")
-    check(len(self.hidden_sizes) > 0 and all(
-        isinstance(h, int) and h >= 1 for h in self.hidden_sizes),
-          "hidden_sizes", "one or more integers >= 1")
+    check(all(isinstance(h, int) and h >= 1 for h in self.hidden_sizes),
+          "hidden_sizes", "integers >= 1 (or none: no hidden layer)")
+    check(self.optimizer in OPTIMIZERS, "optimizer", " or ".join(OPTIMIZERS))
+    check(self.optimizer_eps is None or self.optimizer_eps > 0, "optimizer_eps",
+          "> 0 (or none: the optimizer's default)")
+    check(self.exploration_steps is None or (isinstance(self.exploration_steps, int)
+                                             and self.exploration_steps >= 1),
+          "exploration_steps", "an integer >= 1 (or none: exploration_fraction)")
+    check(self.conv_padding in ("valid", "same"), "conv_padding", "valid or same")
     check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm",
           "> 0 (or none)")
 
@@ -84,7 +98,8 @@ def q_network(config: QLearningConfig, env: Any, atoms: Optional[int] = None
   if conv:
     return networks.conv_q_network(hidden_sizes=config.hidden_sizes,
                                    dueling=config.dueling, atoms=atoms,
-                                   noisy=config.noisy)
+                                   noisy=config.noisy,
+                                   padding=config.conv_padding.upper())
   return networks.mlp_q_network(config.hidden_sizes, dueling=config.dueling, atoms=atoms,
                                 noisy=config.noisy)
 
@@ -93,15 +108,20 @@ def agent_kwargs(config: QLearningConfig, sizes: Any) -> Dict[str, Any]:
   """The :class:`~baselax.agents.DQN` keyword arguments every Q-learning
   entry shares, with the run's sizes: ``learning_rate``, ``discount_factor``,
   ``epsilon_schedule``, ``target_update_interval``, ``max_grad_norm``,
-  ``noisy``. An entry's build adds its own (``double``, ``kappa``, ...).
+  ``optimizer``, ``noisy``. An entry's build adds its own (``double``,
+  ``kappa``, ...).
 
   ``sizes`` is the trainer's :class:`~baselax.anakin.config.Derived`: epsilon
-  decays over ``exploration_fraction`` of the run's env steps (counted in
-  ``predict`` calls), the learning rate to 0 over the run's updates. With
+  decays over ``exploration_fraction`` of the run's env steps, or over
+  ``exploration_steps`` from the first update (counted in ``predict``
+  calls), the learning rate to 0 over the run's updates. With
   ``config.noisy`` epsilon is 0: the noise explores.
   """
   if config.noisy:
     epsilon = optax.constant_schedule(0.0)
+  elif config.exploration_steps is not None:
+    epsilon = delayed_epsilon(config.epsilon_start, config.epsilon_end,
+                              config.exploration_steps, sizes)
   else:
     epsilon = linear_epsilon(config.epsilon_start, config.epsilon_end,
                              config.exploration_fraction, sizes)
@@ -112,7 +132,51 @@ def agent_kwargs(config: QLearningConfig, sizes: Any) -> Dict[str, Any]:
   return dict(learning_rate=learning_rate, discount_factor=config.discount_factor,
               epsilon_schedule=epsilon,
               target_update_interval=config.target_update_interval,
-              max_grad_norm=config.max_grad_norm, noisy=config.noisy)
+              max_grad_norm=config.max_grad_norm, optimizer=optimizer(config),
+              noisy=config.noisy)
+
+
+#: ``QLearningConfig.optimizer`` values.
+OPTIMIZERS = ("adam", "rmsprop")
+
+
+def optimizer(config: QLearningConfig) -> Callable[[Any], optax.GradientTransformation]:
+  """The optimizer ``config`` names, as a function of the learning rate.
+
+  ``rmsprop`` is PyTorch's centered RMSprop (``alpha=0.95``, ``eps`` added to
+  the square root), the optimizer of Young & Tian 2019's ``examples/dqn.py``:
+  ``optax.rmsprop(lr, decay=0.95, eps=eps, centered=True, eps_in_sqrt=False)``.
+  """
+  eps = config.optimizer_eps
+  if config.optimizer == "rmsprop":
+    eps = 0.01 if eps is None else eps
+    return lambda lr: optax.rmsprop(lr, decay=0.95, eps=eps, centered=True,
+                                    eps_in_sqrt=False)
+  eps = 1e-8 if eps is None else eps
+  return lambda lr: optax.adam(lr, eps=eps)
+
+
+def delayed_epsilon(start: Any, end: Any, steps: Any, sizes: Any) -> optax.Schedule:
+  """Epsilon ``start`` until the first update, then linear to ``end`` over
+  ``steps`` env steps, counted in exploring ``predict`` calls (Dopamine's
+  ``linearly_decaying_epsilon`` with the replay warm-up as its delay; Young
+  & Tian 2019's uniformly random first frames then a decay).
+
+  A swept (traced) ``steps`` works too: the schedule is ``jnp`` arithmetic.
+  """
+  per_call = np.float32(sizes.env_steps_per_iteration)
+  # Predict calls before the first update: train_every of them per scan step.
+  delay = sizes.learning_starts_step * (sizes.env_steps_per_step // sizes.env_steps_per_iteration)
+  if base.is_traced(steps):
+    calls = jnp.maximum(1, jnp.floor(jnp.float32(steps) / per_call))
+  else:
+    calls = max(1, int(np.floor(np.float32(steps) / per_call)))
+
+  def schedule(count):
+    done = jnp.clip(count - delay, 0, calls) / calls
+    return start + (end - start) * done
+
+  return schedule
 
 
 def linear_epsilon(start: Any, end: Any, fraction: Any, sizes: Any) -> optax.Schedule:

@@ -65,8 +65,11 @@ class AnakinConfig:
       importance-sampling weights. Needs an agent whose ``OptimOutput`` has a
       per-sample ``td_error`` and whose update reads ``data["weight"]`` (DQN does).
     priority_exponent: alpha, how strongly priorities shape sampling (0 = uniform).
-    importance_exponent: beta at the start of the run, annealed linearly to 1
-      at its end.
+    importance_exponent: beta at the start of the run, annealed linearly to
+      importance_exponent_end at its end.
+    importance_exponent_end: beta at the end of the run (1 in Schaul et al.
+      2016; equal to importance_exponent for a constant beta, as Dopamine's 0.5).
+    reward_clip: clip rewards to [-reward_clip, reward_clip] where they enter the replay buffer (what the agent learns from; Dopamine's runner clips to 1); training returns are logged unclipped. none = no clipping.
     priority_epsilon: added to |TD error| so no transition gets priority 0.
     obs_storage: how the replay buffers store observations (each once): auto (the smallest exact storage the observation space and the env prove: bool for 0/1 values such as MinAtar's, uint8 for integers in [0, 255], else the env's own dtype), float32, uint8 (integers in [0, 255]), or bool (0/1 values, packed 8 per byte). Observations are decoded before the network sees them; a storage that could not hold every observation exactly is refused.
   """
@@ -88,7 +91,9 @@ class AnakinConfig:
   prioritized: bool = False
   priority_exponent: float = 0.6
   importance_exponent: float = 0.4
+  importance_exponent_end: float = 1.0
   priority_epsilon: float = 1e-6
+  reward_clip: Optional[float] = None
   obs_storage: str = "auto"
 
   def __post_init__(self):
@@ -100,7 +105,7 @@ class AnakinConfig:
                  "train_every", "num_seeds", "eval_every", "eval_episodes",
                  "n_step"):
       positive(name)
-    for name in ("priority_exponent", "importance_exponent"):
+    for name in ("priority_exponent", "importance_exponent", "importance_exponent_end"):
       if not 0.0 <= getattr(self, name) <= 1.0:
         raise ConfigError(f"AnakinConfig.{name} must be in [0, 1], got "
                          f"{getattr(self, name)!r}.")
@@ -111,6 +116,9 @@ class AnakinConfig:
       raise ConfigError(
           "parallel=groups and devices_per_group go together: groups of "
           "devices_per_group devices each (e.g. --parallel groups --devices-per-group 2).")
+    if self.reward_clip is not None and not self.reward_clip > 0:
+      raise ConfigError(f"AnakinConfig.reward_clip must be > 0 (or none), got "
+                        f"{self.reward_clip!r}.")
     if not self.priority_epsilon > 0:
       raise ConfigError(f"AnakinConfig.priority_epsilon must be > 0, got "
                        f"{self.priority_epsilon!r}.")

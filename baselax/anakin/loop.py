@@ -46,6 +46,10 @@ Metrics = Dict[str, jax.Array]
 #: Folded into a seed's root key to start its evaluation stream.
 EVAL_STREAM = 0xE5A1
 
+#: Training episodes whose returns are kept for the "recent return": the mean
+#: over the last 100 episodes, how the MinAtar and Atari papers report training.
+RECENT_EPISODES = 100
+
 
 class TrainState(NamedTuple):
   """Everything that changes during training, for one (device, seed)."""
@@ -57,6 +61,8 @@ class TrainState(NamedTuple):
   obs: jax.Array             # (num_envs, *obs_shape) observations to act on
   key: jax.Array             # the training stream: acting, envs, sampling
   episode_return: jax.Array  # (num_envs,) return of the running episodes
+  recent_returns: jax.Array  # (RECENT_EPISODES,) returns of the last episodes that ended
+  episodes: jax.Array        # [] training episodes ended (recent_returns' write head)
   env_steps: jax.Array       # [] env steps taken by this (device, seed)
   eval_key: jax.Array        # evaluation's own stream (never split by training)
 
@@ -124,6 +130,8 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
         policy_state=policy_state, buffer_state=buffer_state,
         env_state=env_state, obs=obs, key=loop_key,
         episode_return=jnp.zeros((num_envs,), jnp.float32),
+        recent_returns=jnp.zeros((RECENT_EPISODES,), jnp.float32),
+        episodes=jnp.zeros((), jnp.int32),
         env_steps=jnp.zeros((), jnp.int32), eval_key=eval_key)
 
   def env_iteration(state: TrainState, unused) -> Tuple[TrainState, Tuple[Any, Metrics]]:
@@ -139,10 +147,13 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
         "episode_return_sum": jnp.sum(jnp.where(done, episode_return, 0.0)),
         "episodes": jnp.sum(done.astype(jnp.float32)),
     }
-    transitions = transition(state.obs, out.actions, step)
+    transitions = transition(state.obs, out.actions, step, config.reward_clip)
+    recent_returns, episodes = remember_returns(state.recent_returns, state.episodes,
+                                                episode_return, done)
     state = state._replace(
         policy_state=policy_state, env_state=env_state, obs=step.obs, key=key,
         episode_return=jnp.where(done, 0.0, episode_return),
+        recent_returns=recent_returns, episodes=episodes,
         env_steps=state.env_steps + num_envs)
     return state, (transitions, stats)
 
@@ -209,6 +220,10 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
     steps = first_step + jnp.arange(derived.steps_per_chunk)
     state, metrics = jax.lax.scan(scan_step, state, steps)
     metrics = jax.tree.map(lambda x: jnp.sum(x, axis=0), metrics)
+    kept = jnp.minimum(state.episodes, RECENT_EPISODES)
+    metrics["recent_return_sum"] = jnp.sum(
+        jnp.where(jnp.arange(RECENT_EPISODES) < kept, state.recent_returns, 0.0))
+    metrics["recent_episodes"] = kept.astype(jnp.float32)
     # One reduction per chunk feeds the runner's non-finite guard.
     metrics["params_finite"] = all_finite(state.params)
     return state, metrics
@@ -219,6 +234,20 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
                           derived.eval_episodes_per_device, eval_max_steps)
 
   return AnakinFns(init=init, run_chunk=run_chunk, evaluate=evaluate)
+
+
+def remember_returns(recent: jax.Array, count: jax.Array, returns: jax.Array,
+                     done: jax.Array) -> Tuple[jax.Array, jax.Array]:
+  """Writes the returns of the episodes that ended (``done``) into the ring
+  ``recent`` ``(R,)`` at ``count`` onwards; returns the ring and the new count.
+
+  Episodes that end at the same step enter in env order; the ring keeps the
+  last ``R`` (of more than ``R`` ending at once, which are kept is unspecified).
+  """
+  size = recent.shape[0]
+  slots = jnp.where(done, (count + jnp.cumsum(done) - 1) % size, size)  # size: dropped
+  recent = recent.at[slots].set(returns, mode="drop")
+  return recent, count + jnp.sum(done, dtype=count.dtype)
 
 
 def greedy_returns(agent: agent_base.BaseAgent, env: JaxEnv, params: Any,

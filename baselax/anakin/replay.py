@@ -70,7 +70,7 @@ sampling time from ``n`` consecutive one-step transitions of one env, and add
 the key ``discount`` (``gamma^k * (1 - terminated)``) to the batch.
 Prioritised replay (Schaul et al. 2016) adds ``weight``: importance-sampling
 weights ``(1 / P(i))^beta`` normalised by the batch maximum, with ``beta``
-annealed linearly to 1 over the run.
+annealed linearly (to 1 by default) over the run.
 
 Prioritised buffers hand out only items whose sum-tree leaf is positive: in
 flashbax's prioritised buffers that is exactly the set of written items whose
@@ -153,14 +153,18 @@ class Replay(NamedTuple):
   codec: Any
 
 
-def step_record(obs: Any, actions: jax.Array, step: Any) -> Batch:
+def step_record(obs: Any, actions: jax.Array, step: Any,
+                reward_clip: Optional[float] = None) -> Batch:
   """What the loop hands the replay for one env step (leading axes kept).
 
   ``obs`` is what the envs acted on; ``next_obs`` the true next observation
   (the final one where an episode ended: the replay keeps it only for
-  truncated steps).
+  truncated steps). ``reward_clip``: rewards are clipped to ``[-c, c]``.
   """
-  return {"obs": obs, "action": actions, "reward": step.reward,
+  reward = step.reward
+  if reward_clip is not None:
+    reward = jnp.clip(reward, -reward_clip, reward_clip)
+  return {"obs": obs, "action": actions, "reward": reward,
           "terminated": step.terminated, "truncated": step.truncated,
           "next_obs": step.final_obs}
 
@@ -522,7 +526,8 @@ def make_replay(config: AnakinConfig, discount: Optional[float] = None, *,
     if config.prioritized:
       row, start, indices, probabilities = prioritised_draw(state, key)
       batch = transitions(state, row, start)
-      beta = config.importance_exponent + (1.0 - config.importance_exponent) * progress
+      beta = config.importance_exponent + (
+          config.importance_exponent_end - config.importance_exponent) * progress
       batch = {**batch, "weight": importance_weights(probabilities, beta)}
     else:
       row, start = uniform_draw(state, key)

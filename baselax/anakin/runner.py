@@ -36,7 +36,7 @@ ChunkCallback = Callable[[metrics_lib.ChunkRecord], Optional[bool]]
 
 #: Per-chunk device metrics that are bookkeeping, not OptimOutput scalars.
 _LOOP_METRICS = ("episodes", "episode_return_sum", "updates", "eval_returns",
-                 "params_finite")
+                 "params_finite", "recent_return_sum", "recent_episodes")
 
 
 def nonfinite_names(raw: Mapping[str, np.ndarray]) -> List[str]:
@@ -71,6 +71,8 @@ def chunk_record(raw: Mapping[str, np.ndarray], group_size: int,
   return metrics_lib.ChunkRecord.from_sums(
       episode_return_sum=runs(by_group(raw["episode_return_sum"]).sum(1)),
       episodes=runs(by_group(raw["episodes"]).sum(1)),
+      recent_return_sum=runs(by_group(raw["recent_return_sum"]).sum(1)),
+      recent_episodes=runs(by_group(raw["recent_episodes"]).sum(1)),
       updates=runs(by_group(raw["updates"])[:, 0]),  # identical within a group
       # Reported scalars are pmean-ed by the agent; the group mean also
       # covers agents that report per-device values.

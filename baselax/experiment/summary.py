@@ -92,6 +92,10 @@ def print_summary(out: ExperimentResult, prog: str) -> None:
           f"{np.array2string(final, precision=1)}  mean {final.mean():.1f}")
     if out.aggregate["seeds"] > 1:
       print(f"final greedy eval return over {aggregate_lib.describe(out.aggregate)}")
+  recent = result.history[-1].recent_return
+  if recent is not None and "points" not in out.aggregate:
+    print(f"training return of the last 100 episodes per seed: "
+          f"{np.array2string(np.asarray(recent), precision=1)}")
   resumed = (f" (resumed at chunk {result.first_chunk}: {out.env_steps:,} env steps "
              f"per seed in this session)" if result.first_chunk else "")
   run_time = out.env_steps * num_seeds / out.sps if out.sps > 0 else 0.0

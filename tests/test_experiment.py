@@ -94,7 +94,7 @@ BAD_INPUTS = [
     (["--target-update-interval", "0"], "target_update_interval must be an integer >= 1"),
     (["--epsilon-start", "2"], "--epsilon-start 2.0: epsilon_start must be in [0, 1]"),
     (["--exploration-fraction", "0"], "exploration_fraction must be in (0, 1]"),
-    (["--hidden-sizes", "0"], "--hidden-sizes 0: hidden_sizes must be one or more integers"),
+    (["--hidden-sizes", "0"], "--hidden-sizes 0: hidden_sizes must be integers >= 1 (or none"),
     (["--max-grad-norm", "-3"], "max_grad_norm must be > 0"),
     (["--network", "resnet"], "network must be auto, mlp, conv or nature"),
     (["--agent", "qrdqn", "--num-quantiles", "0"], "num_quantiles must be an integer >= 1"),

@@ -82,6 +82,19 @@ def _attribute_docs(cls: type) -> Dict[str, str]:
   return docs
 
 
+#: What ``none`` parses to in a list flag: ``--hidden-sizes none`` is ``()``.
+NONE = type("NoneToken", (), {"__repr__": lambda self: "none"})()
+
+
+def _as_tuple(name: str, value: list) -> tuple:
+  if NONE in value:
+    if len(value) > 1:
+      raise ValueError(f"{flag_name(name)}: none stands alone (no values), got "
+                     f"{' '.join(map(repr, value))}.")
+    return ()
+  return tuple(value)
+
+
 def _parser_for(tp: Any):
   """Returns ``(type_fn, nargs)`` for a field type."""
   origin = typing.get_origin(tp)
@@ -95,7 +108,12 @@ def _parser_for(tp: Any):
     optional.__name__ = getattr(type_fn, "__name__", "value") + " or None"
     return optional, nargs
   if origin in (tuple, Tuple):
-    return _parser_for(args[0])[0], "+"
+    inner = _parser_for(args[0])[0]
+
+    def item(text, _f=inner):  # "none" alone: the empty tuple
+      return NONE if text.lower() == "none" else _f(text)
+    item.__name__ = getattr(inner, "__name__", "value")
+    return item, "+"
   if tp in (int, float, str):
     return tp, None
   raise TypeError(f"unsupported field type {tp!r}")
@@ -143,7 +161,7 @@ def build(namespace: argparse.Namespace, cls: Type[Any]) -> Any:
   for field in dataclasses.fields(cls):
     value = getattr(namespace, field.name)
     if isinstance(value, list):
-      value = tuple(value)
+      value = _as_tuple(field.name, value)
     values[field.name] = value
   try:
     return cls(**values)

@@ -19,11 +19,13 @@ class ExperimentConfig:
 
   Attributes:
     agent: a registered agent (baselax.agents.registry): dqn or qrdqn, or one you registered. Its own flags are listed in the 'agent' group (--agent NAME --help shows them).
-    env_id: an env with discrete actions: a gymnax id (CartPole-v1, Breakout-MinAtar) or suite:name for Craftax, Jumanji, Navix, XLand-MiniGrid (craftax:Craftax-Classic-Symbolic-v1, jumanji:Snake-v1, navix:Navix-Empty-5x5-v0, xminigrid:MiniGrid-Empty-5x5; pip install -e ".[navix]" etc.).
+    env_id: an env with discrete actions: a gymnax id (CartPole-v1, Breakout-MinAtar), minatar:GAME (the MinAtar papers' settings: minatar:Breakout, Asterix, Freeway, Seaquest, SpaceInvaders) or suite:name for Craftax, Jumanji, Navix, XLand-MiniGrid (craftax:Craftax-Classic-Symbolic-v1, jumanji:Snake-v1, navix:Navix-Empty-5x5-v0, xminigrid:MiniGrid-Empty-5x5; pip install -e ".[navix]" etc.).
+    preset: a paper's settings by name (young-tian-2019, revisiting-rainbow, and their -fast forms; listed at the end of --help): they become the flags' defaults, and flags given still override them.
     sweep: SETTING=V1,V2,... (repeat the flag for a grid): train every combination of these values of the agent's numeric settings x every seed as ONE compiled program, e.g. --sweep learning_rate=1e-4,3e-4,1e-3 --sweep target_update_interval=50,200. Settings that set shapes or code paths (hidden_sizes, n_step, booleans) cannot be swept.
   """
   agent: str = "dqn"
   env_id: str = "CartPole-v1"
+  preset: Optional[str] = None
   sweep: Tuple[str, ...] = dataclasses.field(default=(), metadata={"repeatable": True})
 
 

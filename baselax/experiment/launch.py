@@ -29,6 +29,7 @@ from baselax.errors import ConfigError
 from baselax.experiment import cli
 from baselax.experiment import config as config_lib
 from baselax.experiment import loggers as loggers_lib
+from baselax.experiment import presets as presets_lib
 from baselax.experiment import rundir as rundir_lib
 from baselax.experiment import summary as summary_lib
 from baselax.experiment import sweeps
@@ -63,6 +64,7 @@ def _pre_parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
   pre = argparse.ArgumentParser(add_help=False)
   pre.add_argument("--resume")
   pre.add_argument("--agent")
+  pre.add_argument("--preset")
   return pre.parse_known_args(argv)[0]
 
 
@@ -71,8 +73,10 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
 
   ``--agent NAME`` picks which registered config supplies the agent flags,
   and its entry's ``trainer_defaults`` the trainer flags' defaults.
-  With ``--resume RUN_DIR`` the saved configuration supplies the defaults, and
-  a flag that changes the experiment is refused, naming what differs.
+  ``--preset NAME`` sets the defaults of the flags it names (``presets.py``)
+  on top of the agent's. With ``--resume RUN_DIR`` the saved configuration
+  supplies the defaults, and a flag that changes the experiment is refused,
+  naming what differs.
   """
   pre = _pre_parse(argv)
   defaults, saved = None, None
@@ -83,14 +87,18 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
       # W&B run); they are not part of the experiment, so they may change.
       defaults = {k: v for section in (*config_lib.EXPERIMENT_SECTIONS, "loggers")
                   for k, v in saved.get(section, {}).items()}
-    agent_name = pre.agent or (defaults or {}).get("agent", "dqn")
+    preset = presets_lib.get(pre.preset) if pre.preset and saved is None else None
+    agent_name = (pre.agent or (defaults or {}).get("agent")
+                  or (preset.default_agent if preset else "dqn"))
     entry = registry.get(agent_name)
+    if saved is None:
+      # The agent's own trainer defaults (Rainbow: n-step, prioritised
+      # replay), then the preset's; flags still override them. A resumed run
+      # has its saved values instead.
+      defaults = {**entry.trainer_defaults,
+                  **(preset.values(agent_name) if preset else {})}
   except ConfigError as error:
     cli.usage_error(error, prog)
-  if saved is None and entry.trainer_defaults:
-    # The agent's own trainer defaults (Rainbow: n-step, prioritised replay);
-    # flags still override them. A resumed run has its saved values instead.
-    defaults = dict(entry.trainer_defaults)
 
   def check(parsed):
     try:  # the sweep's settings, before JAX starts (values are checked in prepare)
@@ -120,7 +128,7 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
     return None
 
   epilog = (f"registered agents: {', '.join(registry.names())} (--agent NAME --help "
-            f"lists that agent's flags)")
+            f"lists that agent's flags)\n\n{presets_lib.help_text()}")
   parsed = cli.parse(
       [(config_lib.ExperimentConfig, "experiment"),
        (entry.config_cls, f"agent ({entry.name}: {entry.config_cls.__name__})"),

@@ -42,10 +42,11 @@ class NoisyLinear(hk.Module):
   with ``f(e) = sign(e) sqrt(|e|)``, ``e ~ N(0, 1)``; initialisation
   ``mu ~ U[-1/sqrt(p), 1/sqrt(p)]``, ``sigma = sigma0 / sqrt(p)`` for ``p``
   inputs. One call draws one noise sample, shared by the rows of its batch
-  (as in the paper's NoisyNet-DQN; an agent that wants a draw per row vmaps
-  the network over rows: the product is computed as
-  ``f(e_out) * ((x * f(e_in)) @ sigma_w)``, so that never materialises a weight
-  matrix per row). The noise comes from ``hk.maybe_next_rng_key()``: without
+  (as in the paper's NoisyNet-DQN), and computes ``x @ (mu_w + sigma_w *
+  f(e_in) f(e_out)^T)``: one matmul. An agent that wants a draw per row vmaps
+  the network over rows; a call on one row computes ``x @ mu_w + f(e_out) *
+  ((x * f(e_in)) @ sigma_w)``, so no row gets a weight matrix of its own and
+  the vmapped matmuls stay shared. The noise comes from ``hk.maybe_next_rng_key()``: without
   an rng (``apply(params, None, x)``) the layer uses its mean weights, which
   is how greedy evaluation acts.
   """
@@ -65,16 +66,20 @@ class NoisyLinear(hk.Module):
     b_mu = hk.get_parameter("b_mu", (self.output_size,), x.dtype, mu_init)
     w_sigma = hk.get_parameter("w_sigma", (p, self.output_size), x.dtype, sigma_init)
     b_sigma = hk.get_parameter("b_sigma", (self.output_size,), x.dtype, sigma_init)
-    y = x @ w_mu + b_mu
     key = hk.maybe_next_rng_key()
     if key is None:
-      return y
+      return x @ w_mu + b_mu
     in_key, out_key = jax.random.split(key)
     f = lambda e: jnp.sign(e) * jnp.sqrt(jnp.abs(e))
     e_in = f(jax.random.normal(in_key, (p,), x.dtype))
     e_out = f(jax.random.normal(out_key, (self.output_size,), x.dtype))
     e_in, e_out = materialised((e_in, e_out))
-    return y + e_out * ((x * e_in) @ w_sigma + b_sigma)
+    if math.prod(x.shape[:-1]) > 1:
+      # The rows share the draw: one matmul with the noisy weights (their
+      # p x out products cost less than a second (rows x p) @ (p x out)).
+      return x @ (w_mu + w_sigma * (e_in[:, None] * e_out)) + b_mu + b_sigma * e_out
+    # One row (e.g. vmapped over rows, a draw each): no weight matrix of its own.
+    return x @ w_mu + b_mu + e_out * ((x * e_in) @ w_sigma + b_sigma)
 
 
 class Conv2D(hk.Conv2D):

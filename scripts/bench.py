@@ -27,6 +27,19 @@ Rows, each at N envs (per device):
                  devices (they share the machine's cores, so CPU efficiency
                  says little about GPUs).
 
+With ``--agent NAME`` (any registered agent) and the variant flags
+(``--prioritized``, ``--n-step``, ``--noisy``, ``--dueling``,
+``--double-dqn``), or ``--agents`` (the DQN family's row set: dqn,
+prioritised, n-step, noisy, dueling + Double, c51, qrdqn, mdqn, rainbow),
+the rows are instead the main job's training chunk of each agent (the
+registry's build, every scan step learning, no evaluation) beside DQN at the
+same settings, timed in interleaved rounds in one process; each row gives
+its median env steps/s and its median ratio to DQN's time in the same round:
+
+    python scripts/bench.py --agents --rounds 3
+    python scripts/bench.py --agent rainbow --env-id Breakout-MinAtar --num-envs 16
+    python scripts/bench.py --agent dqn --noisy --num-envs 10
+
 Compile time is always reported apart from run time: every compiled row is
 called once to warm up, then timed with ``block_until_ready``. Figures vary
 from run to run on shared machines: compare ratios from one run.
@@ -60,8 +73,9 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from baselax import anakin, envs, hostloop, networks  # noqa: E402
-from baselax.agents import DQN  # noqa: E402
+from baselax.agents import DQN, registry  # noqa: E402
 from baselax.errors import ConfigError  # noqa: E402
+from baselax.experiment import cli  # noqa: E402
 
 
 def peak_rss_mb() -> float:
@@ -246,13 +260,75 @@ def scaling_rows(env, agent, args, show) -> None:
           f"efficiency {row['efficiency']:.2f}", flush=True)
 
 
-def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+#: ``--agents``: the DQN family's rows, each ``(label, main-job flags)``.
+AGENT_ROWS = (
+    ("dqn", []), ("--prioritized", ["--prioritized"]), ("--n-step 3", ["--n-step", "3"]),
+    ("--noisy", ["--noisy"]), ("--dueling --double-dqn", ["--dueling", "--double-dqn"]),
+    ("c51", ["--agent", "c51"]), ("qrdqn", ["--agent", "qrdqn"]),
+    ("mdqn", ["--agent", "mdqn"]), ("rainbow", ["--agent", "rainbow"]))
+
+
+def agent_chunk(flags: List[str], n: int, iterations: int, args) -> Any:
+  """The main job's compiled training chunk for ``flags`` (every step learning).
+
+  Returns ``(label, run, compile_s, env_steps)``: ``run()`` runs one chunk
+  from a buffer filled by a warm-up chunk and returns its seconds.
+  """
+  from baselax.experiment import launch
+  trainer = two_chunk_config(n, iterations, args, 1)
+  sizes = ["--env-id", args.env, "--num-envs", str(n), "--batch-size", str(args.batch_size),
+           "--buffer-size", str(trainer.buffer_size), "--train-every", str(args.train_every),
+           "--total-env-steps", str(trainer.total_env_steps),
+           "--eval-every", str(trainer.eval_every),
+           "--learning-starts", str(trainer.learning_starts), "--num-devices", "1"]
+  spec = launch.parse(sizes + flags, prog="bench.py")
+  prepared = launch.prepare(spec)
+  program = anakin.program.build(prepared.agent, prepared.env, spec.trainer, evaluate=False)
+  t = time.perf_counter()
+  state, chunk = program.start()
+  compile_s = time.perf_counter() - t
+  holder = {"state": chunk(state, jnp.int32(0))[0]}  # warm-up: fills the buffer
+  jax.block_until_ready(holder["state"])
+  start = jnp.int32(program.derived.steps_per_chunk)
+
+  def run() -> float:
+    t = time.perf_counter()
+    holder["state"], metrics = chunk(holder["state"], start)
+    jax.block_until_ready(metrics)
+    return time.perf_counter() - t
+
+  return run, compile_s, program.derived.env_steps_per_chunk
+
+
+def agent_rows(rows, args, show) -> None:
+  """Each row's chunk beside DQN's, in ``args.rounds`` interleaved rounds."""
+  n = args.num_envs[0]
+  iterations = int(np.clip(args.env_steps // n, 64, 5_000))
+  if not rows or rows[0][1]:
+    rows = [("dqn", [])] + list(rows)
+  built = [(label, *agent_chunk(flags, n, iterations, args)) for label, flags in rows]
+  times = {label: [] for label, *_ in built}
+  for _ in range(args.rounds):
+    for label, run, _, _ in built:
+      times[label].append(run())
+  base = np.asarray(times[built[0][0]])
+  for label, _, compile_s, env_steps in built:
+    t = np.asarray(times[label])
+    show(dict(kind=label, num_envs=n, num_seeds=1, env_steps_per_s=env_steps / np.median(t),
+              updates_per_s=float("nan"), compile_s=compile_s, run_s=float(np.median(t)),
+              vs_dqn=float(np.median(base / t)),
+              compile_vs_dqn=compile_s / built[0][2]))
+
+
+def parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
+  """The command line, checked against this machine's devices."""
+  parser = cli.OneLineParser(description=__doc__.splitlines()[0], prog="bench.py")
   parser.add_argument("--env-id", "--env", dest="env", default="CartPole-v1",
                       help="env id: a gymnax id, or suite:name for Craftax, Jumanji, "
                       "Navix, XLand-MiniGrid (e.g. navix:Navix-Empty-5x5-v0)")
-  parser.add_argument("--num-envs", type=int, nargs="+",
-                      default=[1, 8, 64, 512, 4096], help="values of N to sweep")
+  parser.add_argument("--num-envs", type=int, nargs="+", default=None,
+                      help="values of N to sweep (default 1 8 64 512 4096; agent rows: "
+                      "the first value, default 10)")
   parser.add_argument("--seeds", type=int, nargs="*", default=[1, 8, 32],
                       help="seed counts for the seeds rows (none: no seeds rows)")
   parser.add_argument("--seeds-num-envs", type=int, default=64,
@@ -278,10 +354,26 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
   parser.add_argument("--json", default=None, help="write the results here")
   parser.add_argument("--memory-only", action="store_true",
                       help="print the bytes per transition of each buffer kind and exit")
+  agents = parser.add_argument_group("agents (rows of the main job's chunk, beside DQN)")
+  agents.add_argument("--agent", default=None, help="a registered agent")
+  agents.add_argument("--agents", action="store_true",
+                      help="the DQN family's row set (see the module doc)")
+  agents.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+  for flag in ("--prioritized", "--noisy", "--dueling", "--double-dqn"):
+    agents.add_argument(flag, action="store_true")
+  agents.add_argument("--n-step", type=int, default=None)
   args = parser.parse_args(argv)
+  args.agent_flags = ([] if args.agent is None else ["--agent", args.agent]) + [
+      f"--{f.replace('_', '-')}" for f in ("prioritized", "noisy", "dueling", "double_dqn")
+      if getattr(args, f)] + ([] if args.n_step is None else ["--n-step", str(args.n_step)])
+  args.agent_mode = bool(args.agents or args.agent_flags)
+  if args.num_envs is None:
+    args.num_envs = [10] if args.agent_mode else [1, 8, 64, 512, 4096]
   if args.quick:
     args.num_envs, args.seeds, args.seeds_num_envs = [16], [4], 16
     args.env_steps = 50_000
+  if args.rounds < 1:
+    parser.error(f"--rounds must be >= 1, got {args.rounds}.")
   if args.scaling and max(args.scaling) > jax.local_device_count():
     parser.error(f"--scaling up to {max(args.scaling)} devices but only "
                  f"{jax.local_device_count()} exist; on CPU add --cpu-devices "
@@ -290,39 +382,49 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.error(f"--devices {args.devices} but only {jax.local_device_count()} "
                  f"local device(s); on CPU set XLA_FLAGS=--xla_force_host_"
                  f"platform_device_count={args.devices} before running.")
-  if args.env != "CartPole-v1" and not args.no_hostloop:
+  if args.env != "CartPole-v1" and not args.no_hostloop and not args.agent_mode:
     print("note: the host-loop rows use gymnasium's CartPole-v1 only; "
           "pass --no-hostloop to silence this.", file=sys.stderr)
-
   try:
-    env = envs.make(args.env)
-    agent = make_agent(env, args)
+    args.env_obj = envs.make(args.env)
+    if args.agent is not None:
+      registry.get(args.agent)
   except ConfigError as error:
-    parser.error(f"--env-id {args.env}: {error}")
-  header = dict(jax=jax.__version__, backend=jax.default_backend(),
-                device_kind=jax.devices()[0].device_kind,
-                devices=args.devices, env=args.env, train_every=args.train_every,
-                batch_size=args.batch_size, buffer_size=args.buffer_size,
-                cpu_count=os.cpu_count(), local_devices=jax.local_device_count())
-  print(f"baselax bench | jax {header['jax']} | backend {header['backend']} | "
-        f"device {header['device_kind']} x{args.devices} (of {jax.local_device_count()}) | env {args.env} | "
-        f"train_every {args.train_every} | batch {args.batch_size} | "
-        f"{header['cpu_count']} CPU cores")
-  memory = memory_rows(env, agent, args)
-  print(f"replay memory, bytes per stored transition (buffer_size {args.buffer_size:,}, "
-        f"N = {args.num_envs[0]}):")
-  for row in memory:
-    stored = f"{row['requested']} ({row['obs_storage']})"
-    print(f"  {row['buffer']:<20}{stored:>17}: obs {row['stored_obs_bytes']:>7,} "
-          f"B of {row['obs_bytes']:>7,}{row['bytes_per_transition']:>12,.1f} B/transition")
-  if args.memory_only:
-    if args.json:
-      with open(args.json, "w") as f:
-        json.dump(dict(header=header, memory=memory), f, indent=2)
-    return dict(header=header, memory=memory)
+    parser.error(f"--agent {args.agent}: {error}" if "agent" in str(error)
+                 else f"--env-id {args.env}: {error}")
+  return args
+
+
+def write_json(path: Optional[str], result: Dict[str, Any]) -> None:
+  if path:
+    with open(path, "w") as f:
+      json.dump(result, f, indent=2)
+    print(f"wrote {path}")
+
+
+def run_agent_rows(args: argparse.Namespace) -> List[Dict[str, Any]]:
+  """``--agent``/``--agents``: each row's chunk beside DQN's (see the module doc)."""
+  rows: List[Dict[str, Any]] = []
+  print(f"{'row':<24}{'env steps/s':>13}{'vs dqn':>9}{'compile s':>11}{'vs dqn':>9}"
+        f"   (N = {args.num_envs[0]}, median of {args.rounds} interleaved rounds)")
+
+  def show(row):
+    rows.append(row)
+    print(f"{row['kind']:<24}{row['env_steps_per_s']:>13,.0f}{row['vs_dqn']:>8.2f}x"
+          f"{row['compile_s']:>11.1f}{row['compile_vs_dqn']:>8.2f}x", flush=True)
+
+  agent_rows(list(AGENT_ROWS) if args.agents
+             else [(" ".join(args.agent_flags), args.agent_flags)], args, show)
+  return rows
+
+
+def run_throughput_rows(args: argparse.Namespace, env: Any, agent: Any
+                        ) -> List[Dict[str, Any]]:
+  """The limit, anakin, host-loop, seeds and scaling rows (see the module doc)."""
   columns = ("kind", "N", "seeds", "env steps/s", "per seed", "updates/s",
              "vs limit+pol", "vs hostloop", "compile s", "peak RSS MB", "buffer MB")
   print(("{:<13}" + "{:>7}" * 2 + "{:>13}" * 5 + "{:>12}" * 3).format(*columns))
+  rows: List[Dict[str, Any]] = []
 
   def show(row):
     row["peak_rss_mb"] = peak_rss_mb()
@@ -335,7 +437,6 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                buf=row.get("buffer_bytes", 0) / 2**20, **row), flush=True)
     rows.append(row)
 
-  rows: List[Dict[str, Any]] = []
   for n in ([] if args.scaling else args.num_envs):
     limit_iters = int(np.clip(args.env_steps * 4 // n, 100, 100_000))
     learn_iters = int(np.clip(args.env_steps // n, 64, 5_000))
@@ -365,11 +466,38 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
       show(anakin_row(env, agent, n, int(np.clip(args.env_steps // n, 64, 5_000)),
                       args, num_seeds=s, kind="seeds/dev", devices=all_devices,
                       parallel="seeds"))
-  result = dict(header=header, rows=rows, memory=memory)
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(result, f, indent=2)
-    print(f"wrote {args.json}")
+  return rows
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+  args = parse(argv)
+  env = args.env_obj
+  header = dict(jax=jax.__version__, backend=jax.default_backend(),
+                device_kind=jax.devices()[0].device_kind,
+                devices=args.devices, env=args.env, train_every=args.train_every,
+                batch_size=args.batch_size, buffer_size=args.buffer_size,
+                cpu_count=os.cpu_count(), local_devices=jax.local_device_count())
+  print(f"baselax bench | jax {header['jax']} | backend {header['backend']} | "
+        f"device {header['device_kind']} x{args.devices} (of {jax.local_device_count()}) | env {args.env} | "
+        f"train_every {args.train_every} | batch {args.batch_size} | "
+        f"{header['cpu_count']} CPU cores")
+  if args.agent_mode:
+    result = dict(header=header, rows=run_agent_rows(args))
+    write_json(args.json, result)
+    return result
+  agent = make_agent(env, args)
+  memory = memory_rows(env, agent, args)
+  print(f"replay memory, bytes per stored transition (buffer_size {args.buffer_size:,}, "
+        f"N = {args.num_envs[0]}):")
+  for row in memory:
+    stored = f"{row['requested']} ({row['obs_storage']})"
+    print(f"  {row['buffer']:<20}{stored:>17}: obs {row['stored_obs_bytes']:>7,} "
+          f"B of {row['obs_bytes']:>7,}{row['bytes_per_transition']:>12,.1f} B/transition")
+  if args.memory_only:
+    result = dict(header=header, memory=memory)
+  else:
+    result = dict(header=header, rows=run_throughput_rows(args, env, agent), memory=memory)
+  write_json(args.json, result)
   return result
 
 

@@ -162,6 +162,16 @@ def test_noisy_layer_mean_is_the_mean_weights_and_noise_follows_the_key():
   np.testing.assert_array_equal(a, net.apply(params, keys[0], x))     # fixed for a key
 
 
+def test_noisy_layer_one_matmul_form_equals_the_per_row_form():
+  """A call on many rows computes x @ (mu + sigma * outer(e_in, e_out)); a
+  call on one row f(e_out) * ((x * f(e_in)) @ sigma): the same numbers."""
+  net, params, _ = _noisy_layer()
+  x = jax.random.normal(jax.random.PRNGKey(3), (5, 4))
+  key = jax.random.PRNGKey(4)
+  rows = jax.vmap(lambda row: net.apply(params, key, row[None])[0])(x)
+  np.testing.assert_allclose(net.apply(params, key, x), rows, rtol=1e-5, atol=1e-6)
+
+
 def test_noisy_predict_explores_per_row_and_evaluates_on_the_mean():
   env = gymnasium.make("CartPole-v1")
   agent = DQN(networks.mlp_q_network((16,), noisy=True), env, 1e-3,

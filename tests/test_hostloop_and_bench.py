@@ -172,6 +172,23 @@ def test_bench_scaling_mode_on_forced_cpu_devices(tmp_path):
   assert bad.returncode == 2 and "add --cpu-devices 8" in bad.stderr
 
 
+def test_bench_agent_rows_time_each_agent_beside_dqn(tmp_path):
+  out_json = tmp_path / "agents.json"
+  proc = subprocess.run(
+      [sys.executable, "scripts/bench.py", "--agent", "c51", "--noisy", "--num-envs", "4",
+       "--env-steps", "2000", "--rounds", "2", "--json", str(out_json)],
+      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = json.loads(out_json.read_text())["rows"]
+  assert [r["kind"] for r in rows] == ["dqn", "--agent c51 --noisy"]
+  assert rows[0]["vs_dqn"] == 1.0 and rows[0]["compile_vs_dqn"] == 1.0
+  assert 0 < rows[1]["vs_dqn"] and rows[1]["env_steps_per_s"] > 0
+  assert "median of 2 interleaved rounds" in proc.stdout
+  bad = subprocess.run([sys.executable, "scripts/bench.py", "--agent", "ppo"],
+                       cwd=helpers.REPO, capture_output=True, text=True, timeout=120)
+  assert bad.returncode == 2 and "unknown agent 'ppo'" in bad.stderr
+
+
 def test_variant_table_prints_one_row_per_variant():
   proc = subprocess.run(
       [sys.executable, "scripts/variant_table.py", "--only", "DQN", "Double DQN",

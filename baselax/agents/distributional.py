@@ -10,6 +10,8 @@ import chex
 import jax
 import jax.numpy as jnp
 
+from baselax.agents import value_learning
+
 
 def categorical_projection(z_p: chex.Array, probs: chex.Array,
                            z_q: chex.Array) -> chex.Array:
@@ -81,6 +83,6 @@ def categorical_q_learning(q_atoms_tm1: chex.Array, q_logits_tm1: chex.Array,
   chex.assert_rank(q_t_selector, 1)
   a_t = jnp.argmax(q_t_selector)
   target_z = r_t + discount_t * q_atoms_t
-  target_p = jax.nn.softmax(q_logits_t[a_t])
+  target_p = jax.nn.softmax(value_learning.select(q_logits_t, a_t))
   target = jax.lax.stop_gradient(categorical_projection(target_z, target_p, q_atoms_tm1))
-  return -jnp.sum(target * jax.nn.log_softmax(q_logits_tm1[a_tm1]))
+  return -jnp.sum(target * jax.nn.log_softmax(value_learning.select(q_logits_tm1, a_tm1)))

@@ -20,6 +20,7 @@ import optax
 from baselax.agents import base
 from baselax.agents import dqn
 from baselax.agents import q_config
+from baselax.agents import value_learning
 from baselax.errors import ConfigError
 
 
@@ -72,8 +73,8 @@ def quantile_q_learning(dist_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Num
   chex.assert_rank([dist_tm1, a_tm1, r_t, discount_t, dist_t, dist_t_selector],
                    [2, 0, 0, 0, 2, 2])
   a_t = jnp.argmax(jnp.mean(dist_t_selector, axis=-1))
-  target = jax.lax.stop_gradient(r_t + discount_t * dist_t[a_t])
-  predicted = dist_tm1[a_tm1]
+  target = jax.lax.stop_gradient(r_t + discount_t * value_learning.select(dist_t, a_t))
+  predicted = value_learning.select(dist_tm1, a_tm1)
   return (quantile_huber_loss(predicted, target, kappa),
           jnp.mean(target) - jnp.mean(predicted))
 

@@ -55,6 +55,19 @@ def double_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
   return jax.lax.stop_gradient(target) - q_tm1[a_tm1]
 
 
+def select(values: chex.Array, index: chex.Numeric) -> chex.Array:
+  """``values[index]``: the row of ``values`` ``[A, ...]`` at ``index`` ``[]``.
+
+  Written as a masked sum over ``A`` (exact: every other row adds zero), not
+  a gather: under ``vmap`` XLA:CPU fuses a gather into each elementwise
+  consumer of the row and redoes it there, per element of, e.g., a
+  quantile loss's ``[N, N']`` grid; a reduction it computes once.
+  """
+  hit = jnp.arange(values.shape[0]) == index
+  hit = hit.reshape(hit.shape + (1,) * (values.ndim - 1))
+  return jnp.sum(jnp.where(hit, values, 0.0), axis=0)
+
+
 def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array,
                    epsilon: chex.Numeric, mask: Optional[chex.Array] = None
                    ) -> chex.Array:

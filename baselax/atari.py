@@ -383,7 +383,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
 
   try:
     prepared = prepare(spec)
-    run_dir, checkpointer, chunks_done = launch.open_run(
+    run_dir, checkpointer, chunks_done = rundir_lib.open_run(
         spec, prepared, extra={"trainer_kind": "hostloop"})
   except ConfigError as error:
     usage(error)
@@ -421,6 +421,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
   finally:
     sinks.close()
     checkpointer.close()
+    run_dir.close()
     prepared.env.close()
     prepared.eval_env.close()
   out = summary_lib.summarise(result, sizes.env_steps_per_chunk, 1, run_dir,

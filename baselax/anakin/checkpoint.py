@@ -16,11 +16,20 @@ Layout of ``directory`` (an orbax ``CheckpointManager``; step = chunks done)::
 The fingerprint (trainer config, agent class, env, and whatever the caller
 adds) is compared on restore: a checkpoint of another env or config is
 refused with a message listing what differs.
+
+Every finished checkpoint also gets ``<chunks_done>/manifest.json``: the
+size and SHA-256 of each of its files. Resuming verifies it
+(:meth:`Checkpointer.intact_step`): a checkpoint with a file truncated,
+changed, missing or added since it was written is set aside, with one line
+naming it, and the run resumes from the newest intact one. (Orbax finalises
+a checkpoint atomically: a writer killed midway leaves no step at all.)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional
@@ -79,6 +88,54 @@ def differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> List[st
   return out
 
 
+MANIFEST = "manifest.json"
+
+
+def manifest(step_dir: str) -> Dict[str, List[Any]]:
+  """``{relative path: [size, sha256]}`` of every file under ``step_dir``
+  (but the manifest itself)."""
+  out = {}
+  for root, _, files in os.walk(step_dir):
+    for name in files:
+      path = os.path.join(root, name)
+      rel = os.path.relpath(path, step_dir)
+      if rel == MANIFEST:
+        continue
+      digest = hashlib.sha256()
+      with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+          digest.update(block)
+      out[rel] = [os.path.getsize(path), digest.hexdigest()]
+  return out
+
+
+def damage(step_dir: str) -> Optional[str]:
+  """What is wrong with the checkpoint in ``step_dir`` (``None``: intact)."""
+  path = os.path.join(step_dir, MANIFEST)
+  try:
+    with open(path) as f:
+      written = json.load(f)
+  except FileNotFoundError:
+    # Orbax finalises a checkpoint atomically; one without a manifest was
+    # written before manifests existed, or its writer was killed right
+    # after: nothing to verify it against.
+    logger.info("%s has no %s: not verified", step_dir, MANIFEST)
+    return None
+  except ValueError:
+    return "its manifest.json is damaged"
+  found = manifest(step_dir)
+  for rel in sorted(set(written) | set(found)):
+    if rel not in found:
+      return f"{rel} is missing"
+    if rel not in written:
+      return f"{rel} was not in it when it was written"
+    if found[rel][0] != written[rel][0]:
+      return f"{rel} has {found[rel][0]} bytes, {written[rel][0]} were written"
+    if found[rel][1] != written[rel][1]:
+      return f"{rel} changed since it was written"
+  return None
+
+
 class Checkpointer:
   """Saves and restores a run's full state with orbax (see the module doc).
 
@@ -107,6 +164,7 @@ class Checkpointer:
     multiprocessing = (ocp.options.MultiprocessingOptions(primary_host=0,
                                                           active_processes={0})
                        if jax.process_count() > 1 else ocp.options.MultiprocessingOptions())
+    self._intact: Optional[int] = None  # verified by intact_step, or written here
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
@@ -115,6 +173,39 @@ class Checkpointer:
   def latest_step(self) -> Optional[int]:
     """Chunks done at the newest checkpoint, or ``None`` if there is none."""
     return self._manager.latest_step()
+
+  def intact_step(self) -> Optional[int]:
+    """Chunks done at the newest intact checkpoint (``None``: there is no
+    checkpoint); the ones after it are set aside, renamed ``damaged-<step>``
+    (so their step numbers can be written again), with a warning naming
+    what is wrong. Resuming restores this one.
+
+    Raises:
+      ConfigError: there are checkpoints but none is intact.
+    """
+    if self._intact is not None:
+      return self._intact
+    steps = sorted(self._manager.all_steps(), reverse=True)
+    problems = []
+    for step in steps:
+      step_dir = os.path.join(self.directory, str(step))
+      problem = damage(step_dir)
+      if problem is None:
+        self._intact = step
+        break
+      problems.append(f"checkpoint {step} ({problem})")
+    if problems and self._intact is None:
+      raise ConfigError(f"no intact checkpoint in {self.directory}: " + "; ".join(problems) +
+                        ". Start a new run, or restore the files from a backup.")
+    for step in steps:
+      if step > self._intact:
+        os.replace(os.path.join(self.directory, str(step)),
+                   os.path.join(self.directory, f"damaged-{step}"))
+    if problems:
+      self._manager.reload()
+      logger.warning("%s damaged in %s: set aside as damaged-<step>; resuming from "
+                     "checkpoint %d", "; ".join(problems), self.directory, self._intact)
+    return self._intact
 
   def save(self, chunks_done: int, state: Any, history: List[metrics_lib.ChunkRecord],
            fingerprint: Dict[str, Any], params: Any, include_state: bool = True) -> None:
@@ -140,6 +231,13 @@ class Checkpointer:
     items["meta"] = ocp.args.JsonSave(meta)
     self._manager.save(chunks_done, force=True, args=ocp.args.Composite(**items))
     self._manager.wait_until_finished()
+    step_dir = os.path.join(self.directory, str(chunks_done))
+    files = manifest(step_dir)
+    tmp = os.path.join(step_dir, MANIFEST + ".tmp")
+    with open(tmp, "w") as f:
+      json.dump(files, f)
+    os.replace(tmp, os.path.join(step_dir, MANIFEST))
+    self._intact = chunks_done
     logger.info("checkpoint: %d chunks done -> %s", chunks_done, self.directory)
 
   def read_meta(self, step: Optional[int] = None) -> Dict[str, Any]:
@@ -201,7 +299,8 @@ class Checkpointer:
         params=ocp.args.StandardRestore(like)))["params"]
 
   def _require_step(self, step: Optional[int]) -> int:
-    step = self.latest_step() if step is None else step
+    if step is None:
+      step = self._intact if self._intact is not None else self.latest_step()
     if step is None:
       raise FileNotFoundError(
           f"No checkpoint in {self.directory}. Checkpoints are written every "

@@ -160,6 +160,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   replay_memory.check()
   fingerprint = {**run_identity, "num_devices": program.num_devices}
   if resume:
+    checkpointer.intact_step()  # the newest intact checkpoint is the one restored
     checkpointer.check_fingerprint(fingerprint)
   t_start = time.perf_counter()
   state, compiled = program.start()

@@ -135,7 +135,8 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
        (AnakinConfig, "trainer"), (config_lib.RunConfig, "run"),
        (config_lib.LoggerConfig, "loggers"), (DistributedConfig, "multi-process")],
       description=DESCRIPTION, argv=argv, defaults=defaults, check=check,
-      prog=prog, epilog=epilog)
+      prog=prog, epilog=epilog,
+      unknown_hint=f"agent {entry.name}'s flags and the others: --agent {entry.name} --help")
   return Spec(*parsed)
 
 
@@ -159,8 +160,12 @@ class Prepared(NamedTuple):
   replay_memory: Any = None  # the checked baselax.anakin.memory.MemoryPlan
 
 
-def prepare(spec: Spec) -> Prepared:
+def prepare(spec: Spec, traced_checks: bool = True) -> Prepared:
   """Builds env and agent and checks the run's settings against them.
+
+  ``traced_checks=False`` leaves out the checks that trace the program (a
+  sweep's settings, the replay memory plan): the host-side checks alone,
+  in milliseconds (``tests/test_fuzz.py`` runs thousands of command lines).
 
   Raises:
     ConfigError: an unknown env, an action space the agent cannot serve, too
@@ -181,7 +186,10 @@ def prepare(spec: Spec) -> Prepared:
     sweep = sweeps.make_sweep(axes, spec.agent, lambda c: entry.build(c, env, sizes))
     sweep.check_points()  # every value on the host: the agent's own checks
     agent = sweep.build(sweep.point(0))
-    program.check_sweep(agent, env, spec.trainer, sweep, sizes)  # by tracing
+    if traced_checks:
+      program.check_sweep(agent, env, spec.trainer, sweep, sizes)  # by tracing
+  if not traced_checks:
+    return Prepared(env, agent, num_devices, sizes, sweep)
   # The replay buffers must fit the devices' memory: refused before any run
   # directory exists (memory.py; anakin.train checks and logs it again).
   replay_memory = memory.plan(agent, env, spec.trainer, sizes)
@@ -211,47 +219,6 @@ def build_agent(spec: Any, env: Any, sizes: Any, trainer: AnakinConfig) -> Any:
     except ImportError:
       raise ConfigError("wandb_project needs wandb: pip install -e '.[wandb]'.")
   return agent
-
-
-def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
-  """The run directory and checkpointer (process 0 only); refuses a clash.
-
-  ``spec``/``prepared``: this module's, or another trainer's with the same
-  fields (``baselax.atari``: ``prepared.num_devices`` may be absent, 1).
-  ``extra``: more entries for ``config.json``.
-
-  Returns ``(run_dir, checkpointer, chunks_done)``, ``chunks_done`` being the
-  newest checkpoint's when resuming, else None.
-  """
-  import jax
-  from baselax.anakin import checkpoint
-
-  resuming = spec.run.resume is not None
-  run_path = (spec.run.resume or spec.run.run_dir or
-              rundir_lib.default_run_dir(spec.experiment.env_id, spec.experiment.agent))
-  if resuming and not os.path.isdir(rundir_lib.checkpoint_dir(run_path)):
-    raise ConfigError(f"resume: {run_path} has no checkpoints/ to resume from.")
-  checkpointer = checkpoint.Checkpointer(
-      rundir_lib.checkpoint_dir(run_path),
-      every_chunks=max(1, round(spec.run.checkpoint_every /
-                                prepared.sizes.env_steps_per_chunk)))
-  chunks_done = checkpointer.latest_step()
-  if resuming and chunks_done is None:
-    checkpointer.close()
-    raise ConfigError(f"resume: {run_path} has no checkpoint to resume from.")
-  if not resuming and chunks_done is not None:
-    checkpointer.close()
-    raise ConfigError(f"run_dir {run_path} already holds a run: continue it with "
-                      f"--resume {run_path}, or pick another --run-dir.")
-  entry = registry.get(spec.experiment.agent)
-  config = {name: dataclasses.asdict(c) for name, c in spec.sections.items()}
-  config.update(agent_class=type(prepared.agent).__name__, agent_module=entry.module,
-                num_devices=getattr(prepared, "num_devices", 1),
-                num_processes=jax.process_count(),
-                jax=jax.__version__, backend=jax.default_backend(), **(extra or {}))
-  run_dir = rundir_lib.RunDirectory(run_path, config,
-                                    resume_from_chunk=chunks_done if resuming else None)
-  return run_dir, checkpointer, chunks_done if resuming else None
 
 
 def seeds_line(trainer: AnakinConfig, sizes: Any) -> str:
@@ -337,7 +304,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
     anakin.runner.check_processes_agree(prepared.agent, prepared.env, spec.trainer,
                                         spec.identity())
     if main_process:
-      run_dir, checkpointer, chunks_done = open_run(
+      run_dir, checkpointer, chunks_done = rundir_lib.open_run(
           spec, prepared, extra={"replay_memory": prepared.replay_memory.to_json()})
   sizes = prepared.sizes
   name = registry.get(spec.experiment.agent).name
@@ -367,10 +334,18 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
   except anakin.NonFiniteError as error:
     print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(1)
+  except OSError as error:  # a full disk, a lost mount: the last checkpoint stands
+    where = run_dir.path if run_dir is not None else "the run directory"
+    print(f"{prog}: error: writing to {where} failed ({error}); its newest checkpoint "
+          f"is kept: make room and continue with --resume {where}", file=sys.stderr,
+          flush=True)
+    raise SystemExit(1)
   finally:
     sinks.close()
     if checkpointer is not None:
       checkpointer.close()
+    if run_dir is not None:
+      run_dir.close()
   wall = time.perf_counter() - t0
   out = summary_lib.summarise(result, sizes.env_steps_per_chunk,
                               sizes.num_runs, run_dir, wall, points=points)

@@ -9,19 +9,25 @@
       wandb/               an offline Weights & Biases run (loggers.WandbLogger)
       learning_curve.png   evaluation return vs env steps, mean and band over seeds
       checkpoints/         orbax checkpoints (baselax.anakin.checkpoint)
+      run.lock             while a run writes here: its pid and host (one writer at a time)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
+import logging
 import os
-from typing import Any, Dict, List, Mapping, Optional
+import socket
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
 from baselax import metrics as metrics_lib
 from baselax.errors import ConfigError
+
+logger = logging.getLogger("baselax.experiment")
 
 
 def default_run_dir(env_id: str, agent_name: str, root: str = "runs") -> str:
@@ -65,6 +71,100 @@ def load_config(run_path: str) -> Dict[str, Any]:
   return saved
 
 
+def write_atomically(path: str, text: str) -> None:
+  """Writes ``text`` to ``path`` through a temporary file and a rename, so a
+  process killed meanwhile leaves the old file or the new one, never half."""
+  tmp = f"{path}.{os.getpid()}.tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, path)
+
+
+def complete_lines(path: str) -> List[Tuple[str, Dict[str, Any]]]:
+  """``(line, parsed)`` of every JSON line of ``path``; a line cut short by
+  a killed writer (the last one: it does not parse, or lacks its newline)
+  is left out."""
+  if not os.path.exists(path):
+    return []
+  out = []
+  with open(path) as f:
+    for line in f:
+      try:
+        row = json.loads(line)
+      except ValueError:
+        continue
+      if line.endswith("\n"):
+        out.append((line, row))
+  return out
+
+
+class RunLock:
+  """One writer per run directory: ``run.lock`` holds the writer's pid and host.
+
+  Taken with an exclusive create. A lock whose process is gone (same host,
+  dead pid: a killed run) is taken over with a warning; a live one refuses.
+  """
+
+  def __init__(self, run_path: str):
+    self.path = os.path.join(run_path, "run.lock")
+    self.held = False
+
+  def acquire(self) -> None:
+    """Raises ConfigError if another live process holds the directory."""
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+      except FileExistsError:
+        holder = self._holder()
+        if holder is not None and self._alive(holder):
+          raise ConfigError(
+              f"{os.path.dirname(self.path)} is in use by pid {holder.get('pid')} on "
+              f"{holder.get('host')} (its run.lock): wait for that run to end or stop it; "
+              f"a second writer would mix two runs' checkpoints and metrics.")
+        logger.warning("taking over %s from pid %s on %s, which is no longer running",
+                       self.path, (holder or {}).get("pid"), (holder or {}).get("host"))
+        try:
+          os.remove(self.path)
+        except FileNotFoundError:
+          pass
+        continue
+      with os.fdopen(fd, "w") as f:
+        json.dump(me, f)
+      self.held = True
+      return
+    raise ConfigError(f"could not take {self.path}: another process keeps creating it.")
+
+  def release(self) -> None:
+    if self.held:
+      self.held = False
+      try:
+        os.remove(self.path)
+      except FileNotFoundError:
+        pass
+
+  def _holder(self) -> Optional[Dict[str, Any]]:
+    try:
+      with open(self.path) as f:
+        return json.load(f)
+    except (OSError, ValueError):
+      return None  # unreadable: written by a process killed while writing it
+
+  @staticmethod
+  def _alive(holder: Mapping[str, Any]) -> bool:
+    if holder.get("host") != socket.gethostname():
+      return True  # no way to look at another host's processes: assume it runs
+    try:
+      os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+      return False
+    except (PermissionError, KeyError, ValueError, TypeError):
+      return True
+    return True
+
+
 class RunDirectory:
   """Writes one run's ``config.json`` and keeps ``metrics.jsonl`` consistent.
 
@@ -73,36 +173,39 @@ class RunDirectory:
     config: the resolved, JSON-able configuration; written to ``config.json``
       (a resumed run keeps the one already there).
     resume_from_chunk: continuing a run that had done this many chunks: lines
-      of ``metrics.jsonl`` for later chunks (written after the checkpoint)
-      are dropped, so the file holds each chunk once.
+      of ``metrics.jsonl`` for later chunks (written after the checkpoint),
+      and a line cut short by a kill, are dropped, so the file holds each
+      chunk once (0: a run that starts afresh in its own directory).
+    lock: the directory's :class:`RunLock`, released by :meth:`close`.
   """
 
   def __init__(self, path: str, config: Mapping[str, Any], *,
-               resume_from_chunk: Optional[int] = None):
+               resume_from_chunk: Optional[int] = None, lock: Optional[RunLock] = None):
     self.path = os.path.abspath(os.path.expanduser(path))
+    self.lock = lock
     os.makedirs(self.path, exist_ok=True)
     self.metrics_path = os.path.join(self.path, "metrics.jsonl")
     self.config_path = os.path.join(self.path, "config.json")
     if resume_from_chunk is None or not os.path.exists(self.config_path):
-      with open(self.config_path, "w") as f:
-        json.dump(metrics_lib.to_json(dict(config)), f, indent=2, sort_keys=True)
+      write_atomically(self.config_path, json.dumps(
+          metrics_lib.to_json(dict(config)), indent=2, sort_keys=True))
     if resume_from_chunk is not None and os.path.exists(self.metrics_path):
-      with open(self.metrics_path) as f:
-        kept = [line for line in f
-                if line.strip() and json.loads(line)["chunk"] < resume_from_chunk]
-      with open(self.metrics_path, "w") as f:
-        f.writelines(kept)
+      kept = [line for line, row in complete_lines(self.metrics_path)
+              if row["chunk"] < resume_from_chunk]
+      write_atomically(self.metrics_path, "".join(kept))
 
   @property
   def checkpoint_dir(self) -> str:
     return checkpoint_dir(self.path)
 
+  def close(self) -> None:
+    """Releases the directory's lock (if it holds one)."""
+    if self.lock is not None:
+      self.lock.release()
+
   def read_metrics(self) -> List[metrics_lib.ChunkRecord]:
     """The records of ``metrics.jsonl`` (null -> NaN)."""
-    if not os.path.exists(self.metrics_path):
-      return []
-    with open(self.metrics_path) as f:
-      return [metrics_lib.record_from_json(json.loads(line)) for line in f if line.strip()]
+    return [metrics_lib.record_from_json(row) for _, row in complete_lines(self.metrics_path)]
 
   def write_learning_curve(self, title: str = "") -> str:
     """Plots evaluation return vs env steps (mean over seeds, min-max band);
@@ -139,3 +242,66 @@ class RunDirectory:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
+  """The run directory and checkpointer (process 0 only); refuses a clash.
+
+  ``spec``/``prepared``: ``baselax.experiment.launch``'s, or another
+  trainer's with the same fields (``baselax.atari``: ``prepared.num_devices``
+  may be absent, 1).
+  ``extra``: more entries for ``config.json``.
+
+  Returns ``(run_dir, checkpointer, chunks_done)``, ``chunks_done`` being the
+  newest checkpoint's when resuming, else None (also when the run to resume
+  was stopped before its first checkpoint: it starts afresh). ``run_dir``
+  holds the directory's lock until ``run_dir.close()``.
+
+  Raises:
+    ConfigError: another live process writes to the directory, or a fresh
+      run's directory already holds a checkpoint.
+  """
+  import jax
+  from baselax.agents import registry
+  from baselax.anakin import checkpoint
+
+  resuming = spec.run.resume is not None
+  run_path = (spec.run.resume or spec.run.run_dir or
+              default_run_dir(spec.experiment.env_id, spec.experiment.agent))
+  os.makedirs(run_path, exist_ok=True)
+  lock = RunLock(run_path)
+  lock.acquire()  # one writer: refuses a directory a live run holds
+  try:
+    checkpointer = checkpoint.Checkpointer(
+        checkpoint_dir(run_path),
+        every_chunks=max(1, round(spec.run.checkpoint_every /
+                                  prepared.sizes.env_steps_per_chunk)))
+    # Resuming: the newest intact checkpoint (damaged ones are set aside).
+    try:
+      chunks_done = checkpointer.intact_step() if resuming else checkpointer.latest_step()
+    except ConfigError as error:
+      checkpointer.close()
+      raise ConfigError(f"--resume {run_path}: {error}") from error
+    if not resuming and chunks_done is not None:
+      checkpointer.close()
+      raise ConfigError(f"run_dir {run_path} already holds a run: continue it with "
+                        f"--resume {run_path}, or pick another --run-dir.")
+    if resuming and chunks_done is None:
+      # Stopped before its first checkpoint: the recorded configuration (the
+      # flags' defaults, parse) starts again from the beginning.
+      print(f"{run_path} has no checkpoint yet: starting it afresh from its recorded "
+            f"configuration.", flush=True)
+    entry = registry.get(spec.experiment.agent)
+    config = {name: dataclasses.asdict(c) for name, c in spec.sections.items()}
+    config.update(agent_class=type(prepared.agent).__name__, agent_module=entry.module,
+                  num_devices=getattr(prepared, "num_devices", 1),
+                  num_processes=jax.process_count(),
+                  jax=jax.__version__, backend=jax.default_backend(), **(extra or {}))
+    run_dir = RunDirectory(
+        run_path, config, resume_from_chunk=(chunks_done or 0) if resuming else None,
+        lock=lock)
+  except BaseException:
+    lock.release()
+    raise
+  chunks_done = chunks_done if resuming else None
+  return run_dir, checkpointer, chunks_done

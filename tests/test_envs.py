@@ -148,7 +148,7 @@ def test_wraps_a_users_own_gymnax_environment():
 
 
 def test_bad_inputs_raise_clear_errors():
-  with pytest.raises(ValueError, match="Unknown gymnax env id 'CartPol'.*CartPole-v1"):
+  with pytest.raises(ValueError, match="Unknown gymnax env_id 'CartPol'.*CartPole-v1"):
     envs.make("CartPol")
   for n in (0, -1, 2.5):
     with pytest.raises(ValueError, match="num_envs"):

@@ -102,7 +102,7 @@ BAD_INPUTS = [
     (["--agent", "nope"], f"unknown agent 'nope'; registered agents: "
                           f"{', '.join(registry.names())}"),
     (["--num-envs", "0"], "--num-envs 0: AnakinConfig.num_envs must be a positive integer"),
-    (["--num-envs", "ten"], "invalid int value: 'ten'"),
+    (["--num-envs", "ten"], "--num-envs: invalid int value: 'ten'"),
     (["--batch-size", "20000"], "batch_size (20000) is larger than buffer_size"),
     (["--priority-exponent", "2"], "priority_exponent must be in [0, 1]"),
     (["--total-env-steps", "5"], "--total-env-steps 5: total_env_steps (5) is smaller"),
@@ -110,7 +110,11 @@ BAD_INPUTS = [
     (["--wandb-mode", "sometimes"], "wandb_mode must be online or offline"),
     (["--eval-episodes", "0"], "eval_episodes must be a positive integer"),
     (["--coordinator-address", "h:1"], "go together: pass all three"),
-    (["--env-id", "CartPol"], "Unknown gymnax env id 'CartPol'"),
+    (["--env-id", "CartPol"], "--env-id CartPol: Unknown gymnax env_id 'CartPol'"),
+    # Found by tests/test_fuzz.py: each now leads with the flag it is about.
+    (["--agent", "c51", "--munchausen-alpha", "0.9"],
+     "--munchausen-alpha 0.9: no such flag (agent c51's flags and the others"),
+    (["--total-env-steps", "1.5"], "--total-env-steps: invalid int value: '1.5'"),
     (["--env-id", "Pendulum-v1"], "agent dqn cannot train on env_id Pendulum-v1: "
                                   "DQN needs a Discrete action space"),
     (["--num-devices", "4"], "--num-devices 4: num_devices=4 but only 1 local cpu device"),

@@ -149,7 +149,7 @@ def make(env_id: str, num_envs: int = 1, **env_kwargs: Any) -> GymnaxEnv:
   """
   if env_id not in gymnax.registered_envs:
     raise ConfigError(
-        f"Unknown gymnax env id {env_id!r}. Valid ids: "
+        f"Unknown gymnax env_id {env_id!r}. Valid ids: "
         f"{', '.join(gymnax.registered_envs)}.")
   check_num_envs(num_envs)
   env, env_params = gymnax.make(env_id, **env_kwargs)

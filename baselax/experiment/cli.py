@@ -21,9 +21,24 @@ from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple, Typ
 
 
 class OneLineParser(argparse.ArgumentParser):
-  """An ``ArgumentParser`` whose errors are one line (no usage block), exit 2."""
+  """An ``ArgumentParser`` whose errors are one line (no usage block), exit 2,
+  that start with the flag they are about.
+
+  Args:
+    unknown_hint: what to say about a flag it does not know (default: see
+      ``--help``).
+  """
+
+  def __init__(self, *args, unknown_hint: Optional[str] = None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.unknown_hint = unknown_hint or f"see {self.prog} --help"
 
   def error(self, message: str) -> NoReturn:
+    unknown = re.match(r"unrecognized arguments: (.*)", message)
+    if unknown:
+      usage_error(f"{unknown.group(1)}: no such flag ({self.unknown_hint})", prog=self.prog)
+    # argparse's own: "argument --flag: invalid int value: 'x'".
+    message = re.sub(r"^argument (--[\w-]+)(/[^:]*)?:", r"\1:", message)
     usage_error(f"{message} (see {self.prog} --help)", prog=self.prog)
 
 
@@ -49,6 +64,8 @@ def name_the_flag(message: str, sections: Sequence[Tuple[type, Dict[str, Any]]])
   Args:
     sections: ``(dataclass type, {field: value})`` of each config section.
   """
+  if message.startswith("--"):
+    return message  # it names its flag already
   named = []
   for cls, values in sections:
     for field in dataclasses.fields(cls):
@@ -95,6 +112,21 @@ def _as_tuple(name: str, value: list) -> tuple:
   return tuple(value)
 
 
+def integer(text: str) -> int:
+  """An integer flag's value; a whole number in float notation too
+  (``--total-env-steps 5e6``)."""
+  try:
+    return int(text)
+  except ValueError:
+    value = float(text)  # ValueError: not a number at all
+    if not value.is_integer():
+      raise ValueError(f"{text} is not a whole number")
+    return int(value)
+
+
+integer.__name__ = "int"
+
+
 def _parser_for(tp: Any):
   """Returns ``(type_fn, nargs)`` for a field type."""
   origin = typing.get_origin(tp)
@@ -114,7 +146,9 @@ def _parser_for(tp: Any):
       return NONE if text.lower() == "none" else _f(text)
     item.__name__ = getattr(inner, "__name__", "value")
     return item, "+"
-  if tp in (int, float, str):
+  if tp is int:
+    return integer, None
+  if tp in (float, str):
     return tp, None
   raise TypeError(f"unsupported field type {tp!r}")
 
@@ -179,8 +213,8 @@ def parse(classes: Sequence[Tuple[type, str]], description: str,
           argv=None, defaults: Optional[Dict[str, Any]] = None,
           check: Optional[Callable[[Tuple[Any, ...]], Optional[str]]] = None,
           prog: Optional[str] = None, epilog: Optional[str] = None,
-          extra: Optional[Callable[[argparse.ArgumentParser], None]] = None
-          ) -> Tuple[Any, ...]:
+          extra: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+          unknown_hint: Optional[str] = None) -> Tuple[Any, ...]:
   """Parses ``argv`` into one instance of each dataclass in ``classes``.
 
   A value the dataclass rejects (its ``__post_init__`` raises ValueError) is
@@ -192,9 +226,11 @@ def parse(classes: Sequence[Tuple[type, str]], description: str,
     check: called with the parsed instances; a returned message is reported
       as a usage error.
     extra: adds flags that belong to no dataclass (parsed and ignored here).
+    unknown_hint: what an unknown flag's error suggests.
   """
   parser = OneLineParser(description=description, prog=prog, epilog=epilog,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         unknown_hint=unknown_hint)
   if extra is not None:
     extra(parser)
   names = set()

@@ -4,13 +4,14 @@ clipping, the last-100-episodes return), and the conv layer's matmul lowering.""
 
 import json
 import os
+import subprocess
+import sys
 
 import gymnasium
 import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from baselax import envs, networks
@@ -19,6 +20,7 @@ from baselax.anakin import loop
 from baselax.envs import minatar_env
 from baselax.errors import ConfigError
 from baselax.experiment import launch, presets
+import helpers
 from test_experiment import run_cli
 
 # --- the conv layer computed as patches times a matrix ------------------------
@@ -217,16 +219,26 @@ def test_preset_run_records_the_preset_and_its_values(tmp_path):
     (["--preset", "nature-2015"], "--preset nature-2015: unknown preset"),
     (["--preset", "young-tian-2019", "--agent", "c51"],
      "--preset young-tian-2019 is for --agent dqn, not c51"),
-    (["--env-id", "minatar:Pong"], "Unknown minatar env_id"),
     (["--hidden-sizes", "none", "64"], "--hidden-sizes: none stands alone"),
     (["--optimizer", "sgd"], "--optimizer sgd: optimizer must be adam or rmsprop"),
     (["--reward-clip", "0"], "reward_clip must be > 0"),
 ])
-def test_bad_preset_and_minatar_flags_are_refused_in_one_line(argv, message):
-  proc = run_cli(*argv, "--total-env-steps", "1000", "--quiet", "--no-tensorboard",
-                 "--compilation-cache", "none", "--run-dir", os.devnull + "-never")
-  assert proc.returncode == 2, proc.stderr
-  assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+def test_bad_preset_and_flags_are_refused_in_one_line(argv, message, capsys):
+  """Refused while parsing (the command line's exit code 2 path, as every
+  refusal in test_experiment's table)."""
+  with pytest.raises(SystemExit) as exit_info:
+    launch.parse(argv)
+  assert exit_info.value.code == 2
+  err = capsys.readouterr().err
+  assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_unknown_minatar_game_is_refused_before_compiling():
+  proc = run_cli("--env-id", "minatar:Pong", "--total-env-steps", "1000", "--quiet",
+                 "--no-tensorboard", "--compilation-cache", "none")
+  assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+  assert "--env-id minatar:Pong: Unknown minatar env_id 'minatar:Pong'. Valid ids: " \
+         "minatar:Asterix" in proc.stderr
 
 
 def test_reward_clip_clips_what_the_replay_stores():
@@ -239,3 +251,33 @@ def test_reward_clip_clips_what_the_replay_stores():
   assert record["reward"].tolist() == [-1.0, 0.5, 1.0]
   assert replay.step_record(jnp.zeros((3, 1)), jnp.zeros(3, jnp.int32),
                             step)["reward"].tolist() == [-5.0, 0.5, 10.0]
+
+
+# --- the table script ------------------------------------------------------------
+
+
+def test_minatar_table_fills_a_cell_skips_it_once_done_and_rebuilds_the_table(tmp_path):
+  script = [sys.executable, "scripts/minatar_table.py", "--games", "Breakout", "--seeds",
+            "2", "--frames", "4000", "--fast", "--runs-dir", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "out"), "--", "--eval-every", "2000",
+            "--learning-starts", "500", "--buffer-size", "1000", "--eval-episodes", "2",
+            "--eval-max-steps", "100", "--compilation-cache", "none"]
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  first = subprocess.run(script, cwd=helpers.REPO, capture_output=True, text=True,
+                         timeout=300, env=env)
+  assert first.returncode == 0, first.stderr
+  cell = json.loads((tmp_path / "out" / "young-tian-2019-fast" /
+                     "dqn-Breakout-4000.json").read_text())
+  assert (cell["frames"], cell["seeds"], cell["game"]) == (4000, 2, "Breakout")
+  assert len(cell["recent_return"]) == 2 and len(cell["curve"]["env_steps"]) == 2
+  assert cell["published"] == {"1000000": 9.2, "2000000": 9.6, "5000000": 10.1}
+  assert cell["config"]["experiment"]["preset"] == "young-tian-2019-fast"
+  assert cell["command"].startswith("python experiments/anakin_dqn.py --preset "
+                                    "young-tian-2019-fast --agent dqn --env-id minatar:Breakout")
+  table = (tmp_path / "out" / "README.md").read_text()
+  assert "| dqn | young-tian-2019-fast | 4,000 | 2 | - |" in table
+  assert (tmp_path / "out" / "young-tian-2019-Breakout.png").exists()
+  # A finished cell is not run again: no main-job command is printed.
+  again = subprocess.run(script, cwd=helpers.REPO, capture_output=True, text=True,
+                         timeout=120, env=env)
+  assert again.returncode == 0 and "anakin_dqn.py" not in again.stdout, again.stdout

@@ -15,6 +15,10 @@ from baselax.agents import base
 from baselax.errors import ConfigError
 
 
+#: ``QLearningConfig.optimizer`` values.
+OPTIMIZERS = ("adam", "rmsprop")
+
+
 @dataclasses.dataclass(frozen=True)
 class QLearningConfig:
   """Settings every Q-learning agent of the registry shares (its flags).
@@ -134,10 +138,6 @@ def agent_kwargs(config: QLearningConfig, sizes: Any) -> Dict[str, Any]:
               target_update_interval=config.target_update_interval,
               max_grad_norm=config.max_grad_norm, optimizer=optimizer(config),
               noisy=config.noisy)
-
-
-#: ``QLearningConfig.optimizer`` values.
-OPTIMIZERS = ("adam", "rmsprop")
 
 
 def optimizer(config: QLearningConfig) -> Callable[[Any], optax.GradientTransformation]:

@@ -214,9 +214,10 @@ def memory_rows(env, agent, args) -> List[Dict[str, Any]]:
 
   Each buffer (``--buffer-size``, N = the first ``--num-envs``) is
   initialised for real and its state's arrays summed: the bytes a run holds
-  per buffer, over its capacity (what ``memory.MemoryPlan`` counts).
+  per buffer, over its capacity (what ``baselax.replay.MemoryPlan`` counts).
   """
-  from baselax.anakin import memory, replay
+  from baselax import replay
+  from baselax.envs.protocol import truncation_interval
   n = args.num_envs[0]
   example = replay.example_record(agent, env)
   rows = []
@@ -227,14 +228,14 @@ def memory_rows(env, agent, args) -> List[Dict[str, Any]]:
           batch_size=min(args.batch_size, args.buffer_size), prioritized=prioritized,
           obs_storage=storage)
       try:
-        codec = memory.obs_codec(storage, env)
+        codec = replay.obs_codec(storage, env)
       except ConfigError:
         continue
-      buf = replay.make_replay(config, 0.99, codec=codec,
-                               truncation_interval=memory.truncation_interval(env))
-      state = jax.jit(buf.init)(example)
+      buf = replay.make_replay(config, example, 0.99, codec=codec,
+                               truncation_interval=truncation_interval(env))
+      state = jax.jit(buf.init)()
       nbytes = sum(x.nbytes for x in jax.tree.leaves(state))
-      rows.append(dict(kind="memory", buffer=memory.buffer_kind(config),
+      rows.append(dict(kind="memory", buffer=replay.memory.buffer_kind(config),
                        requested=storage, obs_storage=codec.name, obs_bytes=codec.obs_bytes,
                        stored_obs_bytes=codec.stored_bytes, capacity=buf.capacity,
                        bytes_per_transition=nbytes / buf.capacity))

@@ -145,7 +145,7 @@ def test_builds_by_id_with_gymnasium_spaces_and_the_protocol(suite_run):
   made = [short] + ([reference.env] if isinstance(reference, Twin) else [])
   for env in made:
     assert isinstance(env, envs.JaxEnv) and isinstance(env, gymnasium.vector.VectorEnv)
-    assert anakin.loop.check_env(env) is env
+    assert envs.gymnax_env.check_env(env) is env
     assert env.single_observation_space.shape == obs_shape
     assert env.single_observation_space.dtype == np.float32
     assert env.single_action_space == gymnasium.spaces.Discrete(num_actions)
@@ -195,7 +195,7 @@ def test_gym_api_over_any_protocol_implementation():
       return self.inner.functional_step(key, state, actions)
 
   bare = Bare(envs.make("CartPole-v1"))
-  assert isinstance(bare, envs.JaxEnv) and anakin.loop.check_env(bare) is bare
+  assert isinstance(bare, envs.JaxEnv) and envs.gymnax_env.check_env(bare) is bare
   view = envs.vector_env(bare, num_envs=3)
   assert isinstance(view, gymnasium.vector.VectorEnv) and view.env_id == "bare"
   obs, _ = view.reset(seed=1)

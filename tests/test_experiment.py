@@ -21,6 +21,8 @@ import helpers
 from baselax import anakin, experiment, metrics, networks
 from baselax.agents import AgentContract, BaseAgent, DQN, QRDQN, registry
 from baselax.agents import qrdqn as qrdqn_lib
+from baselax.envs import gymnax_env
+from baselax.replay import windows
 from baselax.anakin import AnakinConfig
 from baselax.errors import ConfigError
 from baselax.experiment import cli, loggers
@@ -183,7 +185,7 @@ class ReadsWeightWithoutTDError(DQN):
 ])
 def test_the_trainer_refuses_what_the_agent_contract_does_not_offer(
     agent_cls, config, message, monkeypatch):
-  env = anakin.loop.check_env(__import__("baselax").envs.make("CartPole-v1"))
+  env = gymnax_env.check_env(gymnax_env.make("CartPole-v1"))
   agent = agent_cls(networks.mlp_q_network((8,)), env, 1e-3)
   compiled = []
   monkeypatch.setattr(anakin.program.jax, "pmap",
@@ -239,11 +241,11 @@ def test_qrdqn_n_step_targets_by_hand():
       "obs": jnp.zeros((n, 1)), "action": jnp.zeros((n,), jnp.int32),
       "reward": jnp.array(r, jnp.float32), "terminated": jnp.array(term),
       "truncated": jnp.array(trunc), "next_obs": jnp.ones((n, 1))}
-  windows = [seq([1., 2., 3.], [0, 0, 0], [0, 0, 0]),     # full window: gamma^3
-             seq([1., 2., 3.], [0, 1, 0], [0, 0, 0]),     # terminates at step 2: 0
-             seq([1., 2., 3.], [0, 0, 0], [0, 1, 0])]     # truncated at step 2: gamma^2
-  batch = jax.vmap(lambda s: anakin.replay.n_step_transition(s, gamma))(
-      jax.tree.map(lambda *x: jnp.stack(x), *windows))
+  cases = [seq([1., 2., 3.], [0, 0, 0], [0, 0, 0]),     # full window: gamma^3
+           seq([1., 2., 3.], [0, 1, 0], [0, 0, 0]),     # terminates at step 2: 0
+           seq([1., 2., 3.], [0, 0, 0], [0, 1, 0])]     # truncated at step 2: gamma^2
+  batch = jax.vmap(lambda s: windows.n_step_transition(s, gamma))(
+      jax.tree.map(lambda *x: jnp.stack(x), *cases))
   np.testing.assert_allclose(batch["discount"], [gamma ** 3, 0.0, gamma ** 2])
   np.testing.assert_allclose(batch["reward"], [1 + 1 + 0.75, 2.0, 2.0])
 

@@ -14,7 +14,9 @@ import pytest
 
 from baselax import anakin, envs, networks
 from baselax.agents import DQN
-from baselax.anakin import memory, replay
+from baselax.envs.protocol import truncation_interval
+from baselax.replay import buffers, codecs, integers, records, store
+from baselax.replay import memory
 from baselax.errors import ConfigError
 
 import probe_envs
@@ -63,10 +65,15 @@ def audit(batch, n):
   return jnp.sum(~good), jnp.sum(truncated)
 
 
+def make_buffer(config, stream, **kwargs):
+  return buffers.make_replay(config, jax.tree.map(lambda x: x[0, 0], stream), GAMMA,
+                             **kwargs)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 2))
 def add_and_sample(buf, stream, n):
   """Adds the stream one step at a time, sampling a batch after each add."""
-  state = buf.init(jax.tree.map(lambda x: x[0, 0], stream))
+  state = buf.init()
 
   def step(carry, t):
     state, key = carry
@@ -95,7 +102,7 @@ def test_a_truncated_transition_bootstraps_from_the_true_final_observation(
                                learning_starts=16, n_step=n_step,
                                prioritized=prioritized)
   stream = episode_stream(2, 72)
-  buf = replay.make_replay(config, GAMMA, truncation_interval=LIMIT)
+  buf = make_buffer(config, stream, truncation_interval=LIMIT)
   assert buf.capacity == 24 and buf.final_slots == 5
   bad, truncated = add_and_sample(buf, stream, n_step)
   assert int(bad.sum()) == 0
@@ -103,7 +110,7 @@ def test_a_truncated_transition_bootstraps_from_the_true_final_observation(
   if n_step == 1 and not prioritized:
     # A side store sized for a time limit the env does not keep loses final
     # observations, and the audit sees it: what makes the bound matter.
-    undersized = replay.make_replay(config, GAMMA, truncation_interval=100)
+    undersized = make_buffer(config, stream, truncation_interval=100)
     assert undersized.final_slots == 1
     assert int(add_and_sample(undersized, stream, n_step)[0].sum()) > 0
 
@@ -114,7 +121,7 @@ def test_one_copy_of_each_observation():
   for env_id in ("CartPole-v1", "Breakout-MinAtar"):
     env = envs.make(env_id)
     agent = DQN(networks.default_q_network(env.single_observation_space), env, 1e-3)
-    obs_bytes = memory.observation_spec(env).size * 4
+    obs_bytes = codecs.observation_spec(env).size * 4
     for n_step, prioritized in KINDS:
       config = anakin.AnakinConfig(buffer_size=10_000, num_envs=10, n_step=n_step,
                                    prioritized=prioritized, obs_storage="float32")
@@ -126,24 +133,25 @@ def test_one_copy_of_each_observation():
             config, obs_storage="auto"))[0]
         assert auto <= nbytes / 4
   # the count is the buffer state's real arrays
-  buf = replay.make_replay(config, 0.99, codec=memory.obs_codec("auto", env),
-                           truncation_interval=memory.truncation_interval(env))
-  state = jax.jit(buf.init)(replay.example_record(agent, env))
+  buf = buffers.make_replay(config, records.example_record(agent, env), 0.99,
+                            codec=codecs.obs_codec("auto", env),
+                            truncation_interval=truncation_interval(env))
+  state = jax.jit(buf.init)()
   assert sum(x.nbytes for x in jax.tree.leaves(state)) == memory.replay_bytes(
       agent, env, dataclasses.replace(config, obs_storage="auto"))[0]
 
 
 def test_the_time_limit_bounds_the_side_store():
-  assert memory.truncation_interval(envs.make("CartPole-v1")) == 500
-  assert memory.truncation_interval(envs.GymnaxEnv(probe_envs.TaggedCounter())) == 7
+  assert truncation_interval(envs.make("CartPole-v1")) == 500
+  assert truncation_interval(envs.GymnaxEnv(probe_envs.TaggedCounter())) == 7
 
   class EarlyTruncation(probe_envs.ConstantRewardTimeLimit):
     def is_truncated(self, state, params):  # not gymnax's time limit: no bound
       return state.time >= 2
 
-  assert memory.truncation_interval(envs.GymnaxEnv(EarlyTruncation())) == 1
+  assert truncation_interval(envs.GymnaxEnv(EarlyTruncation())) == 1
   # K = floor((L - 1) / T) + 2, one when the time limit outlasts the buffer
-  assert [replay.final_slots(1000, t) for t in (1, 10, 500, 999, 1000, 10**9)] == [
+  assert [store.final_slots(1000, t) for t in (1, 10, 500, 999, 1000, 10**9)] == [
       1001, 101, 3, 3, 1, 1]
 
 
@@ -153,13 +161,13 @@ def test_auto_storage_is_the_smallest_exact_one():
   cases = {"Breakout-MinAtar": ("bool", 50), "CartPole-v1": ("float32", 16),
            "FourRooms-misc": ("uint8", 4)}  # FourRooms: int32 Box [1, 11]
   for env_id, (name, stored) in cases.items():
-    codec = memory.obs_codec("auto", envs.make(env_id))
+    codec = codecs.obs_codec("auto", envs.make(env_id))
     assert (codec.name, codec.stored_bytes) == (name, stored), env_id
 
 
 def test_compact_storage_round_trips_the_observations_exactly():
   env = envs.make("Breakout-MinAtar")
-  bits, uint8 = memory.obs_codec("bool", env), memory.obs_codec("uint8", env)
+  bits, uint8 = codecs.obs_codec("bool", env), codecs.obs_codec("uint8", env)
 
   @jax.jit
   def mismatches(key):
@@ -187,16 +195,16 @@ def test_a_storage_that_is_not_exact_is_refused():
   for storage in ("uint8", "bool"):
     with pytest.raises(ConfigError, match=f"obs_storage={storage} cannot store the "
                        "observations of CartPole-v1 exactly.*not proven to be integers"):
-      memory.obs_codec(storage, cartpole)
+      codecs.obs_codec(storage, cartpole)
   with pytest.raises(ConfigError, match=r"integers in \[1, 11\]"):
-    memory.obs_codec("bool", envs.make("FourRooms-misc"))
+    codecs.obs_codec("bool", envs.make("FourRooms-misc"))
   with pytest.raises(ConfigError, match="obs_storage must be one of auto, float32"):
     anakin.AnakinConfig(obs_storage="float16")
 
 
 def test_the_integer_proof_follows_casts_and_data_movement_only():
   x = jax.ShapeDtypeStruct((4,), jnp.float32)
-  proof = memory.traced_integer_range
+  proof = integers.traced_integer_range
   assert proof(lambda x: (x > 0).astype(jnp.float32), x) == (0.0, 1.0)
   assert proof(lambda x: jnp.where(x > 0, (x > 1).astype(jnp.float32), 3.0), x) == (0.0, 3.0)
   assert proof(lambda x: jax.lax.cond(x[0] > 0, lambda: jnp.zeros(4),

@@ -242,14 +242,14 @@ def test_an_unknown_minatar_game_is_refused_before_compiling():
 
 
 def test_reward_clip_clips_what_the_replay_stores():
-  from baselax.anakin import replay
+  from baselax.replay import records
   from baselax.envs.protocol import EnvStep
   step = EnvStep(obs=jnp.zeros((3, 1)), reward=jnp.array([-5.0, 0.5, 10.0]),
                  terminated=jnp.zeros(3, bool), truncated=jnp.zeros(3, bool),
                  final_obs=jnp.zeros((3, 1)))
-  record = replay.step_record(jnp.zeros((3, 1)), jnp.zeros(3, jnp.int32), step, 1.0)
+  record = records.step_record(jnp.zeros((3, 1)), jnp.zeros(3, jnp.int32), step, 1.0)
   assert record["reward"].tolist() == [-1.0, 0.5, 1.0]
-  assert replay.step_record(jnp.zeros((3, 1)), jnp.zeros(3, jnp.int32),
+  assert records.step_record(jnp.zeros((3, 1)), jnp.zeros(3, jnp.int32),
                             step)["reward"].tolist() == [-5.0, 0.5, 10.0]
 
 

@@ -24,7 +24,8 @@ from gymnax.environments import environment
 
 from baselax import anakin, envs, hostloop, networks
 from baselax.agents import DQN
-from baselax.anakin import loop, replay
+from baselax.anakin import loop
+from baselax.replay import buffers
 
 import probe_envs
 
@@ -156,9 +157,9 @@ def make_prioritised(buffer_size, num_envs, n_step, batch_size=8, **config):
   config = anakin.AnakinConfig(buffer_size=buffer_size, num_envs=num_envs,
                                batch_size=batch_size, learning_starts=batch_size,
                                n_step=n_step, prioritized=True, **config)
-  buf = replay.make_replay(config, GAMMA)
   example = jax.tree.map(lambda x: x[0, 0], tagged_transitions(0, 1, 1))
-  return buf, buf.init(example)
+  buf = buffers.make_replay(config, example, GAMMA)
+  return buf, buf.init()
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4, 5))

@@ -13,7 +13,7 @@ import rlax
 
 from baselax import anakin, envs, networks
 from baselax.agents import DQN, value_learning
-from baselax.anakin import replay
+from baselax.replay import buffers, prioritised, windows
 
 import helpers
 import probe_envs
@@ -75,7 +75,7 @@ def sequence(terminated, truncated, rewards=(1.0, 2.0, 3.0)):
 
 
 def test_n_step_transition_without_an_episode_end():
-  out = replay.n_step_transition(sequence([False] * 3, [False] * 3), 0.5)
+  out = windows.n_step_transition(sequence([False] * 3, [False] * 3), 0.5)
   assert float(out["reward"]) == pytest.approx(1 + 0.5 * 2 + 0.25 * 3)
   assert float(out["discount"]) == pytest.approx(0.125)       # 0.5^3
   assert float(out["next_obs"][0]) == 12.0 and not bool(out["terminated"])
@@ -83,18 +83,18 @@ def test_n_step_transition_without_an_episode_end():
 
 
 def test_n_step_transition_stops_at_termination_and_does_not_bootstrap():
-  out = replay.n_step_transition(sequence([False, True, False], [False] * 3), 0.5)
+  out = windows.n_step_transition(sequence([False, True, False], [False] * 3), 0.5)
   assert float(out["reward"]) == pytest.approx(1 + 0.5 * 2)   # step 2 is the next episode
   assert float(out["discount"]) == 0.0
   assert float(out["next_obs"][0]) == 11.0 and bool(out["terminated"])
 
 
 def test_n_step_transition_stops_at_truncation_and_bootstraps_from_the_final_obs():
-  out = replay.n_step_transition(sequence([False] * 3, [False, True, False]), 0.5)
+  out = windows.n_step_transition(sequence([False] * 3, [False, True, False]), 0.5)
   assert float(out["reward"]) == pytest.approx(1 + 0.5 * 2)
   assert float(out["discount"]) == pytest.approx(0.25)        # 0.5^2, not 0
   assert float(out["next_obs"][0]) == 11.0 and not bool(out["terminated"])
-  first = replay.n_step_transition(sequence([True, False, False], [False] * 3), 0.5)
+  first = windows.n_step_transition(sequence([True, False, False], [False] * 3), 0.5)
   assert float(first["reward"]) == 1.0 and float(first["discount"]) == 0.0
 
 
@@ -115,10 +115,10 @@ def test_dqn_uses_the_batch_discount_when_given():
 
 def test_importance_weights_by_hand():
   probabilities = jnp.array([0.5, 0.25, 0.25])
-  np.testing.assert_allclose(replay.importance_weights(probabilities, 1.0), [0.5, 1.0, 1.0])
-  np.testing.assert_allclose(replay.importance_weights(probabilities, 0.5),
+  np.testing.assert_allclose(prioritised.importance_weights(probabilities, 1.0), [0.5, 1.0, 1.0])
+  np.testing.assert_allclose(prioritised.importance_weights(probabilities, 0.5),
                              [np.sqrt(0.5), 1.0, 1.0], rtol=1e-6)
-  np.testing.assert_allclose(replay.importance_weights(probabilities, 0.0), [1.0, 1.0, 1.0])
+  np.testing.assert_allclose(prioritised.importance_weights(probabilities, 0.0), [1.0, 1.0, 1.0])
 
 
 def test_weights_scale_each_sample_of_the_loss_and_td_errors_are_returned():
@@ -141,14 +141,13 @@ def test_prioritised_replay_samples_high_priorities_more():
   config = anakin.AnakinConfig(buffer_size=10, batch_size=4, num_envs=2,
                                learning_starts=4, prioritized=True,
                                priority_exponent=1.0, importance_exponent=1.0)
-  buf = replay.make_replay(config)
   # 5 steps of 2 envs: 8 complete transitions (a step's successor is stored),
   # items row * 5 + start, start < 4.
   steps = {"obs": jnp.arange(10.0).reshape(2, 5, 1), "action": jnp.zeros((2, 5), jnp.int32),
            "reward": jnp.zeros((2, 5)), "terminated": jnp.zeros((2, 5), bool),
            "truncated": jnp.zeros((2, 5), bool), "next_obs": jnp.zeros((2, 5, 1))}
-  state = buf.init(jax.tree.map(lambda x: x[0, 0], steps))
-  state = buf.add(state, steps)
+  buf = buffers.make_replay(config, steps)  # the layout of these records
+  state = buf.add(buf.init(), steps)
   items = jnp.array([0, 1, 2, 3, 5, 6, 7, 8])
   # Give item 0 priority 7 and the other seven priority 1 (in alpha=1 space).
   state = buf.set_priorities(state, items, jnp.array([7.0] + [1.0] * 7))

@@ -32,7 +32,7 @@ _WHERE = {
     "Sweep": "sweep",
 }
 _SUBMODULES = ("checkpoint", "config", "contract", "distributed", "guards", "loop",
-               "memory", "program", "replay", "runner", "sweep")
+               "program", "runner", "sweep")
 
 __all__ = list(_WHERE)
 

@@ -13,7 +13,7 @@ from baselax.errors import ConfigError
 #: (Machado et al. 2018). It bounds evaluation for envs whose own limit is huge.
 DEFAULT_EVAL_MAX_STEPS = 27_000
 
-#: The values of :attr:`AnakinConfig.obs_storage` (``baselax.anakin.memory``).
+#: The values of :attr:`AnakinConfig.obs_storage` (``baselax.replay.codecs``).
 OBS_STORAGES = ("auto", "float32", "uint8", "bool")
 
 
@@ -126,7 +126,7 @@ class AnakinConfig:
       raise ConfigError(f"AnakinConfig.obs_storage must be one of "
                         f"{', '.join(OBS_STORAGES)}, got {self.obs_storage!r}.")
     # Every buffer keeps buffer_size // num_envs steps of each env and samples
-    # windows of n_step + 1 of them (replay.py).
+    # windows of n_step + 1 of them (baselax.replay).
     if self.buffer_size // self.num_envs < max(2 * self.n_step, self.train_every):
       raise ConfigError(
           f"With n_step={self.n_step} the buffer keeps buffer_size // num_envs "

@@ -12,7 +12,7 @@ only receives the device axis's name (``axis_name``) to hand to
 ``agent.update``. Array layout inside one (device, seed) program::
 
     obs, env_state leaves ..... (num_envs, ...)
-    buffer .................... buffer_size transitions, one copy of each obs (replay.py)
+    buffer .................... buffer_size transitions, one copy of each obs (baselax.replay)
     a sampled batch ........... (batch_size, ...)
 
 One scan step is ``train_every`` env iterations (every env steps once per
@@ -29,16 +29,14 @@ from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
-from gymnax.environments import environment as gymnax_environment
 
 from baselax.agents import base as agent_base
 from baselax.anakin import contract
-from baselax.anakin import memory
-from baselax.anakin import replay as replay_lib
 from baselax.anakin.config import DEFAULT_EVAL_MAX_STEPS, AnakinConfig, Derived
-from baselax.envs.gymnax_env import GymnaxEnv
-from baselax.envs.protocol import JaxEnv
+from baselax.envs.gymnax_env import check_env
+from baselax.envs.protocol import JaxEnv, truncation_interval
 from baselax.metrics import scalar_fields, zero_scalars
+from baselax.replay import buffers, codecs, records
 
 Metrics = Dict[str, jax.Array]
 
@@ -90,20 +88,16 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
   """
   contract.check_agent(agent, config, env)
   num_envs = config.num_envs
-  # One copy of each observation, stored as obs_storage says (memory.py).
-  replay = replay_lib.make_replay(
-      config, contract.discount_for(agent, config),
-      codec=memory.obs_codec(config.obs_storage, env),
-      truncation_interval=memory.truncation_interval(env))
+  transition = records.step_record  # what each env step hands the replay
+  # One copy of each observation, stored as obs_storage says (baselax.replay).
+  replay = buffers.make_replay(
+      config, records.example_record(agent, env), contract.discount_for(agent, config),
+      codec=codecs.obs_codec(config.obs_storage, env),
+      truncation_interval=truncation_interval(env))
   eval_max_steps = episode_step_limit(env, config.eval_max_steps)
 
   abstract_key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-  transition = replay_lib.step_record  # what each env step hands the replay
-  transition_shape = replay_lib.example_record(agent, env)
-
-  def empty_buffer():
-    return replay.init(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype),
-                                    transition_shape))
+  empty_buffer = replay.init
 
   if replay.prioritized:
     # The batch exactly as the learn step will get it (with "weight").
@@ -336,22 +330,3 @@ def make_train(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
                         state, chunk_starts)
 
   return train_fn
-
-
-def check_env(env: Any) -> JaxEnv:
-  """The Anakin trainer needs a JAX-native env: any implementation of the env
-  protocol :class:`~baselax.envs.JaxEnv` (``GymnaxEnv``, the suite adapters of
-  ``baselax.envs.make``, your own), or a raw gymnax env (wrapped in a
-  ``GymnaxEnv``)."""
-  if isinstance(env, JaxEnv):
-    return env
-  if isinstance(env, gymnax_environment.Environment):
-    return GymnaxEnv(env)
-  raise TypeError(
-      f"The Anakin trainer compiles the environment into its scan, so it needs "
-      f"a JAX-native env implementing baselax.envs.JaxEnv (pure "
-      f"functional_reset/functional_step, single spaces, max_episode_steps, "
-      f"env_id, has_action_mask), got {type(env).__name__}. Make one with "
-      f"baselax.envs.make('CartPole-v1') or make('navix:Navix-Empty-5x5-v0'), or "
-      f"baselax.envs.GymnaxEnv(my_gymnax_env, env_params). Environments not "
-      f"written in JAX (gymnasium, Atari) need a host loop instead.")

@@ -42,6 +42,7 @@ from baselax.anakin import loop
 from baselax.anakin import lowering
 from baselax.anakin import sweep as sweep_lib
 from baselax.anakin.config import AnakinConfig, Derived
+from baselax.envs.gymnax_env import check_env
 from baselax.errors import ConfigError
 
 #: The name of the device axis: the only axis name the trainer introduces.
@@ -162,7 +163,7 @@ def check_sweep(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   """Refuses, before compiling, a swept setting the agent cannot take as an
   array (``sweep.check_sweepable``): one run's init and chunk are traced
   abstractly with the settings as traced scalars."""
-  env = loop.check_env(env)
+  env = check_env(env)
   if derived is None:
     derived = config.derive(resolve_num_devices(config), sweep.num_points)
 
@@ -185,7 +186,7 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   ``sweep.build`` of its point's values; ``agent`` is then only used for
   what all points share (it should be the first point's).
   """
-  env = loop.check_env(env)
+  env = check_env(env)
   local = local_num_devices(config)
   num_devices = local * jax.process_count()
   num_points = sweep.num_points if sweep is not None else 1

@@ -23,10 +23,10 @@ from baselax.agents import base as agent_base
 from baselax.anakin import checkpoint as checkpoint_lib
 from baselax.anakin import distributed
 from baselax.anakin import guards
-from baselax.anakin import memory as memory_lib
 from baselax.anakin import program as program_lib
 from baselax.anakin import sweep as sweep_lib
 from baselax.anakin.config import AnakinConfig
+from baselax.replay import memory as memory_lib
 from baselax.metrics import TrainResult  # noqa: F401  (re-exported as anakin.TrainResult)
 
 logger = logging.getLogger("baselax.anakin")
@@ -153,7 +153,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   program = program_lib.build(agent, env, config, sweep=sweep)
   derived = program.derived
   # The replay buffers of every run on every local device, refused before
-  # compiling if they cannot fit (memory.py).
+  # compiling if they cannot fit (baselax.replay.memory).
   replay_memory = memory_lib.plan(agent, env, config, derived,
                                   local_devices=program.local_devices)
   logger.info(replay_memory.line())

@@ -24,7 +24,7 @@ from gymnax.environments import environment as gymnax_environment
 from gymnax.wrappers.purerl import GymnaxWrapper
 
 from baselax.envs import spaces as spaces_lib
-from baselax.envs.protocol import EnvStep, JaxVectorEnv, check_num_envs
+from baselax.envs.protocol import EnvStep, JaxEnv, JaxVectorEnv, check_num_envs
 from baselax.errors import ConfigError
 
 __all__ = ["EnvStep", "GymnaxEnv", "check_num_envs", "make", "registered_ids"]
@@ -42,7 +42,9 @@ class GymnaxEnv(JaxVectorEnv):
   One implementation of :class:`~baselax.envs.protocol.JaxEnv`: gymnax
   already separates ``terminated`` and ``truncated`` and reports the final
   observation, so the adapter only batches. ``env_id`` is the gymnax env's
-  ``name``; ``max_episode_steps`` its ``env_params.max_steps_in_episode``.
+  ``name``; ``max_episode_steps`` its ``env_params.max_steps_in_episode``;
+  ``min_truncation_interval`` the same, or 1 for an env that overrides
+  gymnax's ``is_truncated`` (its truncations may come at any step).
 
   The gym API follows gymnasium 1.x with ``AutoresetMode.SAME_STEP``: when an
   episode ends, ``step`` returns the first observation of the next episode in
@@ -68,6 +70,12 @@ class GymnaxEnv(JaxVectorEnv):
     self.env_id = env.name
     limit = getattr(self.env_params, "max_steps_in_episode", None)
     self.max_episode_steps = None if limit is None else int(limit)
+    # gymnax's own is_truncated (time >= max_steps_in_episode, time counted
+    # from 0 at reset) truncates max_episode_steps apart; an env that
+    # overrides it may truncate at any step.
+    own_rule = (not isinstance(env, gymnax_environment.Environment) or
+                type(env).is_truncated is gymnax_environment.Environment.is_truncated)
+    self.min_truncation_interval = self.max_episode_steps if own_rule else 1
 
     example_obs, _ = jax.eval_shape(self.env.reset, jax.random.PRNGKey(1),
                                     self.env_params)
@@ -154,3 +162,22 @@ def make(env_id: str, num_envs: int = 1, **env_kwargs: Any) -> GymnaxEnv:
   check_num_envs(num_envs)
   env, env_params = gymnax.make(env_id, **env_kwargs)
   return GymnaxEnv(env, env_params, num_envs=num_envs)
+
+
+def check_env(env: Any) -> JaxEnv:
+  """The Anakin trainer needs a JAX-native env: any implementation of the env
+  protocol :class:`~baselax.envs.JaxEnv` (``GymnaxEnv``, the suite adapters of
+  ``baselax.envs.make``, your own), or a raw gymnax env (wrapped in a
+  ``GymnaxEnv``)."""
+  if isinstance(env, JaxEnv):
+    return env
+  if isinstance(env, gymnax_environment.Environment):
+    return GymnaxEnv(env)
+  raise TypeError(
+      f"The Anakin trainer compiles the environment into its scan, so it needs "
+      f"a JAX-native env implementing baselax.envs.JaxEnv (pure "
+      f"functional_reset/functional_step, single spaces, max_episode_steps, "
+      f"env_id, has_action_mask), got {type(env).__name__}. Make one with "
+      f"baselax.envs.make('CartPole-v1') or make('navix:Navix-Empty-5x5-v0'), or "
+      f"baselax.envs.GymnaxEnv(my_gymnax_env, env_params). Environments not "
+      f"written in JAX (gymnasium, Atari) need a host loop instead.")

@@ -70,7 +70,7 @@ class JumanjiEnv(suite_env.SuiteEnv):
       name, self.env = type(env).__name__, env
       # Jumanji's registered single-agent envs never truncate; a wrapped or
       # custom env may, at any step (the replay sizes its store of final
-      # observations by this, baselax.anakin.memory).
+      # observations by this, baselax.envs.protocol.truncation_interval).
       self.min_truncation_interval = 1
     if tuple(self.env.reward_spec.shape) != ():
       raise ConfigError(

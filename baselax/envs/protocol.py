@@ -23,7 +23,7 @@ of :class:`JaxEnv` trains, whatever suite it comes from:
 one env are at least ``max_episode_steps`` steps apart; an env whose
 truncations can come sooner says so with an optional
 ``min_truncation_interval`` (the replay sizes its store of final
-observations by it, ``baselax.anakin.memory``).
+observations by it: :func:`truncation_interval`).
 
 :class:`JaxVectorEnv` is the ``gymnasium.vector.VectorEnv`` view of any
 implementation (numpy in and out, same-step autoreset): ``GymnaxEnv`` and
@@ -92,6 +92,20 @@ def check_num_envs(num_envs: Any) -> None:
   if (isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer))
       or num_envs < 1):
     raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
+
+
+def truncation_interval(env: Any) -> int:
+  """The fewest env steps between two truncations of one env (>= 1).
+
+  ``env.min_truncation_interval`` if the env declares it, else its
+  ``max_episode_steps`` (``truncated`` means "cut by the time limit"), else 1:
+  any step may be truncated (the replay's side store is then as large as
+  the buffer: exact, at the cost of a second copy).
+  """
+  declared = getattr(env, "min_truncation_interval", None)
+  if declared is None:
+    declared = getattr(env, "max_episode_steps", None)
+  return 1 if declared is None else max(1, int(declared))
 
 
 def action_mask(obs: jax.Array, num_actions: int) -> jax.Array:

@@ -157,7 +157,7 @@ class Prepared(NamedTuple):
   num_devices: int
   sizes: Any
   sweep: Any = None   # a baselax.anakin.sweep.Sweep with --sweep, else None
-  replay_memory: Any = None  # the checked baselax.anakin.memory.MemoryPlan
+  replay_memory: Any = None  # the checked baselax.replay.MemoryPlan
 
 
 def prepare(spec: Spec, traced_checks: bool = True) -> Prepared:
@@ -173,7 +173,8 @@ def prepare(spec: Spec, traced_checks: bool = True) -> Prepared:
       does not offer (``baselax.anakin.contract``).
   """
   from baselax import envs
-  from baselax.anakin import memory, program
+  from baselax.replay import memory
+  from baselax.anakin import program
 
   env = envs.make(spec.experiment.env_id)
   num_devices = program.resolve_num_devices(spec.trainer)
@@ -191,8 +192,9 @@ def prepare(spec: Spec, traced_checks: bool = True) -> Prepared:
   if not traced_checks:
     return Prepared(env, agent, num_devices, sizes, sweep)
   # The replay buffers must fit the devices' memory: refused before any run
-  # directory exists (memory.py; anakin.train checks and logs it again).
-  replay_memory = memory.plan(agent, env, spec.trainer, sizes)
+  # directory exists (baselax.replay.memory; anakin.train checks and logs it again).
+  replay_memory = memory.plan(agent, env, spec.trainer, sizes,
+                              local_devices=program.local_num_devices(spec.trainer))
   replay_memory.check()
   return Prepared(env, agent, num_devices, sizes, sweep, replay_memory)
 

@@ -1,0 +1,44 @@
+"""Uniform replay: every complete window of every env equally likely."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import flashbax as fbx
+import jax
+import jax.numpy as jnp
+
+from baselax.replay import store as store_lib
+from baselax.replay.store import ReplaySample, ReplayState, Store
+
+
+def trajectory_buffer(config: Any, **kwargs: Any) -> Any:
+  """flashbax's trajectory buffer: it keeps the write head."""
+  del config
+  return fbx.make_trajectory_buffer(**kwargs)
+
+
+def draw(store: Store, state: ReplayState, key: jax.Array):
+  """``(row, start)`` ``(B,)``: uniform over the complete windows (one draw each)."""
+  steps, length = state.steps, store.length
+  written = jnp.where(steps.is_full, length, steps.current_index)
+  head = jnp.where(steps.is_full, steps.current_index, 0)
+  starts = jnp.maximum(written - store.window + 1, 1)  # per row
+  item = jax.random.randint(key, (store.batch_size,), 0, store.rows * starts)
+  return item // starts, (head + item % starts) % length
+
+
+def sample(store: Store, config: Any, state: ReplayState, key: jax.Array,
+           progress: jax.Array) -> ReplaySample:
+  """A uniform batch (``indices`` are zeros: there are no priorities)."""
+  del config, progress
+  row, start = draw(store, state, key)
+  return ReplaySample(batch=store_lib.transitions(store, state, row, start),
+                      indices=jnp.zeros((store.batch_size,), jnp.int32))
+
+
+def set_priorities(store: Store, state: ReplayState, indices: jax.Array,
+                   priorities: jax.Array, mask: Optional[jax.Array] = None) -> ReplayState:
+  """Uniform replay has no priorities: the state as it is."""
+  del store, indices, priorities, mask
+  return state

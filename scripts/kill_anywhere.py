@@ -88,24 +88,67 @@ def what_it_was_doing(run_dir: str, since: float, logged_at_start: int) -> str:
 
 def timed_straight_run(args: argparse.Namespace, run_dir: str) -> Dict[str, float]:
   """Runs the job once, timing its start-up (to the first metrics line) and
-  its training (from there to the end)."""
+  a chunk (first to last metrics line, per chunk)."""
   t0 = time.perf_counter()
   proc = subprocess.Popen(job(args, run_dir, False), cwd=REPO, stdout=subprocess.DEVNULL)
-  first = None
+  first = last = None
   while proc.poll() is None:
-    if first is None and lines(run_dir):
+    logged = len(lines(run_dir))
+    if logged and first is None:
       first = time.perf_counter() - t0
-    time.sleep(0.05)
-  if proc.returncode != 0:
+    if logged == args.chunks and last is None:
+      last = time.perf_counter() - t0
+    time.sleep(0.005)
+  if proc.returncode != 0 or first is None:
     raise SystemExit(f"the straight run failed ({proc.returncode})")
-  total = time.perf_counter() - t0
-  return dict(startup_s=first or total, train_s=total - (first or total))
+  last = time.perf_counter() - t0 if last is None else last
+  return dict(startup_s=first, chunk_s=(last - first) / max(1, args.chunks - 1))
+
+
+def kill_moment(args: argparse.Namespace, rng: random.Random, proc: Any, run_dir: str,
+                logged: int, timing: Dict[str, float], kills_left: int):
+  """Waits for the moment to kill ``proc``: ``(seconds waited, finished)``.
+
+  A quarter of the kills come during start-up (uniform over the straight
+  run's time to its first metrics line). The rest come while the session
+  trains: once its log reaches a line drawn from what is left of the run (so
+  that the kills left spread over it), then up to one chunk's time later, a
+  moment that may fall in the chunk's training or in its checkpoint write.
+  """
+  t0 = time.perf_counter()
+
+  def wait(seconds: float) -> bool:
+    try:
+      proc.wait(timeout=max(seconds, 0.0))
+      return True
+    except subprocess.TimeoutExpired:
+      return False
+
+  if rng.random() < 0.25:
+    delay = rng.uniform(0.0, timing["startup_s"])
+    return delay, wait(delay)
+  last = max(logged + 1, args.chunks - 2)  # the run is still going when it gets there
+  share = max(1, (last - logged) * 2 // (kills_left + 1))
+  target = min(last, logged + rng.randint(1, share))
+  # Up to a line's time after the target: this session's own pace once seen
+  # (a resumed session runs faster than the straight run), 20 ms before.
+  seen, line_s, since = len(lines(run_dir)), 0.02, None
+  while seen < target:
+    if proc.poll() is not None:
+      return time.perf_counter() - t0, True
+    time.sleep(0.002)
+    now, count = time.perf_counter(), len(lines(run_dir))
+    if count > seen:  # this session's own pace (a resumed one runs faster)
+      line_s, since, seen = (line_s if since is None else (now - since) / (count - seen),
+                             now, count)
+  finished = wait(rng.uniform(0.0, line_s))
+  return time.perf_counter() - t0, finished
 
 
 def killed_run(args: argparse.Namespace, run_dir: str, timing: Dict[str, float]
                ) -> List[Dict[str, Any]]:
-  """Kills each session at a moment drawn uniformly over what is left of a
-  run (its start-up and the training not yet logged)."""
+  """Kills each session at a moment drawn by :func:`kill_moment`, resuming
+  after each."""
   rng = random.Random(args.seed)
   kills = []
   t0 = time.perf_counter()
@@ -114,13 +157,7 @@ def killed_run(args: argparse.Namespace, run_dir: str, timing: Dict[str, float]
     since, logged = time.time(), len(lines(run_dir))
     proc = subprocess.Popen(job(args, run_dir, resume), cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    left = 1 - len(lines(run_dir)) / args.chunks
-    wait = rng.uniform(0.0, 0.95 * (timing["startup_s"] + left * timing["train_s"]))
-    try:
-      proc.wait(timeout=wait)
-      finished = True
-    except subprocess.TimeoutExpired:
-      finished = False
+    wait, finished = kill_moment(args, rng, proc, run_dir, logged, timing, args.kills - k)
     if finished:  # it ended before the kill: start a fresh copy to kill next time
       if proc.returncode != 0:
         raise SystemExit(f"session {k} failed:\n{proc.stderr.read()[-3000:]}")
@@ -180,7 +217,7 @@ def plot(out: str, kills: List[Dict[str, Any]], result: Dict[str, Any]) -> None:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--kills", type=int, default=20)
-  parser.add_argument("--chunks", type=int, default=20, help="chunks of 1,000 env steps")
+  parser.add_argument("--chunks", type=int, default=60, help="chunks of 1,000 env steps")
   parser.add_argument("--seed", type=int, default=0, help="seeds the kill moments")
   parser.add_argument("--out", default=os.path.join(REPO, "docs", "results", "faults"))
   args = parser.parse_args(argv)

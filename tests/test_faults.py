@@ -128,17 +128,26 @@ def largest_file(step_dir):
   return max(files, key=os.path.getsize)
 
 
-@pytest.mark.parametrize("harm", ["flip", "truncate"])
+def metadata_file(step_dir):
+  return next(os.path.join(root, name) for root, _, names in os.walk(step_dir)
+              for name in sorted(names) if "METADATA" in name.upper())
+
+
+@pytest.mark.parametrize("harm", ["flip", "truncate", "delete", "delete-metadata"])
 def test_a_damaged_newest_checkpoint_is_set_aside_and_the_run_resumes_exactly(
     harm, flags, straight_run, tmp_path, capsys):
   run_dir = str(tmp_path / "run")
   experiment.run(flags + ["--run-dir", run_dir], loggers=[StopAfter(2)])  # steps 2, 3
-  victim = largest_file(os.path.join(run_dir, "checkpoints", "3"))
+  step_dir = os.path.join(run_dir, "checkpoints", "3")
+  victim = metadata_file(step_dir) if harm == "delete-metadata" else largest_file(step_dir)
   with open(victim, "rb") as f:
     data = f.read()
-  with open(victim, "wb") as f:
-    f.write(data[:-9] + bytes([data[-9] ^ 0xFF]) + data[-8:] if harm == "flip"
-            else data[:len(data) // 2])
+  if harm.startswith("delete"):
+    os.remove(victim)
+  else:
+    with open(victim, "wb") as f:
+      f.write(data[:-9] + bytes([data[-9] ^ 0xFF]) + data[-8:] if harm == "flip"
+              else data[:len(data) // 2])
   capsys.readouterr()
   resumed = resume(run_dir)
   assert resumed.result.first_chunk == 2  # from checkpoint 2, not the damaged 3
@@ -189,7 +198,7 @@ def test_five_kills_anywhere_end_as_an_uninterrupted_run(tmp_path):
   compiling, training, checkpoint writes), each resumed with --resume; the
   metrics and the final state, array by array, equal a straight run's."""
   proc = subprocess.run(
-      [sys.executable, "scripts/kill_anywhere.py", "--kills", "5", "--chunks", "6",
+      [sys.executable, "scripts/kill_anywhere.py", "--kills", "5", "--chunks", "10",
        "--seed", "1", "--out", str(tmp_path)],
       cwd=helpers.REPO, capture_output=True, text=True, timeout=600,
       env=dict(os.environ, JAX_PLATFORMS="cpu"))

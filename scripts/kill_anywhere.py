@@ -74,16 +74,22 @@ def final_state(run_dir: str) -> Dict[str, Any]:
 
 
 def what_it_was_doing(run_dir: str, since: float, logged_at_start: int) -> str:
-  """What a session started at ``since`` (``time.time()``) was doing: an
-  unfinished checkpoint of its own (orbax writes into ``*tmp*`` directories
-  and renames them when done) means it was writing one."""
+  """What a session started at ``since`` (``time.time()``) was doing. A chunk
+  is logged, then checkpointed (every chunk here): a logged chunk without a
+  finished checkpoint (one with its manifest), or an unfinished checkpoint of
+  its own (orbax writes into ``*tmp*`` directories and renames them when
+  done), means it was writing one."""
   if not os.path.exists(os.path.join(run_dir, "config.json")):
     return "starting up"
   ckpt = os.path.join(run_dir, "checkpoints")
   names = os.listdir(ckpt) if os.path.isdir(ckpt) else []
   if any("tmp" in n and os.path.getmtime(os.path.join(ckpt, n)) >= since for n in names):
     return "writing a checkpoint"
-  return "training" if len(lines(run_dir)) > logged_at_start else "starting up or compiling"
+  logged = len(lines(run_dir))
+  if logged <= logged_at_start:
+    return "starting up or compiling"
+  finished = os.path.exists(os.path.join(ckpt, str(logged), "manifest.json"))
+  return "training" if finished else "writing a checkpoint"
 
 
 def timed_straight_run(args: argparse.Namespace, run_dir: str) -> Dict[str, float]:

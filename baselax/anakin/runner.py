@@ -22,6 +22,7 @@ from baselax import metrics as metrics_lib
 from baselax.agents import base as agent_base
 from baselax.anakin import checkpoint as checkpoint_lib
 from baselax.anakin import distributed
+from baselax.anakin import driver
 from baselax.anakin import guards
 from baselax.anakin import program as program_lib
 from baselax.anakin import sweep as sweep_lib
@@ -185,41 +186,32 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
                         params=program.params_per_seed(state.params),
                         include_state=not multi_process)
 
-  stopped_early = False
   t_train = time.perf_counter()
   wall_offset = history[-1].wall_time if history else 0.0
+
+  def run_chunk(c: int):
+    nonlocal state
+    t0 = time.perf_counter()
+    state, raw = compiled(state, jnp.int32(c * derived.steps_per_chunk))
+    # Every device holds all devices' metrics: read this process's first.
+    # (Blocks until the chunk is done.)
+    raw = jax.tree.map(lambda x: np.asarray(x.addressable_data(0))[0], raw)
+    elapsed = time.perf_counter() - t0
+    record = chunk_record(
+        raw, derived.seed_devices, chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
+        wall_time=wall_offset + time.perf_counter() - t_train,
+        sps=derived.env_steps_per_chunk * derived.num_runs / elapsed)
+    return record, nonfinite_names(raw)
+
   # In a multi-process run every process must stop after the same chunk, so
-  # every process turns Ctrl-C into a request (srun signals them all).
-  with guards.StopRequests(enabled=checkpointer is not None or multi_process) as stop:
-    for c in range(first_chunk, derived.num_chunks):
-      t0 = time.perf_counter()
-      state, raw = compiled(state, jnp.int32(c * derived.steps_per_chunk))
-      # Every device holds all devices' metrics: read this process's first.
-      # (Blocks until the chunk is done.)
-      raw = jax.tree.map(lambda x: np.asarray(x.addressable_data(0))[0], raw)
-      elapsed = time.perf_counter() - t0
-      record = chunk_record(
-          raw, derived.seed_devices, chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
-          wall_time=wall_offset + time.perf_counter() - t_train,
-          sps=derived.env_steps_per_chunk * derived.num_runs / elapsed)
-      history.append(record)
-      if on_chunk is not None:
-        stop.requested |= bool(on_chunk(record))
-      else:
-        logger.info(metrics_lib.format_record(record))
-      guards.check_finite(nonfinite_names(raw), c, derived,
-                          checkpointer.latest_step() if checkpointer else None,
-                          checkpointer.directory if checkpointer else None)
-      done = c + 1
-      # Every process must take the same decision, or the others would wait
-      # in the next chunk's collectives for ever.
-      stopping = distributed.any_process(stop.requested)
-      if done == derived.num_chunks or stopping:
-        save(done)
-        stopped_early = done < derived.num_chunks
-        break
-      if checkpointer is not None and done % checkpointer.every_chunks == 0:
-        save(done)
+  # every process turns Ctrl-C into a request (srun signals them all), and
+  # takes the same decision, or the others would wait in the next chunk's
+  # collectives for ever.
+  stopped_early = driver.drive(
+      range(first_chunk, derived.num_chunks), run_chunk, derived, history=history,
+      save=save, checkpointer=checkpointer, on_chunk=on_chunk, log=logger.info,
+      stop_enabled=checkpointer is not None or multi_process,
+      agree=distributed.any_process)
 
   metrics = metrics_lib.stack_history(history)
   metrics["compile_time"] = compile_time

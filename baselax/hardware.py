@@ -65,6 +65,13 @@ def accelerator_hint(backend: Optional[str] = None) -> Optional[str]:
           f"install the CUDA build of JAX with: {GPU_INSTALL}")
 
 
+def print_accelerator_hint() -> None:
+  """Prints :func:`accelerator_hint`'s line, if there is one (a run's first line)."""
+  hint = accelerator_hint()
+  if hint:
+    print(hint, flush=True)
+
+
 def peak_rss_bytes() -> int:
   """Peak resident memory of this process so far (Linux reports KiB)."""
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -113,7 +120,8 @@ def _exit_code(error: SystemExit) -> int:
 
 
 def run_and_report(script: str, args: List[str], report: str) -> int:
-  """Runs ``script`` as ``__main__`` with ``args``; writes the JSON report; returns the exit code."""
+  """Runs ``script`` as ``__main__`` with ``args``; writes the JSON report;
+  returns the exit code."""
   sys.argv = [script, *args]
   t = time.perf_counter()
   code, error = 0, None

@@ -172,8 +172,10 @@ def killed_run(args: argparse.Namespace, run_dir: str, timing: Dict[str, float]
     doing = what_it_was_doing(run_dir, since, logged)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    ckpt = os.path.join(run_dir, "checkpoints")
     kills.append(dict(kill=k, at_s=time.perf_counter() - t0, after_s=wait, doing=doing,
-                      chunks_logged=len(lines(run_dir)), resumed=resume))
+                      chunks_logged=len(lines(run_dir)), resumed=resume,
+                      checkpoints=sorted(os.listdir(ckpt)) if os.path.isdir(ckpt) else []))
     print(f"kill {k + 1}: after {wait:.1f}s, {doing}, {len(lines(run_dir))} chunks logged",
           flush=True)
   last = subprocess.run(job(args, run_dir, os.path.exists(

@@ -143,7 +143,7 @@ class RawFrames(gymnasium.Wrapper):
 @needs_ale
 def test_pong_preprocessing_skips_max_pools_resizes_and_stacks():
   import cv2
-  from baselax import atari
+  from baselax.envs import atari_env as atari
   env = atari.make_env("ALE/Pong-v5")
   assert env.observation_space == gymnasium.spaces.Box(0, 255, (4, 84, 84), np.uint8)
   assert env.action_space == gymnasium.spaces.Discrete(6)
@@ -172,7 +172,7 @@ def test_pong_preprocessing_skips_max_pools_resizes_and_stacks():
 
 @needs_ale
 def test_the_episode_cap_truncates_and_the_vector_env_keeps_the_final_obs():
-  from baselax import atari
+  from baselax.envs import atari_env as atari
   config = atari.AtariConfig(max_episode_frames=400)  # <= 100 agent steps
   env = atari.make_vector_env("ALE/Pong-v5", 1, config)
   assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
@@ -192,7 +192,7 @@ def test_the_episode_cap_truncates_and_the_vector_env_keeps_the_final_obs():
 
 @needs_ale
 def test_terminal_on_life_loss_is_a_learning_signal_and_the_game_goes_on():
-  from baselax import atari
+  from baselax.envs import atari_env as atari
   env = atari.make_vector_env("ALE/Breakout-v5", 1)
   hook = atari.LifeLossTerminal()
   obs, info = env.reset(seed=0)

@@ -98,6 +98,28 @@ def test_one_writer_per_run_directory(flags, tmp_path, capsys):
   assert "taking over" in capsys.readouterr().err
 
 
+def test_a_resumed_run_keeps_its_checkpoint_cadence(flags, tmp_path):
+  """--resume takes the run's own --checkpoint-every (every chunk here), so a
+  run killed again loses at most a chunk, not everything since the resume."""
+  run_dir = str(tmp_path / "run")
+  experiment.run(flags + ["--run-dir", run_dir], loggers=[StopAfter(1)])
+  saved = []
+  save = checkpoint.Checkpointer.save
+
+  def noting(self, chunks_done, *args, **kwargs):
+    saved.append(chunks_done)
+    return save(self, chunks_done, *args, **kwargs)
+
+  checkpoint.Checkpointer.save = noting
+  try:
+    resume(run_dir)
+  finally:
+    checkpoint.Checkpointer.save = save
+  assert saved == [3, 4]
+  with open(os.path.join(run_dir, "config.json")) as f:
+    assert json.load(f)["run"]["checkpoint_every"] == 1000
+
+
 # --- damaged checkpoints ---------------------------------------------------------
 
 

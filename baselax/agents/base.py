@@ -136,9 +136,9 @@ class AgentContract:
       priorities from its absolute value).
     update_key: ``update`` draws randomness (e.g. noisy nets): trainers call
       ``update(params, optimizer_state, data, key=KEY, ...)`` with a fresh JAX
-      key every update. Agents that do not declare it get no ``key``, exactly
-      as before; a declaring agent must still accept a call without one (the
-      documented signature), doing something deterministic then.
+      key every update. Agents that do not declare it get no ``key``; a
+      declaring agent must still accept a call without one (the documented
+      signature), doing something deterministic then.
     action_mask: on an env with ``has_action_mask`` (the last ``num_actions``
       observation entries are the valid actions, ``baselax.envs.protocol``),
       ``predict`` picks only valid actions, greedy or exploring, and

@@ -253,7 +253,8 @@ class DQN(base.BaseAgent):
     return tuple(jax.random.split(base.as_key(key), num))
 
   def discount(self, data: Mapping[str, jax.Array]) -> jax.Array:
-    """``(B,)`` bootstrap discounts: ``data["discount"]`` (n-step) or ``gamma * (1 - terminated)``."""
+    """``(B,)`` bootstrap discounts: ``data["discount"]`` (n-step) or
+    ``gamma * (1 - terminated)``."""
     if "discount" in data:
       return jnp.asarray(data["discount"], jnp.float32)
     return self.discount_factor * (1.0 - jnp.asarray(data["terminated"], jnp.float32))

@@ -25,22 +25,32 @@ class QLearningConfig:
 
   Attributes:
     learning_rate: the optimizer's step size (at the start, if decayed).
-    lr_decay: decay the learning rate linearly to 0 over the run's updates (steadies the final greedy policy).
-    optimizer: adam, or rmsprop (centered, decay 0.95, eps added outside the square root: PyTorch's RMSprop as Young & Tian 2019 used it).
+    lr_decay: decay the learning rate linearly to 0 over the run's updates (steadies the final
+      greedy policy).
+    optimizer: adam, or rmsprop (centered, decay 0.95, eps added outside the square root: PyTorch's
+      RMSprop as Young & Tian 2019 used it).
     optimizer_eps: the optimizer's epsilon; none = its default (adam 1e-8, rmsprop 0.01).
     discount_factor: the discount gamma, in (0, 1].
     target_update_interval: updates between target-network copies.
     epsilon_start: exploration epsilon at the start of training, in [0, 1].
     epsilon_end: exploration epsilon after the decay, in [0, 1].
-    exploration_fraction: fraction of total_env_steps over which epsilon decays linearly from the start, in (0, 1] (unused with exploration_steps).
-    exploration_steps: env steps (per seed) over which epsilon decays linearly once learning starts, epsilon_start until then (Young & Tian 2019, Dopamine); none = exploration_fraction of the run.
-    network: mlp, conv (MinAtar), nature (Mnih et al. 2015, for Atari frame stacks (4, 84, 84); its head is hidden_sizes), or auto (nature for 84x84 frame stacks, conv for other images, else mlp).
-    hidden_sizes: hidden layer widths of the MLP (and of the conv net's head); none = no hidden layer.
-    conv_padding: padding of the conv net's 3x3 convolution: valid (10x10 -> 8x8, Young & Tian 2019) or same (10x10, Obando-Ceron & Castro 2021).
+    exploration_fraction: fraction of total_env_steps over which epsilon decays linearly from the
+      start, in (0, 1] (unused with exploration_steps).
+    exploration_steps: env steps (per seed) over which epsilon decays linearly once learning starts,
+      epsilon_start until then (Young & Tian 2019, Dopamine); none = exploration_fraction of the
+      run.
+    network: mlp, conv (MinAtar), nature (Mnih et al. 2015, for Atari frame stacks (4, 84, 84); its
+      head is hidden_sizes), or auto (nature for 84x84 frame stacks, conv for other images, else
+      mlp).
+    hidden_sizes: hidden layer widths of the MLP (and of the conv net's head); none = no hidden
+      layer.
+    conv_padding: padding of the conv net's 3x3 convolution: valid (10x10 -> 8x8, Young & Tian 2019)
+      or same (10x10, Obando-Ceron & Castro 2021).
     double_dqn: Double DQN targets (van Hasselt et al. 2016): the online net picks the next action.
     dueling: dueling value/advantage head (Wang et al. 2016).
     max_grad_norm: clip gradients to this global norm (> 0); none = no clipping.
-    noisy: noisy linear layers (Fortunato et al. 2018) explore instead of epsilon (the epsilon flags are then unused; greedy evaluation uses the mean weights).
+    noisy: noisy linear layers (Fortunato et al. 2018) explore instead of epsilon (the epsilon flags
+      are then unused; greedy evaluation uses the mean weights).
   """
   learning_rate: float = 2.5e-4
   lr_decay: bool = True

@@ -43,8 +43,15 @@ class AnakinConfig:
       updates; one update follows every ``train_every`` iterations.
     num_seeds: independent runs compiled into one program (a ``vmap`` axis).
     num_devices: local devices to ``pmap`` over; ``None`` uses all of them.
-    parallel: how the devices share the run: data (every seed spread over all devices, gradients averaged: one large run per seed), seeds (the seeds spread over the devices, each whole on one device, no collective: independent runs; num_seeds must be a multiple of the devices), groups (the devices form groups of devices_per_group; the seeds are spread over the groups and each seed is spread over its group's devices, averaging gradients within the group only: e.g. 8 GPUs as 4 groups of 2), or auto (seeds when num_seeds > 1 is a multiple of the devices, else data). A seed's result does not depend on where it ran.
-    devices_per_group: with parallel=groups, the devices in a group (it must divide the devices, and the groups the seeds).
+    parallel: how the devices share the run: data (every seed spread over all devices, gradients
+      averaged: one large run per seed), seeds (the seeds spread over the devices, each whole on one
+      device, no collective: independent runs; num_seeds must be a multiple of the devices), groups
+      (the devices form groups of devices_per_group; the seeds are spread over the groups and each
+      seed is spread over its group's devices, averaging gradients within the group only: e.g. 8
+      GPUs as 4 groups of 2), or auto (seeds when num_seeds > 1 is a multiple of the devices, else
+      data). A seed's result does not depend on where it ran.
+    devices_per_group: with parallel=groups, the devices in a group (it must divide the devices, and
+      the groups the seeds).
     seed: the first seed; seed ``i`` of the run uses ``PRNGKey(seed + i)``, so it
       is the same run as ``seed + i`` alone.
     eval_every: env steps between greedy evaluations; training runs as compiled
@@ -69,9 +76,15 @@ class AnakinConfig:
       importance_exponent_end at its end.
     importance_exponent_end: beta at the end of the run (1 in Schaul et al.
       2016; equal to importance_exponent for a constant beta, as Dopamine's 0.5).
-    reward_clip: clip rewards to [-reward_clip, reward_clip] where they enter the replay buffer (what the agent learns from; Dopamine's runner clips to 1); training returns are logged unclipped. none = no clipping.
+    reward_clip: clip rewards to [-reward_clip, reward_clip] where they enter the replay buffer
+      (what the agent learns from; Dopamine's runner clips to 1); training returns are logged
+      unclipped. none = no clipping.
     priority_epsilon: added to |TD error| so no transition gets priority 0.
-    obs_storage: how the replay buffers store observations (each once): auto (the smallest exact storage the observation space and the env prove: bool for 0/1 values such as MinAtar's, uint8 for integers in [0, 255], else the env's own dtype), float32, uint8 (integers in [0, 255]), or bool (0/1 values, packed 8 per byte). Observations are decoded before the network sees them; a storage that could not hold every observation exactly is refused.
+    obs_storage: how the replay buffers store observations (each once): auto (the smallest exact
+      storage the observation space and the env prove: bool for 0/1 values such as MinAtar's, uint8
+      for integers in [0, 255], else the env's own dtype), float32, uint8 (integers in [0, 255]), or
+      bool (0/1 values, packed 8 per byte). Observations are decoded before the network sees them; a
+      storage that could not hold every observation exactly is refused.
   """
   total_env_steps: int = 300_000
   num_envs: int = 10

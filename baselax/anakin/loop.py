@@ -87,95 +87,18 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
       average, or ``None`` on a single device.
   """
   contract.check_agent(agent, config, env)
-  num_envs = config.num_envs
-  transition = records.step_record  # what each env step hands the replay
   # One copy of each observation, stored as obs_storage says (baselax.replay).
   replay = buffers.make_replay(
       config, records.example_record(agent, env), contract.discount_for(agent, config),
       codec=codecs.obs_codec(config.obs_storage, env),
       truncation_interval=truncation_interval(env))
-  eval_max_steps = episode_step_limit(env, config.eval_max_steps)
-
-  abstract_key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-  empty_buffer = replay.init
-
   if replay.prioritized:
-    # The batch exactly as the learn step will get it (with "weight").
-    batch_shape = jax.eval_shape(
-        lambda key: replay.sample(empty_buffer(), key, jnp.zeros(())).batch,
-        abstract_key)
-    contract.check_td_error(agent, batch_shape, abstract_key)
-
-  def init(key: jax.Array, device_index: jax.Array) -> TrainState:
-    """Initial state; params are equal on every device, env/exploration keys differ."""
-    params_key, local_key = jax.random.split(key)
-    local_key = jax.random.fold_in(local_key, device_index)
-    env_key, policy_key, loop_key = jax.random.split(local_key, 3)
-    params = agent.init_params(params_key)
-    optimizer_state = agent.init_optimizer(params, params_key)
-    policy_state = agent.init_policy(policy_key)
-    obs, env_state = env.functional_reset(env_key, num_envs)
-    buffer_state = empty_buffer()
-    # Evaluation draws from a stream of its own, so how often a run is
-    # evaluated (eval_every, eval_episodes) cannot change how it trains.
-    eval_key = jax.random.fold_in(jax.random.fold_in(key, EVAL_STREAM), device_index)
-    return TrainState(
-        params=params, optimizer_state=optimizer_state,
-        policy_state=policy_state, buffer_state=buffer_state,
-        env_state=env_state, obs=obs, key=loop_key,
-        episode_return=jnp.zeros((num_envs,), jnp.float32),
-        recent_returns=jnp.zeros((RECENT_EPISODES,), jnp.float32),
-        episodes=jnp.zeros((), jnp.int32),
-        env_steps=jnp.zeros((), jnp.int32), eval_key=eval_key)
-
-  def env_iteration(state: TrainState, unused) -> Tuple[TrainState, Tuple[Any, Metrics]]:
-    """Acts in every env once; returns the transitions ``(num_envs, ...)``."""
-    del unused
-    key, act_key, env_key = jax.random.split(state.key, 3)
-    out, policy_state = agent.predict(state.params, state.policy_state,
-                                      state.obs, act_key, evaluation=False)
-    env_state, step = env.functional_step(env_key, state.env_state, out.actions)
-    done = jnp.logical_or(step.terminated, step.truncated)
-    episode_return = state.episode_return + step.reward
-    stats = {
-        "episode_return_sum": jnp.sum(jnp.where(done, episode_return, 0.0)),
-        "episodes": jnp.sum(done.astype(jnp.float32)),
-    }
-    transitions = transition(state.obs, out.actions, step, config.reward_clip)
-    recent_returns, episodes = remember_returns(state.recent_returns, state.episodes,
-                                                episode_return, done)
-    state = state._replace(
-        policy_state=policy_state, env_state=env_state, obs=step.obs, key=key,
-        episode_return=jnp.where(done, 0.0, episode_return),
-        recent_returns=recent_returns, episodes=episodes,
-        env_steps=state.env_steps + num_envs)
-    return state, (transitions, stats)
-
-  # The learn/skip branches take and return only what an update touches, so
-  # the replay buffer and env states never pass through the conditional.
-  # They also return the sampled items' new priorities, |TD error| + epsilon;
-  # they are written only on steps that learned (skip_learning's are unused).
-  # An agent whose update draws randomness (AgentContract.update_key) gets a
-  # key derived from the step's sample key; other agents get exactly the call
-  # (and the key stream) they always got.
+    check_priorities(agent, replay)
+  eval_max_steps = episode_step_limit(env, config.eval_max_steps)
+  init = make_init(agent, env, config, replay.init)
+  env_iteration = make_env_iteration(agent, env, config)
+  learn, skip_learning = make_learn(agent, config, replay.prioritized, axis_name)
   update_key = agent_base.contract_of(agent).update_key
-
-  def learn(params, optimizer_state, batch, *key):
-    kwargs = {"key": key[0]} if update_key else {}
-    out, params, optimizer_state = agent.update(
-        params, optimizer_state, batch, axis_name=axis_name, **kwargs)
-    scalars = scalar_fields(out)
-    scalars["updates"] = jnp.ones((), jnp.float32)
-    priorities = (jnp.abs(out.td_error) + config.priority_epsilon
-                  if replay.prioritized else jnp.ones((config.batch_size,)))
-    return params, optimizer_state, scalars, priorities
-
-  def skip_learning(params, optimizer_state, batch, *key):
-    del key
-    scalars = zero_scalars(agent, params, optimizer_state, batch)
-    scalars["updates"] = jnp.zeros((), jnp.float32)
-    return params, optimizer_state, scalars, jnp.ones((config.batch_size,))
-
   total_steps = derived.num_chunks * derived.steps_per_chunk  # anneals PER's beta
 
   def scan_step(state: TrainState, step_index: jax.Array) -> Tuple[TrainState, Metrics]:
@@ -228,6 +151,111 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
                           derived.eval_episodes_per_device, eval_max_steps)
 
   return AnakinFns(init=init, run_chunk=run_chunk, evaluate=evaluate)
+
+
+def check_priorities(agent: agent_base.BaseAgent, replay: buffers.Replay) -> None:
+  """Refuses an agent whose ``td_error`` cannot give the batch its priorities,
+  on the batch exactly as the learn step gets it (with ``weight``)."""
+  key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  batch = jax.eval_shape(lambda k: replay.sample(replay.init(), k, jnp.zeros(())).batch, key)
+  contract.check_td_error(agent, batch, key)
+
+
+def make_init(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
+              empty_buffer: Callable[[], Any]) -> Callable[[jax.Array, jax.Array], TrainState]:
+  """``init(key, device_index) -> TrainState`` of one (device, seed)."""
+  num_envs = config.num_envs
+
+  def init(key: jax.Array, device_index: jax.Array) -> TrainState:
+    """Initial state; params are equal on every device, env/exploration keys differ."""
+    params_key, local_key = jax.random.split(key)
+    local_key = jax.random.fold_in(local_key, device_index)
+    env_key, policy_key, loop_key = jax.random.split(local_key, 3)
+    params = agent.init_params(params_key)
+    optimizer_state = agent.init_optimizer(params, params_key)
+    policy_state = agent.init_policy(policy_key)
+    obs, env_state = env.functional_reset(env_key, num_envs)
+    buffer_state = empty_buffer()
+    # Evaluation draws from a stream of its own, so how often a run is
+    # evaluated (eval_every, eval_episodes) cannot change how it trains.
+    eval_key = jax.random.fold_in(jax.random.fold_in(key, EVAL_STREAM), device_index)
+    return TrainState(
+        params=params, optimizer_state=optimizer_state,
+        policy_state=policy_state, buffer_state=buffer_state,
+        env_state=env_state, obs=obs, key=loop_key,
+        episode_return=jnp.zeros((num_envs,), jnp.float32),
+        recent_returns=jnp.zeros((RECENT_EPISODES,), jnp.float32),
+        episodes=jnp.zeros((), jnp.int32),
+        env_steps=jnp.zeros((), jnp.int32), eval_key=eval_key)
+
+  return init
+
+
+def make_env_iteration(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig):
+  """``env_iteration(state, None) -> (state, (transitions, stats))``: every env
+  acts and steps once; the transitions are ``(num_envs, ...)`` step records."""
+  num_envs = config.num_envs
+
+  def env_iteration(state: TrainState, unused) -> Tuple[TrainState, Tuple[Any, Metrics]]:
+    """Acts in every env once; returns the transitions ``(num_envs, ...)``."""
+    del unused
+    key, act_key, env_key = jax.random.split(state.key, 3)
+    out, policy_state = agent.predict(state.params, state.policy_state,
+                                      state.obs, act_key, evaluation=False)
+    env_state, step = env.functional_step(env_key, state.env_state, out.actions)
+    done = jnp.logical_or(step.terminated, step.truncated)
+    episode_return = state.episode_return + step.reward
+    stats = {
+        "episode_return_sum": jnp.sum(jnp.where(done, episode_return, 0.0)),
+        "episodes": jnp.sum(done.astype(jnp.float32)),
+    }
+    # What each env step hands the replay.
+    transitions = records.step_record(state.obs, out.actions, step, config.reward_clip)
+    recent_returns, episodes = remember_returns(state.recent_returns, state.episodes,
+                                                episode_return, done)
+    state = state._replace(
+        policy_state=policy_state, env_state=env_state, obs=step.obs, key=key,
+        episode_return=jnp.where(done, 0.0, episode_return),
+        recent_returns=recent_returns, episodes=episodes,
+        env_steps=state.env_steps + num_envs)
+    return state, (transitions, stats)
+
+  return env_iteration
+
+
+def make_learn(agent: agent_base.BaseAgent, config: AnakinConfig, prioritized: bool,
+               axis_name: Optional[str] = None):
+  """``(learn, skip_learning)``: the two branches of a scan step's update.
+
+  Both map ``(params, optimizer_state, batch, *key)`` to ``(params,
+  optimizer_state, scalars, priorities)``.
+  """
+  # The learn/skip branches take and return only what an update touches, so
+  # the replay buffer and env states never pass through the conditional.
+  # They also return the sampled items' new priorities, |TD error| + epsilon;
+  # they are written only on steps that learned (skip_learning's are unused).
+  # An agent whose update draws randomness (AgentContract.update_key) gets a
+  # key derived from the step's sample key; other agents get exactly the call
+  # (and the key stream) they always got.
+  update_key = agent_base.contract_of(agent).update_key
+
+  def learn(params, optimizer_state, batch, *key):
+    kwargs = {"key": key[0]} if update_key else {}
+    out, params, optimizer_state = agent.update(
+        params, optimizer_state, batch, axis_name=axis_name, **kwargs)
+    scalars = scalar_fields(out)
+    scalars["updates"] = jnp.ones((), jnp.float32)
+    priorities = (jnp.abs(out.td_error) + config.priority_epsilon
+                  if prioritized else jnp.ones((config.batch_size,)))
+    return params, optimizer_state, scalars, priorities
+
+  def skip_learning(params, optimizer_state, batch, *key):
+    del key
+    scalars = zero_scalars(agent, params, optimizer_state, batch)
+    scalars["updates"] = jnp.zeros((), jnp.float32)
+    return params, optimizer_state, scalars, jnp.ones((config.batch_size,))
+
+  return learn, skip_learning
 
 
 def remember_returns(recent: jax.Array, count: jax.Array, returns: jax.Array,

@@ -19,8 +19,8 @@ default schedule the learner's two independent forward passes (online
 network on ``obs``, target network on ``next_obs``: a quarter of a DQN
 update's arithmetic each) ran one after the other on one thread; with
 ``CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED`` they overlap on two. Same kernels,
-same arithmetic, so bit-identical results (a test checks it); measured 1.15x
-on 8 vmapped CartPole seeds on one 2-core device, no change at 1 or 4 seeds.
+same arithmetic, so bit-identical results (a test checks it); what it gains
+is measured by ``scripts/bench.py`` (the README's benchmarks).
 """
 
 from __future__ import annotations

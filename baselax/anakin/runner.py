@@ -10,6 +10,7 @@ reduces them to a :class:`~baselax.metrics.ChunkRecord` and hands it to
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional
@@ -97,6 +98,60 @@ def check_processes_agree(agent: agent_base.BaseAgent, env: Any, config: AnakinC
   return run_identity
 
 
+def check_replay_memory(agent: Any, env: Any, config: AnakinConfig, program: Any) -> None:
+  """Logs the replay buffers of every run on every local device, and refuses
+  them before compiling if they cannot fit (``baselax.replay.memory``)."""
+  replay_memory = memory_lib.plan(agent, env, config, program.derived,
+                                  local_devices=program.local_devices)
+  logger.info(replay_memory.line())
+  replay_memory.check()
+
+
+def restore(checkpointer: checkpoint_lib.Checkpointer, state: Any, fingerprint: Any,
+            derived: Any):
+  """``(state, chunks done, history)`` from the newest checkpoint, each array
+  placed as ``state``'s (its devices and sharding)."""
+  restored = checkpointer.restore(state, fingerprint)
+  state = jax.tree.map(lambda like, x: jax.device_put(x, like.sharding),
+                       state, restored.state)
+  logger.info("resumed from %s at chunk %d of %d", checkpointer.directory,
+              restored.chunks_done, derived.num_chunks)
+  return state, restored.chunks_done, list(restored.history)
+
+
+class Training:
+  """What a run's chunks advance: the state on the devices, and the records."""
+
+  def __init__(self, program: Any, compiled: Callable, state: Any,
+               history: List[metrics_lib.ChunkRecord]):
+    self.program, self.compiled, self.state, self.history = program, compiled, state, history
+    self.started = time.perf_counter()
+    self.wall_offset = history[-1].wall_time if history else 0.0
+
+  def run_chunk(self, c: int):
+    """Trains chunk ``c``; ``(record, names of non-finite values)``."""
+    derived = self.program.derived
+    t0 = time.perf_counter()
+    self.state, raw = self.compiled(self.state, jnp.int32(c * derived.steps_per_chunk))
+    # Every device holds all devices' metrics: read this process's first.
+    # (Blocks until the chunk is done.)
+    raw = jax.tree.map(lambda x: np.asarray(x.addressable_data(0))[0], raw)
+    elapsed = time.perf_counter() - t0
+    record = chunk_record(
+        raw, derived.seed_devices, chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
+        wall_time=self.wall_offset + time.perf_counter() - self.started,
+        sps=derived.env_steps_per_chunk * derived.num_runs / elapsed)
+    return record, nonfinite_names(raw)
+
+  def save(self, checkpointer: Any, fingerprint: Any, multi_process: bool,
+           chunks_done: int) -> None:
+    """The checkpoint at ``chunks_done`` (the whole state but in a multi-process run)."""
+    if checkpointer is not None:
+      checkpointer.save(chunks_done, self.state, self.history, fingerprint,
+                        params=self.program.params_per_seed(self.state.params),
+                        include_state=not multi_process)
+
+
 def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
           *, on_chunk: Optional[ChunkCallback] = None,
           checkpointer: Optional[checkpoint_lib.Checkpointer] = None,
@@ -112,13 +167,9 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
       trainer compiles its functional core; ``config.num_envs`` sets the
       number of envs per device.
     config: the run's :class:`AnakinConfig`.
-    on_chunk: called after every chunk with its
-      :class:`~baselax.metrics.ChunkRecord`. Returning ``True`` stops the run
-      after that chunk (with a checkpoint, if there is a checkpointer). By
-      default each chunk is logged at INFO level.
-    checkpointer: writes the whole training state every
-      ``checkpointer.every_chunks`` chunks, at the end, on a stop request and
-      on Ctrl-C (which then stops the run cleanly after the current chunk).
+    on_chunk: called with each chunk's :class:`~baselax.metrics.ChunkRecord`;
+      ``True`` stops the run after it (default: log it at INFO level).
+    checkpointer: writes the whole training state (when: ``driver.py``).
     resume: continue from the checkpointer's newest checkpoint (refused if it
       is from another env, agent or config). The continuation is exact: the
       final params equal those of an uninterrupted run, bit for bit on CPU.
@@ -126,20 +177,16 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
       agent hyper-parameters): compared between the processes of a
       multi-process run, and part of the checkpoint fingerprint.
     sweep: train a grid of agent settings (:class:`~baselax.anakin.sweep.Sweep`)
-      as one program: the runs are every point x every seed, point-major, and
-      every per-seed result (params, records) has one entry per run. Each
-      point is checked on the host and each setting by tracing, before
-      compiling. ``agent`` should be the first point's.
+      as one program: every point x every seed, point-major, one entry per
+      run in every per-seed result; ``agent`` should be the first point's.
 
   Returns:
-    A :class:`TrainResult` (``stopped_early`` tells a requested stop or
-    Ctrl-C from a finished run).
+    A :class:`TrainResult` (``stopped_early``: a requested stop or Ctrl-C).
 
   Raises:
     ConfigError: before compiling, for a config the agent or the devices
       cannot serve, or a checkpoint of another run.
-    NonFiniteError: a chunk produced a NaN/inf loss or params; the message
-      names the chunk, and the last good checkpoint is kept.
+    NonFiniteError: a chunk's loss or params were not finite (named).
   """
   if resume and checkpointer is None:
     raise ValueError("resume=True needs a checkpointer to resume from.")
@@ -153,12 +200,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   run_identity = check_processes_agree(agent, env, config, identity)
   program = program_lib.build(agent, env, config, sweep=sweep)
   derived = program.derived
-  # The replay buffers of every run on every local device, refused before
-  # compiling if they cannot fit (baselax.replay.memory).
-  replay_memory = memory_lib.plan(agent, env, config, derived,
-                                  local_devices=program.local_devices)
-  logger.info(replay_memory.line())
-  replay_memory.check()
+  check_replay_memory(agent, env, config, program)
   fingerprint = {**run_identity, "num_devices": program.num_devices}
   if resume:
     checkpointer.intact_step()  # the newest intact checkpoint is the one restored
@@ -168,55 +210,24 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   history: List[metrics_lib.ChunkRecord] = []
   first_chunk = 0
   if resume:
-    restored = checkpointer.restore(state, fingerprint)
-    state = jax.tree.map(lambda like, x: jax.device_put(x, like.sharding),
-                         state, restored.state)
-    first_chunk, history = restored.chunks_done, list(restored.history)
-    logger.info("resumed from %s at chunk %d of %d", checkpointer.directory,
-                first_chunk, derived.num_chunks)
+    state, first_chunk, history = restore(checkpointer, state, fingerprint, derived)
   compile_time = time.perf_counter() - t_start
-  logger.info("compiled in %.1fs: %d chunks of %d env steps per seed on %d "
-              "device(s), %d seed(s)%s", compile_time, derived.num_chunks,
-              derived.env_steps_per_chunk, program.num_devices, config.num_seeds,
-              f" x {sweep.num_points} sweep points" if sweep is not None else "")
-
-  def save(chunks_done):
-    if checkpointer is not None:
-      checkpointer.save(chunks_done, state, history, fingerprint,
-                        params=program.params_per_seed(state.params),
-                        include_state=not multi_process)
-
-  t_train = time.perf_counter()
-  wall_offset = history[-1].wall_time if history else 0.0
-
-  def run_chunk(c: int):
-    nonlocal state
-    t0 = time.perf_counter()
-    state, raw = compiled(state, jnp.int32(c * derived.steps_per_chunk))
-    # Every device holds all devices' metrics: read this process's first.
-    # (Blocks until the chunk is done.)
-    raw = jax.tree.map(lambda x: np.asarray(x.addressable_data(0))[0], raw)
-    elapsed = time.perf_counter() - t0
-    record = chunk_record(
-        raw, derived.seed_devices, chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
-        wall_time=wall_offset + time.perf_counter() - t_train,
-        sps=derived.env_steps_per_chunk * derived.num_runs / elapsed)
-    return record, nonfinite_names(raw)
-
-  # In a multi-process run every process must stop after the same chunk, so
-  # every process turns Ctrl-C into a request (srun signals them all), and
-  # takes the same decision, or the others would wait in the next chunk's
-  # collectives for ever.
+  logger.info("compiled in %.1fs: %d chunks of %d env steps per seed on %d device(s), "
+              "%d run(s)", compile_time, derived.num_chunks, derived.env_steps_per_chunk,
+              program.num_devices, derived.num_runs)
+  training = Training(program, compiled, state, history)
+  # Every process of a multi-process run turns Ctrl-C into a request and takes
+  # the same decision, or the others would wait in the next chunk's collectives.
   stopped_early = driver.drive(
-      range(first_chunk, derived.num_chunks), run_chunk, derived, history=history,
-      save=save, checkpointer=checkpointer, on_chunk=on_chunk, log=logger.info,
+      range(first_chunk, derived.num_chunks), training.run_chunk, derived,
+      history=history, checkpointer=checkpointer, on_chunk=on_chunk, log=logger.info,
+      save=functools.partial(training.save, checkpointer, fingerprint, multi_process),
       stop_enabled=checkpointer is not None or multi_process,
       agree=distributed.any_process)
-
   metrics = metrics_lib.stack_history(history)
-  metrics["compile_time"] = compile_time
-  metrics["total_time"] = time.perf_counter() - t_start
-  params = program.params_per_seed(state.params)
-  return metrics_lib.TrainResult(params=params, state=state, metrics=metrics, history=history,
-                     config=config, derived=derived, stopped_early=stopped_early,
-                     first_chunk=first_chunk)
+  metrics.update(compile_time=compile_time, total_time=time.perf_counter() - t_start)
+  return metrics_lib.TrainResult(
+      params=program.params_per_seed(training.state.params), state=training.state,
+      metrics=metrics,
+      history=history, config=config, derived=derived, stopped_early=stopped_early,
+      first_chunk=first_chunk)

@@ -83,10 +83,7 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
   try:
     if pre.resume is not None:
       saved = rundir_lib.load_config(pre.resume)
-      # The saved loggers are defaults too (a W&B run goes on in the same
-      # W&B run); they are not part of the experiment, so they may change.
-      defaults = {k: v for section in (*config_lib.EXPERIMENT_SECTIONS, "loggers")
-                  for k, v in saved.get(section, {}).items()}
+      defaults = rundir_lib.resume_defaults(saved, config_lib.EXPERIMENT_SECTIONS)
     preset = presets_lib.get(pre.preset) if pre.preset and saved is None else None
     agent_name = (pre.agent or (defaults or {}).get("agent")
                   or (preset.default_agent if preset else "dqn"))
@@ -141,13 +138,49 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
 
 
 @contextlib.contextmanager
-def usage_errors(spec: Spec, prog: str = PROG):
-  """Turns a :class:`ConfigError` into one line naming the flag, exit code 2."""
+def usage_errors(spec: Any, prog: str = PROG):
+  """Turns a :class:`ConfigError` into one line naming the flag, exit code 2
+  (``spec.sections``: the parsed sections whose flags a message may name)."""
   try:
     yield
   except ConfigError as error:
     cli.usage_error(cli.name_the_flag(str(error), cli.sections_of(
-        [spec.experiment, spec.agent, spec.trainer, spec.run, spec.loggers])), prog)
+        list(spec.sections.values()))), prog)
+
+
+@contextlib.contextmanager
+def training_errors(prog: str, run_dir: Any):
+  """A non-finite chunk, or a write that failed (a full disk, a lost mount),
+  ends the run in one line with exit code 1; the newest checkpoint stands."""
+  from baselax.anakin import guards
+  try:
+    yield
+  except guards.NonFiniteError as error:
+    print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+  except OSError as error:
+    where = run_dir.path if run_dir is not None else "the run directory"
+    print(f"{prog}: error: writing to {where} failed ({error}); its newest checkpoint "
+          f"is kept: make room and continue with --resume {where}", file=sys.stderr,
+          flush=True)
+    raise SystemExit(1)
+
+
+def use_compilation_cache(run: config_lib.RunConfig) -> None:
+  """Points JAX's persistent compilation cache at ``--compilation-cache`` (``none``: off)."""
+  import jax
+  if run.compilation_cache.lower() != "none":
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(run.compilation_cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def close_run(sinks: Any, checkpointer: Any, run_dir: Any) -> None:
+  """Closes what a run opened (loggers, checkpointer, the run directory's lock)."""
+  sinks.close()
+  if checkpointer is not None:
+    checkpointer.close()
+  if run_dir is not None:
+    run_dir.close()
 
 
 class Prepared(NamedTuple):
@@ -293,10 +326,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
 
   main_process = distributed.is_main_process()
   loggers_lib.setup_logging(spec.run.quiet or not main_process)
-  if spec.run.compilation_cache.lower() != "none":
-    jax.config.update("jax_compilation_cache_dir",
-                      os.path.expanduser(spec.run.compilation_cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  use_compilation_cache(spec.run)
 
   run_dir = checkpointer = chunks_done = None
   with usage_errors(spec, prog):
@@ -311,9 +341,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
   sizes = prepared.sizes
   name = registry.get(spec.experiment.agent).name
   if main_process:
-    hint = hardware.accelerator_hint()
-    if hint:
-      print(hint, flush=True)
+    hardware.print_accelerator_hint()
     print(f"baselax {name} ({type(prepared.agent).__name__}) on {spec.experiment.env_id} "
           f"| jax {jax.__version__} {jax.default_backend()} "
           f"({jax.devices()[0].device_kind}) x{prepared.num_devices}"
@@ -328,26 +356,13 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
       run_dir, spec.loggers, console=console, title=title, extra=loggers,
       config={k: dataclasses.asdict(v) for k, v in spec.sections.items()}, points=points)
   try:
-    with usage_errors(spec, prog):
+    with training_errors(prog, run_dir), usage_errors(spec, prog):
       result = anakin.train(prepared.agent, prepared.env, spec.trainer,
                             on_chunk=sinks.write, checkpointer=checkpointer,
                             resume=chunks_done is not None, identity=spec.identity(),
                             sweep=prepared.sweep)
-  except anakin.NonFiniteError as error:
-    print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
-    raise SystemExit(1)
-  except OSError as error:  # a full disk, a lost mount: the last checkpoint stands
-    where = run_dir.path if run_dir is not None else "the run directory"
-    print(f"{prog}: error: writing to {where} failed ({error}); its newest checkpoint "
-          f"is kept: make room and continue with --resume {where}", file=sys.stderr,
-          flush=True)
-    raise SystemExit(1)
   finally:
-    sinks.close()
-    if checkpointer is not None:
-      checkpointer.close()
-    if run_dir is not None:
-      run_dir.close()
+    close_run(sinks, checkpointer, run_dir)
   wall = time.perf_counter() - t0
   out = summary_lib.summarise(result, sizes.env_steps_per_chunk,
                               sizes.num_runs, run_dir, wall, points=points)

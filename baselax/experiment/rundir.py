@@ -71,6 +71,22 @@ def load_config(run_path: str) -> Dict[str, Any]:
   return saved
 
 
+#: Run settings that say where a session goes, not how the run is run.
+SESSION_ONLY = ("run_dir", "resume")
+
+
+def resume_defaults(saved: Dict[str, Any], sections: Any) -> Dict[str, Any]:
+  """The flag defaults of ``--resume``: every saved setting of the
+  experiment ``sections``, the loggers (a W&B run goes on in the same W&B
+  run) and the run section (its checkpoint cadence, compilation cache, ...),
+  but where the run goes. Flags given again override them; the experiment's
+  may not change (checked by the caller)."""
+  defaults = {k: v for section in (*sections, "loggers")
+              for k, v in saved.get(section, {}).items()}
+  defaults.update({k: v for k, v in saved.get("run", {}).items() if k not in SESSION_ONLY})
+  return defaults
+
+
 def write_atomically(path: str, text: str) -> None:
   """Writes ``text`` to ``path`` through a temporary file and a rename, so a
   process killed meanwhile leaves the old file or the new one, never half."""

@@ -99,7 +99,8 @@ def print_summary(out: ExperimentResult, prog: str) -> None:
   resumed = (f" (resumed at chunk {result.first_chunk}: {out.env_steps:,} env steps "
              f"per seed in this session)" if result.first_chunk else "")
   run_time = out.env_steps * num_seeds / out.sps if out.sps > 0 else 0.0
-  print(f"env steps per second: {out.sps:,.0f} (all {'runs' if 'points' in out.aggregate else 'seeds'}){resumed} | compile "
+  runs = "runs" if "points" in out.aggregate else "seeds"
+  print(f"env steps per second: {out.sps:,.0f} (all {runs}){resumed} | compile "
         f"{result.metrics['compile_time']:.1f}s | run {run_time:.1f}s | total wall "
         f"{out.wall_time:.1f}s")
   print(f"run directory: {out.run_dir}")

@@ -90,8 +90,9 @@ class MemoryPlan:
 
   def line(self) -> str:
     """The start-up log line."""
+    kind = "available RAM" if self.memory == "host" else "per device"
     where = ("" if self.available_bytes is None else
-             f"; {_size(self.available_bytes)} {'available RAM' if self.memory == 'host' else 'per device'}")
+             f"; {_size(self.available_bytes)} {kind}")
     return (f"replay memory: {_size(self.total_bytes)} = {self.buffers_per_device} "
             f"buffer(s) per device x {self.local_devices} device(s) x "
             f"{self.capacity:,} transitions x {self.bytes_per_transition:,.1f} B "

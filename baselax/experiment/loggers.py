@@ -60,7 +60,8 @@ class MultiLogger(Logger):
 
 
 class ConsoleHandler(logging.Handler):
-  """A logging handler that prints through ``tqdm.write``.
+  """A logging handler that prints through ``tqdm.write``: progress on
+  stdout, warnings and errors on stderr (each looked up when written).
 
   With a progress bar on the terminal, a plain print lands inside the bar's
   line; ``tqdm.write`` clears the bar, prints the line and redraws the bar.
@@ -69,23 +70,24 @@ class ConsoleHandler(logging.Handler):
   def emit(self, record: logging.LogRecord) -> None:
     try:
       import tqdm
-      tqdm.tqdm.write(self.format(record), file=sys.stdout)
+      stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+      tqdm.tqdm.write(self.format(record), file=stream)
     except Exception:  # pragma: no cover - logging must never raise
       self.handleError(record)
 
 
 def setup_logging(quiet: bool) -> None:
-  """The library logs through the "baselax" loggers; show them on stdout."""
+  """The library logs through the "baselax" loggers: progress on stdout
+  (none when ``quiet``), warnings on stderr. The handler is the library's own
+  rather than Python's last resort, which a test runner's capture handlers
+  (pytest >= 9.2 attaches them to non-propagating loggers) would displace."""
   log = logging.getLogger("baselax")
   log.handlers = [h for h in log.handlers if not isinstance(h, ConsoleHandler)]
   log.propagate = False  # orbax installs a root handler
-  if quiet:
-    log.setLevel(logging.WARNING)
-    return
   handler = ConsoleHandler()
   handler.setFormatter(logging.Formatter("%(message)s"))
   log.addHandler(handler)
-  log.setLevel(logging.INFO)
+  log.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 class ConsoleLogger(Logger):

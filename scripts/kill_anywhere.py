@@ -196,7 +196,10 @@ def compare(straight: str, killed: str) -> Dict[str, Any]:
   return dict(metrics_equal=rows_a == rows_b, lines=len(b),
               no_line_twice=len(set(chunks)) == len(chunks),
               every_line_whole=all(x.endswith("\n") for x in b),
-              arrays=len(state_a), arrays_unequal=unequal)
+              arrays=len(state_a), arrays_unequal=unequal,
+              # unfinished saves of killed sessions left behind (each writer removes them)
+              stale_tmp=[n for n in os.listdir(os.path.join(killed, "checkpoints"))
+                         if "tmp" in n])
 
 
 def plot(out: str, kills: List[Dict[str, Any]], result: Dict[str, Any]) -> None:

@@ -120,6 +120,21 @@ def test_a_resumed_run_keeps_its_checkpoint_cadence(flags, tmp_path):
     assert json.load(f)["run"]["checkpoint_every"] == 1000
 
 
+def test_the_writer_removes_a_killed_saves_unfinished_checkpoint(flags, tmp_path):
+  """A save killed mid-write leaves orbax's tmp directory; the run's next
+  writer deletes it, a reader (evaluation beside a live run) leaves it."""
+  run_dir = str(tmp_path / "run")
+  experiment.run(flags + ["--run-dir", run_dir], loggers=[StopAfter(1)])
+  ckpt = os.path.join(run_dir, "checkpoints")
+  unfinished = os.path.join(ckpt, "3.orbax-checkpoint-tmp-1796536599")
+  os.makedirs(os.path.join(unfinished, "state"))
+  checkpoint.Checkpointer(ckpt).close()  # a reader
+  assert os.path.isdir(unfinished)
+  resume(run_dir)
+  assert not os.path.exists(unfinished)
+  assert sorted(os.listdir(ckpt)) == ["3", "4"]
+
+
 # --- damaged checkpoints ---------------------------------------------------------
 
 

@@ -144,13 +144,18 @@ class Checkpointer:
     every_chunks: save after every this many chunks (and always at the end,
       on a requested stop and on Ctrl-C).
     max_to_keep: checkpoints kept on disk (older ones are deleted).
+    writer: this process is the run directory's one writer (it holds its
+      ``run.lock``): the unfinished saves of a writer that was killed
+      (orbax's ``*.orbax-checkpoint-tmp*`` directories) are deleted. A
+      reader (evaluation beside a live run) must leave them.
 
   What must match for a checkpoint to be continued is the run's fingerprint:
   :func:`run_identity` plus the device count, which ``anakin.train`` builds
   and passes to :meth:`save` and :meth:`restore`.
   """
 
-  def __init__(self, directory: str, *, every_chunks: int = 1, max_to_keep: int = 2):
+  def __init__(self, directory: str, *, every_chunks: int = 1, max_to_keep: int = 2,
+               writer: bool = False):
     if isinstance(every_chunks, bool) or not isinstance(every_chunks, int) or every_chunks < 1:
       raise ValueError(f"every_chunks must be an integer >= 1, got {every_chunks!r}.")
     import orbax.checkpoint as ocp  # imported here: orbax is slow to import
@@ -168,7 +173,8 @@ class Checkpointer:
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
-                                             multiprocessing_options=multiprocessing))
+                                             multiprocessing_options=multiprocessing,
+                                             cleanup_tmp_directories=writer))
 
   def latest_step(self) -> Optional[int]:
     """Chunks done at the newest checkpoint, or ``None`` if there is none."""

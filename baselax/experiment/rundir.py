@@ -291,7 +291,8 @@ def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
     checkpointer = checkpoint.Checkpointer(
         checkpoint_dir(run_path),
         every_chunks=max(1, round(spec.run.checkpoint_every /
-                                  prepared.sizes.env_steps_per_chunk)))
+                                  prepared.sizes.env_steps_per_chunk)),
+        writer=True)  # the lock's holder: a killed writer's unfinished saves go
     # Resuming: the newest intact checkpoint (damaged ones are set aside).
     try:
       chunks_done = checkpointer.intact_step() if resuming else checkpointer.latest_step()

@@ -272,8 +272,8 @@ AGENT_ROWS = (
 def agent_chunk(flags: List[str], n: int, iterations: int, args) -> Any:
   """The main job's compiled training chunk for ``flags`` (every step learning).
 
-  Returns ``(label, run, compile_s, env_steps)``: ``run()`` runs one chunk
-  from a buffer filled by a warm-up chunk and returns its seconds.
+  Returns ``(run, compile_s, env_steps)``: ``run()`` runs one chunk from a
+  buffer filled by a warm-up chunk and returns its seconds.
   """
   from baselax.experiment import launch
   trainer = two_chunk_config(n, iterations, args, 1)

@@ -42,6 +42,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from baselax.experiment import rundir
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GAMES = ("Asterix", "Breakout", "Freeway", "Seaquest", "SpaceInvaders")
 PAPERS = {"young-tian-2019": ("dqn",), "revisiting-rainbow": ("dqn", "c51", "qrdqn", "mdqn",
@@ -115,11 +117,8 @@ def finished(run_dir: str, frames: int) -> bool:
 
 
 def read_metrics(run_dir: str) -> List[Dict[str, Any]]:
-  path = os.path.join(run_dir, "metrics.jsonl")
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  """The rows of a cell's ``metrics.jsonl`` (a line cut by a killed run left out)."""
+  return [row for _, row in rundir.complete_lines(os.path.join(run_dir, "metrics.jsonl"))]
 
 
 def run_cell(args: argparse.Namespace, preset: str, agent: str, game: str) -> Optional[str]:
@@ -196,8 +195,8 @@ def write_cell(out: str, result: Dict[str, Any]) -> str:
   path = os.path.join(out, result["preset"],
                       f"{result['agent']}-{result['game']}-{result['frames']}.json")
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "w") as f:
-    json.dump(result, f, indent=1)
+  # The cell file marks the cell done: never half written.
+  rundir.write_atomically(path, json.dumps(result, indent=1))
   return path
 
 

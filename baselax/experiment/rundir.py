@@ -320,5 +320,4 @@ def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
   except BaseException:
     lock.release()
     raise
-  chunks_done = chunks_done if resuming else None
   return run_dir, checkpointer, chunks_done

@@ -121,15 +121,19 @@ def test_bad_inputs():
     hostloop.train(agent, env, probe_config(num_envs=2, n_step=3))
 
 
-def test_bench_quick_output_shape_and_sanity(tmp_path):
+def run_bench(tmp_path, *flags):
+  """``scripts/bench.py FLAGS --json ...``: ``(process, the JSON it wrote)``."""
   out_json = tmp_path / "bench.json"
   proc = subprocess.run(
-      [sys.executable, "scripts/bench.py", "--quick", "--cpu-devices", "2",
-       "--json", str(out_json)],
+      [sys.executable, "scripts/bench.py", *flags, "--json", str(out_json)],
       cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc, json.loads(out_json.read_text())
+
+
+def test_bench_quick_output_shape_and_sanity(tmp_path):
+  proc, result = run_bench(tmp_path, "--quick", "--cpu-devices", "2")
   assert f"jax {jax.__version__}" in proc.stdout and "backend cpu" in proc.stdout
-  result = json.loads(out_json.read_text())
   kinds = [r["kind"] for r in result["rows"]]
   assert kinds == ["limit", "limit+policy", "anakin", "hostloop", "seeds", "seeds/dev"]
   assert f"{os.cpu_count()} CPU cores" in proc.stdout
@@ -155,13 +159,9 @@ def test_bench_quick_output_shape_and_sanity(tmp_path):
 
 
 def test_bench_scaling_mode_on_forced_cpu_devices(tmp_path):
-  out_json = tmp_path / "scaling.json"
-  proc = subprocess.run(
-      [sys.executable, "scripts/bench.py", "--scaling", "1", "2", "--cpu-devices", "2",
-       "--num-envs", "8", "--env-steps", "20000", "--json", str(out_json)],
-      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  rows = json.loads(out_json.read_text())["rows"]
+  proc, result = run_bench(tmp_path, "--scaling", "1", "2", "--cpu-devices", "2",
+                           "--num-envs", "8", "--env-steps", "20000")
+  rows = result["rows"]
   assert [(r["kind"], r["devices"]) for r in rows] == [("scaling", 1), ("scaling", 2)]
   assert rows[0]["efficiency"] == pytest.approx(1.0)
   assert rows[1]["efficiency"] == pytest.approx(
@@ -173,13 +173,9 @@ def test_bench_scaling_mode_on_forced_cpu_devices(tmp_path):
 
 
 def test_bench_agent_rows_time_each_agent_beside_dqn(tmp_path):
-  out_json = tmp_path / "agents.json"
-  proc = subprocess.run(
-      [sys.executable, "scripts/bench.py", "--agent", "c51", "--noisy", "--num-envs", "4",
-       "--env-steps", "2000", "--rounds", "2", "--json", str(out_json)],
-      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  rows = json.loads(out_json.read_text())["rows"]
+  proc, result = run_bench(tmp_path, "--agent", "c51", "--noisy", "--num-envs", "4",
+                           "--env-steps", "2000", "--rounds", "2")
+  rows = result["rows"]
   assert [r["kind"] for r in rows] == ["dqn", "--agent c51 --noisy"]
   assert rows[0]["vs_dqn"] == 1.0 and rows[0]["compile_vs_dqn"] == 1.0
   assert 0 < rows[1]["vs_dqn"] and rows[1]["env_steps_per_s"] > 0

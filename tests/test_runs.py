@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +16,7 @@ import pytest
 import helpers
 from baselax import anakin, envs, experiment, metrics, networks
 from baselax.agents import DQN
+from baselax.anakin import driver
 from baselax.experiment import loggers
 
 # 4 chunks of 1,000 env steps; learning starts in the first chunk.
@@ -193,6 +195,22 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
   checkpointer = anakin.Checkpointer(os.path.join(path, "checkpoints"))
   assert checkpointer.latest_step() == chunks  # the chunk it stopped after
   checkpointer.close()
+
+
+def test_ctrl_c_during_on_chunk_is_not_lost():
+  # The handler runs inside on_chunk (the next bytecode after the kill); a
+  # driver that merged on_chunk's False into the request afterwards lost it
+  # and trained on (CI saw a Ctrl-C'd run finish with exit code 0).
+  def on_chunk(record):
+    os.kill(os.getpid(), signal.SIGINT)
+    return False
+
+  derived = types.SimpleNamespace(num_chunks=5, env_steps_per_chunk=1)
+  saved = []
+  stopped = driver.drive(
+      range(5), lambda c: (record(c), []), derived, history=[], save=saved.append,
+      on_chunk=on_chunk, stop_enabled=True)
+  assert stopped and saved == [1]
 
 
 def record(chunk=0, eval_returns=((1.0, 3.0), (np.nan, np.nan))):

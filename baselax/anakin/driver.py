@@ -51,7 +51,10 @@ def drive(chunks: range, run_chunk: ChunkFn, derived: Any, *,
       record, nonfinite = run_chunk(c)
       history.append(record)
       if on_chunk is not None:
-        stop.requested |= bool(on_chunk(record))
+        # Not ``requested |= on_chunk(...)``: a Ctrl-C handled during the call
+        # would be overwritten by the value read before it.
+        if on_chunk(record):
+          stop.requested = True
       else:
         log(format_record(record))
       guards.check_finite(list(nonfinite), c, derived,

@@ -58,7 +58,8 @@ BREAKOUT_FLAGS = ["--env-id", "Breakout-MinAtar", "--num-envs", "32",
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--smoke", action="store_true",
-                      help="tiny budgets (a CPU check of the whole path, under a minute)")
+                      help="tiny budgets and no seeds items (a CPU check of the whole path, "
+                           "under a minute)")
   parser.add_argument("--out", default=None,
                       help="output directory (default runs/accelerator-check-<timestamp>)")
   parser.add_argument("--time-budget", type=float, default=480.0,
@@ -88,7 +89,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
   args = parser.parse_args(argv)
   if args.smoke:
     args.total_env_steps = 20_000
-    args.seeds = [4]
+    args.seeds = []  # the default item's path with --num-seeds: a compile saved
     args.breakout_env_steps = 2_000
     args.breakout_eval_every = 1_000
     args.bench_num_envs = [8]

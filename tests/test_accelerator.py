@@ -166,13 +166,12 @@ def test_accelerator_check_smoke(tmp_path):
   summary = json.loads((out / "accelerator_check.json").read_text())
   assert summary["smoke"] and summary["header"]["backend"] == "cpu"
   items = {r["name"]: r for r in summary["items"]}
-  assert set(items) == {"default", "seeds-4", "breakout", "bench"}
+  assert set(items) == {"default", "breakout", "bench"}
   assert all(r["status"] == "ok" for r in items.values()), items
-  for name in ("default", "seeds-4", "breakout"):
+  for name in ("default", "breakout"):
     r = items[name]
     assert r["env_steps_per_s"] > 0 and r["compile_s"] > 0, r
     assert r["final_return"] is not None and r["peak_memory"]["bytes"] > 0
-  assert items["seeds-4"]["num_seeds"] == 4
   kinds = {row["kind"] for row in items["bench"]["bench"]["rows"]}
   assert {"limit", "limit+policy", "anakin", "hostloop", "seeds"} <= kinds
   table = (out / "accelerator_check.md").read_text()

@@ -173,10 +173,10 @@ def test_bench_scaling_mode_on_forced_cpu_devices(tmp_path):
 
 
 def test_bench_agent_rows_time_each_agent_beside_dqn(tmp_path):
-  proc, result = run_bench(tmp_path, "--agent", "c51", "--noisy", "--num-envs", "4",
+  proc, result = run_bench(tmp_path, "--agent", "c51", "--n-step", "2", "--num-envs", "4",
                            "--env-steps", "2000", "--rounds", "2")
   rows = result["rows"]
-  assert [r["kind"] for r in rows] == ["dqn", "--agent c51 --noisy"]
+  assert [r["kind"] for r in rows] == ["dqn", "--agent c51 --n-step 2"]
   assert rows[0]["vs_dqn"] == 1.0 and rows[0]["compile_vs_dqn"] == 1.0
   assert 0 < rows[1]["vs_dqn"] and rows[1]["env_steps_per_s"] > 0
   assert "median of 2 interleaved rounds" in proc.stdout

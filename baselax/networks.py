@@ -13,7 +13,7 @@ takes an rng, ``apply(params, key, obs)`` draws noise and
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import gymnasium
 import haiku as hk
@@ -48,7 +48,8 @@ class NoisyLinear(hk.Module):
   ((x * f(e_in)) @ sigma_w)``, so no row gets a weight matrix of its own and
   the vmapped matmuls stay shared. The noise comes from ``hk.maybe_next_rng_key()``: without
   an rng (``apply(params, None, x)``) the layer uses its mean weights, which
-  is how greedy evaluation acts.
+  is how greedy evaluation acts. A caller holding several layers passes each
+  its slice of one draw instead (``noise``, from :func:`factorised_noise`).
   """
 
   def __init__(self, output_size: int, sigma0: float = 0.5,
@@ -57,7 +58,10 @@ class NoisyLinear(hk.Module):
     self.output_size = int(output_size)
     self.sigma0 = float(sigma0)
 
-  def __call__(self, x: jax.Array) -> jax.Array:
+  def __call__(self, x: jax.Array,
+               noise: Optional[Tuple[jax.Array, jax.Array]] = None) -> jax.Array:
+    """``x`` ``(..., p)`` -> ``(..., output_size)``; ``noise``: ``(f(e_in) [p],
+    f(e_out) [output_size])`` to use instead of a draw of its own."""
     p = x.shape[-1]
     bound = 1.0 / math.sqrt(p)
     mu_init = hk.initializers.RandomUniform(-bound, bound)
@@ -66,14 +70,12 @@ class NoisyLinear(hk.Module):
     b_mu = hk.get_parameter("b_mu", (self.output_size,), x.dtype, mu_init)
     w_sigma = hk.get_parameter("w_sigma", (p, self.output_size), x.dtype, sigma_init)
     b_sigma = hk.get_parameter("b_sigma", (self.output_size,), x.dtype, sigma_init)
-    key = hk.maybe_next_rng_key()
-    if key is None:
-      return x @ w_mu + b_mu
-    in_key, out_key = jax.random.split(key)
-    f = lambda e: jnp.sign(e) * jnp.sqrt(jnp.abs(e))
-    e_in = f(jax.random.normal(in_key, (p,), x.dtype))
-    e_out = f(jax.random.normal(out_key, (self.output_size,), x.dtype))
-    e_in, e_out = materialised((e_in, e_out))
+    if noise is None:
+      key = hk.maybe_next_rng_key()
+      if key is None:
+        return x @ w_mu + b_mu
+      noise, = factorised_noise(key, [(p, self.output_size)], x.dtype)
+    e_in, e_out = noise
     if math.prod(x.shape[:-1]) > 1:
       # The rows share the draw: one matmul with the noisy weights (their
       # p x out products cost less than a second (rows x p) @ (p x out)).
@@ -160,6 +162,22 @@ def conv_as_matmul(x: jax.Array, w: jax.Array, stride: Sequence[int],
   return patches @ w.reshape(kh * kw * cin, cout)
 
 
+def factorised_noise(key: jax.Array, shapes: Sequence[Tuple[int, int]],
+                     dtype=jnp.float32) -> List[Tuple[jax.Array, jax.Array]]:
+  """Factorised noise ``(f(e_in) [p], f(e_out) [out])`` for each layer of
+  ``shapes`` (``(p, out)`` pairs), ``f(e) = sign(e) sqrt(|e|)``, ``e ~ N(0, 1)``.
+
+  One draw covers every layer: XLA compiles each draw's threefry hash as a
+  program of its own, so a draw per vector (two per layer, in every forward
+  pass of an update) made most of a noisy agent's compile time.
+  """
+  sizes = [n for shape in shapes for n in shape]
+  e = jax.random.normal(key, (sum(sizes),), dtype)
+  e = materialised(jnp.sign(e) * jnp.sqrt(jnp.abs(e)))
+  parts = jnp.split(e, np.cumsum(sizes)[:-1].tolist())
+  return list(zip(parts[0::2], parts[1::2]))
+
+
 def materialised(noise):
   """``noise`` (a pytree of arrays), computed once before its consumers.
 
@@ -180,11 +198,16 @@ def materialised(noise):
 def noisy_mlp(output_sizes: Sequence[int],
               activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
               name: Optional[str] = None) -> Callable[[jax.Array], jax.Array]:
-  """``hk.nets.MLP`` with :class:`NoisyLinear` layers (no activation after the last)."""
-  def forward(x):
+  """``hk.nets.MLP`` with :class:`NoisyLinear` layers (no activation after the last).
+
+  The returned ``forward(x, noise=None)`` takes one ``(f(e_in), f(e_out))``
+  pair per layer (:func:`factorised_noise`), or draws a pair per layer.
+  """
+  def forward(x, noise=None):
     with hk.experimental.name_scope(name or "noisy_mlp"):
       for i, size in enumerate(output_sizes):
-        x = NoisyLinear(size, name=f"noisy_linear_{i}")(x)
+        x = NoisyLinear(size, name=f"noisy_linear_{i}")(
+            x, None if noise is None else noise[i])
         if i < len(output_sizes) - 1:
           x = activation(x)
     return x
@@ -206,19 +229,29 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
   """
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
   per_action = 1 if atoms is None else int(atoms)
+  streams = [num_actions] if not dueling else [1, num_actions]
+  layer_sizes = [(*hidden_sizes, outputs * per_action) for outputs in streams]
+  # Noisy: one draw for every layer of every stream (factorised_noise's why).
+  key = hk.maybe_next_rng_key() if noisy else None
+  noise = None
+  if key is not None:
+    shapes = [(p, out) for sizes in layer_sizes
+              for p, out in zip((x.shape[-1], *sizes[:-1]), sizes)]
+    noise = factorised_noise(key, shapes, x.dtype)
 
-  def stream(outputs, name=None):
-    sizes = (*hidden_sizes, outputs * per_action)
+  def stream(i, name=None):
+    sizes = layer_sizes[i]
     if noisy:
-      y = noisy_mlp(sizes, activation, name=name)(x)
+      layers = None if noise is None else noise[i * len(sizes):(i + 1) * len(sizes)]
+      y = noisy_mlp(sizes, activation, name=name)(x, layers)
     else:
       y = hk.nets.MLP(sizes, activation=activation, name=name)(x)
-    return y.reshape(y.shape[0], outputs, per_action)
+    return y.reshape(y.shape[0], streams[i], per_action)
 
   if not dueling:
-    q = stream(num_actions)
+    q = stream(0)
   else:
-    value, advantages = stream(1, "value"), stream(num_actions, "advantage")
+    value, advantages = stream(0, "value"), stream(1, "advantage")
     q = value + advantages - jnp.mean(advantages, axis=1, keepdims=True)
   return q[..., 0] if atoms is None else q
 

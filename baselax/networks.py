@@ -231,8 +231,11 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
   per_action = 1 if atoms is None else int(atoms)
   streams = [num_actions] if not dueling else [1, num_actions]
   layer_sizes = [(*hidden_sizes, outputs * per_action) for outputs in streams]
-  # Noisy: one draw for every layer of every stream (factorised_noise's why).
-  key = hk.maybe_next_rng_key() if noisy else None
+  # Noisy: one draw for every layer of every stream (factorised_noise's why),
+  # on a batch of rows. A single row (an agent vmapping over rows for a draw
+  # each) draws per layer: under vmap ``materialised`` is a select, and one
+  # vector sliced among the layers had its hash fused into every slice.
+  key = hk.maybe_next_rng_key() if noisy and math.prod(x.shape[:-1]) > 1 else None
   noise = None
   if key is not None:
     shapes = [(p, out) for sizes in layer_sizes

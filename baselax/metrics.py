@@ -86,9 +86,10 @@ class ChunkRecord:
       updates: ``(S,)`` updates in the chunk.
       scalar_sums: ``{name: (S,)}`` sums over the chunk's updates.
       eval_returns: ``(S, E)``.
-      recent_return_sum, recent_episodes: ``(S,)`` summed returns of the
-        last training episodes (up to 100 per device) and their count, or
-        ``None`` (no :attr:`recent_return`).
+      recent_return_sum: ``(S,)`` summed returns of the last training
+        episodes (up to 100 per device), or ``None`` (no :attr:`recent_return`).
+      recent_episodes: ``(S,)`` how many episodes ``recent_return_sum`` sums,
+        or ``None``.
     """
     episodes = np.asarray(episodes, np.float64)
     updates = np.asarray(updates, np.float64)

@@ -13,7 +13,7 @@ takes an rng, ``apply(params, key, obs)`` draws noise and
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import gymnasium
 import haiku as hk
@@ -101,13 +101,14 @@ class Conv2D(hk.Conv2D):
   CPU and XLA's convolution (cuDNN on a GPU) elsewhere.
 
   Args:
-    *args, **kwargs: as for ``hk.Conv2D``.
+    *args: as for ``hk.Conv2D``.
+    **kwargs: as for ``hk.Conv2D``.
     lowering: one of :data:`CONV_LOWERINGS`. ``matmul`` covers string
       paddings (``VALID``, ``SAME``), any stride, no dilation, no feature
       groups and no mask; other settings compute with XLA's convolution.
   """
 
-  def __init__(self, *args, lowering: str = "auto", **kwargs):
+  def __init__(self, *args: Any, lowering: str = "auto", **kwargs: Any):
     check_lowering(lowering)
     super().__init__(*args, **kwargs)
     self.lowering = lowering

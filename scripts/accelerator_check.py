@@ -11,9 +11,9 @@ time and peak device memory, and a slow one is stopped at its timeout):
                10 envs, 1 seed): compile time, run time, env steps/s, final
                greedy return
   seeds-S      the same with --num-seeds S for S in --seeds (8, 64, 256)
-  breakout     DQN on Breakout-MinAtar for 1M env steps (the README's
-               settings: 32 envs, buffer 50k, lr 1e-3, target every 200
-               updates, epsilon over the first 20%)
+  breakout     DQN on Breakout-MinAtar for 1M env steps (the DQN family's
+               settings, docs/results/index.md: 32 envs, buffer 50k, lr 1e-3,
+               target every 200 updates, epsilon over the first 20%)
   bench        scripts/bench.py: the sweep N = 1 .. 4096 (with the host-loop
                rows) and the seeds rows, and N = 65,536 in a second process
                (bench-large; no host loop there)
@@ -49,7 +49,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN_JOB = os.path.join(ROOT, "experiments", "anakin_dqn.py")
 BENCH = os.path.join(ROOT, "scripts", "bench.py")
 
-#: The README's Breakout-MinAtar settings (see "The DQN family").
+#: The Breakout-MinAtar settings of the DQN family's results (docs/results/index.md).
 BREAKOUT_FLAGS = ["--env-id", "Breakout-MinAtar", "--num-envs", "32",
                   "--buffer-size", "50000", "--learning-rate", "1e-3",
                   "--target-update-interval", "200", "--exploration-fraction", "0.2"]

@@ -1,5 +1,5 @@
 """DQN on one easy env of each JAX suite, against a uniformly random policy:
-the README's table of environment suites.
+the table of docs/results/suites.md.
 
     python scripts/suite_table.py                       # every row (tens of minutes on 2 cores)
     python scripts/suite_table.py --rows navix xminigrid --json suites.json

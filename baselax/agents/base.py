@@ -242,45 +242,94 @@ class BaseAgent(abc.ABC):
     self.optimizer = self.make_optimizer()
 
   def make_optimizer(self) -> optax.GradientTransformation:
-    """The optimizer: optax Adam on ``learning_rate``. Override to change it."""
+    """The optimizer: optax Adam on ``learning_rate``. Override to change it.
+
+    Returns:
+      An ``optax.GradientTransformation``, stored as ``self.optimizer``.
+    """
     return optax.adam(self.learning_rate)
 
   def init_params(self, rng: KeyLike) -> Params:
-    """Initialize the parameters for the agent from a dummy observation batch."""
+    """Initialize the parameters for the agent from a dummy observation batch.
+
+    Args:
+      rng: a ``haiku.PRNGSequence`` (drawn from) or a JAX key.
+
+    Returns:
+      The initialized parameters (a pytree; a subclass's ``Params``).
+    """
     dummy = spaces_lib.dummy_observation(self.observation_space)
     return self.network.init(as_key(rng), dummy)
 
   def init_optimizer(self, params: Params, rng: KeyLike = None) -> "BaseAgent.OptimState":
-    """Initialize the optimizer state (``rng`` is unused by Adam)."""
+    """Initialize the optimizer state.
+
+    Args:
+      params: the agent parameters, from :meth:`init_params`.
+      rng: a ``haiku.PRNGSequence`` or a JAX key (unused by Adam).
+
+    Returns:
+      The initialized ``OptimState(count=0, opt_state)``.
+    """
     del rng
     return self.OptimState(count=jnp.zeros((), jnp.int32),
                            opt_state=self.optimizer.init(params))
 
   def init_policy(self, rng: KeyLike = None) -> PolicyState:
-    """Initialize the policy state."""
+    """Initialize the policy state.
+
+    Args:
+      rng: a ``haiku.PRNGSequence`` or a JAX key (unused here).
+
+    Returns:
+      The initialized ``PolicyState(count=0)``.
+    """
     del rng
     return self.PolicyState(count=jnp.zeros((), jnp.int32))
 
   @abc.abstractmethod
   def predict(self, params: Params, policy_state: PolicyState, obs: jax.Array,
-              key: KeyLike, evaluation: bool = False, **kwargs
+              key: KeyLike, evaluation: bool = False, **kwargs: Any
               ) -> Tuple[PolicyOutput, PolicyState]:
     """Select actions for a batch of observations ``(B, *obs_shape)``.
 
-    Returns ``(PolicyOutput, PolicyState)``; ``PolicyOutput.actions`` has shape
-    ``(B, *action_shape)``. ``evaluation`` is a Python bool (static under jit).
+    Args:
+      params: the agent parameters.
+      policy_state: the policy state (e.g. the count of exploring calls).
+      obs: observations from the environment, ``(B, *obs_shape)``.
+      key: a ``haiku.PRNGSequence`` or a JAX key for exploration; every row
+        of the batch draws its own randomness.
+      evaluation: whether to act for evaluation (greedy) rather than
+        exploration; a Python bool (static under jit).
+      **kwargs: options a subclass may honour (``DQN``: ``action_mask``).
+
+    Returns:
+      ``(PolicyOutput, PolicyState)``: the policy output, whose ``actions``
+      have shape ``(B, *action_shape)``, and the updated policy state.
     """
 
   @abc.abstractmethod
   def update(self, params: Params, optimizer_state: "BaseAgent.OptimState",
-             data: Mapping[str, jax.Array], **kwargs
+             data: Mapping[str, jax.Array], **kwargs: Any
              ) -> Tuple[OptimOutput, Params, "BaseAgent.OptimState"]:
-    """One learning step on a batch ``data``; returns ``(OptimOutput, params, optimizer_state)``.
+    """One learning step on a batch ``data``.
 
-    ``kwargs`` may carry ``axis_name``: the name of a mapped device axis over
-    which gradients must be averaged (``jax.lax.pmean``), and ``key``: a JAX
-    key for the update's own randomness, passed by trainers only to agents
-    whose contract declares ``update_key=True``.
+    Args:
+      params: the agent parameters.
+      optimizer_state: the current optimizer state.
+      data: the training batch, a dict of arrays with leading axis ``B``:
+        ``obs``, ``action``, ``reward``, ``terminated``, ``next_obs`` (the
+        true next observation), plus the optional keys the agent's
+        :class:`AgentContract` reads (``discount``, ``weight``).
+      **kwargs: ``axis_name``: the name of a mapped device axis over which
+        gradients must be averaged (``jax.lax.pmean``; no collective without
+        it), and ``key``: a JAX key for the update's own randomness, passed by
+        trainers only to agents whose contract declares ``update_key=True``.
+
+    Returns:
+      ``(OptimOutput, params, optimizer_state)``: the optimization output
+      (every scalar field is logged), the updated parameters and the updated
+      optimizer state.
     """
 
   def jit(self) -> "BaseAgent":
@@ -288,6 +337,12 @@ class BaseAgent(abc.ABC):
 
     ``evaluation`` and ``axis_name`` are static arguments; a
     ``haiku.PRNGSequence`` key is drawn from on the host before the call.
+
+    Returns:
+      The agent itself.
+
+    Example:
+      ``agent = DQN(network, env, learning_rate=1e-3).jit()``
     """
     predict = jax.jit(type(self).predict.__get__(self),
                       static_argnames=("evaluation", "axis_name"))

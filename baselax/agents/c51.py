@@ -38,12 +38,13 @@ class C51(dqn.DQN):
   """C51: DQN's API (``Params``, ``PolicyOutput``, ``OptimState``) on categoricals.
 
   Args:
-    *args, **kwargs: as for :class:`~baselax.agents.DQN` (``double`` picks
-      the next action by the online network's mean values); the network
-      returns logits ``(B, A, num_atoms)``, e.g.
-      ``baselax.networks.mlp_q_network(atoms=num_atoms)``.
+    *args: as for :class:`~baselax.agents.DQN`; the network returns logits
+      ``(B, A, num_atoms)``, e.g. ``baselax.networks.mlp_q_network(atoms=num_atoms)``.
+    **kwargs: as for :class:`~baselax.agents.DQN` (``double`` picks the next
+      action by the online network's mean values).
     num_atoms: atoms of the support (>= 2). Defaults to 51.
-    v_min, v_max: the support's ends (``v_min < v_max``). Defaults to -10, 100.
+    v_min: the support's lower end (``v_min < v_max``). Defaults to -10.
+    v_max: the support's upper end. Defaults to 100.
 
   The loss is ``mean_b(weight_b * CE_b)`` with ``CE_b`` the cross-entropy of
   the online distribution of ``a_b`` to the projection of ``r_b + discount_b *

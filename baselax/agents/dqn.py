@@ -176,13 +176,28 @@ class DQN(base.BaseAgent):
   # --- initialisation --------------------------------------------------------
 
   def init_params(self, rng: base.KeyLike) -> "DQN.Params":
-    """Initialize online params; the target starts as a copy of them."""
+    """Initialize online params; the target starts as a copy of them.
+
+    Args:
+      rng: a ``haiku.PRNGSequence`` (drawn from) or a JAX key.
+
+    Returns:
+      ``Params(policy, target)``, with ``target`` equal to ``policy``.
+    """
     policy = super().init_params(rng)
     return self.Params(policy=policy, target=policy)
 
   def init_optimizer(self, params: "DQN.Params", rng: base.KeyLike = None
                      ) -> "DQN.OptimState":
-    """Initialize Adam's state for the online params."""
+    """Initialize Adam's state for the online params.
+
+    Args:
+      params: the agent's ``Params``, from :meth:`init_params`.
+      rng: unused (Adam draws no randomness).
+
+    Returns:
+      ``OptimState(count=0, opt_state)``.
+    """
     del rng
     return self.OptimState(count=jnp.zeros((), jnp.int32),
                            opt_state=self.optimizer.init(params.policy))
@@ -196,6 +211,8 @@ class DQN(base.BaseAgent):
     """Epsilon-greedy (or, with ``evaluation=True``, greedy) actions.
 
     Args:
+      params: the agent's ``Params`` (the policy acts on ``params.policy``).
+      policy_state: the ``PolicyState``; its ``count`` drives the epsilon schedule.
       obs: ``(B, *obs_shape)``; a single unbatched observation is accepted too.
       key: a JAX key or ``haiku.PRNGSequence``; every row explores with its own
         randomness.
@@ -313,6 +330,8 @@ class DQN(base.BaseAgent):
     """One Adam step on the TD loss; copies the target every ``target_update_interval``.
 
     Args:
+      params: the agent's ``Params``.
+      optimizer_state: the current ``OptimState``.
       data: dict batch with ``REQUIRED_DATA_KEYS``; leading axis ``B``.
       axis_name: if given, gradients and reported scalars are averaged over
         this mapped (device) axis with ``jax.lax.pmean``; a

@@ -41,13 +41,17 @@ class MDQN(dqn.DQN):
   """Munchausen-DQN: DQN's API with the Munchausen target.
 
   Args:
-    network, env, learning_rate, discount_factor, epsilon_schedule,
-    target_update_interval, **kwargs: as for :class:`~baselax.agents.DQN`
-    (``huber_delta``, ``max_grad_norm``, ``optimizer``, ``noisy``; not
-    ``double``).
+    network: as for :class:`~baselax.agents.DQN`.
+    env: as for DQN.
+    learning_rate: as for DQN.
+    discount_factor: as for DQN. Defaults to 0.99.
+    epsilon_schedule: as for DQN.
+    target_update_interval: as for DQN. Defaults to 50.
     alpha: scale of the log-policy bonus, in [0, 1]. Defaults to 0.9 (the paper's).
     tau: entropy temperature (> 0). Defaults to 0.03 (the paper's).
     l0: lower clip of ``tau * log pi`` (< 0). Defaults to -1 (the paper's).
+    **kwargs: DQN's keyword options ``huber_delta``, ``max_grad_norm``,
+      ``optimizer``, ``noisy``; not ``double``.
 
   The TD error is ``r + alpha * clip(tau log pi(a|s), l0, 0) + discount *
   sum_a' pi(a'|s') (q'(s', a') - tau log pi(a'|s')) - q(s, a)`` with ``pi =

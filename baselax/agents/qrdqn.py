@@ -83,8 +83,9 @@ class QRDQN(dqn.DQN):
   """QR-DQN: DQN's API (``Params``, ``PolicyOutput``, ``OptimState``) on quantiles.
 
   Args:
-    *args, **kwargs: as for :class:`~baselax.agents.DQN`; the network returns
-      quantiles ``(B, A, N)``, e.g. ``baselax.networks.mlp_q_network(atoms=N)``.
+    *args: as for :class:`~baselax.agents.DQN`; the network returns quantiles
+      ``(B, A, N)``, e.g. ``baselax.networks.mlp_q_network(atoms=N)``.
+    **kwargs: as for :class:`~baselax.agents.DQN`.
     kappa: the quantile Huber loss threshold. Defaults to 1.
 
   The loss is ``mean_b(weight_b * quantile_huber(z_b, r_b + discount_b *

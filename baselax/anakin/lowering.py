@@ -20,7 +20,7 @@ network on ``obs``, target network on ``next_obs``: a quarter of a DQN
 update's arithmetic each) ran one after the other on one thread; with
 ``CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED`` they overlap on two. Same kernels,
 same arithmetic, so bit-identical results (a test checks it); what it gains
-is measured by ``scripts/bench.py`` (the README's benchmarks).
+is measured by ``scripts/bench.py`` (``docs/guides/benchmarks.md``).
 """
 
 from __future__ import annotations

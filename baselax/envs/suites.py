@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Tuple
 
 from baselax.errors import ConfigError
+
+if TYPE_CHECKING:  # imported when used: it imports jax and gymnasium
+  from baselax.envs.protocol import JaxVectorEnv
 
 
 class Suite(NamedTuple):
@@ -72,7 +75,7 @@ def registered_ids(suite: str = "gymnax") -> Tuple[str, ...]:
   return tuple(names) if suite == "gymnax" else tuple(f"{suite}:{n}" for n in names)
 
 
-def make(env_id: str, num_envs: int = 1, **kwargs: Any):
+def make(env_id: str, num_envs: int = 1, **kwargs: Any) -> JaxVectorEnv:
   """Makes the env of ``env_id`` behind the baselax env protocol.
 
   Args:

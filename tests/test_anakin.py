@@ -16,6 +16,7 @@ from baselax import anakin
 from baselax import envs
 from baselax import networks
 from baselax.agents import BaseAgent
+from baselax.agents import base as agent_base
 
 import helpers
 import probe_envs
@@ -227,10 +228,11 @@ def test_unrolled_threefry_draws_the_same_bits_without_loops():
 
 def test_cpu_schedule_option_is_known_and_changes_no_bit():
   """On CPU the trainer compiles its chunk with a thunk schedule that lets
-  independent kernels overlap (anakin/lowering.py). Same kernels, so the same
-  bits: a chunk compiled with and without it ends in identical params. Fails
-  if an XLA upgrade drops the option (compile_chunk would then silently fall
-  back to the default schedule)."""
+  independent kernels overlap (anakin/lowering.py), plus the agent's options
+  (C51's and QR-DQN's keep YNNPACK to dots). On this probe none changes a
+  bit: a chunk compiled with and without them ends in identical params.
+  Fails if an XLA upgrade drops an option (compile_chunk would then silently
+  fall back to the defaults)."""
   from baselax.anakin import lowering
   from baselax.anakin import program as program_lib
 
@@ -240,8 +242,10 @@ def test_cpu_schedule_option_is_known_and_changes_no_bit():
   abstract = jax.eval_shape(prog.init, prog.seed_keys, prog.device_indices)
   lowered = prog.chunk.lower(abstract, jax.ShapeDtypeStruct((), jnp.int32))
   compiled = {"default": lowered.compile(), "trainer": lowering.compile_chunk(lowered)}
-  if jax.default_backend() == "cpu":  # the option itself, no fallback
+  if jax.default_backend() == "cpu":  # the options themselves, no fallback
     compiled["option"] = lowered.compile(compiler_options=lowering.CPU_COMPILER_OPTIONS)
+    compiled["dots only"] = lowered.compile(compiler_options={
+        **lowering.CPU_COMPILER_OPTIONS, **agent_base.DOTS_ONLY_TO_YNNPACK})
   ends = {}
   for name, chunk in compiled.items():
     state = prog.init(prog.seed_keys, prog.device_indices)
@@ -251,3 +255,19 @@ def test_cpu_schedule_option_is_known_and_changes_no_bit():
     ends[name] = (state.params, metrics["eval_returns"])
   for name, end in ends.items():
     chex.assert_trees_all_equal(end, ends["default"])
+
+
+def test_distributional_agents_compile_their_chunk_with_dots_only_to_ynnpack():
+  """C51 (and Rainbow, a C51) and QR-DQN declare the option; the program
+  built for them carries it to compile_chunk; DQN keeps XLA's defaults."""
+  from baselax.agents import C51, DQN, QRDQN
+  from baselax.anakin import program as program_lib
+  assert C51.cpu_compiler_options == QRDQN.cpu_compiler_options == (
+      agent_base.DOTS_ONLY_TO_YNNPACK)
+  assert not DQN.cpu_compiler_options
+  env = envs.make("CartPole-v1")
+  agent = QRDQN(networks.mlp_q_network((8,), atoms=5), env, 1e-3)
+  config = anakin.AnakinConfig(total_env_steps=64, num_envs=2, buffer_size=64,
+                               batch_size=4, learning_starts=16, eval_every=64)
+  assert program_lib.build(agent, env, config).cpu_compiler_options == (
+      agent_base.DOTS_ONLY_TO_YNNPACK)

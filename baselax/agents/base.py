@@ -14,6 +14,7 @@ import abc
 import dataclasses
 import inspect
 import numbers
+import types
 from typing import Any, Callable, FrozenSet, Mapping, NamedTuple, Optional, Tuple, Union
 
 import gymnasium
@@ -195,6 +196,17 @@ def contract_of(agent: Any) -> AgentContract:
   return getattr(agent, "contract", AgentContract())
 
 
+#: XLA:CPU hands single dots, and by default also elementwise and reduce
+#: fusions, to the YNNPACK library. Its reduce and elementwise kernels run
+#: the distributional losses' pairwise ``(B, N, N)`` terms (the quantile
+#: Huber loss, the categorical projection) several times slower than XLA's
+#: own loop fusions, while they speed up a conv net's MinAtar chunk a little.
+#: Agents with such losses keep YNNPACK to single dots with this option.
+#: Reductions then run in XLA's order: results may differ in the last bits.
+DOTS_ONLY_TO_YNNPACK: Mapping[str, str] = types.MappingProxyType(
+    {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"})
+
+
 class BaseAgent(abc.ABC):
   """An abstract agent.
 
@@ -213,10 +225,14 @@ class BaseAgent(abc.ABC):
     key, returns no per-sample TD errors).
   * ``discount_factor``: the per-step discount ``gamma`` n-step returns are
     computed with (``None``: the agent has none).
+  * ``cpu_compiler_options``: XLA debug options the Anakin trainer adds when
+    it compiles a chunk for a CPU (speed only: e.g.
+    :data:`DOTS_ONLY_TO_YNNPACK`); default none.
   """
 
   contract: AgentContract = AgentContract()
   discount_factor: Optional[float] = None
+  cpu_compiler_options: Mapping[str, str] = types.MappingProxyType({})
 
   class OptimState(NamedTuple):
     """Optimizer state: ``count`` of updates done and optax's ``opt_state``."""

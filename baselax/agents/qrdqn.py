@@ -94,6 +94,9 @@ class QRDQN(dqn.DQN):
   of the quantile means (prioritised replay's priority).
   """
 
+  # The loss's (B, N, N) pairs: XLA's own fusions run them several times faster.
+  cpu_compiler_options = base.DOTS_ONLY_TO_YNNPACK
+
   def __init__(self, *args: Any, kappa: float = 1.0, **kwargs: Any):
     if not base.is_traced(kappa) and not kappa > 0:
       raise ConfigError(f"kappa must be > 0, got {kappa!r}.")

@@ -26,7 +26,8 @@ is measured by ``scripts/bench.py`` (``docs/guides/benchmarks.md``).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Dict, Iterator
+from types import MappingProxyType
+from typing import Any, Dict, Iterator, Mapping
 
 import jax
 
@@ -62,15 +63,17 @@ CPU_COMPILER_OPTIONS: Dict[str, Any] = {
     "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
 
 
-def compile_chunk(lowered: Any) -> Any:
-  """``lowered.compile()``, with :data:`CPU_COMPILER_OPTIONS` on CPU.
+def compile_chunk(lowered: Any, extra_options: Mapping[str, Any] = MappingProxyType({})
+                  ) -> Any:
+  """``lowered.compile()``, with :data:`CPU_COMPILER_OPTIONS` and
+  ``extra_options`` (the agent's ``cpu_compiler_options``) on CPU.
 
   A JAX whose XLA does not know an option compiles with its defaults.
   """
   if jax.default_backend() != "cpu":
     return lowered.compile()
   try:
-    return lowered.compile(compiler_options=CPU_COMPILER_OPTIONS)
+    return lowered.compile(compiler_options={**CPU_COMPILER_OPTIONS, **extra_options})
   except jax.errors.JaxRuntimeError as e:  # pragma: no cover - another XLA
     if "No such compile option" not in str(e):
       raise

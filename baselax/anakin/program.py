@@ -32,7 +32,8 @@ run builds its point's agent from values it reads by its position.
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any, Callable, NamedTuple, Optional
+from types import MappingProxyType
+from typing import Any, Callable, Mapping, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -106,6 +107,7 @@ class Program(NamedTuple):
     derived: the loop sizes.
     num_devices: devices mapped over, in all processes.
     local_devices: devices mapped over by this process.
+    cpu_compiler_options: the agent's (``BaseAgent.cpu_compiler_options``).
   """
   init: Callable
   chunk: Callable
@@ -114,6 +116,7 @@ class Program(NamedTuple):
   derived: Derived
   num_devices: int
   local_devices: int
+  cpu_compiler_options: Mapping[str, Any] = MappingProxyType({})
 
   def params_per_seed(self, params: Any) -> Any:
     """``(runs, ...)`` params from the ``(D, S_d, ...)`` state layout (a
@@ -138,7 +141,8 @@ class Program(NamedTuple):
     def compile_chunk():
       with lowering.unrolled_threefry():  # same bits, far fewer kernels on CPU
         lowered = self.chunk.lower(abstract_state, jax.ShapeDtypeStruct((), jnp.int32))
-      return lowering.compile_chunk(lowered)  # CPU: the overlapping schedule
+      # CPU: the overlapping schedule, and the agent's options.
+      return lowering.compile_chunk(lowered, self.cpu_compiler_options)
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
       compiling = pool.submit(compile_chunk)
@@ -253,4 +257,5 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
                    devices=devices, donate_argnums=0)
   return Program(init=init, chunk=chunk, seed_keys=seed_keys,
                  device_indices=device_indices, derived=derived,
-                 num_devices=num_devices, local_devices=local)
+                 num_devices=num_devices, local_devices=local,
+                 cpu_compiler_options=agent.cpu_compiler_options)

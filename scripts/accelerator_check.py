@@ -58,8 +58,8 @@ BREAKOUT_FLAGS = ["--env-id", "Breakout-MinAtar", "--num-envs", "32",
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--smoke", action="store_true",
-                      help="tiny budgets and no seeds items (a CPU check of the whole path, "
-                           "under a minute)")
+                      help="tiny budgets; no seeds items, and bench without its host-loop "
+                           "and seeds rows (a CPU check of the whole path, under a minute)")
   parser.add_argument("--out", default=None,
                       help="output directory (default runs/accelerator-check-<timestamp>)")
   parser.add_argument("--time-budget", type=float, default=480.0,
@@ -94,7 +94,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     args.breakout_eval_every = 1_000
     args.bench_num_envs = [8]
     args.bench_large_num_envs = []
-    args.bench_seeds = [2]
+    args.bench_seeds = []  # bench.py --quick (in the tests) times those rows
     args.bench_seeds_num_envs = 8
     args.bench_env_steps = 10_000
     args.time_budget = min(args.time_budget, 300.0)
@@ -126,6 +126,7 @@ def item_list(args) -> List[Dict[str, Any]]:
     items.append(dict(name="bench", group="bench", script=BENCH, timeout=200,
                       flags=["--num-envs", *map(str, args.bench_num_envs),
                              "--seeds", *map(str, args.bench_seeds),
+                             *(["--no-hostloop"] if args.smoke else []),
                              "--seeds-num-envs", str(args.bench_seeds_num_envs),
                              "--env-steps", str(args.bench_env_steps)],
                       what=f"bench.py N={','.join(map(str, args.bench_num_envs))}, "

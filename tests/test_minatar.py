@@ -251,33 +251,3 @@ def test_reward_clip_clips_what_the_replay_stores():
   assert record["reward"].tolist() == [-1.0, 0.5, 1.0]
   assert records.step_record(jnp.zeros((3, 1)), jnp.zeros(3, jnp.int32),
                             step)["reward"].tolist() == [-5.0, 0.5, 10.0]
-
-
-# --- the table script ------------------------------------------------------------
-
-
-def test_minatar_table_fills_a_cell_skips_it_once_done_and_rebuilds_the_table(tmp_path):
-  script = [sys.executable, "scripts/minatar_table.py", "--games", "Breakout", "--seeds",
-            "2", "--frames", "4000", "--fast", "--runs-dir", str(tmp_path / "runs"),
-            "--out", str(tmp_path / "out"), "--", "--eval-every", "2000",
-            "--learning-starts", "500", "--buffer-size", "1000", "--eval-episodes", "2",
-            "--eval-max-steps", "100", "--compilation-cache", "none"]
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  first = subprocess.run(script, cwd=helpers.REPO, capture_output=True, text=True,
-                         timeout=300, env=env)
-  assert first.returncode == 0, first.stderr
-  cell = json.loads((tmp_path / "out" / "young-tian-2019-fast" /
-                     "dqn-Breakout-4000.json").read_text())
-  assert (cell["frames"], cell["seeds"], cell["game"]) == (4000, 2, "Breakout")
-  assert len(cell["recent_return"]) == 2 and len(cell["curve"]["env_steps"]) == 2
-  assert cell["published"] == {"1000000": 9.2, "2000000": 9.6, "5000000": 10.1}
-  assert cell["config"]["experiment"]["preset"] == "young-tian-2019-fast"
-  assert cell["command"].startswith("python experiments/anakin_dqn.py --preset "
-                                    "young-tian-2019-fast --agent dqn --env-id minatar:Breakout")
-  table = (tmp_path / "out" / "README.md").read_text()
-  assert "| dqn | young-tian-2019-fast | 4,000 | 2 | - |" in table
-  assert (tmp_path / "out" / "young-tian-2019-Breakout.png").exists()
-  # A finished cell is not run again: no main-job command is printed.
-  again = subprocess.run(script, cwd=helpers.REPO, capture_output=True, text=True,
-                         timeout=120, env=env)
-  assert again.returncode == 0 and "anakin_dqn.py" not in again.stdout, again.stdout

@@ -10,7 +10,7 @@ moves defaults; flags given on the command line still win, and
 
 Each paper comes twice: as published (one env, the paper's replay ratio)
 and as ``NAME-fast``, the same frame budget the Anakin way (many envs, fewer
-and larger updates), for the wall-clock column of ``scripts/minatar_table.py``.
+and larger updates), for the wall-clock column of ``scripts/table.py``.
 Adding a preset is one :class:`Preset` and one line in :data:`PRESETS`.
 """
 
@@ -153,6 +153,57 @@ REVISITING_RAINBOW = _preset(
 #: frame (docs/results/minatar/NOTES.md).
 _FAST = {"num_envs": 4, "train_every": 1, "batch_size": 32, "target_update_interval": 250}
 
+#: Adam's epsilon in CleanRL's c51.py, ``0.01 / batch_size`` (Bellemare et
+#: al. 2017's 0.01 / 32 at their batch of 32).
+_CLEANRL_EPS = 0.01 / 128
+
+CLEANRL_CLASSIC = _preset(
+    "cleanrl-classic",
+    "CleanRL's cleanrl/dqn.py and cleanrl/c51.py at 714e786 (PR #173), the commit "
+    "whose runs made docs/rl-algorithms/dqn.md's and c51.md's classic-control tables",
+    "CleanRL's classic-control DQN and C51: one env, an update of 128 every 10 steps "
+    "from a 10k buffer, a 120-84 MLP, Adam 2.5e-4, 500k steps",
+    common={
+        "env_id": "CartPole-v1", "total_env_steps": 500_000,
+        # One env; after 10,000 steps an update of 128 every 10 steps, from a
+        # 10k buffer (SB3's ReplayBuffer, timeouts bootstrap).
+        "num_envs": 1, "train_every": 10, "batch_size": 128, "buffer_size": 10_000,
+        "learning_starts": 10_000, "eval_every": 10_000,
+        # Linear(obs, 120) -> ReLU -> Linear(120, 84) -> ReLU -> Linear(84, A).
+        "network": "mlp", "hidden_sizes": (120, 84),
+        # torch Adam(lr=2.5e-4): eps 1e-8, no decay, no gradient clipping (the
+        # docs' --max-grad-norm 0.5 was removed from the scripts by 714e786).
+        "optimizer": "adam", "learning_rate": 2.5e-4, "lr_decay": False,
+        "max_grad_norm": None, "discount_factor": 0.99,
+        # linear_schedule(1, 0.05, 0.5 * total_timesteps, global_step): from
+        # step 0, over half the run.
+        "epsilon_start": 1.0, "epsilon_end": 0.05, "exploration_fraction": 0.5,
+        "exploration_steps": None,
+        # The target is copied every 500 steps once learning starts: every 50
+        # updates of one per 10 steps.
+        "target_update_interval": 50,
+    },
+    agents={
+        # MSE loss: the gradient of 0.5 td^2 times 2, which Adam's update
+        # does not see (it divides by the gradient's own scale).
+        "dqn": {},
+        # 101 atoms on [-100, 100], Adam eps 0.01 / batch_size.
+        "c51": {"num_atoms": 101, "v_min": -100.0, "v_max": 100.0,
+                "optimizer_eps": _CLEANRL_EPS},
+        # Not in CleanRL: the papers' own settings on top of the preset.
+        # QR-DQN (Dabney et al. 2018): Adam eps 0.01 / batch size as C51, kappa 1.
+        "qrdqn": {"num_quantiles": 51, "kappa": 1.0, "optimizer_eps": _CLEANRL_EPS},
+        # M-DQN (Vieillard et al. 2020): tau 0.03, alpha 0.9, l0 -1.
+        "mdqn": {"munchausen_tau": 0.03, "munchausen_alpha": 0.9, "munchausen_l0": -1.0},
+        # Rainbow (Hessel et al. 2018) on C51's support: 3-step returns,
+        # prioritised replay (exponent 0.5, beta 0.4 -> 1), noisy dueling
+        # network, Double targets.
+        "rainbow": {"num_atoms": 101, "v_min": -100.0, "v_max": 100.0,
+                    "optimizer_eps": _CLEANRL_EPS, "n_step": 3, "prioritized": True,
+                    "priority_exponent": 0.5, "importance_exponent": 0.4,
+                    "importance_exponent_end": 1.0},
+    })
+
 PRESETS: Dict[str, Preset] = {p.name: p for p in (
     YOUNG_TIAN_2019,
     # A quarter of the updates, at four times the step size.
@@ -162,6 +213,7 @@ PRESETS: Dict[str, Preset] = {p.name: p for p in (
     REVISITING_RAINBOW,
     REVISITING_RAINBOW.faster("revisiting-rainbow-fast", "revisiting-rainbow the Anakin "
                               "way: 4 envs stepped together, the same updates", **_FAST),
+    CLEANRL_CLASSIC,
 )}
 
 

@@ -313,7 +313,8 @@ def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
     config.update(agent_class=type(prepared.agent).__name__, agent_module=entry.module,
                   num_devices=getattr(prepared, "num_devices", 1),
                   num_processes=jax.process_count(),
-                  jax=jax.__version__, backend=jax.default_backend(), **(extra or {}))
+                  jax=jax.__version__, backend=jax.default_backend(),
+                  device_kind=jax.devices()[0].device_kind, **(extra or {}))
     run_dir = RunDirectory(
         run_path, config, resume_from_chunk=(chunks_done or 0) if resuming else None,
         lock=lock)

@@ -1,0 +1,196 @@
+"""One cell of a table: run (or resume) it, then reduce its run directory to a JSON file.
+
+A cell is one agent on one env at a preset and a frame budget, all its seeds
+in one run of the main job with a run directory of its own::
+
+    RUNS_DIR/PRESET/AGENT-ENV-{frames}f-{seeds}s/     the run (resumable)
+    OUT/PRESET/AGENT-ENV-FRAMES.json                   the finished cell
+
+The run directory also keeps ``sessions.jsonl``: one line per session that
+trained the cell (wall clock, host, and the commit of the code that ran), so
+a cell filled over several sessions says what it was made with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from baselax.experiment import rundir
+from baselax.experiment.tables import specs
+from baselax.experiment.tables import stats
+
+
+class Cell(dict):
+  """What names a cell: ``table``, ``preset``, ``agent``, ``env_id``, ``frames``, ``seeds``."""
+
+  @property
+  def env(self) -> str:
+    return specs.label(self["env_id"])
+
+
+def run_dir_of(runs_dir: str, cell: Mapping[str, Any]) -> str:
+  return os.path.join(runs_dir, cell["preset"], f"{cell['agent']}-{specs.label(cell['env_id'])}-"
+                      f"{cell['frames']}f-{cell['seeds']}s")
+
+
+def main_job_flags(cell: Mapping[str, Any], first_seed: int = 0) -> List[str]:
+  """The main job's flags for a cell (the same run anyone can type)."""
+  return ["--preset", cell["preset"], "--agent", cell["agent"], "--env-id", cell["env_id"],
+          "--total-env-steps", str(cell["frames"]), "--num-seeds", str(cell["seeds"]),
+          "--seed", str(first_seed), "--quiet", "--no-tensorboard"]
+
+
+def read_metrics(run_dir: str) -> List[Dict[str, Any]]:
+  """The rows of a cell's ``metrics.jsonl`` (a line cut by a killed run left out)."""
+  return [row for _, row in rundir.complete_lines(os.path.join(run_dir, "metrics.jsonl"))]
+
+
+def finished(run_dir: str, frames: int) -> bool:
+  rows = read_metrics(run_dir)
+  return bool(rows) and rows[-1]["env_steps"] >= frames and os.path.exists(
+      os.path.join(run_dir, "summary.json"))
+
+
+def code_version() -> Dict[str, Any]:
+  """The commit of the code that runs the cell, and whether its tree had changes
+  (``None`` outside a git checkout, e.g. an installed wheel)."""
+  where = os.path.dirname(os.path.abspath(__file__))
+  try:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
+                            text=True, timeout=10)
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                            cwd=where, capture_output=True, text=True, timeout=10)
+  except (OSError, subprocess.SubprocessError):
+    return {"commit": None, "dirty": None}
+  if commit.returncode != 0:
+    return {"commit": None, "dirty": None}
+  return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def run(cell: Mapping[str, Any], runs_dir: str, extra: Sequence[str] = (),
+        first_seed: int = 0, dry_run: bool = False) -> Optional[str]:
+  """Runs (or resumes) one cell in a process of its own; its run directory once finished.
+
+  Returns ``None`` when the cell stopped before its budget (it resumes on the
+  next call) or with ``dry_run``, which only prints the command.
+  """
+  run_dir = run_dir_of(runs_dir, cell)
+  if finished(run_dir, cell["frames"]):
+    return run_dir
+  resuming = os.path.exists(rundir.checkpoint_dir(run_dir))
+  cmd = [sys.executable, "-m", "baselax.experiment", *main_job_flags(cell, first_seed),
+         *extra, *(["--resume", run_dir] if resuming else ["--run-dir", run_dir])]
+  print(f"[{time.strftime('%H:%M:%S')}] {' '.join(cmd[1:])}", flush=True)
+  if dry_run:
+    return None
+  t0 = time.perf_counter()
+  proc = subprocess.run(cmd)
+  session = {"wall_s": time.perf_counter() - t0, "host": platform.node(),
+             "exit_code": proc.returncode, **code_version()}
+  if os.path.isdir(run_dir):
+    with open(os.path.join(run_dir, "sessions.jsonl"), "a") as f:
+      f.write(json.dumps(session) + "\n")
+  if proc.returncode != 0:
+    print(f"cell {cell['preset']}/{cell['agent']}/{specs.label(cell['env_id'])} stopped "
+          f"with exit code {proc.returncode}; run the same command again to resume it.",
+          file=sys.stderr, flush=True)
+    return None
+  return run_dir
+
+
+def _sessions(run_dir: str) -> List[Dict[str, Any]]:
+  path = os.path.join(run_dir, "sessions.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def _floats(values: Any) -> List[Optional[float]]:
+  return [None if v is None else float(v) for v in values]
+
+
+def iteration_returns(rows: Sequence[Mapping[str, Any]], frames: int) -> np.ndarray:
+  """``(seeds,)`` mean return of the training episodes that ended in the last
+  ``frames`` env steps, from the chunks' episode sums (NaN: none ended)."""
+  last = rows[-1]["env_steps"]
+  window = [r for r in rows if r["env_steps"] > last - frames]
+  sums = sum(np.nan_to_num(np.asarray(r["train_return"], float) *
+                           np.asarray(r["train_episodes"], float)) for r in window)
+  episodes = sum(np.asarray(r["train_episodes"], float) for r in window)
+  return np.where(episodes > 0, sums / np.maximum(episodes, 1), np.nan)
+
+
+def result(run_dir: str, cell: Mapping[str, Any]) -> Dict[str, Any]:
+  """The JSON of a finished cell: the table's measure, greedy evaluation, the
+  curves, the wall clock, the code and machine, and the exact command."""
+  table = specs.get(cell["table"])
+  rows = read_metrics(run_dir)
+  with open(os.path.join(run_dir, "config.json")) as f:
+    config = json.load(f)
+  last = rows[-1]
+  per_seed = {"recent_return": np.asarray(_floats(last["recent_return"]), float),
+              "eval_return": np.asarray(_floats(last["eval_return"]), float)}
+  if table.iteration_frames:
+    per_seed["iteration_return"] = iteration_returns(rows, table.iteration_frames)
+  sessions = _sessions(run_dir)
+  commits = sorted({s["commit"] for s in sessions if s.get("commit")})
+  env_id = config["experiment"]["env_id"]
+  return {
+      "table": table.name, "preset": cell["preset"], "agent": cell["agent"],
+      "env": specs.label(env_id), "env_id": env_id, "frames": int(last["env_steps"]),
+      "seeds": len(last["eval_return"]), "metric": table.metric,
+      **{k: _floats(v) for k, v in per_seed.items()},
+      "summary": {k: stats.summary(v) for k, v in per_seed.items()},
+      "published": {str(f): p.to_json()
+                    for f, p in table.published_for(cell["agent"], env_id).items()},
+      "curve": {"env_steps": [r["env_steps"] for r in rows],
+                "recent_return": [_floats(r["recent_return"]) for r in rows],
+                "train_return": [_floats(r["train_return"]) for r in rows],
+                "train_episodes": [_floats(r["train_episodes"]) for r in rows],
+                "eval_return": [_floats(r["eval_return"]) for r in rows]},
+      "train_wall_s": float(last["wall_time"]),
+      "session_wall_s": [s["wall_s"] for s in sessions],
+      "code": {"commits": commits,
+               "dirty": any(s.get("dirty") for s in sessions) if commits else None},
+      "machine": {"backend": config.get("backend"), "jax": config.get("jax"),
+                  "devices": config.get("num_devices"), "cpus": os.cpu_count(),
+                  "device_kind": config.get("device_kind"),
+                  "host": sessions[-1]["host"] if sessions else platform.node()},
+      "command": "python experiments/anakin_dqn.py " + " ".join(
+          main_job_flags({**cell, "seeds": len(last["eval_return"]),
+                          "frames": cell["frames"]}, config["trainer"]["seed"])),
+      "config": {k: config[k] for k in ("experiment", "agent", "trainer")},
+  }
+
+
+def path_of(out: str, cell: Mapping[str, Any]) -> str:
+  return os.path.join(out, cell["preset"], f"{cell['agent']}-{specs.label(cell['env_id'])}-"
+                      f"{cell['frames']}.json")
+
+
+def write(out: str, cell_json: Mapping[str, Any]) -> str:
+  """Writes a finished cell's JSON under ``out``; returns its path."""
+  path = path_of(out, cell_json)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  # The cell file marks the cell done: never half written.
+  rundir.write_atomically(path, json.dumps(cell_json, indent=1))
+  return path
+
+
+def load(out: str) -> List[Dict[str, Any]]:
+  """Every cell file under ``out`` (``out/PRESET/*.json``)."""
+  import glob
+  found = []
+  for path in sorted(glob.glob(os.path.join(out, "*", "*.json"))):
+    with open(path) as f:
+      found.append(json.load(f))
+  return found

@@ -1,0 +1,126 @@
+"""``scripts/table.py``: fill a paper's table cell by cell, then rebuild its report.
+
+    python scripts/table.py --table cleanrl-classic                          # 5 agents x 3 envs x 10 seeds
+    python scripts/table.py --table revisiting-rainbow --fast --frames 2e6 --envs Breakout
+    python scripts/table.py --table young-tian-2019 --fast --frames 2e6 --seeds 4
+    python scripts/table.py --report-only --out docs/results/minatar       # tables and figures again
+
+A stopped table resumes cell by cell: a finished cell is skipped, a started
+one continues from its last checkpoint. Flags after ``--`` go to every
+cell's main job (``python experiments/anakin_dqn.py --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional, Sequence
+
+from baselax.errors import ConfigError
+from baselax.experiment import cli as cli_lib
+from baselax.experiment.tables import cells
+from baselax.experiment.tables import report
+from baselax.experiment.tables import specs
+
+PROG = "table.py"
+
+#: The title of each results directory's README.
+TITLES = {"minatar": "MinAtar: two papers' tables, reproduced",
+          "classic": "Classic control: CleanRL's DQN and C51 table, reproduced"}
+
+
+def parser(prog: str = PROG) -> argparse.ArgumentParser:
+  p = cli_lib.OneLineParser(prog=prog, description=__doc__.split("\n\n")[0],
+                            epilog="tables: " + "; ".join(
+                                f"{t.name} ({', '.join(t.agents)} on "
+                                f"{', '.join(specs.label(e) for e in t.envs)})"
+                                for t in specs.TABLES.values()),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--table", default=None, help=f"one of {', '.join(specs.TABLES)}")
+  p.add_argument("--agents", nargs="+", default=None,
+                 help="rows to fill (default: all of the table's)")
+  p.add_argument("--envs", nargs="+", default=None,
+                 help="columns to fill, by id or short name (default: all)")
+  p.add_argument("--seeds", type=cli_lib.integer, default=None,
+                 help="seeds per cell, one program (default: the table's)")
+  p.add_argument("--first-seed", type=cli_lib.integer, default=0)
+  p.add_argument("--frames", type=cli_lib.integer, default=None,
+                 help="env steps per seed (default: the paper's budget; 2e6 works)")
+  p.add_argument("--fast", action="store_true",
+                 help="the table's Anakin preset (PRESET-fast) instead of the paper's own")
+  p.add_argument("--runs-dir", default=None,
+                 help="where the cells' run directories go (default: runs/OUT)")
+  p.add_argument("--out", default=None,
+                 help="where cell files and the report go (default: docs/results/OUT)")
+  p.add_argument("--report-only", action="store_true",
+                 help="only rebuild the report and figures from the cell files")
+  p.add_argument("--dry-run", action="store_true", help="print the cells' commands only")
+  p.add_argument("extra", nargs="*", help="more main-job flags, after --")
+  return p
+
+
+def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> argparse.Namespace:
+  """The parsed flags; a bad one is refused in one line (exit code 2)."""
+  p = parser(prog)
+  args = p.parse_args(argv)
+  if args.table is None:
+    if not (args.report_only and args.out):
+      p.error(f"--table: name a table ({', '.join(specs.TABLES)}), or --report-only "
+              f"--out DIR.")
+    return args
+  try:
+    table = specs.get(args.table)
+    args.agents = args.agents or list(table.agents)
+    unknown = [a for a in args.agents if a not in table.agents]
+    if unknown:
+      raise ConfigError(f"--agents {' '.join(unknown)}: not in the {table.name} table "
+                        f"({', '.join(table.agents)}).")
+    args.envs = [table.env_id(e) for e in (args.envs or table.envs)]
+  except ConfigError as error:
+    p.error(str(error))
+  if args.fast and table.fast_preset is None:
+    p.error(f"--fast: the {table.name} table has no fast preset; leave out --fast.")
+  args.seeds = table.seeds if args.seeds is None else args.seeds
+  args.frames = table.frames if args.frames is None else args.frames
+  for name in ("seeds", "frames"):
+    if getattr(args, name) < 1:
+      p.error(f"--{name} must be >= 1, got {getattr(args, name)}.")
+  args.runs_dir = args.runs_dir or os.path.join("runs", table.out)
+  args.out = args.out or os.path.join("docs", "results", table.out)
+  return args
+
+
+def planned(args: argparse.Namespace) -> List[cells.Cell]:
+  table = specs.get(args.table)
+  preset = table.fast_preset if args.fast else table.preset
+  return [cells.Cell(table=table.name, preset=preset, agent=agent, env_id=env_id,
+                     frames=args.frames, seeds=args.seeds)
+          for agent in args.agents for env_id in args.envs]
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+  """Fills the cells the flags name (resuming any started), then the report.
+
+  Returns 0 when every cell is finished, 1 when one stopped (run the same
+  command again to resume it).
+  """
+  args = parse(argv, prog)
+  stopped = 0
+  if not args.report_only:
+    for cell in planned(args):
+      run_dir = cells.run(cell, args.runs_dir, args.extra, args.first_seed, args.dry_run)
+      if run_dir is None:
+        stopped += not args.dry_run
+        continue
+      path = cells.write(args.out, cells.result(run_dir, cell))
+      print(f"  -> {path}", flush=True)
+  if os.path.isdir(args.out):
+    name = os.path.basename(os.path.normpath(args.out))
+    report.write(args.out, TITLES.get(name, f"{name}: the papers' tables, reproduced"))
+    print(f"report: {os.path.join(args.out, 'README.md')}", flush=True)
+  return 1 if stopped else 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,9 +1,9 @@
 """``scripts/table.py``: fill a paper's table cell by cell, then rebuild its report.
 
-    python scripts/table.py --table cleanrl-classic                          # 5 agents x 3 envs x 10 seeds
+    python scripts/table.py --table cleanrl-classic             # 5 agents x 3 envs x 10 seeds
     python scripts/table.py --table revisiting-rainbow --fast --frames 2e6 --envs Breakout
     python scripts/table.py --table young-tian-2019 --fast --frames 2e6 --seeds 4
-    python scripts/table.py --report-only --out docs/results/minatar       # tables and figures again
+    python scripts/table.py --report-only --out docs/results/minatar   # the report again
 
 A stopped table resumes cell by cell: a finished cell is skipped, a started
 one continues from its last checkpoint. Flags after ``--`` go to every

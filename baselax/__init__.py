@@ -2,8 +2,11 @@
 
 Sub-packages: ``baselax.agents`` (``BaseAgent``, ``DQN``, ``QRDQN``, the
 registry), ``baselax.envs`` (the gymnax gym adapter), ``baselax.networks``
-(network creators), ``baselax.anakin`` (the trainer), ``baselax.experiment``
-(the research run of any registered agent) and ``baselax.hostloop``.
+(network creators), ``baselax.replay`` (the Anakin trainer's replay),
+``baselax.training`` (what both trainers share: config, chunk driver,
+checkpoints, guards), ``baselax.anakin`` (the on-device trainer),
+``baselax.hostloop`` (the Python-loop trainer) and ``baselax.experiment``
+(the research run of any registered agent).
 
 Sub-packages are imported on first use. gymnax creates JAX arrays when it is
 imported, which starts JAX's backend, and ``jax.distributed.initialize`` must
@@ -15,6 +18,6 @@ from baselax._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 __all__ = ["agents", "anakin", "envs", "errors", "experiment", "hostloop", "metrics",
-           "networks"]
+           "networks", "replay", "training"]
 
 __getattr__, __dir__ = lazy_attributes(__name__, {}, __all__)

@@ -15,12 +15,16 @@ def lazy_attributes(package: str, where: Dict[str, str], submodules: Sequence[st
 
   Args:
     package: the package's ``__name__``.
-    where: ``{name: submodule}``: ``package.name`` is ``submodule.name``.
+    where: ``{name: module}``: ``package.name`` is ``package.module.name``, or
+      ``module.name`` when ``module`` is a full name (``baselax....``: a name
+      re-exported from where its code lives).
     submodules: submodules importable as ``package.submodule``.
   """
   def __getattr__(name):
     if name in where:
-      return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+      module = where[name]
+      full = module if module.startswith("baselax.") else f"{package}.{module}"
+      return getattr(importlib.import_module(full), name)
     if name in submodules:
       return importlib.import_module(f"{package}.{name}")
     raise AttributeError(f"module {package!r} has no attribute {name!r}")

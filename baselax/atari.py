@@ -50,7 +50,7 @@ class AtariExperimentConfig:
 
   Attributes:
     agent: a registered agent (baselax.agents.registry): dqn, qrdqn, c51, mdqn or rainbow (its
-      n-step and prioritised replay are Anakin-only: here they train with one-step uniform replay),
+      n-step and prioritized replay are Anakin-only: here they train with one-step uniform replay),
       or one you registered.
     env_id: an ale-py id, e.g. ALE/Pong-v5, ALE/Breakout-v5 (v5: sticky actions 0.25) or
       PongNoFrameskip-v4 (no sticky actions).

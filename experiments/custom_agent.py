@@ -19,7 +19,7 @@ the next state under an epsilon-greedy target policy instead of the max:
    ``{obs, action, reward, terminated, next_obs}``, averaging gradients over
    ``axis_name`` when given; every scalar field of its ``OptimOutput`` is logged;
 5. ``contract``: the optional batch keys it honours (``discount`` for n-step
-   returns, ``weight`` for prioritised replay) and whether it returns
+   returns, ``weight`` for prioritized replay) and whether it returns
    per-sample ``td_error``: the trainer refuses a run that needs more;
 6. a frozen config dataclass (its fields become flags) and a build function,
    registered in one line; ``baselax.experiment.main`` does the rest.
@@ -65,7 +65,7 @@ class ExpectedSarsa(BaseAgent):
   class OptimOutput(NamedTuple):
     loss: jax.Array        # [] logged
     q_mean: jax.Array      # [] logged
-    td_error: jax.Array    # (B,) prioritised replay's priorities (not logged)
+    td_error: jax.Array    # (B,) prioritized replay's priorities (not logged)
 
   def __init__(self, network, env, learning_rate, discount_factor: float = 0.99,
                epsilon_schedule: optax.Schedule = optax.linear_schedule(1.0, 0.05, 10_000),

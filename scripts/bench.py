@@ -30,7 +30,7 @@ Rows, each at N envs (per device):
 With ``--agent NAME`` (any registered agent) and the variant flags
 (``--prioritized``, ``--n-step``, ``--noisy``, ``--dueling``,
 ``--double-dqn``), or ``--agents`` (the DQN family's row set: dqn,
-prioritised, n-step, noisy, dueling + Double, c51, qrdqn, mdqn, rainbow),
+prioritized, n-step, noisy, dueling + Double, c51, qrdqn, mdqn, rainbow),
 the rows are instead the main job's training chunk of each agent (the
 registry's build, every scan step learning, no evaluation) beside DQN at the
 same settings, timed in interleaved rounds in one process; each row gives
@@ -231,7 +231,7 @@ def memory_rows(env, agent, args) -> List[Dict[str, Any]]:
         codec = replay.obs_codec(storage, env)
       except ConfigError:
         continue
-      buf = replay.make_replay(config, example, 0.99, codec=codec,
+      buf = replay.make_replay(replay.ReplayConfig.of(config), example, 0.99, codec=codec,
                                truncation_interval=truncation_interval(env))
       state = jax.jit(buf.init)()
       nbytes = sum(x.nbytes for x in jax.tree.leaves(state))

@@ -9,7 +9,7 @@ Every row is one run of the main job (``baselax.experiment.run``, what
 ``experiments/anakin_dqn.py`` runs) with the same flags plus the variant's
 own; a variant may be another registered agent (``--agent qrdqn``,
 ``c51``, ``mdqn``, ``rainbow``: Rainbow's entry turns on 3-step returns and
-prioritised replay itself). Flags
+prioritized replay itself). Flags
 this script does not know are passed through.
 ``--separate-seeds`` runs the seeds one after another instead of as one
 vmapped program (on CPU, vmapping a conv net over seeds turns its
@@ -29,7 +29,7 @@ VARIANTS = {
     "DQN": [],
     "Double DQN": ["--double-dqn"],
     "n-step (3)": ["--n-step", "3"],
-    "prioritised replay": ["--prioritized"],
+    "prioritized replay": ["--prioritized"],
     "dueling": ["--dueling"],
     "Huber + clip 10": ["--huber", "--max-grad-norm", "10"],
     "all of them": ["--double-dqn", "--n-step", "3", "--prioritized", "--dueling",

@@ -206,7 +206,7 @@ def test_unrolled_threefry_draws_the_same_bits_without_loops():
   on CPU JAX's default lowering is a loop per draw; unrolled it is straight-line
   code drawing the very same bits. Fails if a JAX upgrade moves the internals
   (the context manager would then silently be a no-op)."""
-  from baselax.anakin import lowering
+  from baselax.training import lowering
 
   def lower(key):  # a new function each time: JAX caches a function's lowering
     def draws(key):
@@ -233,7 +233,7 @@ def test_cpu_schedule_option_is_known_and_changes_no_bit():
   bit: a chunk compiled with and without them ends in identical params.
   Fails if an XLA upgrade drops an option (compile_chunk would then silently
   fall back to the defaults)."""
-  from baselax.anakin import lowering
+  from baselax.training import lowering
   from baselax.anakin import program as program_lib
 
   agent, env, config = probe_envs.truncation_probe(total_env_steps=1_600, eval_every=800,

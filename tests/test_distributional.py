@@ -242,7 +242,7 @@ def test_rainbow_entry_supplies_trainer_defaults_that_flags_override():
   spec = experiment.parse(["--agent", "rainbow", "--n-step", "1", "--no-prioritized"])
   assert spec.trainer.n_step == 1 and not spec.trainer.prioritized
   assert experiment.parse(["--agent", "c51"]).trainer == anakin.AnakinConfig()
-  with pytest.raises(ValueError, match=r"trainer_defaults \['nstep'\] are not AnakinConfig"):
+  with pytest.raises(ValueError, match=r"trainer_defaults \['nstep'\] are not TrainingConfig"):
     registry.register("typo", registry.get("c51").config_cls, registry.get("c51").build,
                       trainer_defaults={"nstep": 3})
   assert "typo" not in registry.names()

@@ -31,8 +31,8 @@ import pytest
 import helpers
 
 DOCS = os.path.join(helpers.REPO, "docs")
-PACKAGES = ("baselax", "baselax.agents", "baselax.envs", "baselax.anakin",
-            "baselax.experiment")
+PACKAGES = ("baselax", "baselax.agents", "baselax.envs", "baselax.training",
+            "baselax.anakin", "baselax.experiment", "baselax.replay")
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 #: Runs the snippets of each page (argv[1]: a JSON file of {page: [[line,

@@ -21,7 +21,7 @@ import jumanji  # noqa: E402
 import jumanji.wrappers  # noqa: E402
 from jumanji.types import StepType  # noqa: E402
 
-from baselax import anakin, envs  # noqa: E402
+from baselax import anakin, envs, training  # noqa: E402
 from baselax.agents import C51, DQN, MDQN, QRDQN, value_learning  # noqa: E402
 from baselax.envs import jumanji_env, suites  # noqa: E402
 from baselax.errors import ConfigError  # noqa: E402
@@ -253,7 +253,7 @@ def test_ids_errors_and_checkpoint_identity(monkeypatch):
     envs.make("craftax:Craftax-Classic-Symbolic-v1")
   env = envs.make("navix:Navix-Empty-5x5-v0")
   agent = DQN(hk_linear_q, env, 1e-3)
-  identity = anakin.checkpoint.run_identity(anakin.AnakinConfig(), agent, env)
+  identity = training.checkpoint.run_identity(anakin.AnakinConfig(), agent, env)
   assert identity["env"] == "navix:Navix-Empty-5x5-v0"
 
 

@@ -177,9 +177,9 @@ class ReadsWeightWithoutTDError(DQN):
      r"n_step=3 needs an agent whose update reads data\['discount'\].*"
      r"IgnoresOptionalKeys does not declare it.*Use n_step=1, or make "
      r"IgnoresOptionalKeys.update use data\['discount'\]"),
-    (IgnoresOptionalKeys, AnakinConfig(prioritized=True),
-     r"prioritized=True needs an agent that can read data\['weight'\].*and return "
-     r"per-sample OptimOutput.td_error.*IgnoresOptionalKeys's contract.*Use prioritized=False"),
+    (IgnoresOptionalKeys, AnakinConfig(sampling="prioritized"),
+     r"sampling=prioritized needs an agent that can read data\['weight'\].*and return "
+     r"per-sample OptimOutput.td_error.*IgnoresOptionalKeys's contract.*Use sampling=uniform"),
     (ReadsWeightWithoutTDError, AnakinConfig(prioritized=True),
      r"can return per-sample OptimOutput.td_error \(B,\); ReadsWeightWithoutTDError"),
 ])
@@ -394,7 +394,7 @@ def test_a_users_agent_gets_the_whole_run(tiny_registered, tmp_path, capsys):
   with pytest.raises(SystemExit) as exit_info:
     experiment.run(["--agent", "tiny", "--width", "0"])
   assert exit_info.value.code == 2 and "--width 0: width must be >= 1" in capsys.readouterr().err
-  # Prioritised replay asks for more than TinyAgent offers: refused, naming it.
+  # Prioritized replay asks for more than TinyAgent offers: refused, naming it.
   with pytest.raises(SystemExit):
     experiment.run(SMALL + ["--agent", "tiny", "--prioritized", "--run-dir", path + "2"])
   assert "TinyAgent's contract does not declare it" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import pytest
 
 import helpers
 from baselax import experiment
-from baselax.anakin import checkpoint
+from baselax.training import checkpoint
 from test_experiment import SMALL, StopAfter
 
 #: What must equal between an interrupted and an uninterrupted run (wall

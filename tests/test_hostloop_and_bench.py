@@ -155,7 +155,7 @@ def test_bench_quick_output_shape_and_sanity(tmp_path):
   # per step (issue 14; obs and next_obs would be 16 words)
   assert 10_000 * 7 * 4 <= rows["anakin"]["buffer_bytes"] < 10_000 * 9 * 4
   assert [r["buffer"] for r in result["memory"][:4]] == [
-      "item", "prioritised item", "n-step", "prioritised n-step"]
+      "item", "prioritized item", "n-step", "prioritized n-step"]
 
 
 def test_bench_scaling_mode_on_forced_cpu_devices(tmp_path):

@@ -66,8 +66,8 @@ def audit(batch, n):
 
 
 def make_buffer(config, stream, **kwargs):
-  return buffers.make_replay(config, jax.tree.map(lambda x: x[0, 0], stream), GAMMA,
-                             **kwargs)
+  return buffers.make_replay(buffers.ReplayConfig.of(config),
+                             jax.tree.map(lambda x: x[0, 0], stream), GAMMA, **kwargs)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 2))
@@ -133,7 +133,8 @@ def test_one_copy_of_each_observation():
             config, obs_storage="auto"))[0]
         assert auto <= nbytes / 4
   # the count is the buffer state's real arrays
-  buf = buffers.make_replay(config, records.example_record(agent, env), 0.99,
+  buf = buffers.make_replay(buffers.ReplayConfig.of(config),
+                            records.example_record(agent, env), 0.99,
                             codec=codecs.obs_codec("auto", env),
                             truncation_interval=truncation_interval(env))
   state = jax.jit(buf.init)()
@@ -293,7 +294,7 @@ def test_the_main_job_refuses_before_compiling_and_records_the_plan(tmp_path, ca
                          ids=["per-item", "nstep"])
 def test_truncation_probe_learns_q_of_ten(n_step, prioritized):
   """Q = 1 / (1 - 0.9) = 10 where episodes end only by the time limit (the
-  item and prioritised n-step buffers: tests/test_anakin.py)."""
+  item and prioritized n-step buffers: tests/test_anakin.py)."""
   agent, env, config = probe_envs.truncation_probe(
       total_env_steps=12_000, eval_every=12_000, eval_episodes=1, n_step=n_step,
       prioritized=prioritized)

@@ -35,13 +35,13 @@ def test_layouts_and_their_sizes():
   seeds = anakin.AnakinConfig(num_envs=10, num_seeds=8).derive(2)
   data = anakin.AnakinConfig(num_envs=10, num_seeds=8, parallel="data").derive(2)
   # A seed on one device steps its 10 envs; spread over 2 devices, 20.
-  assert (seeds.seeds_per_device, seeds.env_steps_per_iteration) == (4, 10)
-  assert (data.seeds_per_device, data.env_steps_per_iteration) == (8, 20)
+  assert (seeds.runs_per_device, seeds.env_steps_per_iteration) == (4, 10)
+  assert (data.runs_per_device, data.env_steps_per_iteration) == (8, 20)
   assert seeds.eval_episodes_per_device == 32 and data.eval_episodes_per_device == 16
   # 8 devices as 4 groups of 2: 8 seeds, 2 per group, each over 2 devices.
   groups = anakin.AnakinConfig(num_envs=10, num_seeds=8, parallel="groups",
                                devices_per_group=2).derive(8)
-  assert (groups.layout, groups.seed_devices, groups.seeds_per_device) == ("groups", 2, 2)
+  assert (groups.layout, groups.seed_devices, groups.runs_per_device) == ("groups", 2, 2)
   assert groups.env_steps_per_iteration == 20 and groups.eval_episodes_per_device == 16
   with pytest.raises(ConfigError, match="parallel=groups and devices_per_group go together"):
     anakin.AnakinConfig(parallel="groups")

@@ -2,7 +2,7 @@
 
 * Every window any replay buffer hands to ``agent.update`` is ``k <= n``
   consecutive steps of one episode of one env, and no slot that was never
-  written is ever sampled (issue 17: prioritised buffers sampled the sum
+  written is ever sampled (issue 17: prioritized buffers sampled the sum
   tree's right-most leaf, past the buffer or unwritten, and kept it).
 * The host loop keeps its own copy of an observation that the vector env may
   overwrite in place (``SyncVectorEnv(copy=False)``, envpool).
@@ -139,7 +139,7 @@ def test_update_only_gets_consecutive_steps_of_one_env(n_step, prioritized,
   assert float(metrics["truncated_windows"].sum()) > 0
 
 
-# --- the prioritised buffers directly ---------------------------------------------
+# --- the prioritized buffers directly ---------------------------------------------
 
 def tagged_transitions(t, num_envs, length):
   """``length`` steps of ``num_envs`` endless episodes from step ``t`` (step records)."""
@@ -153,12 +153,12 @@ def tagged_transitions(t, num_envs, length):
           "next_obs": obs.at[..., 1].add(1.0)}
 
 
-def make_prioritised(buffer_size, num_envs, n_step, batch_size=8, **config):
+def make_prioritized(buffer_size, num_envs, n_step, batch_size=8, **config):
   config = anakin.AnakinConfig(buffer_size=buffer_size, num_envs=num_envs,
                                batch_size=batch_size, learning_starts=batch_size,
                                n_step=n_step, prioritized=True, **config)
   example = jax.tree.map(lambda x: x[0, 0], tagged_transitions(0, 1, 1))
-  buf = buffers.make_replay(config, example, GAMMA)
+  buf = buffers.make_replay(buffers.ReplayConfig.of(config), example, GAMMA)
   return buf, buf.init()
 
 
@@ -180,7 +180,7 @@ def test_heavy_tailed_priorities_never_yield_unsampleable_items():
   flashbax_misses = 0
   for buffer_size, num_envs, n_step, length in [
       (20, 1, 1, 1), (24, 2, 3, 3), (32, 4, 3, 1), (2048, 8, 3, 1)]:
-    buf, state = make_prioritised(buffer_size, num_envs, n_step, priority_exponent=1.0)
+    buf, state = make_prioritized(buffer_size, num_envs, n_step, priority_exponent=1.0)
 
     def step(carry, t, buf=buf, num_envs=num_envs, n_step=n_step, length=length):
       state, key = carry
@@ -210,7 +210,7 @@ def test_a_drifted_or_empty_tree_still_yields_written_windows_only():
   a query at or past the total of the leaves (here the root is doubled, as
   drift or a uniform draw rounded to 1.0 would make it), and an empty tree."""
   for n_step, num_envs in ((1, 1), (3, 2)):
-    buf, state = make_prioritised(20, num_envs, n_step)
+    buf, state = make_prioritized(20, num_envs, n_step)
     # Reference: flashbax's sampler on an empty tree gives the right-most leaf.
     empty = sum_tree.stratified_sample(state.steps.sum_tree_state, 8,
                                        jax.random.PRNGKey(0))
@@ -229,7 +229,7 @@ def test_a_drifted_or_empty_tree_still_yields_written_windows_only():
 
 
 def test_set_priorities_writes_only_where_learned_and_sampleable():
-  buf, state = make_prioritised(20, 1, 1)
+  buf, state = make_prioritized(20, 1, 1)
   state = add(buf, state, 0, 1, 10, 1)  # steps 0..9 written: windows 0..8 complete
   nodes = state.steps.sum_tree_state.nodes
   indices = jnp.array([2, 3, 9, 12, 31])  # complete, complete, no successor yet,

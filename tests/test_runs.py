@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import helpers
-from baselax import anakin, envs, experiment, metrics, networks
+from baselax import anakin, envs, experiment, metrics, networks, training
 from baselax.agents import DQN
-from baselax.anakin import driver
+from baselax.training import driver
 from baselax.experiment import loggers
 
 # 4 chunks of 1,000 env steps; learning starts in the first chunk.
@@ -161,7 +161,7 @@ def test_the_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   program = anakin.program.build(agent, env, config)
   restored = checkpointer.restore(
       program.init(program.seed_keys, program.device_indices),
-      {**anakin.checkpoint.run_identity(config, agent, env), "num_devices": 1})
+      {**training.checkpoint.run_identity(config, agent, env), "num_devices": 1})
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(restored.state.params))
   checkpointer.close()
 

@@ -10,14 +10,13 @@ import helpers
 
 ROOT = os.path.join(helpers.REPO, "baselax")
 
-#: Bottom to top: a module may import its own layer and the layers below it.
-#: A module belongs to the layer of the longest prefix that names it.
-#: ``baselax.anakin.config`` (the typed trainer config, imports nothing but
-#: errors) is read by the replay, the agent registry and both trainers, so it
-#: sits at the bottom.
+#: Bottom to top: a package may import its own layer and the layers below it.
+#: Layers list packages (and the foundation's single modules), never a module
+#: of one package declared to sit in another package's layer.
 LAYERS = (
     ("foundation", ("baselax", "baselax._lazy", "baselax.errors", "baselax.metrics",
-                    "baselax.hardware", "baselax.anakin.config")),
+                    "baselax.hardware")),
+    ("the training core", ("baselax.training",)),
     ("environments and networks", ("baselax.envs", "baselax.networks")),
     ("agents", ("baselax.agents",)),
     ("replay", ("baselax.replay",)),
@@ -96,4 +95,5 @@ def test_the_checks_see_what_they_check():
   assert "baselax.replay.buffers" in edges["baselax.anakin.loop"]
   assert "baselax.experiment.rundir" in edges["baselax.atari"]  # from ... import rundir
   assert layer("baselax.replay.store") < layer("baselax.anakin.loop")
-  assert layer("baselax.anakin.config") == 0 and layer("baselax.anakin.runner") == 4
+  assert layer("baselax.training.config") == 1 and layer("baselax.anakin.runner") == 5
+  assert layer("baselax.anakin.config") == layer("baselax.anakin.runner")

@@ -102,7 +102,7 @@ OVER_DEVICES = """
     agent = DQN(networks.mlp_q_network((16,)), env, 1e-3)
     grouped = anakin.train(agent, env, anakin.AnakinConfig(
         **small, num_seeds=2, parallel="groups", devices_per_group=2), on_chunk=lambda r: None)
-    assert grouped.derived.seeds_per_device == 1 and grouped.derived.seed_devices == 2
+    assert grouped.derived.runs_per_device == 1 and grouped.derived.seed_devices == 2
     out["groups"]["grouped"] = leaves(grouped.params)
     out["groups"]["grouped_eval"] = grouped.history[-1].eval_returns.tolist()
     for seed in range(2):

@@ -1,7 +1,10 @@
-"""The DQN family: Double DQN, n-step returns, prioritised replay, dueling, Huber, clipping.
+"""The DQN family: Double DQN, n-step returns, prioritized replay, dueling, Huber, clipping.
 
 Hand-computed target maths on tiny batches, then learning checks.
 """
+
+import dataclasses
+import types
 
 import haiku as hk
 import jax
@@ -13,7 +16,8 @@ import rlax
 
 from baselax import anakin, envs, networks
 from baselax.agents import DQN, value_learning
-from baselax.replay import buffers, prioritised, windows
+from baselax.errors import ConfigError
+from baselax.replay import buffers, prioritized, windows
 
 import helpers
 import probe_envs
@@ -111,14 +115,14 @@ def test_dqn_uses_the_batch_discount_when_given():
   assert float(td[0]) == pytest.approx(1 + 0.25 * 4 - 1)
 
 
-# --- prioritised replay -------------------------------------------------------------
+# --- prioritized replay -------------------------------------------------------------
 
 def test_importance_weights_by_hand():
   probabilities = jnp.array([0.5, 0.25, 0.25])
-  np.testing.assert_allclose(prioritised.importance_weights(probabilities, 1.0), [0.5, 1.0, 1.0])
-  np.testing.assert_allclose(prioritised.importance_weights(probabilities, 0.5),
+  np.testing.assert_allclose(prioritized.importance_weights(probabilities, 1.0), [0.5, 1.0, 1.0])
+  np.testing.assert_allclose(prioritized.importance_weights(probabilities, 0.5),
                              [np.sqrt(0.5), 1.0, 1.0], rtol=1e-6)
-  np.testing.assert_allclose(prioritised.importance_weights(probabilities, 0.0), [1.0, 1.0, 1.0])
+  np.testing.assert_allclose(prioritized.importance_weights(probabilities, 0.0), [1.0, 1.0, 1.0])
 
 
 def test_weights_scale_each_sample_of_the_loss_and_td_errors_are_returned():
@@ -137,7 +141,7 @@ def test_weights_scale_each_sample_of_the_loss_and_td_errors_are_returned():
   assert float(loss) == pytest.approx(0.5 * 2.0)   # mean(w * 0.5 td^2)
 
 
-def test_prioritised_replay_samples_high_priorities_more():
+def test_prioritized_replay_samples_high_priorities_more():
   config = anakin.AnakinConfig(buffer_size=10, batch_size=4, num_envs=2,
                                learning_starts=4, prioritized=True,
                                priority_exponent=1.0, importance_exponent=1.0)
@@ -146,7 +150,7 @@ def test_prioritised_replay_samples_high_priorities_more():
   steps = {"obs": jnp.arange(10.0).reshape(2, 5, 1), "action": jnp.zeros((2, 5), jnp.int32),
            "reward": jnp.zeros((2, 5)), "terminated": jnp.zeros((2, 5), bool),
            "truncated": jnp.zeros((2, 5), bool), "next_obs": jnp.zeros((2, 5, 1))}
-  buf = buffers.make_replay(config, steps)  # the layout of these records
+  buf = buffers.make_replay(buffers.ReplayConfig.of(config), steps)  # the layout of these records
   state = buf.add(buf.init(), steps)
   items = jnp.array([0, 1, 2, 3, 5, 6, 7, 8])
   # Give item 0 priority 7 and the other seven priority 1 (in alpha=1 space).
@@ -177,7 +181,7 @@ def test_prioritized_verifies_the_declared_td_errors():
   agent = Overpromises(networks.mlp_q_network((8,)), env, 1e-3)
   config = anakin.AnakinConfig(total_env_steps=2000, learning_starts=200,
                                batch_size=32, prioritized=True)
-  with pytest.raises(ValueError, match=r"prioritized=True needs the agent's OptimOutput "
+  with pytest.raises(ValueError, match=r"Prioritized sampling needs the agent's OptimOutput "
                      r"to carry per-sample TD errors, td_error of shape \(32,\); "
                      r"Overpromises.update returns OptimOutput without td_error"):
     anakin.train(agent, env, config)
@@ -281,3 +285,51 @@ def test_all_variants_together_learn_cartpole(tmp_path):
   # A random policy scores about 22; every variant on is well past that.
   assert out.eval_return.mean() >= 150
   assert np.all(np.isfinite(out.result.metrics["loss"][-1]))
+
+
+# --- a sampling variant registered from outside the package -------------------------
+
+
+def test_a_sampling_variant_registered_from_outside_trains_by_name(monkeypatch):
+  """One module (here a namespace) and one registry line: ``sampling="newest"``
+  draws the newest complete window of each env, and a run picks it by name."""
+  from baselax.replay import store as store_lib
+  from baselax.replay import uniform
+
+  def sample(store, config, state, key, progress):
+    del config, key, progress
+    start = (state.steps.current_index - store.window) % store.length
+    row = jnp.arange(store.batch_size) % store.rows
+    return store_lib.ReplaySample(
+        batch=store_lib.transitions(store, state, row, jnp.full_like(row, start)),
+        indices=jnp.zeros((store.batch_size,), jnp.int32))
+
+  newest = types.SimpleNamespace(trajectory_buffer=uniform.trajectory_buffer, sample=sample,
+                                 set_priorities=uniform.set_priorities, USES_PRIORITIES=False)
+  monkeypatch.setitem(buffers.SAMPLINGS, "newest", None)  # removed again after the test
+  buffers.register_sampling("newest", newest, overwrite=True)
+  config = anakin.AnakinConfig(buffer_size=10, batch_size=4, num_envs=2, learning_starts=4,
+                               sampling="newest")
+  steps = {"obs": jnp.arange(10.0).reshape(2, 5, 1), "action": jnp.zeros((2, 5), jnp.int32),
+           "reward": jnp.zeros((2, 5)), "terminated": jnp.zeros((2, 5), bool),
+           "truncated": jnp.zeros((2, 5), bool), "next_obs": jnp.zeros((2, 5, 1))}
+  buf = buffers.make_replay(buffers.ReplayConfig.of(config), steps)
+  batch = buf.sample(buf.add(buf.init(), steps), jax.random.PRNGKey(0), 0.0).batch
+  # The newest complete transition of env 0 starts at obs 3, of env 1 at obs 8.
+  np.testing.assert_allclose(batch["obs"][:, 0], [3.0, 8.0, 3.0, 8.0])
+  # A whole run picks it by name.
+  env = envs.make("CartPole-v1", num_envs=2)
+  agent = DQN(networks.mlp_q_network((8,)), env, 1e-3)
+  run = dataclasses.replace(config, total_env_steps=200, eval_every=100, eval_episodes=2)
+  result = anakin.train(agent, env, run, **QUIET)
+  last = result.history[-1]
+  assert last.updates.sum() > 0 and np.isfinite(last.scalars["loss"]).all()
+
+
+def test_an_unknown_sampling_is_refused_naming_the_registered_ones():
+  config = anakin.AnakinConfig(sampling="recency")
+  with pytest.raises(ConfigError, match=r"sampling 'recency' is not a registered sampling "
+                                        r"variant \(prioritized, uniform\)"):
+    buffers.make_replay(buffers.ReplayConfig.of(config), {"obs": jnp.zeros((1, 1))})
+  with pytest.raises(ValueError, match="lacks sample, set_priorities, USES_PRIORITIES"):
+    buffers.register_sampling("broken", types.SimpleNamespace(trajectory_buffer=None))

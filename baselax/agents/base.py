@@ -111,8 +111,8 @@ OPTIONAL_BATCH_KEYS = {
     # (B,) bootstrap discount replacing gamma * (1 - terminated); n-step
     # batches carry gamma^k * (1 - terminated) for a window of k steps.
     "discount": "n-step returns (n_step > 1)",
-    # (B,) per-sample loss weights: prioritised replay's importance weights.
-    "weight": "prioritised replay (prioritized=True)",
+    # (B,) per-sample loss weights: prioritized replay's importance weights.
+    "weight": "prioritized replay (prioritized=True)",
 }
 
 
@@ -131,9 +131,9 @@ class AgentContract:
   Attributes:
     reads: optional batch keys that ``update`` honours (see
       :data:`OPTIONAL_BATCH_KEYS`): ``"discount"`` (needed by n-step returns)
-      and ``"weight"`` (needed by prioritised replay).
+      and ``"weight"`` (needed by prioritized replay).
     td_error: ``update``'s ``OptimOutput`` has ``td_error`` ``(B,)``, one
-      non-negative-able priority signal per sample (prioritised replay sets
+      non-negative-able priority signal per sample (prioritized replay sets
       priorities from its absolute value).
     update_key: ``update`` draws randomness (e.g. noisy nets): trainers call
       ``update(params, optimizer_state, data, key=KEY, ...)`` with a fresh JAX

@@ -137,14 +137,14 @@ def build(config: C51Config, env: Any, sizes: Any) -> C51:
              double=config.double_dqn, **q_config.agent_kwargs(config, sizes))
 
 
-# --- Rainbow: C51 + n-step + prioritised replay + dueling + Double + noisy ---
+# --- Rainbow: C51 + n-step + prioritized replay + dueling + Double + noisy ---
 
 
 @dataclasses.dataclass(frozen=True)
 class RainbowConfig(C51Config):
   """Rainbow's flags (Hessel et al. 2018): C51 with Double targets, a dueling
   noisy network (so epsilon is 0), and, as trainer defaults of the registry
-  entry, 3-step returns and prioritised replay (exponent 0.5, importance
+  entry, 3-step returns and prioritized replay (exponent 0.5, importance
   exponent annealed from 0.4). Every piece can be turned off by its flag.
 
   Attributes:
@@ -158,4 +158,4 @@ class RainbowConfig(C51Config):
 
 
 #: What ``--agent rainbow`` sets in the trainer's flags unless they are given.
-RAINBOW_TRAINER_DEFAULTS = {"n_step": 3, "prioritized": True, "priority_exponent": 0.5}
+RAINBOW_TRAINER_DEFAULTS = {"n_step": 3, "sampling": "prioritized", "priority_exponent": 0.5}

@@ -74,7 +74,7 @@ def categorical_q_learning(q_atoms_tm1: chex.Array, q_logits_tm1: chex.Array,
 
   Returns:
     ``[]`` the cross-entropy ``-sum_j target_j log p_j`` (also the priority
-    Rainbow uses for prioritised replay).
+    Rainbow uses for prioritized replay).
   """
   chex.assert_rank([q_atoms_tm1, q_logits_tm1, a_tm1, r_t, discount_t, q_atoms_t,
                     q_logits_t], [1, 2, 0, 0, 0, 1, 2])

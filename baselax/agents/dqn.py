@@ -109,7 +109,7 @@ class DQN(base.BaseAgent):
 
   class OptimOutput(NamedTuple):
     """One update's ``loss`` and mean online ``q_mean`` (scalars, logged), and
-    the per-sample ``td_error`` ``(B,)`` (not logged; prioritised replay uses it)."""
+    the per-sample ``td_error`` ``(B,)`` (not logged; prioritized replay uses it)."""
     loss: jax.Array
     q_mean: jax.Array
     td_error: jax.Array

@@ -125,7 +125,7 @@ def agent_kwargs(config: QLearningConfig, sizes: Any) -> Dict[str, Any]:
   ``optimizer``, ``noisy``. An entry's build adds its own (``double``,
   ``kappa``, ...).
 
-  ``sizes`` is the trainer's :class:`~baselax.anakin.config.Derived`: epsilon
+  ``sizes`` is the trainer's :class:`~baselax.training.Derived`: epsilon
   decays over ``exploration_fraction`` of the run's env steps, or over
   ``exploration_steps`` from the first update (counted in ``predict``
   calls), the learning rate to 0 over the run's updates. With

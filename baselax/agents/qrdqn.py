@@ -91,7 +91,7 @@ class QRDQN(dqn.DQN):
   The loss is ``mean_b(weight_b * quantile_huber(z_b, r_b + discount_b *
   z'_b))`` with ``discount`` = ``data["discount"]`` when present (n-step),
   else ``gamma * (1 - terminated)``. ``OptimOutput.td_error`` is the TD error
-  of the quantile means (prioritised replay's priority).
+  of the quantile means (prioritized replay's priority).
   """
 
   # The loss's (B, N, N) pairs: XLA's own fusions run them several times faster.

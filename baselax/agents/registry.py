@@ -5,7 +5,7 @@ flags, its ``Attributes:`` docstring their help) and a build function::
 
     build(config, env, sizes) -> BaseAgent
 
-where ``sizes`` is the trainer's :class:`~baselax.anakin.config.Derived`,
+where ``sizes`` is the trainer's :class:`~baselax.training.Derived`,
 which converts schedules given in env steps into ``predict`` calls and
 updates (``sizes.predict_calls(env_steps)``, ``sizes.total_updates``).
 Registering a user's agent takes one call::
@@ -29,7 +29,8 @@ from baselax.agents import c51
 from baselax.agents import dqn
 from baselax.agents import mdqn
 from baselax.agents import qrdqn
-from baselax.anakin.config import AnakinConfig
+from baselax.training import config as training_config
+from baselax.training.config import TrainingConfig
 from baselax.errors import ConfigError
 
 BuildFn = Callable[[Any, Any, Any], Any]
@@ -46,9 +47,9 @@ class AgentEntry:
     build: ``build(config, env, sizes) -> BaseAgent``.
     module: the module that registered it (recorded in ``config.json`` so
       evaluation can find it again).
-    trainer_defaults: ``{AnakinConfig field: value}`` the command line uses as
+    trainer_defaults: ``{TrainingConfig field: value}`` the command line uses as
       the trainer flags' defaults when this agent is chosen (Rainbow's
-      ``n_step=3, prioritized=True``); flags still override them, and a
+      ``n_step=3, sampling="prioritized"``); flags still override them, and a
       resumed run takes its saved values.
   """
   name: str
@@ -67,13 +68,13 @@ def register(name: str, config_cls: type, build: BuildFn, *,
              trainer_defaults: Optional[Mapping[str, Any]] = None) -> AgentEntry:
   """Registers an agent under ``name``; returns its entry.
 
-  ``trainer_defaults``: trainer settings (``AnakinConfig`` field names) this
+  ``trainer_defaults``: trainer settings (``TrainingConfig`` field names) this
   agent runs with unless the command line says otherwise.
 
   Raises:
     ValueError: ``name`` is taken (pass ``overwrite=True`` to replace it),
       ``config_cls`` is not a frozen dataclass, or a ``trainer_defaults`` key
-      is not an ``AnakinConfig`` field.
+      is not an ``TrainingConfig`` field.
   """
   if not name or not name.replace("_", "").replace("-", "").isalnum():
     raise ValueError(f"agent names are letters, digits, '-' and '_', got {name!r}.")
@@ -84,11 +85,12 @@ def register(name: str, config_cls: type, build: BuildFn, *,
   if name in _REGISTRY and not overwrite:
     raise ValueError(f"an agent named {name!r} is already registered "
                      f"(from {_REGISTRY[name].module}); pick another name.")
-  trainer_defaults = dict(trainer_defaults or {})
-  unknown = set(trainer_defaults) - {f.name for f in dataclasses.fields(AnakinConfig)}
+  # An old setting name (prioritized=True) is read under its new one.
+  trainer_defaults = training_config.migrate(trainer_defaults or {})
+  unknown = set(trainer_defaults) - {f.name for f in dataclasses.fields(TrainingConfig)}
   if unknown:
     raise ValueError(f"agent {name!r}: trainer_defaults {sorted(unknown)} are not "
-                     f"AnakinConfig fields.")
+                     f"TrainingConfig fields.")
   entry = AgentEntry(name, config_cls, build,
                      getattr(build, "__module__", None) or "__main__",
                      types.MappingProxyType(trainer_defaults))

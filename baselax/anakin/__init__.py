@@ -1,11 +1,13 @@
 """The Anakin trainer (Podracer, Hessel et al. 2021): the whole RL loop on device.
 
-* :class:`AnakinConfig`: a frozen, typed configuration.
+* :class:`AnakinConfig`: a frozen, typed configuration (the shared
+  :class:`~baselax.training.TrainingConfig` plus seeds and devices).
 * :func:`make_train`: a pure ``train_fn(key) -> (state, metrics)`` for one run,
   jittable and vmappable over keys.
 * :func:`train`: the runner (pmap over devices, vmap over seeds, compiled
   chunks with greedy evaluation in between, logging, checkpoints, resume).
-* :class:`Checkpointer`: orbax checkpoints of the whole training state.
+* :class:`Checkpointer`: orbax checkpoints of the whole training state
+  (``baselax.training.checkpoint``, shared with the host loop).
 * :class:`Sweep`: a grid of agent settings trained as one program (``sweep.py``).
 * :mod:`~baselax.anakin.distributed`: many processes/hosts on ``jax.distributed``.
 
@@ -21,18 +23,17 @@ classes do not import gymnax, so they can be built before
 from baselax._lazy import lazy_attributes
 
 _WHERE = {
-    "AnakinConfig": "config", "Derived": "config",
+    "AnakinConfig": "config", "Derived": "baselax.training.config",
     "TrainState": "loop", "make_anakin": "loop", "make_train": "loop",
-    "Checkpointer": "checkpoint",
+    "Checkpointer": "baselax.training.checkpoint",
     "check_agent": "contract",
     "DistributedConfig": "distributed",
-    "NonFiniteError": "guards",
+    "NonFiniteError": "baselax.training.guards",
     "DEVICE_AXIS": "program", "build": "program",
     "TrainResult": "runner", "train": "runner",
     "Sweep": "sweep",
 }
-_SUBMODULES = ("checkpoint", "config", "contract", "distributed", "guards", "loop",
-               "program", "runner", "sweep")
+_SUBMODULES = ("config", "contract", "distributed", "loop", "program", "runner", "sweep")
 
 __all__ = list(_WHERE)
 

@@ -1,46 +1,31 @@
-"""``AnakinConfig``: the trainer's frozen, typed configuration and its derived sizes."""
+"""``AnakinConfig``: the Anakin trainer's configuration.
+
+It is :class:`~baselax.training.TrainingConfig` (what every trainer is
+configured with: budget, envs, replay, learning, evaluation) plus how the
+independent runs of one program (seeds, sweep points) and the devices share
+the work: ``num_seeds``, ``num_devices``, ``parallel``,
+``devices_per_group``. The loop sizes of either are a
+:class:`~baselax.training.Derived`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Optional
 
 from baselax.errors import ConfigError
+from baselax.training.config import (DEFAULT_EVAL_MAX_STEPS, OBS_STORAGES, Derived,
+                                     Placement, TrainingConfig)
 
-#: Default cap on a greedy evaluation episode, in env steps: the Atari
-#: evaluation convention of 108,000 frames (30 minutes) at frame-skip 4
-#: (Machado et al. 2018). It bounds evaluation for envs whose own limit is huge.
-DEFAULT_EVAL_MAX_STEPS = 27_000
-
-#: The values of :attr:`AnakinConfig.obs_storage` (``baselax.replay.codecs``).
-OBS_STORAGES = ("auto", "float32", "uint8", "bool")
+__all__ = ["AnakinConfig", "DEFAULT_EVAL_MAX_STEPS", "Derived", "OBS_STORAGES"]
 
 
 @dataclasses.dataclass(frozen=True)
-class AnakinConfig:
-  """Configuration of an Anakin training run.
-
-  Env-step counts are per seed and summed over all envs and devices: one scan
-  iteration of one seed steps ``num_envs * D`` envs, ``D`` being the devices
-  that one seed is spread over (all of them with ``parallel="data"``, one
-  with ``parallel="seeds"``).
+class AnakinConfig(TrainingConfig):
+  """Configuration of an Anakin training run: a :class:`TrainingConfig` whose
+  runs are ``num_seeds`` seeds compiled into one program, on devices.
 
   Attributes:
-    total_env_steps: env steps to train for, per seed (rounded up to whole
-      chunks; the exact figure is :attr:`Derived.total_env_steps`).
-    num_envs: parallel envs per device (and per seed).
-    buffer_size: capacity, in transitions, of each replay buffer (rounded down
-      to a multiple of num_envs: each env keeps buffer_size // num_envs steps).
-      There is one buffer per (device, seed).
-    batch_size: transitions sampled per update (per device).
-    learning_starts: env steps (per seed, all devices) to collect before
-      learning, rounded up to whole scan steps of S = num_envs * devices *
-      train_every env steps; the first update comes at the end of the next
-      scan step, after (ceil(learning_starts / S) + 1) * S env steps (264 for
-      256 with 8 envs on one device).
-    train_every: scan iterations (each one env step of every env) between
-      updates; one update follows every ``train_every`` iterations.
     num_seeds: independent runs compiled into one program (a ``vmap`` axis).
     num_devices: local devices to ``pmap`` over; ``None`` uses all of them.
     parallel: how the devices share the run: data (every seed spread over all devices, gradients
@@ -52,124 +37,27 @@ class AnakinConfig:
       data). A seed's result does not depend on where it ran.
     devices_per_group: with parallel=groups, the devices in a group (it must divide the devices, and
       the groups the seeds).
-    seed: the first seed; seed ``i`` of the run uses ``PRNGKey(seed + i)``, so it
-      is the same run as ``seed + i`` alone.
-    eval_every: env steps between greedy evaluations; training runs as compiled
-      chunks of this many env steps, with an evaluation after each.
-    eval_episodes: greedy episodes per evaluation, per seed (split over devices).
-    eval_max_steps: cap, in env steps, on an evaluation episode; one still
-      running at the cap counts with its return so far. ``None``: the env's
-      own time limit (``env.max_episode_steps``, 10,000 if it has
-      none) but at most 27,000, the Atari evaluation cap (108,000 frames at
-      frame-skip 4), so an env that never ends cannot stall evaluation.
-    n_step: n-step returns (Sutton 1988): each sampled transition sums up to
-      n discounted rewards and bootstraps from the n-th next observation, or
-      from the true final one if the episode ended first (not at all if it
-      terminated). The discount is the agent's ``discount_factor``. 1 = DQN's
-      one-step target.
-    prioritized: prioritised experience replay (Schaul et al. 2016): sample in
-      proportion to |TD error|^priority_exponent, correct with
-      importance-sampling weights. Needs an agent whose ``OptimOutput`` has a
-      per-sample ``td_error`` and whose update reads ``data["weight"]`` (DQN does).
-    priority_exponent: alpha, how strongly priorities shape sampling (0 = uniform).
-    importance_exponent: beta at the start of the run, annealed linearly to
-      importance_exponent_end at its end.
-    importance_exponent_end: beta at the end of the run (1 in Schaul et al.
-      2016; equal to importance_exponent for a constant beta, as Dopamine's 0.5).
-    reward_clip: clip rewards to [-reward_clip, reward_clip] where they enter the replay buffer
-      (what the agent learns from; Dopamine's runner clips to 1); training returns are logged
-      unclipped. none = no clipping.
-    priority_epsilon: added to |TD error| so no transition gets priority 0.
-    obs_storage: how the replay buffers store observations (each once): auto (the smallest exact
-      storage the observation space and the env prove: bool for 0/1 values such as MinAtar's, uint8
-      for integers in [0, 255], else the env's own dtype), float32, uint8 (integers in [0, 255]), or
-      bool (0/1 values, packed 8 per byte). Observations are decoded before the network sees them; a
-      storage that could not hold every observation exactly is refused.
   """
-  total_env_steps: int = 300_000
-  num_envs: int = 10
-  buffer_size: int = 10_000
-  batch_size: int = 128
-  learning_starts: int = 10_000
-  train_every: int = 1
   num_seeds: int = 1
   num_devices: Optional[int] = None
   parallel: str = "auto"
   devices_per_group: Optional[int] = None
-  seed: int = 0
-  eval_every: int = 10_000
-  eval_episodes: int = 32
-  eval_max_steps: Optional[int] = None
-  n_step: int = 1
-  prioritized: bool = False
-  priority_exponent: float = 0.6
-  importance_exponent: float = 0.4
-  importance_exponent_end: float = 1.0
-  priority_epsilon: float = 1e-6
-  reward_clip: Optional[float] = None
-  obs_storage: str = "auto"
 
-  def __post_init__(self):
-    def positive(name):
+  def __post_init__(self, prioritized: Optional[bool] = None):
+    super().__post_init__(prioritized)
+    for name in ("num_seeds", "num_devices", "devices_per_group"):
       value = getattr(self, name)
+      if value is None and name != "num_seeds":
+        continue
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"AnakinConfig.{name} must be a positive integer, got {value!r}.")
-    for name in ("total_env_steps", "num_envs", "buffer_size", "batch_size",
-                 "train_every", "num_seeds", "eval_every", "eval_episodes",
-                 "n_step"):
-      positive(name)
-    for name in ("priority_exponent", "importance_exponent", "importance_exponent_end"):
-      if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ConfigError(f"AnakinConfig.{name} must be in [0, 1], got "
-                         f"{getattr(self, name)!r}.")
+        raise ConfigError(f"{self.name_of(name)} must be a positive integer, got {value!r}.")
     if self.parallel not in ("auto", "data", "seeds", "groups"):
-      raise ConfigError(f"AnakinConfig.parallel must be auto, data, seeds or groups, "
+      raise ConfigError(f"{self.name_of('parallel')} must be auto, data, seeds or groups, "
                         f"got {self.parallel!r}.")
     if (self.parallel == "groups") != (self.devices_per_group is not None):
       raise ConfigError(
           "parallel=groups and devices_per_group go together: groups of "
           "devices_per_group devices each (e.g. --parallel groups --devices-per-group 2).")
-    if self.reward_clip is not None and not self.reward_clip > 0:
-      raise ConfigError(f"AnakinConfig.reward_clip must be > 0 (or none), got "
-                        f"{self.reward_clip!r}.")
-    if not self.priority_epsilon > 0:
-      raise ConfigError(f"AnakinConfig.priority_epsilon must be > 0, got "
-                       f"{self.priority_epsilon!r}.")
-    if self.obs_storage not in OBS_STORAGES:
-      raise ConfigError(f"AnakinConfig.obs_storage must be one of "
-                        f"{', '.join(OBS_STORAGES)}, got {self.obs_storage!r}.")
-    # Every buffer keeps buffer_size // num_envs steps of each env and samples
-    # windows of n_step + 1 of them (baselax.replay).
-    if self.buffer_size // self.num_envs < max(2 * self.n_step, self.train_every):
-      raise ConfigError(
-          f"With n_step={self.n_step} the buffer keeps buffer_size // num_envs "
-          f"= {self.buffer_size // self.num_envs} steps per env, fewer than "
-          f"max(2 * n_step, train_every) = {max(2 * self.n_step, self.train_every)}. "
-          f"Raise buffer_size.")
-    for name in ("num_devices", "eval_max_steps", "devices_per_group"):
-      if getattr(self, name) is not None:
-        positive(name)
-    if isinstance(self.learning_starts, bool) or not isinstance(
-        self.learning_starts, int) or self.learning_starts < 0:
-      raise ConfigError(f"AnakinConfig.learning_starts must be an integer >= 0, "
-                       f"got {self.learning_starts!r}.")
-    if not isinstance(self.seed, int) or isinstance(self.seed, bool):
-      raise ConfigError(f"AnakinConfig.seed must be an integer, got {self.seed!r}.")
-    if self.batch_size > self.buffer_size:
-      raise ConfigError(
-          f"batch_size ({self.batch_size}) is larger than buffer_size "
-          f"({self.buffer_size}): a batch is drawn from one buffer. Lower "
-          f"batch_size or raise buffer_size.")
-    if self.buffer_size < 2 * self.num_envs:
-      raise ConfigError(
-          f"buffer_size ({self.buffer_size}) must hold at least two steps of "
-          f"all {self.num_envs} envs (>= {2 * self.num_envs}).")
-    if self.learning_starts < self.batch_size:
-      raise ConfigError(
-          f"learning_starts ({self.learning_starts}) is below batch_size "
-          f"({self.batch_size}): the first update would sample from a buffer "
-          f"holding fewer transitions than a batch. Set learning_starts >= "
-          f"batch_size.")
 
   def layout(self, num_devices: int, num_points: int = 1) -> str:
     """``"data"``, ``"seeds"`` or ``"groups"``: :attr:`parallel` resolved for ``num_devices``.
@@ -178,7 +66,7 @@ class AnakinConfig:
     the independent runs are ``num_seeds * num_points``.
 
     Raises:
-      ConfigError: ``parallel="seeds"`` with runs that do not divide evenly.
+      ConfigError: ``parallel="seeds"`` or ``"groups"`` with runs that do not divide evenly.
     """
     runs = self.num_seeds * num_points
     if self.parallel == "auto":
@@ -202,99 +90,9 @@ class AnakinConfig:
           f"{num_devices} runs, or parallel=data.")
     return self.parallel
 
-  def derive(self, num_devices: int, num_points: int = 1) -> "Derived":
-    """Computes the loop sizes for ``num_devices`` devices (never stored back);
-    ``num_points``: hyperparameter-sweep points (1 = no sweep)."""
-    return Derived.from_config(self, num_devices, num_points)
-
-
-@dataclasses.dataclass(frozen=True)
-class Derived:
-  """Loop sizes computed from an :class:`AnakinConfig` and a device count.
-
-  The run is ``num_chunks`` compiled chunks of ``steps_per_chunk`` scan steps;
-  a scan step is ``train_every`` env iterations then one update (once learning
-  has started), so it is ``env_steps_per_step`` env steps per seed. The
-  independent runs are ``num_runs = num_seeds * num_points`` (sweep points,
-  see ``baselax.anakin.sweep``). A run is spread over ``seed_devices``
-  devices: all of them (``layout == "data"``) or one (``"seeds"``,
-  ``seeds_per_device`` runs vmapped on each).
-  """
-  num_devices: int
-  layout: str                    # "data" or "seeds"
-  seed_devices: int              # devices one run is spread over
-  seeds_per_device: int          # runs (seeds x sweep points) held by one device
-  env_steps_per_iteration: int   # num_envs * seed_devices
-  env_steps_per_step: int        # ... * train_every
-  steps_per_chunk: int
-  num_chunks: int
-  learning_starts_step: int      # first scan step that updates
-  eval_episodes_per_device: int
-  num_runs: int = 1              # seeds x sweep points
-
-  @property
-  def env_steps_per_chunk(self) -> int:
-    return self.steps_per_chunk * self.env_steps_per_step
-
-  @property
-  def total_env_steps(self) -> int:
-    return self.num_chunks * self.env_steps_per_chunk
-
-  @property
-  def total_updates(self) -> int:
-    return max(0, self.num_chunks * self.steps_per_chunk - self.learning_starts_step)
-
-  # Schedules are written in env steps; agents count predict calls (and
-  # updates: total_updates). This is the only place that arithmetic lives.
-
-  def predict_calls(self, env_steps: float) -> int:
-    """Exploring ``predict`` calls one (device, seed) makes in ``env_steps``
-    env steps per seed (at least 1): one call steps ``num_envs`` envs on every
-    device. Use it for schedules an agent evaluates at ``PolicyState.count``
-    (exploration); a schedule over updates spans :attr:`total_updates`."""
-    return max(1, int(env_steps / self.env_steps_per_iteration))
-
-  @classmethod
-  def from_config(cls, config: AnakinConfig, num_devices: int,
-                  num_points: int = 1) -> "Derived":
-    layout = config.layout(num_devices, num_points)
-    num_runs = config.num_seeds * num_points
-    total_devices = num_devices
-    num_devices = {"data": num_devices, "seeds": 1}.get(layout, config.devices_per_group)
-    per_iteration = config.num_envs * num_devices
-    per_step = per_iteration * config.train_every
-    if config.total_env_steps < per_step:
-      raise ConfigError(
-          f"total_env_steps ({config.total_env_steps}) is smaller than one "
-          f"scan step ({per_step} = num_envs {config.num_envs} x devices "
-          f"{num_devices} x train_every {config.train_every}). Raise "
-          f"total_env_steps or lower num_envs/train_every.")
-    total_steps = math.ceil(config.total_env_steps / per_step)
-    steps_per_eval = max(1, round(config.eval_every / per_step))
-    num_chunks = max(1, math.ceil(total_steps / steps_per_eval))
-    steps_per_chunk = math.ceil(total_steps / num_chunks)
-    learning_starts_step = math.ceil(config.learning_starts / per_step)
-    per_env_steps = learning_starts_step * config.train_every
-    if per_env_steps < config.n_step:
-      raise ConfigError(
-          f"Learning starts after {per_env_steps} steps of each env, fewer than "
-          f"n_step ({config.n_step}): no n-step window exists yet. Raise "
-          f"learning_starts to at least {config.n_step * per_iteration}.")
-    per_device_items = per_env_steps * config.num_envs
-    if per_device_items < config.batch_size:
-      raise ConfigError(
-          f"With {num_devices} devices each buffer holds only "
-          f"{per_device_items} transitions when learning starts, fewer than "
-          f"batch_size ({config.batch_size}). Raise learning_starts to at "
-          f"least {config.batch_size * num_devices}.")
-    return cls(
-        num_devices=total_devices, layout=layout, seed_devices=num_devices,
-        seeds_per_device=num_runs // (total_devices // num_devices),
-        env_steps_per_iteration=per_iteration,
-        env_steps_per_step=per_step,
-        steps_per_chunk=steps_per_chunk,
-        num_chunks=num_chunks,
-        learning_starts_step=learning_starts_step,
-        eval_episodes_per_device=math.ceil(config.eval_episodes / num_devices),
-        num_runs=num_runs,
-    )
+  def placement(self, num_devices: int = 1, num_points: int = 1) -> Placement:
+    """The layout, the devices one run is spread over (all in ``data``, one in
+    ``seeds``, a group's in ``groups``) and the runs (seeds x sweep points)."""
+    layout = self.layout(num_devices, num_points)
+    seed_devices = {"data": num_devices, "seeds": 1}.get(layout, self.devices_per_group)
+    return Placement(layout, seed_devices, self.num_seeds * num_points)

@@ -15,11 +15,12 @@ import jax
 import jax.numpy as jnp
 
 from baselax.agents import base as agent_base
-from baselax.anakin.config import AnakinConfig
+from baselax.training.config import TrainingConfig
 from baselax.errors import ConfigError
+from baselax.replay.buffers import ReplayConfig
 
 
-def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig,
+def check_agent(agent: agent_base.BaseAgent, config: TrainingConfig,
                 env: Any = None) -> None:
   """Refuses a config (or env) that asks of ``agent`` what its contract does not offer.
 
@@ -28,7 +29,7 @@ def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig,
 
   Raises:
     ConfigError: n-step returns with an agent that does not read
-      ``data["discount"]`` (or has no ``discount_factor``); prioritised replay
+      ``data["discount"]`` (or has no ``discount_factor``); prioritized replay
       with one that does not read ``data["weight"]`` or return ``td_error``;
       an env with an action mask and an agent that does not honour it.
   """
@@ -64,7 +65,7 @@ def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig,
       raise ConfigError(
           f"n_step={config.n_step} computes returns with the agent's discount, but "
           f"{name}.discount_factor is None. Set it in the agent, or use n_step=1.")
-  if config.prioritized:
+  if ReplayConfig.of(config).uses_priorities:
     missing = []
     if "weight" not in contract.reads:
       missing.append("read data['weight'] (importance weights)")
@@ -72,13 +73,13 @@ def check_agent(agent: agent_base.BaseAgent, config: AnakinConfig,
       missing.append("return per-sample OptimOutput.td_error (B,)")
     if missing:
       raise ConfigError(
-          f"prioritized=True needs an agent that can {' and '.join(missing)}; "
-          f"{name}'s contract does not declare it. Use prioritized=False, or add "
+          f"sampling={config.sampling} needs an agent that can {' and '.join(missing)}; "
+          f"{name}'s contract does not declare it. Use sampling=uniform, or add "
           f"it to {name}.update and declare contract = AgentContract("
           f"reads={{'weight', ...}}, td_error=True).")
 
 
-def discount_for(agent: agent_base.BaseAgent, config: AnakinConfig) -> Optional[float]:
+def discount_for(agent: agent_base.BaseAgent, config: TrainingConfig) -> Optional[float]:
   """The discount of n-step returns: the agent's ``discount_factor`` (if n > 1).
 
   Call it after :func:`check_agent`, which refuses an agent without one.
@@ -104,9 +105,9 @@ def check_td_error(agent: agent_base.BaseAgent, batch_shape: Any,
   td_error = getattr(out, "td_error", None)
   if td_error is None or td_error.shape != (batch_size,):
     raise ConfigError(
-        f"prioritized=True needs the agent's OptimOutput to carry per-sample "
+        f"Prioritized sampling needs the agent's OptimOutput to carry per-sample "
         f"TD errors, td_error of shape ({batch_size},); "
         f"{type(agent).__name__}.update returns {type(out).__name__} "
         f"{'without td_error' if td_error is None else f'with td_error {td_error.shape}'}, "
         f"though its contract declares td_error=True. Fix the agent, or use "
-        f"prioritized=False.")
+        f"sampling=uniform.")

@@ -89,7 +89,8 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
   contract.check_agent(agent, config, env)
   # One copy of each observation, stored as obs_storage says (baselax.replay).
   replay = buffers.make_replay(
-      config, records.example_record(agent, env), contract.discount_for(agent, config),
+      buffers.ReplayConfig.of(config), records.example_record(agent, env),
+      contract.discount_for(agent, config),
       codec=codecs.obs_codec(config.obs_storage, env),
       truncation_interval=truncation_interval(env))
   if replay.prioritized:

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 
 from baselax.agents import base as agent_base
 from baselax.anakin import loop
-from baselax.anakin import lowering
+from baselax.training import lowering
 from baselax.anakin import sweep as sweep_lib
 from baselax.anakin.config import AnakinConfig, Derived
 from baselax.envs.gymnax_env import check_env

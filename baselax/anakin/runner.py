@@ -21,10 +21,10 @@ import numpy as np
 
 from baselax import metrics as metrics_lib
 from baselax.agents import base as agent_base
-from baselax.anakin import checkpoint as checkpoint_lib
+from baselax.training import checkpoint as checkpoint_lib
 from baselax.anakin import distributed
-from baselax.anakin import driver
-from baselax.anakin import guards
+from baselax.training import driver
+from baselax.training import guards
 from baselax.anakin import program as program_lib
 from baselax.anakin import sweep as sweep_lib
 from baselax.anakin.config import AnakinConfig

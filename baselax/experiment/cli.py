@@ -175,6 +175,14 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
       continue
     group.add_argument(flag, dest=field.name, type=type_fn, nargs=nargs,
                        default=default, help=help_text)
+  # Old names of a setting, kept as flags: --prioritized is --sampling prioritized.
+  for alias, (field_name, on, off) in getattr(cls, "FLAG_ALIASES", {}).items():
+    group.add_argument(flag_name(alias), dest=field_name, action="store_const", const=on,
+                       default=argparse.SUPPRESS,
+                       help=f"the same as {flag_name(field_name)} {on}")
+    group.add_argument(flag_name("no_" + alias), dest=field_name, action="store_const",
+                       const=off, default=argparse.SUPPRESS,
+                       help=f"the same as {flag_name(field_name)} {off}")
 
 
 def build_from_dict(cls: Type[Any], values: Dict[str, Any]) -> Any:

@@ -89,7 +89,7 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
                   or (preset.default_agent if preset else "dqn"))
     entry = registry.get(agent_name)
     if saved is None:
-      # The agent's own trainer defaults (Rainbow: n-step, prioritised
+      # The agent's own trainer defaults (Rainbow: n-step, prioritized
       # replay), then the preset's; flags still override them. A resumed run
       # has its saved values instead.
       defaults = {**entry.trainer_defaults,
@@ -152,7 +152,7 @@ def usage_errors(spec: Any, prog: str = PROG):
 def training_errors(prog: str, run_dir: Any):
   """A non-finite chunk, or a write that failed (a full disk, a lost mount),
   ends the run in one line with exit code 1; the newest checkpoint stands."""
-  from baselax.anakin import guards
+  from baselax.training import guards
   try:
     yield
   except guards.NonFiniteError as error:
@@ -260,11 +260,11 @@ def seeds_line(trainer: AnakinConfig, sizes: Any) -> str:
   """How seeds and envs sit on the devices, for the header line."""
   if sizes.num_runs > trainer.num_seeds:
     points = sizes.num_runs // trainer.num_seeds
-    where = (f", {sizes.seeds_per_device} per device" if sizes.layout == "seeds" else "")
+    where = (f", {sizes.runs_per_device} per device" if sizes.layout == "seeds" else "")
     return (f"{points} sweep points x {trainer.num_seeds} seed(s) = {sizes.num_runs} "
             f"runs{where}, x {trainer.num_envs} envs")
   if sizes.layout == "seeds":
-    return (f"{trainer.num_seeds} seed(s), {sizes.seeds_per_device} per device, x "
+    return (f"{trainer.num_seeds} seed(s), {sizes.runs_per_device} per device, x "
             f"{trainer.num_envs} envs")
   return f"{trainer.num_seeds} seed(s) x {trainer.num_envs} envs/device"
 
@@ -323,6 +323,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
 
   import jax
   from baselax import anakin, hardware
+  from baselax.training import guards
 
   main_process = distributed.is_main_process()
   loggers_lib.setup_logging(spec.run.quiet or not main_process)
@@ -331,7 +332,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
   run_dir = checkpointer = chunks_done = None
   with usage_errors(spec, prog):
     if spec.run.resume is not None:
-      anakin.guards.check_resumable()
+      guards.check_resumable()
     prepared = prepare(spec)
     anakin.runner.check_processes_agree(prepared.agent, prepared.env, spec.trainer,
                                         spec.identity())

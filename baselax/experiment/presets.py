@@ -136,10 +136,10 @@ REVISITING_RAINBOW = _preset(
         # M-DQN is the DQN file with target_opt=2.
         "mdqn": {"learning_rate": 2.5e-4, "huber": True, "munchausen_tau": 0.03,
                  "munchausen_alpha": 0.9, "munchausen_l0": -1.0},
-        # Dopamine's prioritised replay: priorities sqrt(loss) (exponent 0.5)
+        # Dopamine's prioritized replay: priorities sqrt(loss) (exponent 0.5)
         # and importance weights 1 / sqrt(P) (a constant beta of 0.5).
         "rainbow": {"learning_rate": 1e-4, "num_atoms": 51, "v_min": -100.0,
-                    "v_max": 100.0, "n_step": 3, "prioritized": True,
+                    "v_max": 100.0, "n_step": 3, "sampling": "prioritized",
                     "priority_exponent": 0.5, "importance_exponent": 0.5,
                     "importance_exponent_end": 0.5,
                     "noisy": True, "dueling": True, "double_dqn": True},
@@ -196,10 +196,10 @@ CLEANRL_CLASSIC = _preset(
         # M-DQN (Vieillard et al. 2020): tau 0.03, alpha 0.9, l0 -1.
         "mdqn": {"munchausen_tau": 0.03, "munchausen_alpha": 0.9, "munchausen_l0": -1.0},
         # Rainbow (Hessel et al. 2018) on C51's support: 3-step returns,
-        # prioritised replay (exponent 0.5, beta 0.4 -> 1), noisy dueling
+        # prioritized replay (exponent 0.5, beta 0.4 -> 1), noisy dueling
         # network, Double targets.
         "rainbow": {"num_atoms": 101, "v_min": -100.0, "v_max": 100.0,
-                    "optimizer_eps": _CLEANRL_EPS, "n_step": 3, "prioritized": True,
+                    "optimizer_eps": _CLEANRL_EPS, "n_step": 3, "sampling": "prioritized",
                     "priority_exponent": 0.5, "importance_exponent": 0.4,
                     "importance_exponent_end": 1.0},
     })

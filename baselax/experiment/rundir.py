@@ -8,7 +8,7 @@
       events.out.tfevents.*  TensorBoard scalars (loggers.TensorBoardLogger)
       wandb/               an offline Weights & Biases run (loggers.WandbLogger)
       learning_curve.png   evaluation return vs env steps, mean and band over seeds
-      checkpoints/         orbax checkpoints (baselax.anakin.checkpoint)
+      checkpoints/         orbax checkpoints (baselax.training.checkpoint)
       run.lock             while a run writes here: its pid and host (one writer at a time)
 """
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from baselax import metrics as metrics_lib
 from baselax.errors import ConfigError
+from baselax.training import config as training_config
 
 logger = logging.getLogger("baselax.experiment")
 
@@ -64,6 +65,8 @@ def load_config(run_path: str) -> Dict[str, Any]:
   if missing:
     raise ConfigError(f"{path} is not a baselax run's config.json (no "
                       f"{' or '.join(missing)} section).")
+  # Settings renamed since (prioritized -> sampling) read under their new names.
+  saved["trainer"] = training_config.migrate(saved["trainer"])
   if "experiment" not in saved:
     agent = dict(saved.get("agent", {}))
     saved["experiment"] = {"agent": "dqn", "env_id": agent.pop("env_id", "CartPole-v1")}
@@ -279,7 +282,7 @@ def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
   """
   import jax
   from baselax.agents import registry
-  from baselax.anakin import checkpoint
+  from baselax.training import checkpoint
 
   resuming = spec.run.resume is not None
   run_path = (spec.run.resume or spec.run.run_dir or

@@ -1,6 +1,6 @@
 """A classic host-loop trainer for environments that are not written in JAX.
 
-The same ``BaseAgent`` objects and the same ``AnakinConfig`` fields, trained by
+The same ``BaseAgent`` objects and the same ``TrainingConfig`` fields, trained by
 a Python loop over any ``gymnasium.vector.VectorEnv`` (Atari through ale-py,
 envpool, a user's simulator, or a ``baselax.envs.GymnaxEnv``): jitted
 ``predict`` and ``update``, a numpy replay buffer in host memory, and the same

@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from baselax.agents import base as agent_base
-from baselax.anakin.config import DEFAULT_EVAL_MAX_STEPS, AnakinConfig
+from baselax.training.config import DEFAULT_EVAL_MAX_STEPS, TrainingConfig
 
 
 def autoreset_mode(env: gymnasium.vector.VectorEnv) -> AutoresetMode:
@@ -26,7 +26,7 @@ def autoreset_mode(env: gymnasium.vector.VectorEnv) -> AutoresetMode:
   return AutoresetMode(mode) if not isinstance(mode, AutoresetMode) else mode
 
 
-def check(env: Any, config: AnakinConfig) -> None:
+def check(env: Any, config: TrainingConfig) -> None:
   if not isinstance(env, gymnasium.vector.VectorEnv):
     raise TypeError(
         f"hostloop.train needs a gymnasium.vector.VectorEnv, got "
@@ -36,13 +36,15 @@ def check(env: Any, config: AnakinConfig) -> None:
   if env.num_envs != config.num_envs:
     raise ValueError(f"config.num_envs ({config.num_envs}) must equal the vector "
                      f"env's num_envs ({env.num_envs}).")
-  if config.num_seeds != 1 or config.num_devices not in (None, 1):
+  # A TrainingConfig is one run; an AnakinConfig may ask for more.
+  if getattr(config, "num_seeds", 1) != 1 or getattr(config, "num_devices", None) not in (
+      None, 1):
     raise ValueError("The host loop runs one seed on one device: set "
                      "num_seeds=1 and num_devices=None or 1.")
-  if config.n_step != 1 or config.prioritized:
+  if config.n_step != 1 or config.sampling != "uniform":
     raise ValueError("The host loop's replay buffer is uniform and one-step: "
-                     "n_step>1 and prioritized=True are Anakin-trainer features "
-                     "(baselax.anakin.train). Set n_step=1, prioritized=False.")
+                     "n_step>1 and other sampling are Anakin-trainer features "
+                     "(baselax.anakin.train). Set n_step=1, sampling=uniform.")
 
 
 def greedy_actions(agent: agent_base.BaseAgent) -> Callable:

@@ -1,9 +1,9 @@
 """The host-loop trainer: a Python loop over a gymnasium vector env.
 
-The same ``BaseAgent`` objects and ``AnakinConfig`` fields as the Anakin
+The same ``BaseAgent`` objects and ``TrainingConfig`` fields as the Anakin
 trainer, with jitted ``predict`` and ``update``, a numpy replay buffer
 (``buffers.py``), the env stepped from the host (``stepping.py``) and the
-chunk loop both trainers share (``baselax.anakin.driver``).
+chunk loop both trainers share (``baselax.training.driver``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import jax
 import numpy as np
 
 from baselax.agents import base as agent_base
-from baselax.anakin import checkpoint as checkpoint_lib
-from baselax.anakin import driver
-from baselax.anakin.config import AnakinConfig
+from baselax.training import checkpoint as checkpoint_lib
+from baselax.training import driver
+from baselax.training.config import TrainingConfig
 from baselax.hostloop.buffers import FrameStackReplay, ReplayBuffer
 from baselax.hostloop.stepping import (Collector, check, evaluate, example_transition,
                                        greedy_actions)
@@ -77,7 +77,7 @@ class Learner:
 class Run:
   """One host-loop run's fixed pieces (a chunk reads them; see :func:`run_chunk`)."""
   agent: Any
-  config: AnakinConfig
+  config: TrainingConfig
   derived: Any
   act: Callable
   learn: Callable
@@ -135,7 +135,7 @@ def run_chunk(run: Run, c: int):
 
 
 def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
-          config: AnakinConfig, *, eval_env: Optional[gymnasium.vector.VectorEnv] = None,
+          config: TrainingConfig, *, eval_env: Optional[gymnasium.vector.VectorEnv] = None,
           on_chunk: Optional[Callable[[ChunkRecord], Any]] = None,
           compact_frames: bool = False,
           reward_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
@@ -147,8 +147,9 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
   ``config`` fields mean what they mean for the Anakin trainer (env steps
   counted over all envs; one update after every ``train_every`` env
   iterations once learning has started, at the same env step as in the
-  Anakin trainer: see ``AnakinConfig.learning_starts``); ``num_seeds``
-  must be 1 and ``num_devices`` None or 1. Evaluation (greedy, every
+  Anakin trainer: see ``TrainingConfig.learning_starts``); an
+  ``AnakinConfig``'s ``num_seeds`` must be 1 and its ``num_devices`` None or
+  1. Evaluation (greedy, every
   ``eval_every`` env steps) runs on ``eval_env`` when given, else is skipped
   (``eval_return`` is NaN).
 
@@ -164,9 +165,9 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
       called after every vector step: the ``terminated`` flags stored for
       learning (no bootstrap past them), while the episodes themselves go on
       (DQN's terminal on life loss, ``baselax.atari.LifeLossTerminal``).
-    checkpointer: a ``baselax.anakin.Checkpointer`` for the params, the
+    checkpointer: a ``baselax.training.Checkpointer`` for the params, the
       optimizer and policy states, key, replay buffer and metrics (when:
-      ``baselax.anakin.driver``).
+      ``baselax.training.driver``).
     resume: continue from the checkpointer's newest checkpoint (refused if it
       is from another run: ``identity``, config, agent). Params, optimizer,
       replay, exploration schedule and key go on exactly; the envs start new

@@ -8,19 +8,21 @@ Modules, bottom up:
 * :mod:`~baselax.replay.windows`: n-step returns from a window of steps.
 * :mod:`~baselax.replay.store`: the store every variant shares (layout, add,
   the gather of sampled windows).
-* :mod:`~baselax.replay.uniform`, :mod:`~baselax.replay.prioritised`: the
+* :mod:`~baselax.replay.uniform`, :mod:`~baselax.replay.prioritized`: the
   sampling variants, a module each.
-* :mod:`~baselax.replay.buffers`: :func:`make_replay`, the one place that
-  picks a variant.
+* :mod:`~baselax.replay.buffers`: :class:`ReplayConfig`, the sampling
+  variants by name (:func:`register_sampling`) and :func:`make_replay`.
 * :mod:`~baselax.replay.memory`: what a run's buffers take, checked before
   compiling.
 """
 
-from baselax.replay.buffers import VARIANTS, Replay, make_replay
+from baselax.replay.buffers import (SAMPLINGS, Replay, ReplayConfig, make_replay,
+                                    register_sampling)
 from baselax.replay.codecs import ObsCodec, obs_codec
 from baselax.replay.memory import MemoryPlan
 from baselax.replay.records import example_record, step_record
 from baselax.replay.store import ReplaySample, ReplayState
 
-__all__ = ["VARIANTS", "MemoryPlan", "ObsCodec", "Replay", "ReplaySample", "ReplayState",
-           "example_record", "make_replay", "obs_codec", "step_record"]
+__all__ = ["SAMPLINGS", "MemoryPlan", "ObsCodec", "Replay", "ReplayConfig", "ReplaySample",
+           "ReplayState", "example_record", "make_replay", "obs_codec", "register_sampling",
+           "step_record"]

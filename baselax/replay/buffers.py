@@ -1,51 +1,134 @@
-"""The replay buffer of a run: the one place that picks its variant.
+"""The replay buffer of a run: its config, the sampling variants by name, and the builder.
 
-Four buffers, chosen by :class:`~baselax.anakin.AnakinConfig` and injected into
-the loop (the loop never branches on them). All four keep the same store
-(:mod:`~baselax.replay.store`) and differ only in the window they sample and
-how they draw it:
+A buffer is built from a :class:`ReplayConfig` (explicit fields, as
+flashbax's builders take explicit arguments): the sampling variant (by
+name, :data:`SAMPLINGS`) and ``n_step`` give four buffers by default, all
+over the same store (:mod:`~baselax.replay.store`), differing only in the
+window they sample and how they draw it:
 
 =============  ==================  =======================================
-``n_step``     ``prioritized``     sampled item
+``n_step``     ``sampling``        sampled item
 =============  ==================  =======================================
-1              False               a transition, uniformly
-1              True                a transition, by priority
-n > 1          False               an n-step window, uniformly
-n > 1          True                an n-step window, by priority
+1              uniform             a transition, uniformly
+1              prioritized         a transition, by priority
+n > 1          uniform             an n-step window, uniformly
+n > 1          prioritized         an n-step window, by priority
 =============  ==================  =======================================
 
-A variant is a module (:mod:`~baselax.replay.uniform`,
-:mod:`~baselax.replay.prioritised`) with ``trajectory_buffer``, ``sample`` and
-``set_priorities`` over the shared store; :data:`VARIANTS` names them and
-:func:`variant_name` is the one place that picks one.
+A sampling variant is a module (:mod:`~baselax.replay.uniform`,
+:mod:`~baselax.replay.prioritized`) with ``trajectory_buffer``, ``sample``,
+``set_priorities`` and ``USES_PRIORITIES``; :func:`register_sampling` adds
+one (``--sampling NAME`` then picks it). The loop calls the returned
+:class:`Replay`'s functions and never asks which variant it has.
+
+What is flashbax's and what is ours: flashbax's trajectory buffers keep the
+write head and, for prioritized sampling, the sum tree
+(``make_trajectory_buffer``, ``make_prioritised_trajectory_buffer``);
+their experience arrays are not used. The store (one copy of each
+observation, encoded; the true final observations at truncations), the
+n-step windows, the draws and the importance weights are ours
+(:mod:`~baselax.replay.store`, :mod:`~baselax.replay.windows`, the variants).
 
 Shapes, per (device, seed)::
 
     add:     steps (num_envs, T, ...)               T = train_every
     sample:  ReplaySample.batch (batch_size, ...)   keys obs, action, reward,
-             terminated, next_obs (+ discount for n > 1, weight if prioritised)
+             terminated, next_obs (+ discount for n > 1, weight if prioritized)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional
 
 import jax
 
-from baselax.replay import prioritised, uniform
+from baselax.errors import ConfigError
+from baselax.replay import prioritized, uniform
 from baselax.replay import store as store_lib
 from baselax.replay.codecs import ObsCodec, native_codec
 from baselax.replay.records import Batch
 from baselax.replay.store import ReplaySample, Store
 
-#: The sampling variants by name; :func:`variant_name` picks one for a config.
-VARIANTS = {"uniform": uniform, "prioritised": prioritised}
+#: The sampling variants by name (``ReplayConfig.sampling``, ``--sampling``).
+SAMPLINGS: Dict[str, Any] = {"uniform": uniform, "prioritized": prioritized}
+
+#: What a sampling variant module offers.
+VARIANT_API = ("trajectory_buffer", "sample", "set_priorities", "USES_PRIORITIES")
 
 
-def variant_name(config: Any) -> str:
-  """The :data:`VARIANTS` entry ``config`` asks for (``AnakinConfig.prioritized``)."""
-  return "prioritised" if config.prioritized else "uniform"
+def register_sampling(name: str, variant: Any, *, overwrite: bool = False) -> None:
+  """Registers a sampling variant: a module (or namespace) with
+  :data:`VARIANT_API`, as :mod:`~baselax.replay.uniform`.
+
+  Raises:
+    ValueError: the name is taken (``overwrite=True`` replaces it) or the
+      variant lacks part of :data:`VARIANT_API`.
+  """
+  missing = [a for a in VARIANT_API if not hasattr(variant, a)]
+  if missing:
+    raise ValueError(f"sampling variant {name!r} lacks {', '.join(missing)} "
+                     f"(see baselax.replay.uniform).")
+  if name in SAMPLINGS and not overwrite:
+    raise ValueError(f"a sampling variant named {name!r} is registered already; pick "
+                     f"another name or pass overwrite=True.")
+  SAMPLINGS[name] = variant
+
+
+def variant(name: str) -> Any:
+  """The sampling variant registered as ``name``.
+
+  Raises:
+    ConfigError: no such variant; the message lists them.
+  """
+  if name not in SAMPLINGS:
+    raise ConfigError(f"sampling {name!r} is not a registered sampling variant "
+                      f"({', '.join(sorted(SAMPLINGS))}); register yours with "
+                      f"baselax.replay.register_sampling.")
+  return SAMPLINGS[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayConfig:
+  """A replay buffer (one per device and seed), field by field.
+
+  Attributes:
+    buffer_size: capacity in transitions, rounded down to a multiple of
+      ``num_envs`` (each env keeps ``buffer_size // num_envs`` steps).
+    num_envs: envs adding a step each per iteration (the buffer's rows).
+    batch_size: items per sample.
+    n_step: steps a sampled item spans (1: a transition).
+    sampling: a registered sampling variant (:data:`SAMPLINGS`).
+    priority_exponent: prioritized sampling's alpha.
+    importance_exponent: prioritized sampling's beta at the start of the run.
+    importance_exponent_end: its beta at the end.
+    obs_storage: how observations are stored (``baselax.replay.codecs``).
+  """
+  buffer_size: int
+  num_envs: int
+  batch_size: int
+  n_step: int = 1
+  sampling: str = "uniform"
+  priority_exponent: float = 0.6
+  importance_exponent: float = 0.4
+  importance_exponent_end: float = 1.0
+  obs_storage: str = "auto"
+
+  @classmethod
+  def of(cls, config: Any) -> "ReplayConfig":
+    """The replay a trainer's config (a :class:`~baselax.training.TrainingConfig`) asks for."""
+    return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+  @property
+  def uses_priorities(self) -> bool:
+    return bool(variant(self.sampling).USES_PRIORITIES)
+
+  @property
+  def kind(self) -> str:
+    """``item`` or ``n-step``, after the sampling variant's name unless uniform."""
+    kind = "item" if self.n_step == 1 else "n-step"
+    return kind if self.sampling == "uniform" else f"{self.sampling} {kind}"
 
 
 class Replay(NamedTuple):
@@ -60,7 +143,8 @@ class Replay(NamedTuple):
       -> state`` (identity for uniform replay). Writes only where ``mask``
       (broadcast to ``indices``; ``None`` = everywhere) holds, the priority is
       > 0, and the item is currently sampleable; everything else is left as is.
-    prioritized: whether priorities are used.
+    prioritized: whether the variant uses priorities (the learner then
+      returns them from the TD errors).
     capacity: transitions the buffer holds, ``num_envs * (buffer_size // num_envs)``.
     final_slots: ``K``, true final observations kept per env.
     codec: how observations are stored.
@@ -75,15 +159,14 @@ class Replay(NamedTuple):
   codec: ObsCodec
 
 
-def make_replay(config: Any, record: Batch, discount: Optional[float] = None, *,
+def make_replay(config: ReplayConfig, record: Batch, discount: Optional[float] = None, *,
                 codec: Optional[ObsCodec] = None,
                 truncation_interval: int = 1) -> Replay:
   """The replay buffer for ``config`` (per device, per seed).
 
   Args:
-    config: an :class:`~baselax.anakin.AnakinConfig`; reads ``buffer_size``,
-      ``batch_size``, ``num_envs``, ``n_step``, ``prioritized``,
-      ``priority_exponent``, ``importance_exponent(_end)``.
+    config: the buffer (:class:`ReplayConfig`; ``ReplayConfig.of(trainer
+      config)`` for a run's).
     record: one step record (:func:`~baselax.replay.records.step_record`, e.g.
       :func:`~baselax.replay.records.example_record`; any leading axes, only
       its shapes and dtypes are read): it fixes the layout of a row.
@@ -92,15 +175,18 @@ def make_replay(config: Any, record: Batch, discount: Optional[float] = None, *,
     truncation_interval: the fewest steps between two truncations of one env
       (:func:`~baselax.envs.protocol.truncation_interval`); 1 is always exact.
   """
+  if not isinstance(config, ReplayConfig):
+    raise TypeError(f"make_replay takes a ReplayConfig, got {type(config).__name__}; "
+                    f"ReplayConfig.of(trainer_config) is a run's.")
   n = config.n_step
   if n > 1 and discount is None:
     raise ValueError("n_step > 1 needs the discount: the trainer reads it from "
                      "agent.discount_factor.")
   codec = native_codec(None) if codec is None else codec
-  variant = VARIANTS[variant_name(config)]
+  chosen = variant(config.sampling)
   rows, length = config.num_envs, config.buffer_size // config.num_envs
   interval = max(1, min(truncation_interval, length))
-  trajectory = variant.trajectory_buffer(
+  trajectory = chosen.trajectory_buffer(
       config, add_batch_size=rows, sample_batch_size=config.batch_size,
       sample_sequence_length=n + 1, period=1, min_length_time_axis=n + 1,
       max_length_time_axis=length)
@@ -110,7 +196,7 @@ def make_replay(config: Any, record: Batch, discount: Optional[float] = None, *,
                 layout=store_lib.layout_of(record, codec), trajectory=trajectory)
   bind = functools.partial
   return Replay(init=bind(store_lib.init, store), add=bind(store_lib.add, store),
-                sample=bind(variant.sample, store, config),
-                set_priorities=bind(variant.set_priorities, store),
-                prioritized=bool(config.prioritized), capacity=rows * length,
+                sample=bind(chosen.sample, store, config),
+                set_priorities=bind(chosen.set_priorities, store),
+                prioritized=bool(chosen.USES_PRIORITIES), capacity=rows * length,
                 final_slots=store.slots, codec=codec)

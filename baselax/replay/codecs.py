@@ -1,4 +1,4 @@
-"""How the replay stores one observation (``AnakinConfig.obs_storage``).
+"""How the replay stores one observation (``TrainingConfig.obs_storage``).
 
 The replay buffer stores each observation once, encoded by an
 :class:`ObsCodec` and decoded before the network sees it:
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from baselax.anakin.config import OBS_STORAGES as STORAGES
+from baselax.training.config import OBS_STORAGES as STORAGES
 from baselax.errors import ConfigError
 from baselax.replay.integers import proven_range, within
 
@@ -108,7 +108,7 @@ def observation_spec(env: Any) -> Any:
 
 
 def obs_codec(storage: str, env: Any) -> ObsCodec:
-  """The :class:`ObsCodec` of ``AnakinConfig.obs_storage`` for ``env``.
+  """The :class:`ObsCodec` of ``TrainingConfig.obs_storage`` for ``env``.
 
   Raises:
     ConfigError: a storage that could not hold every observation exactly,

@@ -2,7 +2,7 @@
 
 The bytes of one buffer come from the shapes of its state's arrays
 (``jax.eval_shape``, nothing is allocated), times the buffers on a device
-(``Derived.seeds_per_device``, in both layouts: in ``data`` every device holds
+(``Derived.runs_per_device``, in both layouts: in ``data`` every device holds
 one buffer per seed, in ``seeds`` one per seed it runs) times the local
 devices; compared with the memory the devices have (an accelerator's
 ``memory_stats()["bytes_limit"]`` per device, or the host's available RAM,
@@ -18,10 +18,10 @@ from typing import Any, Dict, Optional, Tuple
 
 import jax
 
-from baselax.anakin.config import AnakinConfig
+from baselax.training.config import TrainingConfig
 from baselax.envs.protocol import truncation_interval
 from baselax.errors import ConfigError
-from baselax.replay.buffers import make_replay
+from baselax.replay.buffers import ReplayConfig, make_replay
 from baselax.replay.codecs import ObsCodec, nbytes, obs_codec
 from baselax.replay.records import example_record
 
@@ -35,15 +35,15 @@ class MemoryPlan:
   """The replay memory of a run; see :func:`plan`.
 
   Attributes:
-    buffer_kind: ``item``, ``prioritised item``, ``n-step`` or
-      ``prioritised n-step``.
+    buffer_kind: ``item``, ``prioritized item``, ``n-step`` or
+      ``prioritized n-step``.
     obs_storage: the resolved storage (``float32``, ``uint8``, ``bool``,
       ``native``).
     obs_bytes: one observation as the env emits it.
     stored_obs_bytes: one observation as the buffer stores it.
     capacity: transitions one buffer holds.
     buffer_bytes: one buffer, summed over its state's arrays.
-    buffers_per_device: buffers on one device (``Derived.seeds_per_device``).
+    buffers_per_device: buffers on one device (``Derived.runs_per_device``).
     local_devices: devices this process maps over.
     memory: ``"device"`` (each accelerator has its own) or ``"host"`` (all
       CPU devices share the host's RAM).
@@ -160,12 +160,11 @@ def available_memory(device: Any = None) -> Tuple[str, Optional[int]]:
   return "host", None
 
 
-def buffer_kind(config: AnakinConfig) -> str:
-  kind = "item" if config.n_step == 1 else "n-step"
-  return f"prioritised {kind}" if config.prioritized else kind
+def buffer_kind(config: TrainingConfig) -> str:
+  return ReplayConfig.of(config).kind
 
 
-def replay_bytes(agent: Any, env: Any, config: AnakinConfig,
+def replay_bytes(agent: Any, env: Any, config: TrainingConfig,
                  example: Any = None) -> Tuple[int, int, ObsCodec]:
   """``(bytes, capacity, codec)`` of one replay buffer of ``config``, from its shapes.
 
@@ -175,20 +174,20 @@ def replay_bytes(agent: Any, env: Any, config: AnakinConfig,
   codec = obs_codec(config.obs_storage, env)
   if example is None:
     example = example_record(agent, env)
-  buffer = make_replay(config, example, 0.99, codec=codec,
+  buffer = make_replay(ReplayConfig.of(config), example, 0.99, codec=codec,
                        truncation_interval=truncation_interval(env))
   return nbytes(jax.eval_shape(buffer.init)), buffer.capacity, codec
 
 
-def plan(agent: Any, env: Any, config: AnakinConfig, derived: Any, *,
+def plan(agent: Any, env: Any, config: TrainingConfig, derived: Any, *,
          local_devices: int,
          available: Optional[Tuple[str, Optional[int]]] = None) -> MemoryPlan:
   """The :class:`MemoryPlan` of a run (nothing is allocated or compiled).
 
   Args:
     agent, env, config: the run.
-    derived: its :class:`~baselax.anakin.config.Derived` sizes; the buffers on
-      a device are ``derived.seeds_per_device``, its runs.
+    derived: its :class:`~baselax.training.Derived` sizes; the buffers on
+      a device are ``derived.runs_per_device``, its runs.
     local_devices: devices this process maps over.
     available: ``(kind, bytes)`` to check against (default
       :func:`available_memory` of the first local device).
@@ -198,7 +197,7 @@ def plan(agent: Any, env: Any, config: AnakinConfig, derived: Any, *,
   out = MemoryPlan(
       buffer_kind=buffer_kind(config), obs_storage=codec.name, obs_bytes=codec.obs_bytes,
       stored_obs_bytes=codec.stored_bytes, capacity=capacity, buffer_bytes=nbytes,
-      buffers_per_device=derived.seeds_per_device, local_devices=local_devices,
+      buffers_per_device=derived.runs_per_device, local_devices=local_devices,
       memory=kind, available_bytes=free)
   if out.fits:
     return out
@@ -206,7 +205,7 @@ def plan(agent: Any, env: Any, config: AnakinConfig, derived: Any, *,
       agent, env, config, out))
 
 
-def _largest_fitting(agent: Any, env: Any, config: AnakinConfig, out: MemoryPlan) -> int:
+def _largest_fitting(agent: Any, env: Any, config: TrainingConfig, out: MemoryPlan) -> int:
   """The largest ``buffer_size`` (a multiple of ``num_envs``) whose buffers fit, or 0."""
   example = example_record(agent, env)
   per_buffer = USABLE_FRACTION * out.available_bytes / (

@@ -9,7 +9,7 @@
              (records.py); column L + j holds the true final observation of
              a truncated step (bucket j, below)
     steps    flashbax trajectory-buffer bookkeeping: the write head, and for
-             prioritised replay the sum tree over windows (row, start)
+             prioritized replay the sum tree over windows (row, start)
     clock    [] steps added per env, modulo K * T
 
 Observations are stored once, encoded by an :class:`~baselax.replay.codecs.ObsCodec`
@@ -37,7 +37,7 @@ large as the buffer.
 
 Bytes per stored transition: the stored observation (rounded up to whole
 4-byte words), 4 per action word, 8 for the reward and the flags, ``K / L``
-of a row for the side store, and for prioritised replay the sum tree
+of a row for the side store, and for prioritized replay the sum tree
 (float32 nodes, ``2 * 2^ceil(log2(N * L))``: 8 to 16 bytes).
 """
 
@@ -66,8 +66,8 @@ class ReplayState(NamedTuple):
   Attributes:
     records: ``uint32 (N, L + K, W)`` packed steps, then ``K`` true final
       observations of truncated steps per env.
-    steps: flashbax (prioritised) trajectory-buffer state without its
-      experience: the write head, and the sum tree if prioritised.
+    steps: flashbax (prioritized) trajectory-buffer state without its
+      experience: the write head, and the sum tree if prioritized.
     clock: ``[]`` int32, steps added per env modulo ``K * T``.
   """
   records: jax.Array

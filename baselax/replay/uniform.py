@@ -11,6 +11,9 @@ import jax.numpy as jnp
 from baselax.replay import store as store_lib
 from baselax.replay.store import ReplaySample, ReplayState, Store
 
+#: Uniform sampling writes no priorities.
+USES_PRIORITIES = False
+
 
 def trajectory_buffer(config: Any, **kwargs: Any) -> Any:
   """flashbax's trajectory buffer: it keeps the write head."""

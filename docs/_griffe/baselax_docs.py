@@ -1,7 +1,7 @@
 """Griffe extensions for the API reference (loaded by mkdocs.yml).
 
 * ``LazyExports``: ``baselax.envs`` and ``baselax.anakin`` import their names
-  on first use (``baselax/_lazy.py``): a ``_WHERE = {name: submodule}`` dict
+  on first use (``baselax/_lazy.py``): a ``_WHERE = {name: module}`` dict
   and a module ``__getattr__``. Static analysis sees no ``baselax.envs.make``;
   this adds each name as an alias of ``submodule.name``, so the reference
   documents ``baselax.envs.make`` under the path users import it from.
@@ -30,8 +30,10 @@ class LazyExports(griffe.Extension):
         continue
       names = ast.literal_eval(str(where.value))
       for name, submodule in names.items():
-        module.set_member(name, griffe.Alias(
-            name, f"{module.path}.{submodule}.{name}", parent=module))
+        # A full module name: a name re-exported from where its code lives.
+        where_from = submodule if submodule.startswith("baselax.") else (
+            f"{module.path}.{submodule}")
+        module.set_member(name, griffe.Alias(name, f"{where_from}.{name}", parent=module))
       module.exports = list(names)
 
 

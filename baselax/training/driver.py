@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from baselax.anakin import guards
+from baselax.training import guards
 from baselax.metrics import ChunkRecord, format_record
 
 #: ``run_chunk(c) -> (record, names of non-finite values)``.

@@ -39,6 +39,7 @@ import numpy as np
 
 from baselax import metrics as metrics_lib
 from baselax.errors import ConfigError
+from baselax.training import config as config_lib
 
 logger = logging.getLogger("baselax.anakin")
 
@@ -261,7 +262,8 @@ class Checkpointer:
     """
     step = self._require_step(step)
     meta = self.read_meta(step)
-    diffs = differences(meta["fingerprint"], fingerprint)
+    # A setting renamed since the checkpoint was written is compared under its new name.
+    diffs = differences(config_lib.migrate(meta["fingerprint"], "trainer."), fingerprint)
     if diffs:
       raise ConfigError(
           f"Checkpoint {self.directory} (step {step}) belongs to a different "

@@ -10,7 +10,7 @@ from typing import List, Optional
 
 import jax
 
-from baselax.anakin.config import Derived
+from baselax.training.config import Derived
 from baselax.errors import ConfigError
 
 logger = logging.getLogger("baselax.anakin")

@@ -1,11 +1,11 @@
-"""Prioritised replay (Schaul et al. 2016): windows drawn by priority.
+"""Prioritized replay (Schaul et al. 2016): windows drawn by priority.
 
 Importance-sampling weights ``(1 / P(i))^beta`` normalised by the batch
 maximum are added to the batch as ``weight``, with ``beta`` annealed linearly
 from ``importance_exponent`` to ``importance_exponent_end`` over the run.
 
-Prioritised buffers hand out only items whose sum-tree leaf is positive: in
-flashbax's prioritised buffers that is exactly the set of written items whose
+Prioritized buffers hand out only items whose sum-tree leaf is positive: in
+flashbax's prioritized buffers that is exactly the set of written items whose
 whole window lies behind the write head. flashbax's own sampler does not
 ensure this. Its tree descent goes right whenever the query is not below the
 left sum, so an empty tree yields the right-most leaf (past the end of the
@@ -31,16 +31,19 @@ from flashbax.buffers import sum_tree
 from baselax.replay import store as store_lib
 from baselax.replay.store import ReplaySample, ReplayState, Store
 
+#: The learner writes each sampled item's new priority (|TD error| + epsilon).
+USES_PRIORITIES = True
+
 
 def trajectory_buffer(config: Any, **kwargs: Any) -> Any:
-  """flashbax's prioritised trajectory buffer: the write head and the sum tree."""
+  """flashbax's prioritized trajectory buffer: the write head and the sum tree."""
   device = jax.default_backend() if jax.default_backend() in ("gpu", "tpu") else "cpu"
   return fbx.make_prioritised_trajectory_buffer(
       **kwargs, priority_exponent=config.priority_exponent, device=device)
 
 
 def importance_weights(probabilities: chex.Array, beta: chex.Numeric) -> chex.Array:
-  """Prioritised-replay importance weights, normalised by the batch maximum.
+  """Prioritized-replay importance weights, normalised by the batch maximum.
 
   ``w_i = (N * P(i))^-beta / max_j (N * P(j))^-beta`` (Schaul et al. 2016,
   Alg. 1); the buffer size ``N`` cancels in the normalisation.
@@ -55,7 +58,7 @@ def importance_weights(probabilities: chex.Array, beta: chex.Numeric) -> chex.Ar
 
 
 def draw(store: Store, state: ReplayState, key: jax.Array):
-  """A stratified prioritised draw of sampleable items only.
+  """A stratified prioritized draw of sampleable items only.
 
   Returns ``(row, start, indices, probabilities)``, ``(B,)`` each:
   ``indices`` are sum-tree leaves, all positive once every env has a
@@ -76,7 +79,7 @@ def draw(store: Store, state: ReplayState, key: jax.Array):
 
 def sample(store: Store, config: Any, state: ReplayState, key: jax.Array,
            progress: jax.Array) -> ReplaySample:
-  """A prioritised batch with ``weight``; ``progress`` in [0, 1] anneals ``beta``."""
+  """A prioritized batch with ``weight``; ``progress`` in [0, 1] anneals ``beta``."""
   row, start, indices, probabilities = draw(store, state, key)
   batch = store_lib.transitions(store, state, row, start)
   beta = config.importance_exponent + (

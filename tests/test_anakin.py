@@ -16,7 +16,6 @@ from baselax import anakin
 from baselax import envs
 from baselax import networks
 from baselax.agents import BaseAgent
-from baselax.agents import base as agent_base
 
 import helpers
 import probe_envs
@@ -228,8 +227,8 @@ def test_unrolled_threefry_draws_the_same_bits_without_loops():
 
 def test_cpu_schedule_option_is_known_and_changes_no_bit():
   """On CPU the trainer compiles its chunk with a thunk schedule that lets
-  independent kernels overlap (anakin/lowering.py), plus the agent's options
-  (C51's and QR-DQN's keep YNNPACK to dots). On this probe none changes a
+  independent kernels overlap (training/lowering.py), plus the options a
+  pairwise loss gets (C51's and QR-DQN's keep YNNPACK to dots). On this probe none changes a
   bit: a chunk compiled with and without them ends in identical params.
   Fails if an XLA upgrade drops an option (compile_chunk would then silently
   fall back to the defaults)."""
@@ -241,11 +240,12 @@ def test_cpu_schedule_option_is_known_and_changes_no_bit():
   prog = program_lib.build(agent, env, config)
   abstract = jax.eval_shape(prog.init, prog.seed_keys, prog.device_indices)
   lowered = prog.chunk.lower(abstract, jax.ShapeDtypeStruct((), jnp.int32))
-  compiled = {"default": lowered.compile(), "trainer": lowering.compile_chunk(lowered)}
+  compiled = {"default": lowered.compile(),
+              "trainer": lowering.compile_chunk(lowered, lowering.compiler_options(agent))}
   if jax.default_backend() == "cpu":  # the options themselves, no fallback
     compiled["option"] = lowered.compile(compiler_options=lowering.CPU_COMPILER_OPTIONS)
     compiled["dots only"] = lowered.compile(compiler_options={
-        **lowering.CPU_COMPILER_OPTIONS, **agent_base.DOTS_ONLY_TO_YNNPACK})
+        **lowering.CPU_COMPILER_OPTIONS, **lowering.DOTS_ONLY_TO_YNNPACK})
   ends = {}
   for name, chunk in compiled.items():
     state = prog.init(prog.seed_keys, prog.device_indices)
@@ -257,17 +257,28 @@ def test_cpu_schedule_option_is_known_and_changes_no_bit():
     chex.assert_trees_all_equal(end, ends["default"])
 
 
-def test_distributional_agents_compile_their_chunk_with_dots_only_to_ynnpack():
-  """C51 (and Rainbow, a C51) and QR-DQN declare the option; the program
-  built for them carries it to compile_chunk; DQN keeps XLA's defaults."""
+def test_the_trainers_compile_a_pairwise_loss_with_dots_only_to_ynnpack():
+  """C51 (and Rainbow, a C51) and QR-DQN declare a pairwise loss in their
+  contract, no compiler option; the trainers choose the options (the Anakin
+  program carries them to compile_chunk, the host loop's jit gets the same);
+  DQN gets the CPU schedule alone."""
+  import dataclasses
   from baselax.agents import C51, DQN, QRDQN
+  from baselax.agents.base import BaseAgent
   from baselax.anakin import program as program_lib
-  assert C51.cpu_compiler_options == QRDQN.cpu_compiler_options == (
-      agent_base.DOTS_ONLY_TO_YNNPACK)
-  assert not DQN.cpu_compiler_options
+  from baselax.training import lowering
+  assert C51.contract.pairwise_loss and QRDQN.contract.pairwise_loss
+  assert not DQN.contract.pairwise_loss
+  assert not any("compiler" in name for name in dir(BaseAgent))  # no backend flag in the API
+  assert dataclasses.replace(C51.contract, pairwise_loss=False) == DQN.contract
   env = envs.make("CartPole-v1")
-  agent = QRDQN(networks.mlp_q_network((8,), atoms=5), env, 1e-3)
+  qrdqn = QRDQN(networks.mlp_q_network((8,), atoms=5), env, 1e-3)
+  dqn = DQN(networks.mlp_q_network((8,)), env, 1e-3)
+  cpu = jax.default_backend() == "cpu"
+  assert lowering.compiler_options(qrdqn) == (
+      {**lowering.CPU_COMPILER_OPTIONS, **lowering.DOTS_ONLY_TO_YNNPACK} if cpu else {})
+  assert lowering.compiler_options(dqn) == (lowering.CPU_COMPILER_OPTIONS if cpu else {})
   config = anakin.AnakinConfig(total_env_steps=64, num_envs=2, buffer_size=64,
                                batch_size=4, learning_starts=16, eval_every=64)
-  assert program_lib.build(agent, env, config).cpu_compiler_options == (
-      agent_base.DOTS_ONLY_TO_YNNPACK)
+  assert program_lib.build(qrdqn, env, config).compiler_options == (
+      lowering.compiler_options(qrdqn))

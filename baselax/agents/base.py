@@ -14,7 +14,6 @@ import abc
 import dataclasses
 import inspect
 import numbers
-import types
 from typing import Any, Callable, FrozenSet, Mapping, NamedTuple, Optional, Tuple, Union
 
 import gymnasium
@@ -150,12 +149,18 @@ class AgentContract:
       trainer's ``parallel="groups"`` layout: gradients averaged within groups
       of devices). An agent that calls ``jax.lax.pmean(x, axis_name)`` itself
       can take a plain axis name only, and the groups layout is refused to it.
+    pairwise_loss: ``update``'s loss builds per-sample pairwise terms,
+      ``(B, N, N)`` arrays of elementwise arithmetic and reductions (the
+      distributional losses: the categorical projection, the quantile Huber
+      loss). Nothing changes in what is computed; trainers may compile such
+      a loss differently (``baselax.training.lowering``).
   """
   reads: FrozenSet[str] = frozenset()
   td_error: bool = False
   update_key: bool = False
   action_mask: bool = False
   device_groups: bool = False
+  pairwise_loss: bool = False
 
   def __post_init__(self):
     object.__setattr__(self, "reads", frozenset(self.reads))
@@ -196,17 +201,6 @@ def contract_of(agent: Any) -> AgentContract:
   return getattr(agent, "contract", AgentContract())
 
 
-#: XLA:CPU hands single dots, and by default also elementwise and reduce
-#: fusions, to the YNNPACK library. Its reduce and elementwise kernels run
-#: the distributional losses' pairwise ``(B, N, N)`` terms (the quantile
-#: Huber loss, the categorical projection) several times slower than XLA's
-#: own loop fusions, while they speed up a conv net's MinAtar chunk a little.
-#: Agents with such losses keep YNNPACK to single dots with this option.
-#: Reductions then run in XLA's order: results may differ in the last bits.
-DOTS_ONLY_TO_YNNPACK: Mapping[str, str] = types.MappingProxyType(
-    {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"})
-
-
 class BaseAgent(abc.ABC):
   """An abstract agent.
 
@@ -225,14 +219,10 @@ class BaseAgent(abc.ABC):
     key, returns no per-sample TD errors).
   * ``discount_factor``: the per-step discount ``gamma`` n-step returns are
     computed with (``None``: the agent has none).
-  * ``cpu_compiler_options``: XLA debug options the Anakin trainer adds when
-    it compiles a chunk for a CPU (speed only: e.g.
-    :data:`DOTS_ONLY_TO_YNNPACK`); default none.
   """
 
   contract: AgentContract = AgentContract()
   discount_factor: Optional[float] = None
-  cpu_compiler_options: Mapping[str, str] = types.MappingProxyType({})
 
   class OptimState(NamedTuple):
     """Optimizer state: ``count`` of updates done and optax's ``opt_state``."""

@@ -55,8 +55,8 @@ class C51(dqn.DQN):
   priority Rainbow uses.
   """
 
-  # The projection's (B, N, N) kernel: XLA's own fusions run it faster.
-  cpu_compiler_options = base.DOTS_ONLY_TO_YNNPACK
+  # The categorical projection is a (B, K, K) kernel.
+  contract = dataclasses.replace(dqn.DQN.contract, pairwise_loss=True)
 
   def __init__(self, *args: Any, num_atoms: int = 51, v_min: float = -10.0,
                v_max: float = 100.0, **kwargs: Any):

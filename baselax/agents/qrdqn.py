@@ -94,8 +94,8 @@ class QRDQN(dqn.DQN):
   of the quantile means (prioritized replay's priority).
   """
 
-  # The loss's (B, N, N) pairs: XLA's own fusions run them several times faster.
-  cpu_compiler_options = base.DOTS_ONLY_TO_YNNPACK
+  # The quantile Huber loss compares every pair of quantiles: (B, N, N).
+  contract = dataclasses.replace(dqn.DQN.contract, pairwise_loss=True)
 
   def __init__(self, *args: Any, kappa: float = 1.0, **kwargs: Any):
     if not base.is_traced(kappa) and not kappa > 0:

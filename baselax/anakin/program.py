@@ -107,7 +107,8 @@ class Program(NamedTuple):
     derived: the loop sizes.
     num_devices: devices mapped over, in all processes.
     local_devices: devices mapped over by this process.
-    cpu_compiler_options: the agent's (``BaseAgent.cpu_compiler_options``).
+    compiler_options: what XLA compiles the chunk with
+      (``baselax.training.lowering.compiler_options`` of the agent).
   """
   init: Callable
   chunk: Callable
@@ -116,7 +117,7 @@ class Program(NamedTuple):
   derived: Derived
   num_devices: int
   local_devices: int
-  cpu_compiler_options: Mapping[str, Any] = MappingProxyType({})
+  compiler_options: Mapping[str, Any] = MappingProxyType({})
 
   def params_per_seed(self, params: Any) -> Any:
     """``(runs, ...)`` params from the ``(D, S_d, ...)`` state layout (a
@@ -141,8 +142,8 @@ class Program(NamedTuple):
     def compile_chunk():
       with lowering.unrolled_threefry():  # same bits, far fewer kernels on CPU
         lowered = self.chunk.lower(abstract_state, jax.ShapeDtypeStruct((), jnp.int32))
-      # CPU: the overlapping schedule, and the agent's options.
-      return lowering.compile_chunk(lowered, self.cpu_compiler_options)
+      # CPU: the overlapping schedule, and the options the agent's loss asks for.
+      return lowering.compile_chunk(lowered, self.compiler_options)
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
       compiling = pool.submit(compile_chunk)
@@ -258,4 +259,4 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   return Program(init=init, chunk=chunk, seed_keys=seed_keys,
                  device_indices=device_indices, derived=derived,
                  num_devices=num_devices, local_devices=local,
-                 cpu_compiler_options=agent.cpu_compiler_options)
+                 compiler_options=lowering.compiler_options(agent))

@@ -20,7 +20,7 @@ import numpy as np
 
 from baselax.agents import base as agent_base
 from baselax.training import checkpoint as checkpoint_lib
-from baselax.training import driver
+from baselax.training import driver, lowering
 from baselax.training.config import TrainingConfig
 from baselax.hostloop.buffers import FrameStackReplay, ReplayBuffer
 from baselax.hostloop.stepping import (Collector, check, evaluate, example_transition,
@@ -37,7 +37,7 @@ def jitted_steps(agent: agent_base.BaseAgent):
   ``learn(params, optimizer_state, batch, sums, key) -> (sums, params,
   optimizer_state)``, the logged scalars summed on device (no eager host ops).
   """
-  @jax.jit
+  # Compiled as the Anakin chunk is (baselax.training.lowering).
   def act(params, policy_state, obs, key):
     key, act_key = jax.random.split(key)
     out, policy_state = agent.predict(params, policy_state, obs, act_key,
@@ -47,7 +47,6 @@ def jitted_steps(agent: agent_base.BaseAgent):
   # Only an agent whose update draws randomness gets a key (AgentContract.update_key).
   update_key = agent_base.contract_of(agent).update_key
 
-  @jax.jit
   def learn(params, optimizer_state, batch, sums, key):
     kwargs = {"key": jax.random.fold_in(key, 1)} if update_key else {}
     out, params, optimizer_state = agent.update(params, optimizer_state, batch,
@@ -56,7 +55,7 @@ def jitted_steps(agent: agent_base.BaseAgent):
     sums = {k: sums[k] + v for k, v in scalars.items()}
     return sums, params, optimizer_state
 
-  return act, learn
+  return lowering.jit(act, agent), lowering.jit(learn, agent)
 
 
 @dataclasses.dataclass

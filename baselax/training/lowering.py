@@ -1,4 +1,9 @@
-"""How the chunk is lowered and compiled for XLA:CPU.
+"""How a trainer lowers and compiles an agent's program for XLA:CPU.
+
+Agents stay backend-agnostic: what they declare about their loss
+(``AgentContract.pairwise_loss``) is all :func:`compiler_options` reads; the
+options themselves are chosen here, once, for both trainers (the Anakin
+chunk, the host loop's jitted steps).
 
 **The threefry loop, unrolled.**
 
@@ -58,22 +63,50 @@ def unrolled_threefry() -> Iterator[None]:
     mlir.register_lowering(_PRIMITIVE, _ROLLED, platform="cpu")
 
 
-#: XLA debug options the chunk is compiled with on a CPU backend.
+#: XLA debug options every program is compiled with on a CPU backend.
 CPU_COMPILER_OPTIONS: Dict[str, Any] = {
     "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
 
+#: XLA:CPU hands single dots, and by default also elementwise and reduce
+#: fusions, to the YNNPACK library. Its reduce and elementwise kernels run
+#: pairwise ``(B, N, N)`` loss terms (the quantile Huber loss, the
+#: categorical projection) several times slower than XLA's own loop fusions,
+#: while they speed up a conv net's MinAtar chunk a little: a loss declared
+#: pairwise (``AgentContract.pairwise_loss``) keeps YNNPACK to single dots.
+#: Reductions then run in XLA's order: results may differ in the last bits.
+DOTS_ONLY_TO_YNNPACK: Mapping[str, str] = MappingProxyType(
+    {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"})
 
-def compile_chunk(lowered: Any, extra_options: Mapping[str, Any] = MappingProxyType({})
-                  ) -> Any:
-  """``lowered.compile()``, with :data:`CPU_COMPILER_OPTIONS` and
-  ``extra_options`` (the agent's ``cpu_compiler_options``) on CPU.
+
+def compiler_options(agent: Any) -> Dict[str, Any]:
+  """The XLA options an agent's program is compiled with on this backend:
+  :data:`CPU_COMPILER_OPTIONS` on a CPU, with :data:`DOTS_ONLY_TO_YNNPACK`
+  for a pairwise loss; none elsewhere."""
+  if jax.default_backend() != "cpu":
+    return {}
+  contract = getattr(agent, "contract", None)
+  pairwise = bool(getattr(contract, "pairwise_loss", False))
+  return {**CPU_COMPILER_OPTIONS, **(DOTS_ONLY_TO_YNNPACK if pairwise else {})}
+
+
+def jit(fn: Any, agent: Any, **kwargs: Any) -> Any:
+  """``jax.jit(fn, **kwargs)`` compiled with :func:`compiler_options` (the
+  host loop's steps: the options of the Anakin chunk)."""
+  options = compiler_options(agent)
+  if not options:
+    return jax.jit(fn, **kwargs)
+  return jax.jit(fn, compiler_options=options, **kwargs)
+
+
+def compile_chunk(lowered: Any, options: Mapping[str, Any]) -> Any:
+  """``lowered.compile()`` with ``options`` (:func:`compiler_options`).
 
   A JAX whose XLA does not know an option compiles with its defaults.
   """
-  if jax.default_backend() != "cpu":
+  if not options:
     return lowered.compile()
   try:
-    return lowered.compile(compiler_options={**CPU_COMPILER_OPTIONS, **extra_options})
+    return lowered.compile(compiler_options=dict(options))
   except jax.errors.JaxRuntimeError as e:  # pragma: no cover - another XLA
     if "No such compile option" not in str(e):
       raise

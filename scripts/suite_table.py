@@ -55,7 +55,7 @@ ROWS = {
                      dict(network="mlp", learning_rate=1e-3, exploration_fraction=0.2),
                      dict(num_envs=4)),
     "jumanji": Row("Jumanji", "jumanji:Game2048-v1", 500_000,
-                   dict(learning_rate=5e-4, hidden_sizes=(256, 256), huber=True),
+                   dict(learning_rate=5e-4, hidden_sizes=(256, 256), huber_delta=1.0),
                    dict(num_envs=16)),
     "craftax": Row("Craftax", "craftax:Craftax-Classic-Symbolic-v1", 1_000_000,
                    dict(learning_rate=5e-4, hidden_sizes=(256, 256)),

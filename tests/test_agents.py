@@ -53,8 +53,8 @@ def test_dqn_documented_constructor_and_defaults():
   extra = list(sig.parameters.values())[7:]
   assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in extra)
   assert {p.name: p.default for p in extra} == {
-      "double": False, "huber_delta": None, "max_grad_norm": None, "optimizer": None,
-      "noisy": False}
+      "double_dqn": False, "huber_delta": None, "max_grad_norm": None, "optimizer": None,
+      "noisy": False, "double": None}  # double: the deprecated old name of double_dqn
   assert sig.parameters["discount_factor"].default == 0.99
   assert sig.parameters["target_update_interval"].default == 50
   schedule = sig.parameters["epsilon_schedule"].default
@@ -317,3 +317,52 @@ def test_learning_rate_schedule_is_accepted():
   params = agent.init_params(jax.random.PRNGKey(0))
   _, new, _ = agent.update(params, agent.init_optimizer(params), BATCH)
   np.testing.assert_allclose(new.policy["~"]["w"], 0.9, rtol=1e-5)
+
+
+# --- one rule per hyperparameter, whichever way the value comes in --------------
+
+#: (agent, hyperparameter, an invalid value): the constructor's keyword and the
+#: registry config's field (the flag) have the same name.
+INVALID = [
+    ("dqn", "learning_rate", -0.001), ("dqn", "discount_factor", 1.5),
+    ("dqn", "target_update_interval", 0), ("dqn", "huber_delta", 0.0),
+    ("dqn", "max_grad_norm", -1.0), ("c51", "num_atoms", 1), ("c51", "v_min", 200.0),
+    ("qrdqn", "kappa", 0.0), ("mdqn", "munchausen_alpha", 2.0),
+    ("mdqn", "munchausen_tau", 0.0), ("mdqn", "munchausen_l0", 0.5),
+]
+
+
+@pytest.mark.parametrize("agent,name,value", INVALID, ids=lambda x: str(x))
+def test_each_hyperparameter_is_refused_with_one_message_by_constructor_and_flag(
+    agent, name, value, capsys):
+  from baselax.agents import C51, MDQN, QRDQN
+  from baselax.errors import ConfigError
+  from baselax.experiment import launch
+  cls, atoms = {"dqn": (DQN, None), "c51": (C51, 51), "qrdqn": (QRDQN, 5),
+                "mdqn": (MDQN, None)}[agent]
+  kwargs = {"learning_rate": 1e-3, name: value}
+  with pytest.raises(ConfigError) as constructed:
+    cls(networks.mlp_q_network((4,), atoms=atoms), envs.make("CartPole-v1"), **kwargs)
+  message = str(constructed.value)
+  with pytest.raises(SystemExit) as parsed:
+    launch.parse(["--agent", agent, f"--{name.replace('_', '-')}", str(value)])
+  err = capsys.readouterr().err
+  assert parsed.value.code == 2 and len(err.strip().splitlines()) == 1
+  assert err.startswith(f"anakin_dqn.py: error: --{name.replace('_', '-')} {value}: "), err
+  assert message in err, (message, err)  # the same words, after the flag
+
+
+def test_old_keyword_names_still_work_and_say_their_new_names():
+  from baselax.agents import MDQN
+  env = envs.make("CartPole-v1")
+  with pytest.warns(DeprecationWarning, match=r"DQN\(double=...\) is deprecated: use "
+                                              r"double_dqn="):
+    agent = DQN(networks.mlp_q_network((4,)), env, 1e-3, double=True)
+  assert agent.double_dqn and agent.double
+  with pytest.warns(DeprecationWarning, match="use munchausen_tau="):
+    mdqn = MDQN(networks.mlp_q_network((4,)), env, 1e-3, tau=0.1)
+  assert mdqn.munchausen_tau == 0.1
+  with pytest.raises(TypeError, match="pass double_dqn= only"):
+    hyperparams_renamed = __import__("baselax.agents.hyperparams", fromlist=["x"])
+    hyperparams_renamed.renamed_keywords("DQN", {"double": 1, "double_dqn": 1},
+                                         {"double": "double_dqn"})

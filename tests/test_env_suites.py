@@ -342,7 +342,7 @@ def masked_batch(q_tm1, action, reward):
 @pytest.mark.parametrize("agent_cls,double", [(DQN, False), (DQN, True), (QRDQN, False)])
 def test_bootstrap_takes_the_max_over_valid_next_actions(agent_cls, double):
   net = quantile_net if agent_cls is QRDQN else hk_linear_q
-  agent = agent_cls(net, masked_env(), 1e-3, discount_factor=0.5, double=double)
+  agent = agent_cls(net, masked_env(), 1e-3, discount_factor=0.5, double_dqn=double)
   params = agent.init_params(jax.random.PRNGKey(0))
   data = masked_batch(q_tm1=[[1., 2., 3., 4.], [0., 0., 0., 0.]], action=[3, 0],
                       reward=[1., 2.])
@@ -367,7 +367,7 @@ def categorical_net(action_space):
 @pytest.mark.parametrize("double", [False, True])
 def test_c51_bootstraps_from_the_best_valid_next_action(double):
   unmasked = types.SimpleNamespace(**{**vars(masked_env()), "has_action_mask": False})
-  agents = {name: C51(categorical_net, env, 1e-3, discount_factor=0.5, double=double,
+  agents = {name: C51(categorical_net, env, 1e-3, discount_factor=0.5, double_dqn=double,
                       num_atoms=21, v_min=-10.0, v_max=10.0)
             for name, env in (("masked", masked_env()), ("unmasked", unmasked))}
   params = agents["masked"].init_params(jax.random.PRNGKey(0))

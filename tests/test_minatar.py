@@ -172,8 +172,8 @@ def test_presets_set_defaults_that_flags_override():
   spec = launch.parse(["--preset", "young-tian-2019"])
   assert spec.experiment.preset == "young-tian-2019"
   assert spec.experiment.env_id == "minatar:Breakout"
-  assert (spec.agent.optimizer, spec.agent.huber, spec.agent.hidden_sizes) == (
-      "rmsprop", True, (128,))
+  assert (spec.agent.optimizer, spec.agent.huber_delta, spec.agent.hidden_sizes) == (
+      "rmsprop", 1.0, (128,))
   assert (spec.trainer.num_envs, spec.trainer.batch_size, spec.trainer.learning_starts,
           spec.trainer.total_env_steps) == (1, 32, 5000, 5_000_000)
   spec = launch.parse(["--preset", "young-tian-2019", "--learning-rate", "0.001",

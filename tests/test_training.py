@@ -43,19 +43,21 @@ def test_prioritized_is_the_old_name_of_sampling_prioritized():
   with pytest.raises(ConfigError, match="prioritized=True asks for sampling='prioritized', "
                                         "but sampling is 'newest'"):
     AnakinConfig(prioritized=True, sampling="newest")
-  assert config_lib.migrate({"trainer.prioritized": True, "x": 1}, "trainer.") == {
+  assert config_lib.migrate({"trainer.prioritized": True, "x": 1}, prefix="trainer.") == {
       "trainer.sampling": "prioritized", "x": 1}
   assert config_lib.migrate({"prioritized": False}) == {"sampling": "uniform"}
   assert config_lib.migrate({"sampling": "uniform"}) == {"sampling": "uniform"}
 
 
 def rename_in_checkpoints(run_dir):
-  """Rewrites a run directory as the code before ``sampling`` wrote it:
-  ``prioritized`` in config.json and in every checkpoint's fingerprint (with
-  the checkpoint's manifest, so it is intact)."""
+  """Rewrites a run directory as the code before ``sampling`` and
+  ``huber_delta`` wrote it: ``prioritized`` and ``huber`` (booleans) in
+  config.json and in every checkpoint's fingerprint (with the checkpoint's
+  manifest, so it is intact)."""
   path = os.path.join(run_dir, "config.json")
   saved = json.load(open(path))
   saved["trainer"]["prioritized"] = saved["trainer"].pop("sampling") == "prioritized"
+  saved["agent"]["huber"] = saved["agent"].pop("huber_delta") == 1.0
   json.dump(saved, open(path, "w"))
   ckpt = os.path.join(run_dir, "checkpoints")
   for step in os.listdir(ckpt):
@@ -68,19 +70,21 @@ def rename_in_checkpoints(run_dir):
         continue
       fingerprint = meta["fingerprint"]
       fingerprint["trainer.prioritized"] = fingerprint.pop("trainer.sampling") == "prioritized"
+      fingerprint["meta.agent.huber"] = fingerprint.pop("meta.agent.huber_delta") == 1.0
       json.dump(meta, open(meta_path, "w"))
     json.dump(checkpoint.manifest(os.path.join(ckpt, step)),
               open(os.path.join(ckpt, step, checkpoint.MANIFEST), "w"))
 
 
-def test_a_run_written_with_prioritized_resumes_exactly(tmp_path):
-  flags = SMALL + ["--prioritized", "--n-step", "2"]
+def test_a_run_written_with_prioritized_and_huber_resumes_exactly(tmp_path):
+  flags = SMALL + ["--prioritized", "--n-step", "2", "--huber"]
   straight = experiment.run(flags + ["--run-dir", str(tmp_path / "straight")])
   stopped = experiment.run(flags + ["--run-dir", str(tmp_path / "old")],
                            loggers=[StopAfter(1)])
   assert stopped.interrupted
   rename_in_checkpoints(str(tmp_path / "old"))
-  assert rundir.load_config(str(tmp_path / "old"))["trainer"]["sampling"] == "prioritized"
+  saved = rundir.load_config(str(tmp_path / "old"))
+  assert (saved["trainer"]["sampling"], saved["agent"]["huber_delta"]) == ("prioritized", 1.0)
   resumed = experiment.run(["--resume", str(tmp_path / "old"), "--quiet"])
   assert resumed.result.config.sampling == "prioritized" and resumed.result.first_chunk == 2
   for a, b in zip(straight.result.history, resumed.result.history):

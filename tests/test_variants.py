@@ -60,7 +60,7 @@ def test_dqn_double_flag_changes_only_the_target():
   online = {"~": {"w": jnp.array(-1.0)}}   # online Q(s') = [-3, -2]: picks action 1
   target = {"~": {"w": jnp.array(1.0)}}    # target Q(s') = [3, 2]
   plain = DQN(linear_q, env, 1e-3, discount_factor=0.5)
-  double = DQN(linear_q, env, 1e-3, discount_factor=0.5, double=True)
+  double = DQN(linear_q, env, 1e-3, discount_factor=0.5, double_dqn=True)
   # q_tm1[1] = -1. Plain: 1 + 0.5 * 3 + 1 = 3.5. Double: 1 + 0.5 * 2 + 1 = 3.
   assert float(plain.td_errors(online, target, data)[0][0]) == pytest.approx(3.5)
   assert float(double.td_errors(online, target, data)[0][0]) == pytest.approx(3.0)

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from baselax.agents import hyperparams
 from baselax.envs import spaces as spaces_lib
 from baselax.errors import ConfigError
 
@@ -100,9 +101,7 @@ def check_learning_rate(learning_rate: Any) -> None:
   if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
     raise TypeError(f"learning_rate must be a float or an optax.Schedule, got "
                     f"{type(learning_rate).__name__}.")
-  if not learning_rate > 0:
-    raise ConfigError(f"learning_rate must be > 0, got {learning_rate!r}; "
-                     f"typical values are 1e-4 to 1e-3.")
+  hyperparams.check("learning_rate", learning_rate)
 
 
 #: Optional ``update`` batch keys a trainer may add, and what they mean.

@@ -22,14 +22,14 @@ import jax.numpy as jnp
 from baselax.agents import base
 from baselax.agents import distributional
 from baselax.agents import dqn
+from baselax.agents import hyperparams
 from baselax.agents import q_config
 from baselax.errors import ConfigError
 
 
 def check_support(num_atoms: Any, v_min: Any, v_max: Any) -> None:
   """Refuses a support C51 cannot use (``ConfigError`` naming the field)."""
-  if isinstance(num_atoms, bool) or not isinstance(num_atoms, int) or num_atoms < 2:
-    raise ConfigError(f"num_atoms must be an integer >= 2, got {num_atoms!r}.")
+  hyperparams.check("num_atoms", num_atoms)
   if not (base.is_traced(v_min) or base.is_traced(v_max)) and not v_min < v_max:
     raise ConfigError(f"v_min must be < v_max, got v_min={v_min!r}, v_max={v_max!r}.")
 
@@ -92,7 +92,7 @@ class C51(dqn.DQN):
     logits_tm1 = self.logits(online, data["obs"], online_key)
     logits_t = self.logits(target, data["next_obs"], target_key)
     selector_logits = (self.logits(online, data["next_obs"], selector_key)
-                       if self.double else logits_t)
+                       if self.double_dqn else logits_t)
     q_t_selector = self.mask_next(
         distributional.categorical_q_values(atoms, selector_logits), data)
     per_sample = jax.vmap(distributional.categorical_q_learning,
@@ -134,7 +134,7 @@ def build(config: C51Config, env: Any, sizes: Any) -> C51:
   """A :class:`C51` for ``env`` from its registry config."""
   return C51(q_config.q_network(config, env, atoms=config.num_atoms), env,
              num_atoms=config.num_atoms, v_min=config.v_min, v_max=config.v_max,
-             double=config.double_dqn, **q_config.agent_kwargs(config, sizes))
+             double_dqn=config.double_dqn, **q_config.agent_kwargs(config, sizes))
 
 
 # --- Rainbow: C51 + n-step + prioritized replay + dueling + Double + noisy ---

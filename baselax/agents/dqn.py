@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple, Union
 
 import gymnasium
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from baselax.agents import base
+from baselax.agents import hyperparams
 from baselax.agents import q_config
 from baselax.agents import value_learning
 from baselax.envs import protocol as env_protocol
@@ -51,8 +53,9 @@ class DQN(base.BaseAgent):
       end_value=0.05, power=1., transition_steps=50000)``.
     target_update_interval: the target network copies the online one every
       this many updates. Defaults to 50.
-    double: Double DQN (van Hasselt et al. 2016): the online network picks
+    double_dqn: Double DQN (van Hasselt et al. 2016): the online network picks
       the next action, the target network values it. Defaults to False.
+      (``double=`` is its deprecated old name.)
     huber_delta: if set, the Huber loss with this delta replaces
       ``0.5 * td**2`` (they agree for ``|td| <= delta``). Defaults to None.
     max_grad_norm: if set, gradients are clipped to this global norm before
@@ -122,20 +125,19 @@ class DQN(base.BaseAgent):
                epsilon_schedule: optax.Schedule = default_epsilon_schedule(),
                target_update_interval: int = 50,
                *,
-               double: bool = False,
+               double_dqn: bool = False,
                huber_delta: Optional[float] = None,
                max_grad_norm: Optional[float] = None,
                optimizer: Optional[Callable[[Any], optax.GradientTransformation]] = None,
-               noisy: bool = False):
-    # A swept setting arrives traced (base.is_traced): it was checked on the host.
-    if not base.is_traced(discount_factor) and not 0.0 < discount_factor <= 1.0:
-      raise ConfigError(f"discount_factor must be in (0, 1], got "
-                        f"{discount_factor!r}.")
-    if not base.is_traced(target_update_interval) and (
-        isinstance(target_update_interval, bool) or
-        not isinstance(target_update_interval, int) or target_update_interval < 1):
-      raise ConfigError(f"target_update_interval must be an integer >= 1, got "
-                        f"{target_update_interval!r}.")
+               noisy: bool = False,
+               double: Optional[bool] = None):
+    if double is not None:  # the old name of double_dqn
+      double_dqn = hyperparams.renamed_keywords(
+          type(self).__name__, {"double": double}, {"double": "double_dqn"})["double_dqn"]
+    # One rule per setting, shared with the registry's config (hyperparams.py).
+    hyperparams.check_all(dict(discount_factor=discount_factor,
+                               target_update_interval=target_update_interval,
+                               huber_delta=huber_delta, max_grad_norm=max_grad_norm))
     if not callable(epsilon_schedule):
       raise TypeError("epsilon_schedule must be an optax.Schedule (a callable "
                       "of the step count), e.g. optax.linear_schedule(1.0, 0.05, 10000).")
@@ -144,13 +146,10 @@ class DQN(base.BaseAgent):
       raise ConfigError(
           f"{type(self).__name__} needs a Discrete action space, got {action_space}. "
           f"Use a discrete-action env (e.g. CartPole-v1, Breakout-MinAtar).")
-    for name, value in (("huber_delta", huber_delta), ("max_grad_norm", max_grad_norm)):
-      if value is not None and not base.is_traced(value) and not value > 0:
-        raise ConfigError(f"{name} must be > 0 (or None to disable), got {value!r}.")
     self.discount_factor = base.python_scalar(discount_factor)
     self.epsilon_schedule = epsilon_schedule
     self.target_update_interval = target_update_interval
-    self.double = bool(double)
+    self.double_dqn = bool(double_dqn)
     self.huber_delta = huber_delta
     self.max_grad_norm = max_grad_norm
     if optimizer is not None and not callable(optimizer):
@@ -164,6 +163,11 @@ class DQN(base.BaseAgent):
     self.num_actions = int(action_space.n)
     # The env's observations end with its valid-action mask (baselax.envs.protocol).
     self.has_action_mask = bool(getattr(env, "has_action_mask", False))
+
+  @property
+  def double(self) -> bool:
+    """The old name of :attr:`double_dqn`."""
+    return self.double_dqn
 
   def make_optimizer(self) -> optax.GradientTransformation:
     """``optimizer(learning_rate)`` (Adam by default), after global-norm
@@ -298,7 +302,7 @@ class DQN(base.BaseAgent):
     discount_t = self.discount(data)
     a_tm1 = jnp.asarray(data["action"], jnp.int32)
     r_t = jnp.asarray(data["reward"], jnp.float32)
-    if self.double:
+    if self.double_dqn:
       q_t_selector = self.mask_next(
           self.network.apply(online, data["next_obs"], selector_key), data)
       td = jax.vmap(value_learning.double_q_learning)(
@@ -373,13 +377,16 @@ class DQNConfig(q_config.QLearningConfig):
   """DQN's flags (Mnih et al. 2015), with the DQN family's options.
 
   Attributes:
-    huber: Huber loss (delta 1) instead of 0.5 td^2.
+    huber_delta: the Huber loss with this delta instead of 0.5 td^2 (--huber: delta 1, the loss
+      of Mnih et al. 2015's clipped error); none = 0.5 td^2.
   """
-  huber: bool = False
+  huber_delta: Optional[float] = None
+
+  FLAG_ALIASES = types.MappingProxyType({"huber": ("huber_delta", 1.0, None)})
+  RENAMED = types.MappingProxyType({"huber": ("huber_delta", lambda on: 1.0 if on else None)})
 
 
 def build(config: DQNConfig, env: Any, sizes: Any) -> DQN:
   """A :class:`DQN` for ``env`` from its registry config (see ``agents.registry``)."""
-  return DQN(q_config.q_network(config, env), env, double=config.double_dqn,
-             huber_delta=1.0 if config.huber else None,
-             **q_config.agent_kwargs(config, sizes))
+  return DQN(q_config.q_network(config, env), env, double_dqn=config.double_dqn,
+             huber_delta=config.huber_delta, **q_config.agent_kwargs(config, sizes))

@@ -20,21 +20,10 @@ import optax
 
 from baselax.agents import base
 from baselax.agents import dqn
+from baselax.agents import hyperparams
 from baselax.agents import q_config
 from baselax.agents import value_learning
 from baselax.errors import ConfigError
-
-
-def check_munchausen(alpha: Any, tau: Any, l0: Any) -> None:
-  """Refuses Munchausen settings out of range (``ConfigError`` naming the
-  field); a traced (swept) value was checked on the host and is skipped."""
-  traced = base.is_traced
-  if not traced(alpha) and not 0.0 <= alpha <= 1.0:
-    raise ConfigError(f"munchausen_alpha must be in [0, 1], got {alpha!r}.")
-  if not traced(tau) and not tau > 0:
-    raise ConfigError(f"munchausen_tau must be > 0, got {tau!r}.")
-  if not traced(l0) and not l0 < 0:
-    raise ConfigError(f"munchausen_l0 must be < 0, got {l0!r}.")
 
 
 class MDQN(dqn.DQN):
@@ -47,11 +36,14 @@ class MDQN(dqn.DQN):
     discount_factor: as for DQN. Defaults to 0.99.
     epsilon_schedule: as for DQN.
     target_update_interval: as for DQN. Defaults to 50.
-    alpha: scale of the log-policy bonus, in [0, 1]. Defaults to 0.9 (the paper's).
-    tau: entropy temperature (> 0). Defaults to 0.03 (the paper's).
-    l0: lower clip of ``tau * log pi`` (< 0). Defaults to -1 (the paper's).
+    munchausen_alpha: scale of the log-policy bonus, in [0, 1]. Defaults to
+      0.9 (the paper's).
+    munchausen_tau: entropy temperature (> 0). Defaults to 0.03 (the paper's).
+    munchausen_l0: lower clip of ``tau * log pi`` (< 0). Defaults to -1 (the
+      paper's). (``alpha=``, ``tau=``, ``l0=`` are the deprecated old names of
+      these three.)
     **kwargs: DQN's keyword options ``huber_delta``, ``max_grad_norm``,
-      ``optimizer``, ``noisy``; not ``double``.
+      ``optimizer``, ``noisy``; not ``double_dqn``.
 
   The TD error is ``r + alpha * clip(tau log pi(a|s), l0, 0) + discount *
   sum_a' pi(a'|s') (q'(s', a') - tau log pi(a'|s')) - q(s, a)`` with ``pi =
@@ -68,13 +60,19 @@ class MDQN(dqn.DQN):
                learning_rate: Union[float, optax.Schedule],
                discount_factor: float = 0.99,
                epsilon_schedule: optax.Schedule = dqn.default_epsilon_schedule(),
-               target_update_interval: int = 50, *, alpha: float = 0.9,
-               tau: float = 0.03, l0: float = -1.0, **kwargs: Any):
-    check_munchausen(alpha, tau, l0)
-    if kwargs.get("double"):
-      raise ConfigError("MDQN has no Double form: its target is the soft value of the "
-                        "softmax policy, with no greedy action to select.")
-    self.alpha, self.tau, self.l0 = (base.python_scalar(v) for v in (alpha, tau, l0))
+               target_update_interval: int = 50, *, munchausen_alpha: float = 0.9,
+               munchausen_tau: float = 0.03, munchausen_l0: float = -1.0, **kwargs: Any):
+    old = {k: kwargs.pop(k) for k in ("alpha", "tau", "l0") if k in kwargs}
+    if old:
+      new = hyperparams.renamed_keywords("MDQN", old, {k: f"munchausen_{k}" for k in old})
+      munchausen_alpha = new.get("munchausen_alpha", munchausen_alpha)
+      munchausen_tau = new.get("munchausen_tau", munchausen_tau)
+      munchausen_l0 = new.get("munchausen_l0", munchausen_l0)
+    hyperparams.check_all(dict(munchausen_alpha=munchausen_alpha,
+                               munchausen_tau=munchausen_tau, munchausen_l0=munchausen_l0))
+    check_no_double(kwargs.get("double_dqn") or kwargs.get("double"))
+    self.munchausen_alpha, self.munchausen_tau, self.munchausen_l0 = (
+        base.python_scalar(v) for v in (munchausen_alpha, munchausen_tau, munchausen_l0))
     super().__init__(network, env, learning_rate, discount_factor, epsilon_schedule,
                      target_update_interval, **kwargs)
 
@@ -89,37 +87,39 @@ class MDQN(dqn.DQN):
                   in_axes=(0, 0, 0, 0, 0, 0, None, None, None))(
         q_tm1, jnp.asarray(data["action"], jnp.int32),
         jnp.asarray(data["reward"], jnp.float32), self.discount(data), q_t,
-        q_target_tm1, self.alpha, self.tau, self.l0)
+        q_target_tm1, self.munchausen_alpha, self.munchausen_tau, self.munchausen_l0)
     return td, q_tm1
 
 
+def check_no_double(double_dqn: Any) -> None:
+  """Refuses ``double_dqn=True``: M-DQN's target is the soft value of the
+  softmax policy, with no greedy action to select."""
+  if double_dqn:
+    raise ConfigError("double_dqn does not apply to mdqn: its target is the soft "
+                      "value of the softmax policy, with no greedy action to select.")
+
+
 @dataclasses.dataclass(frozen=True)
-class MDQNConfig(q_config.QLearningConfig):
+class MDQNConfig(dqn.DQNConfig):
   """Munchausen-DQN's flags (defaults: the paper's alpha, tau and l0).
 
   Attributes:
     munchausen_alpha: scale of the log-policy bonus, in [0, 1] (0 = soft DQN).
     munchausen_tau: entropy temperature of the softmax policy (> 0).
     munchausen_l0: lower clip of tau * log pi in the bonus (< 0).
-    huber: Huber loss (delta 1) instead of 0.5 td^2.
   """
   munchausen_alpha: float = 0.9
   munchausen_tau: float = 0.03
   munchausen_l0: float = -1.0
-  huber: bool = False
 
   def __post_init__(self):
     super().__post_init__()
-    check_munchausen(self.munchausen_alpha, self.munchausen_tau, self.munchausen_l0)
-    if self.double_dqn:
-      raise ConfigError("double_dqn does not apply to mdqn: its target is the soft "
-                        "value of the softmax policy, with no greedy action to select.")
+    check_no_double(self.double_dqn)
 
 
 def build(config: MDQNConfig, env: Any, sizes: Any) -> MDQN:
-  """An :class:`MDQN` for ``env`` from its registry config (its config refuses
-  ``double_dqn``: the soft value replaces the max, so no action is selected)."""
-  return MDQN(q_config.q_network(config, env), env, alpha=config.munchausen_alpha,
-              tau=config.munchausen_tau, l0=config.munchausen_l0,
-              huber_delta=1.0 if config.huber else None,
-              **q_config.agent_kwargs(config, sizes))
+  """An :class:`MDQN` for ``env`` from its registry config."""
+  return MDQN(q_config.q_network(config, env), env,
+              munchausen_alpha=config.munchausen_alpha,
+              munchausen_tau=config.munchausen_tau, munchausen_l0=config.munchausen_l0,
+              huber_delta=config.huber_delta, **q_config.agent_kwargs(config, sizes))

@@ -4,7 +4,8 @@ an agent's network and schedules (``dqn.build``, ``qrdqn.build``)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Dict, Optional, Tuple
+import types
+from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple
 
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +13,7 @@ import optax
 
 from baselax import networks
 from baselax.agents import base
+from baselax.agents import hyperparams
 from baselax.errors import ConfigError
 
 
@@ -70,31 +72,26 @@ class QLearningConfig:
   max_grad_norm: Optional[float] = None
   noisy: bool = False
 
+  #: Flags that set a field: ``{flag: (field, value on, value off)}``.
+  FLAG_ALIASES: ClassVar[Mapping[str, Tuple[str, Any, Any]]] = types.MappingProxyType({})
+  #: Settings renamed since runs were first written: ``{old: (new, convert)}``
+  #: (a saved ``config.json`` and checkpoint are read under the new names).
+  RENAMED: ClassVar[Mapping[str, Tuple[str, Callable[[Any], Any]]]] = (
+      types.MappingProxyType({}))
+
   def __post_init__(self):
+    # The settings the agents' constructors take too: one rule each (hyperparams.py).
+    hyperparams.check_all({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+
     def check(ok, name, rule):
       if not ok:
         raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
-    check(self.learning_rate > 0, "learning_rate", "> 0 (typically 1e-4 to 1e-3)")
-    check(0.0 < self.discount_factor <= 1.0, "discount_factor", "in (0, 1]")
-    check(isinstance(self.target_update_interval, int)
-          and self.target_update_interval >= 1, "target_update_interval",
-          "an integer >= 1")
-    check(0.0 <= self.epsilon_start <= 1.0, "epsilon_start", "in [0, 1]")
-    check(0.0 <= self.epsilon_end <= 1.0, "epsilon_end", "in [0, 1]")
-    check(0.0 < self.exploration_fraction <= 1.0, "exploration_fraction", "in (0, 1]")
     check(self.network in ("auto", "mlp", "conv", "nature"), "network",
           "auto, mlp, conv or nature")
     check(all(isinstance(h, int) and h >= 1 for h in self.hidden_sizes),
           "hidden_sizes", "integers >= 1 (or none: no hidden layer)")
     check(self.optimizer in OPTIMIZERS, "optimizer", " or ".join(OPTIMIZERS))
-    check(self.optimizer_eps is None or self.optimizer_eps > 0, "optimizer_eps",
-          "> 0 (or none: the optimizer's default)")
-    check(self.exploration_steps is None or (isinstance(self.exploration_steps, int)
-                                             and self.exploration_steps >= 1),
-          "exploration_steps", "an integer >= 1 (or none: exploration_fraction)")
     check(self.conv_padding in ("valid", "same"), "conv_padding", "valid or same")
-    check(self.max_grad_norm is None or self.max_grad_norm > 0, "max_grad_norm",
-          "> 0 (or none)")
 
 
 

@@ -19,9 +19,9 @@ import optax
 
 from baselax.agents import base
 from baselax.agents import dqn
+from baselax.agents import hyperparams
 from baselax.agents import q_config
 from baselax.agents import value_learning
-from baselax.errors import ConfigError
 
 
 def quantile_huber_loss(dist_tm1: chex.Array, dist_target: chex.Array,
@@ -98,9 +98,7 @@ class QRDQN(dqn.DQN):
   contract = dataclasses.replace(dqn.DQN.contract, pairwise_loss=True)
 
   def __init__(self, *args: Any, kappa: float = 1.0, **kwargs: Any):
-    if not base.is_traced(kappa) and not kappa > 0:
-      raise ConfigError(f"kappa must be > 0, got {kappa!r}.")
-    self.kappa = base.python_scalar(kappa)
+    self.kappa = base.python_scalar(hyperparams.check("kappa", kappa))
     super().__init__(*args, **kwargs)
 
   def action_values(self, online: Any, obs: jax.Array,
@@ -123,7 +121,7 @@ class QRDQN(dqn.DQN):
     dist_tm1 = self.quantiles(online, data["obs"], online_key)
     dist_t = self.quantiles(target, data["next_obs"], target_key)
     selector = (self.quantiles(online, data["next_obs"], selector_key)
-                if self.double else dist_t)
+                if self.double_dqn else dist_t)
     selector = self.mask_next(selector, data)  # valid next actions only
     discount_t = self.discount(data)
     per_sample, td = jax.vmap(quantile_q_learning, in_axes=(0, 0, 0, 0, 0, 0, None))(
@@ -149,16 +147,9 @@ class QRDQNConfig(q_config.QLearningConfig):
   num_quantiles: int = 21
   kappa: float = 1.0
 
-  def __post_init__(self):
-    super().__post_init__()
-    if not (isinstance(self.num_quantiles, int) and self.num_quantiles >= 1):
-      raise ConfigError(f"num_quantiles must be an integer >= 1, got {self.num_quantiles!r}.")
-    if not self.kappa > 0:
-      raise ConfigError(f"kappa must be > 0, got {self.kappa!r}.")
-
 
 def build(config: QRDQNConfig, env: Any, sizes: Any) -> QRDQN:
   """A :class:`QRDQN` for ``env`` from its registry config."""
   return QRDQN(q_config.q_network(config, env, atoms=config.num_quantiles), env,
-               kappa=config.kappa, double=config.double_dqn,
+               kappa=config.kappa, double_dqn=config.double_dqn,
                **q_config.agent_kwargs(config, sizes))

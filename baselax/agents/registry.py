@@ -86,7 +86,8 @@ def register(name: str, config_cls: type, build: BuildFn, *,
     raise ValueError(f"an agent named {name!r} is already registered "
                      f"(from {_REGISTRY[name].module}); pick another name.")
   # An old setting name (prioritized=True) is read under its new one.
-  trainer_defaults = training_config.migrate(trainer_defaults or {})
+  trainer_defaults = training_config.migrate(trainer_defaults or {},
+                                             TrainingConfig.RENAMED)
   unknown = set(trainer_defaults) - {f.name for f in dataclasses.fields(TrainingConfig)}
   if unknown:
     raise ValueError(f"agent {name!r}: trainer_defaults {sorted(unknown)} are not "

@@ -95,7 +95,7 @@ YOUNG_TIAN_2019 = _preset(
         "epsilon_start": 1.0, "epsilon_end": 0.1, "exploration_steps": 100_000,
         "target_update_interval": 1_000,
     },
-    agents={"dqn": {"huber": True}})
+    agents={"dqn": {"huber_delta": 1.0}})
 
 #: The common MinAtar settings of Obando-Ceron & Castro 2021: their gin files
 #: (JohanSamir/revisiting_rainbow 7cd2bc6, revisiting_rainbow/Configs) and
@@ -128,13 +128,13 @@ REVISITING_RAINBOW = _preset(
     agents={
         # Huber: the files had mse_inf=False until 2021-05-25, after the
         # paper's figures (the published DQN curves are Huber DQN's).
-        "dqn": {"learning_rate": 2.5e-4, "huber": True},
+        "dqn": {"learning_rate": 2.5e-4, "huber_delta": 1.0},
         # No C51 file: Rainbow's distribution (51 atoms on [-100, 100], lr
         # 1e-4) without Rainbow's additions.
         "c51": {"learning_rate": 1e-4, "num_atoms": 51, "v_min": -100.0, "v_max": 100.0},
         "qrdqn": {"learning_rate": 1e-4, "num_quantiles": 51, "kappa": 1.0},
         # M-DQN is the DQN file with target_opt=2.
-        "mdqn": {"learning_rate": 2.5e-4, "huber": True, "munchausen_tau": 0.03,
+        "mdqn": {"learning_rate": 2.5e-4, "huber_delta": 1.0, "munchausen_tau": 0.03,
                  "munchausen_alpha": 0.9, "munchausen_l0": -1.0},
         # Dopamine's prioritized replay: priorities sqrt(loss) (exponent 0.5)
         # and importance weights 1 / sqrt(P) (a constant beta of 0.5).

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 import numpy as np
 
 from baselax import metrics as metrics_lib
+from baselax.agents import registry
 from baselax.errors import ConfigError
 from baselax.training import config as training_config
 
@@ -65,13 +66,30 @@ def load_config(run_path: str) -> Dict[str, Any]:
   if missing:
     raise ConfigError(f"{path} is not a baselax run's config.json (no "
                       f"{' or '.join(missing)} section).")
-  # Settings renamed since (prioritized -> sampling) read under their new names.
-  saved["trainer"] = training_config.migrate(saved["trainer"])
   if "experiment" not in saved:
     agent = dict(saved.get("agent", {}))
     saved["experiment"] = {"agent": "dqn", "env_id": agent.pop("env_id", "CartPole-v1")}
     saved["agent"] = agent
+  # Settings renamed since the run was written (prioritized -> sampling,
+  # huber -> huber_delta) are read under their new names.
+  saved["trainer"] = training_config.migrate(saved["trainer"])
+  saved["agent"] = training_config.migrate(saved["agent"],
+                                           agent_renames(saved["experiment"]["agent"]))
   return saved
+
+
+def agent_renames(agent: str) -> Mapping[str, Any]:
+  """The registered agent's config's ``RENAMED`` (none for an unknown agent)."""
+  try:
+    return getattr(registry.get(agent).config_cls, "RENAMED", {})
+  except ConfigError:
+    return {}
+
+
+def fingerprint_renames(agent: str) -> Dict[str, Any]:
+  """The agent's renamed settings as checkpoint fingerprint keys (``meta.agent.<name>``)."""
+  return {f"meta.agent.{old}": (f"meta.agent.{new}", convert)
+          for old, (new, convert) in agent_renames(agent).items()}
 
 
 #: Run settings that say where a session goes, not how the run is run.
@@ -281,7 +299,6 @@ def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
       run's directory already holds a checkpoint.
   """
   import jax
-  from baselax.agents import registry
   from baselax.training import checkpoint
 
   resuming = spec.run.resume is not None
@@ -295,7 +312,8 @@ def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
         checkpoint_dir(run_path),
         every_chunks=max(1, round(spec.run.checkpoint_every /
                                   prepared.sizes.env_steps_per_chunk)),
-        writer=True)  # the lock's holder: a killed writer's unfinished saves go
+        writer=True,  # the lock's holder: a killed writer's unfinished saves go
+        renamed=fingerprint_renames(spec.experiment.agent))
     # Resuming: the newest intact checkpoint (damaged ones are set aside).
     try:
       chunks_done = checkpointer.intact_step() if resuming else checkpointer.latest_step()

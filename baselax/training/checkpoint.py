@@ -32,7 +32,7 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 import jax
 import numpy as np
@@ -145,6 +145,9 @@ class Checkpointer:
     every_chunks: save after every this many chunks (and always at the end,
       on a requested stop and on Ctrl-C).
     max_to_keep: checkpoints kept on disk (older ones are deleted).
+    renamed: fingerprint keys renamed since checkpoints were written, ``{old
+      key: (new key, convert)}`` (the trainer's settings are known already;
+      an experiment adds its agent's, ``meta.agent.<name>``).
     writer: this process is the run directory's one writer (it holds its
       ``run.lock``): the unfinished saves of a writer that was killed
       (orbax's ``*.orbax-checkpoint-tmp*`` directories) are deleted. A
@@ -156,13 +159,15 @@ class Checkpointer:
   """
 
   def __init__(self, directory: str, *, every_chunks: int = 1, max_to_keep: int = 2,
-               writer: bool = False):
+               writer: bool = False,
+               renamed: Optional[Mapping[str, Tuple[str, Any]]] = None):
     if isinstance(every_chunks, bool) or not isinstance(every_chunks, int) or every_chunks < 1:
       raise ValueError(f"every_chunks must be an integer >= 1, got {every_chunks!r}.")
     import orbax.checkpoint as ocp  # imported here: orbax is slow to import
     self._ocp = ocp
     self.directory = os.path.abspath(os.path.expanduser(directory))
     self.every_chunks = every_chunks
+    self.renamed = dict(renamed or {})
     # In a multi-process run only process 0 makes a Checkpointer: orbax must
     # not wait for the others at its barriers (and then cannot create the
     # directory itself).
@@ -263,7 +268,9 @@ class Checkpointer:
     step = self._require_step(step)
     meta = self.read_meta(step)
     # A setting renamed since the checkpoint was written is compared under its new name.
-    diffs = differences(config_lib.migrate(meta["fingerprint"], "trainer."), fingerprint)
+    saved = config_lib.migrate(meta["fingerprint"], prefix="trainer.")
+    saved = config_lib.migrate(saved, self.renamed)
+    diffs = differences(saved, fingerprint)
     if diffs:
       raise ConfigError(
           f"Checkpoint {self.directory} (step {step}) belongs to a different "

@@ -109,6 +109,11 @@ class TrainingConfig:
   #: Flags that set a field: ``{flag: (field, value on, value off)}``.
   FLAG_ALIASES: ClassVar[Mapping[str, Tuple[str, Any, Any]]] = types.MappingProxyType(
       {"prioritized": ("sampling", "prioritized", "uniform")})
+  #: Settings renamed since runs were first written: ``{old: (new, convert)}``.
+  #: Saved configurations and checkpoint fingerprints are read through
+  #: :func:`migrate`, so an older run resumes as it was.
+  RENAMED: ClassVar[Mapping[str, Tuple[str, Callable[[Any], Any]]]] = types.MappingProxyType(
+      {"prioritized": ("sampling", lambda on: "prioritized" if on else "uniform")})
 
   def __post_init__(self, prioritized: Optional[bool] = None):
     if prioritized is not None:
@@ -193,19 +198,14 @@ TrainingConfig.prioritized = property(  # type: ignore[assignment]
     doc="Whether ``sampling`` is ``prioritized`` (the constructor's old boolean).")
 
 
-#: Settings renamed since runs were first written: ``{old: (new, convert)}``.
-#: Saved configurations and checkpoint fingerprints are read through
-#: :func:`migrate` so that an older run resumes as it was.
-RENAMED: Mapping[str, Tuple[str, Callable[[Any], Any]]] = types.MappingProxyType({
-    "prioritized": ("sampling", lambda on: "prioritized" if on else "uniform"),
-})
-
-
-def migrate(settings: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-  """``settings`` (a saved trainer section, or a fingerprint with keys
-  ``prefix + name``) with :data:`RENAMED` settings under their new names."""
+def migrate(settings: Mapping[str, Any],
+            renamed: Mapping[str, Tuple[str, Callable[[Any], Any]]] = TrainingConfig.RENAMED,
+            prefix: str = "") -> Dict[str, Any]:
+  """``settings`` (a saved config section, or a fingerprint whose keys are
+  ``prefix + name``) with the ``renamed`` settings (a config class's
+  ``RENAMED``) under their new names."""
   out = dict(settings)
-  for old, (new, convert) in RENAMED.items():
+  for old, (new, convert) in renamed.items():
     if prefix + old in out and prefix + new not in out:
       out[prefix + new] = convert(out.pop(prefix + old))
   return out

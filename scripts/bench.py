@@ -30,7 +30,8 @@ Rows, each at N envs (per device):
 With ``--agent NAME`` (any registered agent) and the variant flags
 (``--prioritized``, ``--n-step``, ``--noisy``, ``--dueling``,
 ``--double-dqn``), or ``--agents`` (the DQN family's row set: dqn,
-prioritized, n-step, noisy, dueling + Double, c51, qrdqn, mdqn, rainbow),
+prioritized, n-step, noisy, dueling + Double (shared and per-stream hidden
+layers), c51, qrdqn, mdqn, rainbow),
 the rows are instead the main job's training chunk of each agent (the
 registry's build, every scan step learning, no evaluation) beside DQN at the
 same settings, timed in interleaved rounds in one process; each row gives
@@ -265,6 +266,8 @@ def scaling_rows(env, agent, args, show) -> None:
 AGENT_ROWS = (
     ("dqn", []), ("--prioritized", ["--prioritized"]), ("--n-step 3", ["--n-step", "3"]),
     ("--noisy", ["--noisy"]), ("--dueling --double-dqn", ["--dueling", "--double-dqn"]),
+    ("--dueling (per-stream) --double-dqn",
+     ["--dueling", "--dueling-hidden", "per-stream", "--double-dqn"]),
     ("c51", ["--agent", "c51"]), ("qrdqn", ["--agent", "qrdqn"]),
     ("mdqn", ["--agent", "mdqn"]), ("rainbow", ["--agent", "rainbow"]))
 
@@ -363,10 +366,13 @@ def parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
   for flag in ("--prioritized", "--noisy", "--dueling", "--double-dqn"):
     agents.add_argument(flag, action="store_true")
   agents.add_argument("--n-step", type=int, default=None)
+  agents.add_argument("--dueling-hidden", default=None,
+                      help="where a dueling head's hidden layers go (shared, per-stream)")
   args = parser.parse_args(argv)
   args.agent_flags = ([] if args.agent is None else ["--agent", args.agent]) + [
       f"--{f.replace('_', '-')}" for f in ("prioritized", "noisy", "dueling", "double_dqn")
-      if getattr(args, f)] + ([] if args.n_step is None else ["--n-step", str(args.n_step)])
+      if getattr(args, f)] + ([] if args.n_step is None else ["--n-step", str(args.n_step)]) + (
+          [] if args.dueling_hidden is None else ["--dueling-hidden", args.dueling_hidden])
   args.agent_mode = bool(args.agents or args.agent_flags)
   if args.num_envs is None:
     args.num_envs = [10] if args.agent_mode else [1, 8, 64, 512, 4096]

@@ -282,8 +282,9 @@ def test_rainbow_learns_cartpole_and_stops_resumes_and_evaluates(tmp_path):
   assert not resumed.interrupted and resumed.result.first_chunk == 2
   assert resumed.result.config.n_step == 3 and resumed.result.config.prioritized
   assert isinstance(resumed.result.params, C51.Params)
-  # A constant-action greedy policy scores about 9, random play about 22.
-  assert resumed.eval_return.mean() >= 100
+  # A constant-action greedy policy scores about 9, random play about 22; at
+  # 50k steps seeds 0-3 measured 86 to 500 (4 seeds: mean 215).
+  assert resumed.eval_return.mean() >= 60
   out = experiment.evaluate([path, "--episodes", "3"])
   assert out["returns"].shape == (1, 3) and np.all(out["returns"] >= 1)
 

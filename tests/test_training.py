@@ -50,14 +50,15 @@ def test_prioritized_is_the_old_name_of_sampling_prioritized():
 
 
 def rename_in_checkpoints(run_dir):
-  """Rewrites a run directory as the code before ``sampling`` and
-  ``huber_delta`` wrote it: ``prioritized`` and ``huber`` (booleans) in
-  config.json and in every checkpoint's fingerprint (with the checkpoint's
-  manifest, so it is intact)."""
+  """Rewrites a run directory as the code before ``sampling``, ``huber_delta``
+  and ``dueling_hidden`` wrote it: ``prioritized`` and ``huber`` (booleans),
+  no ``dueling_hidden``, in config.json and in every checkpoint's
+  fingerprint (with the checkpoint's manifest, so it is intact)."""
   path = os.path.join(run_dir, "config.json")
   saved = json.load(open(path))
   saved["trainer"]["prioritized"] = saved["trainer"].pop("sampling") == "prioritized"
   saved["agent"]["huber"] = saved["agent"].pop("huber_delta") == 1.0
+  del saved["agent"]["dueling_hidden"]  # before it existed: a stack per stream
   json.dump(saved, open(path, "w"))
   ckpt = os.path.join(run_dir, "checkpoints")
   for step in os.listdir(ckpt):
@@ -71,20 +72,30 @@ def rename_in_checkpoints(run_dir):
       fingerprint = meta["fingerprint"]
       fingerprint["trainer.prioritized"] = fingerprint.pop("trainer.sampling") == "prioritized"
       fingerprint["meta.agent.huber"] = fingerprint.pop("meta.agent.huber_delta") == 1.0
+      del fingerprint["meta.agent.dueling_hidden"]
       json.dump(meta, open(meta_path, "w"))
     json.dump(checkpoint.manifest(os.path.join(ckpt, step)),
               open(os.path.join(ckpt, step, checkpoint.MANIFEST), "w"))
 
 
-def test_a_run_written_with_prioritized_and_huber_resumes_exactly(tmp_path):
-  flags = SMALL + ["--prioritized", "--n-step", "2", "--huber"]
+def test_a_run_written_before_renamed_and_added_settings_resumes_exactly(tmp_path, capsys):
+  # A dueling MLP had a hidden stack per stream before dueling_hidden existed.
+  flags = SMALL + ["--prioritized", "--n-step", "2", "--huber", "--dueling",
+                   "--dueling-hidden", "per-stream"]
   straight = experiment.run(flags + ["--run-dir", str(tmp_path / "straight")])
   stopped = experiment.run(flags + ["--run-dir", str(tmp_path / "old")],
                            loggers=[StopAfter(1)])
   assert stopped.interrupted
   rename_in_checkpoints(str(tmp_path / "old"))
   saved = rundir.load_config(str(tmp_path / "old"))
-  assert (saved["trainer"]["sampling"], saved["agent"]["huber_delta"]) == ("prioritized", 1.0)
+  assert (saved["trainer"]["sampling"], saved["agent"]["huber_delta"],
+          saved["agent"]["dueling_hidden"]) == ("prioritized", 1.0, "per-stream")
+  # Asking it for the shared stack (today's MLP default) is refused in one line.
+  with pytest.raises(SystemExit):
+    experiment.parse(["--resume", str(tmp_path / "old"), "--dueling-hidden", "shared"])
+  err = capsys.readouterr().err
+  assert "--dueling-hidden: the run has 'per-stream', you asked for 'shared'" in err
+  assert len(err.strip().splitlines()) == 1
   resumed = experiment.run(["--resume", str(tmp_path / "old"), "--quiet"])
   assert resumed.result.config.sampling == "prioritized" and resumed.result.first_chunk == 2
   for a, b in zip(straight.result.history, resumed.result.history):

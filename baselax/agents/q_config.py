@@ -50,6 +50,11 @@ class QLearningConfig:
       or same (10x10, Obando-Ceron & Castro 2021).
     double_dqn: Double DQN targets (van Hasselt et al. 2016): the online net picks the next action.
     dueling: dueling value/advantage head (Wang et al. 2016).
+    dueling_hidden: where a dueling head's hidden layers go: shared (both streams read one hidden
+      stack, each stream is one linear layer: the usual MLP form, about one network's cost),
+      per-stream (each stream has its own copy of hidden_sizes: Wang et al.'s form over a shared
+      conv torso; on an MLP it doubles the network), or auto (shared for an MLP, per-stream for
+      the conv and Nature nets).
     max_grad_norm: clip gradients to this global norm (> 0); none = no clipping.
     noisy: noisy linear layers (Fortunato et al. 2018) explore instead of epsilon (the epsilon flags
       are then unused; greedy evaluation uses the mean weights).
@@ -69,6 +74,7 @@ class QLearningConfig:
   conv_padding: str = "valid"
   double_dqn: bool = False
   dueling: bool = False
+  dueling_hidden: str = "auto"
   max_grad_norm: Optional[float] = None
   noisy: bool = False
 
@@ -78,6 +84,10 @@ class QLearningConfig:
   #: (a saved ``config.json`` and checkpoint are read under the new names).
   RENAMED: ClassVar[Mapping[str, Tuple[str, Callable[[Any], Any]]]] = (
       types.MappingProxyType({}))
+  #: Settings added since runs were first written: ``{name: the value runs
+  #: had before it existed}`` (a dueling MLP had a hidden stack per stream).
+  INTRODUCED: ClassVar[Mapping[str, Any]] = types.MappingProxyType(
+      {"dueling_hidden": "per-stream"})
 
   def __post_init__(self):
     # The settings the agents' constructors take too: one rule each (hyperparams.py).
@@ -92,27 +102,25 @@ class QLearningConfig:
           "hidden_sizes", "integers >= 1 (or none: no hidden layer)")
     check(self.optimizer in OPTIMIZERS, "optimizer", " or ".join(OPTIMIZERS))
     check(self.conv_padding in ("valid", "same"), "conv_padding", "valid or same")
+    check(self.dueling_hidden in ("auto", *networks.DUELING_HIDDEN), "dueling_hidden",
+          "auto, " + " or ".join(networks.DUELING_HIDDEN))
 
 
 
 def q_network(config: QLearningConfig, env: Any, atoms: Optional[int] = None
               ) -> networks.NetworkFn:
-  """The network ``config.network`` names for ``env``'s observations
-  (dueling and noisy as the config says)."""
+  """The network ``config.network`` names for ``env``'s observations (``auto``:
+  :func:`baselax.networks.auto_kind`), dueling and noisy as the config says."""
   observation_space, _ = base.spaces_lib.env_spaces(env)
-  if config.network == "nature" or (config.network == "auto" and
-                                    networks.is_atari_frames(observation_space)):
-    return networks.nature_q_network(config.hidden_sizes, dueling=config.dueling,
-                                     atoms=atoms, noisy=config.noisy)
-  conv = config.network == "conv" or (config.network == "auto" and
-                                      networks.is_image(observation_space))
-  if conv:
-    return networks.conv_q_network(hidden_sizes=config.hidden_sizes,
-                                   dueling=config.dueling, atoms=atoms,
-                                   noisy=config.noisy,
-                                   padding=config.conv_padding.upper())
-  return networks.mlp_q_network(config.hidden_sizes, dueling=config.dueling, atoms=atoms,
-                                noisy=config.noisy)
+  kind = (networks.auto_kind(observation_space) if config.network == "auto"
+          else config.network)
+  options = dict(hidden_sizes=config.hidden_sizes, dueling=config.dueling, atoms=atoms,
+                 noisy=config.noisy)
+  if config.dueling_hidden != "auto":
+    options["dueling_hidden"] = config.dueling_hidden
+  if kind == "conv":
+    options["padding"] = config.conv_padding.upper()
+  return networks.CREATORS[kind](**options)
 
 
 def agent_kwargs(config: QLearningConfig, sizes: Any) -> Dict[str, Any]:

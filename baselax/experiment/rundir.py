@@ -73,23 +73,28 @@ def load_config(run_path: str) -> Dict[str, Any]:
   # Settings renamed since the run was written (prioritized -> sampling,
   # huber -> huber_delta) are read under their new names.
   saved["trainer"] = training_config.migrate(saved["trainer"])
-  saved["agent"] = training_config.migrate(saved["agent"],
-                                           agent_renames(saved["experiment"]["agent"]))
+  renamed, introduced = agent_changes(saved["experiment"]["agent"])
+  saved["agent"] = training_config.migrate(saved["agent"], renamed, introduced=introduced)
   return saved
 
 
-def agent_renames(agent: str) -> Mapping[str, Any]:
-  """The registered agent's config's ``RENAMED`` (none for an unknown agent)."""
+def agent_changes(agent: str) -> Tuple[Mapping[str, Any], Mapping[str, Any]]:
+  """The registered agent's config's ``(RENAMED, INTRODUCED)`` settings (none
+  for an unknown agent)."""
   try:
-    return getattr(registry.get(agent).config_cls, "RENAMED", {})
+    cls = registry.get(agent).config_cls
   except ConfigError:
-    return {}
+    return {}, {}
+  return getattr(cls, "RENAMED", {}), getattr(cls, "INTRODUCED", {})
 
 
-def fingerprint_renames(agent: str) -> Dict[str, Any]:
-  """The agent's renamed settings as checkpoint fingerprint keys (``meta.agent.<name>``)."""
-  return {f"meta.agent.{old}": (f"meta.agent.{new}", convert)
-          for old, (new, convert) in agent_renames(agent).items()}
+def fingerprint_changes(agent: str) -> Dict[str, Any]:
+  """The agent's renamed and introduced settings as checkpoint fingerprint
+  keys (``meta.agent.<name>``), for :class:`~baselax.training.Checkpointer`."""
+  renamed, introduced = agent_changes(agent)
+  return {"renamed": {f"meta.agent.{old}": (f"meta.agent.{new}", convert)
+                      for old, (new, convert) in renamed.items()},
+          "introduced": {f"meta.agent.{k}": v for k, v in introduced.items()}}
 
 
 #: Run settings that say where a session goes, not how the run is run.
@@ -313,7 +318,7 @@ def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
         every_chunks=max(1, round(spec.run.checkpoint_every /
                                   prepared.sizes.env_steps_per_chunk)),
         writer=True,  # the lock's holder: a killed writer's unfinished saves go
-        renamed=fingerprint_renames(spec.experiment.agent))
+        **fingerprint_changes(spec.experiment.agent))
     # Resuming: the newest intact checkpoint (damaged ones are set aside).
     try:
       chunks_done = checkpointer.intact_step() if resuming else checkpointer.latest_step()

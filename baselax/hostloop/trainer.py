@@ -146,9 +146,8 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
   ``config`` fields mean what they mean for the Anakin trainer (env steps
   counted over all envs; one update after every ``train_every`` env
   iterations once learning has started, at the same env step as in the
-  Anakin trainer: see ``TrainingConfig.learning_starts``); an
-  ``AnakinConfig``'s ``num_seeds`` must be 1 and its ``num_devices`` None or
-  1. Evaluation (greedy, every
+  Anakin trainer: see ``TrainingConfig.learning_starts``); one seed on one
+  device. Evaluation (greedy, every
   ``eval_every`` env steps) runs on ``eval_env`` when given, else is skipped
   (``eval_return`` is NaN).
 

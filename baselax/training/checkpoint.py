@@ -148,6 +148,8 @@ class Checkpointer:
     renamed: fingerprint keys renamed since checkpoints were written, ``{old
       key: (new key, convert)}`` (the trainer's settings are known already;
       an experiment adds its agent's, ``meta.agent.<name>``).
+    introduced: fingerprint keys added since, ``{key: the value runs had
+      before}``.
     writer: this process is the run directory's one writer (it holds its
       ``run.lock``): the unfinished saves of a writer that was killed
       (orbax's ``*.orbax-checkpoint-tmp*`` directories) are deleted. A
@@ -160,7 +162,8 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, every_chunks: int = 1, max_to_keep: int = 2,
                writer: bool = False,
-               renamed: Optional[Mapping[str, Tuple[str, Any]]] = None):
+               renamed: Optional[Mapping[str, Tuple[str, Any]]] = None,
+               introduced: Optional[Mapping[str, Any]] = None):
     if isinstance(every_chunks, bool) or not isinstance(every_chunks, int) or every_chunks < 1:
       raise ValueError(f"every_chunks must be an integer >= 1, got {every_chunks!r}.")
     import orbax.checkpoint as ocp  # imported here: orbax is slow to import
@@ -168,6 +171,7 @@ class Checkpointer:
     self.directory = os.path.abspath(os.path.expanduser(directory))
     self.every_chunks = every_chunks
     self.renamed = dict(renamed or {})
+    self.introduced = dict(introduced or {})
     # In a multi-process run only process 0 makes a Checkpointer: orbax must
     # not wait for the others at its barriers (and then cannot create the
     # directory itself).
@@ -269,7 +273,7 @@ class Checkpointer:
     meta = self.read_meta(step)
     # A setting renamed since the checkpoint was written is compared under its new name.
     saved = config_lib.migrate(meta["fingerprint"], prefix="trainer.")
-    saved = config_lib.migrate(saved, self.renamed)
+    saved = config_lib.migrate(saved, self.renamed, introduced=self.introduced)
     diffs = differences(saved, fingerprint)
     if diffs:
       raise ConfigError(

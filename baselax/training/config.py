@@ -200,14 +200,18 @@ TrainingConfig.prioritized = property(  # type: ignore[assignment]
 
 def migrate(settings: Mapping[str, Any],
             renamed: Mapping[str, Tuple[str, Callable[[Any], Any]]] = TrainingConfig.RENAMED,
-            prefix: str = "") -> Dict[str, Any]:
+            prefix: str = "", introduced: Optional[Mapping[str, Any]] = None
+            ) -> Dict[str, Any]:
   """``settings`` (a saved config section, or a fingerprint whose keys are
   ``prefix + name``) with the ``renamed`` settings (a config class's
-  ``RENAMED``) under their new names."""
+  ``RENAMED``) under their new names, and the ``introduced`` ones (``{name:
+  the value runs had before the setting existed}``) filled in where absent."""
   out = dict(settings)
   for old, (new, convert) in renamed.items():
     if prefix + old in out and prefix + new not in out:
       out[prefix + new] = convert(out.pop(prefix + old))
+  for name, value in (introduced or {}).items():
+    out.setdefault(prefix + name, value)
   return out
 
 

@@ -144,3 +144,22 @@ def test_table_fills_a_cell_skips_it_once_done_and_rebuilds_the_report(tmp_path)
   again = subprocess.run(script, cwd=helpers.REPO, capture_output=True, text=True,
                          timeout=120, env=env)
   assert again.returncode == 0 and "baselax.experiment" not in again.stdout, again.stdout
+
+
+def test_a_table_stops_at_a_cell_stopped_by_ctrl_c_and_goes_on_past_a_failed_one(
+    tmp_path, monkeypatch):
+  launched, codes = [], []
+
+  def fake_run(cmd, **kwargs):
+    if cmd[0] == "git":  # the cell's code version
+      return subprocess.CompletedProcess(cmd, 0, stdout="0" * 40 + "\n", stderr="")
+    launched.append(cmd[cmd.index("--agent") + 1])
+    return subprocess.CompletedProcess(cmd, codes.pop(0))
+
+  monkeypatch.setattr(cells.subprocess, "run", fake_run)
+  argv = ["--table", "cleanrl-classic", "--agents", "dqn", "c51", "--envs", "CartPole-v1",
+          "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+  codes[:] = [130]
+  assert cli.main(argv) == 130 and launched == ["dqn"]  # Ctrl-C: the table stops
+  codes[:] = [1, 1]
+  assert cli.main(argv) == 1 and launched[1:] == ["dqn", "c51"]  # an error: the next runs

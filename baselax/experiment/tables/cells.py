@@ -28,6 +28,11 @@ from baselax.experiment.tables import specs
 from baselax.experiment.tables import stats
 
 
+class Interrupted(Exception):
+  """A cell's run was stopped by Ctrl-C or a signal: the table stops too
+  (its checkpoint is kept; the same command resumes it)."""
+
+
 class Cell(dict):
   """What names a cell: ``table``, ``preset``, ``agent``, ``env_id``, ``frames``, ``seeds``."""
 
@@ -79,8 +84,11 @@ def run(cell: Mapping[str, Any], runs_dir: str, extra: Sequence[str] = (),
         first_seed: int = 0, dry_run: bool = False) -> Optional[str]:
   """Runs (or resumes) one cell in a process of its own; its run directory once finished.
 
-  Returns ``None`` when the cell stopped before its budget (it resumes on the
-  next call) or with ``dry_run``, which only prints the command.
+  Returns ``None`` when the cell stopped before its budget on an error (it
+  resumes on the next call) or with ``dry_run``, which only prints the command.
+
+  Raises:
+    Interrupted: the run was stopped by Ctrl-C (exit code 130) or a signal.
   """
   run_dir = run_dir_of(runs_dir, cell)
   if finished(run_dir, cell["frames"]):
@@ -102,6 +110,8 @@ def run(cell: Mapping[str, Any], runs_dir: str, extra: Sequence[str] = (),
     print(f"cell {cell['preset']}/{cell['agent']}/{specs.label(cell['env_id'])} stopped "
           f"with exit code {proc.returncode}; run the same command again to resume it.",
           file=sys.stderr, flush=True)
+    if proc.returncode == 130 or proc.returncode < 0:
+      raise Interrupted(run_dir)
     return None
   return run_dir
 

@@ -102,14 +102,18 @@ def planned(args: argparse.Namespace) -> List[cells.Cell]:
 def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
   """Fills the cells the flags name (resuming any started), then the report.
 
-  Returns 0 when every cell is finished, 1 when one stopped (run the same
-  command again to resume it).
+  Returns 0 when every cell is finished, 1 when one stopped on an error (the
+  others still run), 130 when a cell was stopped by Ctrl-C or a signal (the
+  table stops there). The same command resumes it.
   """
   args = parse(argv, prog)
   stopped = 0
   if not args.report_only:
     for cell in planned(args):
-      run_dir = cells.run(cell, args.runs_dir, args.extra, args.first_seed, args.dry_run)
+      try:
+        run_dir = cells.run(cell, args.runs_dir, args.extra, args.first_seed, args.dry_run)
+      except cells.Interrupted:
+        return 130
       if run_dir is None:
         stopped += not args.dry_run
         continue

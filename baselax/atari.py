@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import types
 from typing import Any, Dict, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from baselax import metrics as metrics_lib
 from baselax.agents import registry
 from baselax.anakin.config import AnakinConfig
 from baselax.envs.atari_env import (INSTALL, AtariConfig, LifeLossTerminal, check_env_id,
                                     make_vector_env)
 from baselax.errors import ConfigError
-from baselax.experiment import cli
 from baselax.experiment import config as config_lib
 from baselax.experiment import launch
 from baselax.experiment import loggers as loggers_lib
@@ -142,53 +141,25 @@ class Spec(NamedTuple):
     return out
 
 
+def _epilog() -> str:
+  return f"registered agents: {', '.join(registry.names())}. Needs {INSTALL}."
+
+
+#: The Atari run: the host loop, the game's preprocessing, DQN's Atari settings.
+PIPELINE = launch.Pipeline(
+    prog=PROG, description=DESCRIPTION, spec_type=Spec,
+    sections=(("experiment", AtariExperimentConfig, "experiment"),
+              ("atari", AtariConfig, "atari preprocessing"), ("agent", None, "agent"),
+              ("trainer", HostLoopConfig, "host loop"), ("run", config_lib.RunConfig, "run"),
+              ("loggers", config_lib.LoggerConfig, "loggers")),
+    experiment_sections=EXPERIMENT_SECTIONS,
+    defaults=types.MappingProxyType({**AGENT_DEFAULTS, **RUN_DEFAULTS}), epilog=_epilog)
+
+
 def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
-  """The :class:`Spec` of a command line; refuses bad flags (one line, exit 2).
-
-  With ``--resume RUN_DIR`` the saved configuration supplies every default,
-  and a flag that would change the experiment is refused, naming it.
-  """
-  import argparse
-  pre = argparse.ArgumentParser(add_help=False)
-  pre.add_argument("--resume")
-  pre.add_argument("--agent")
-  known = pre.parse_known_args(argv)[0]
-  saved = None
-  defaults: Dict[str, Any] = {**AGENT_DEFAULTS, **RUN_DEFAULTS}
-  try:
-    if known.resume is not None:
-      saved = rundir_lib.load_config(known.resume)
-      missing = [s for s in EXPERIMENT_SECTIONS if s not in saved]
-      if missing:
-        raise ConfigError(f"resume: {known.resume} is not a {prog} run (no "
-                          f"{', '.join(missing)} section in config.json).")
-      defaults = rundir_lib.resume_defaults(saved, EXPERIMENT_SECTIONS)
-    entry = registry.get(known.agent or defaults.get("agent", "dqn"))
-  except ConfigError as error:
-    cli.usage_error(error, prog)
-
-  def check(parsed):
-    if saved is None:
-      return None
-    diffs = [f"{cli.flag_name(k)}: the run has {saved[section].get(k)!r}, you asked "
-             f"for {v!r}"
-             for section, config in zip(EXPERIMENT_SECTIONS, parsed)
-             for k, v in metrics_lib.to_json(dataclasses.asdict(config)).items()
-             if k in saved[section] and saved[section][k] != v]
-    if diffs:
-      return (f"cannot resume {known.resume} with a different experiment: " +
-              "; ".join(diffs) + ". Leave these flags out to continue the run as it "
-              "was, or start a new run.")
-    return None
-
-  parsed = cli.parse(
-      [(AtariExperimentConfig, "experiment"), (AtariConfig, "atari preprocessing"),
-       (entry.config_cls, f"agent ({entry.name}: {entry.config_cls.__name__})"),
-       (HostLoopConfig, "host loop"), (config_lib.RunConfig, "run"),
-       (config_lib.LoggerConfig, "loggers")],
-      description=DESCRIPTION, argv=argv, defaults=defaults, check=check, prog=prog,
-      epilog=f"registered agents: {', '.join(registry.names())}. Needs {INSTALL}.")
-  return Spec(*parsed)
+  """The :class:`Spec` of a command line: the experiment layer's one parse
+  (``baselax.experiment.launch.parse``) with :data:`PIPELINE`."""
+  return launch.parse(argv, prog, PIPELINE)
 
 
 class Prepared(NamedTuple):

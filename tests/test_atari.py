@@ -265,13 +265,23 @@ def test_hostloop_atari_trains_writes_a_run_directory_and_resumes(tmp_path, caps
   assert isinstance(buffer, hostloop.FrameStackReplay) and buffer.frames.dtype == np.uint8
   params = out.result.state["params"].policy
   assert params["conv2_d"]["w"].shape == (8, 8, 4, 32)  # the Nature network
+  # evaluate.py on an Atari run: greedy games of the preprocessed game it trained on.
+  from baselax import experiment
+  evaluated = experiment.evaluate([run_dir, "--episodes", "2", "--max-steps", "30"])
+  assert evaluated["returns"].shape == (1, 2) and np.isfinite(evaluated["mean"])
 
 
 @needs_ale
-def test_bad_atari_flags_are_one_line_errors(capsys):
+def test_bad_atari_flags_are_one_line_errors(capsys, tmp_path):
   from baselax import atari
+  anakin_run = tmp_path / "anakin"
+  anakin_run.mkdir()
+  (anakin_run / "config.json").write_text(json.dumps(
+      {"experiment": {"agent": "dqn", "env_id": "CartPole-v1"}, "agent": {}, "trainer": {}}))
   for argv, expected in ((["--env-id", "ALE/Pongg-v5"], "did you mean ALE/Pong-v5"),
-                         (["--repeat-action-probability", "2"], "in [0, 1]")):
+                         (["--repeat-action-probability", "2"], "in [0, 1]"),
+                         (["--resume", str(anakin_run)],
+                          "is not a hostloop_atari.py run (no atari section")):
     with pytest.raises(SystemExit) as error:
       atari.run(argv)
     assert error.value.code == 2

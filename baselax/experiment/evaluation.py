@@ -113,6 +113,49 @@ def load_agent(run_dir: str, step: Optional[int] = None):
   return agent, env, params, saved
 
 
+def evaluate_hostloop_run(args: argparse.Namespace, saved: Dict[str, Any],
+                          prog: str) -> dict:
+  """Greedy episodes of an Atari (host-loop) run, on the game as it was
+  preprocessed in training: the run's ``atari`` section."""
+  import jax
+  import numpy as np
+  from baselax import atari, hostloop
+  from baselax.training import Checkpointer
+
+  if args.gif:
+    cli.usage_error("--gif draws JAX envs only; an Atari run has none to draw.", prog)
+  try:
+    entry = registered_entry(saved)
+    env_id = saved["experiment"]["env_id"]
+    atari.check_env_id(env_id)
+    env = atari.make_vector_env(env_id, min(args.episodes, 8),
+                                cli.build_from_dict(atari.AtariConfig, saved["atari"]))
+    trainer = cli.build_from_dict(atari.HostLoopConfig, saved["trainer"]).anakin()
+    agent = entry.build(cli.build_from_dict(entry.config_cls, saved["agent"]), env,
+                        trainer.derive(1))
+    like = jax.eval_shape(agent.init_params, jax.ShapeDtypeStruct((2,), jax.numpy.uint32))
+    like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype), like)
+    checkpointer = Checkpointer(rundir_lib.checkpoint_dir(args.run_dir))
+    try:
+      params = checkpointer.restore_params(like, args.step)
+    except FileNotFoundError as error:
+      raise ConfigError(f"{args.run_dir} has no checkpoint to evaluate ({error}).") from error
+    finally:
+      checkpointer.close()
+  except ConfigError as error:
+    cli.usage_error(error, prog)
+  first = jax.tree.map(lambda x: x[0], params)
+  try:
+    returns = hostloop.evaluate(agent, first, agent.init_policy(jax.random.PRNGKey(args.seed)),
+                                env, args.episodes, args.seed, max_steps=args.max_steps)
+  finally:
+    env.close()
+  returns = np.asarray(returns)[None]
+  print(f"{env_id}: greedy return over {args.episodes} episodes (host loop)")
+  print(f"  seed {saved['trainer']['seed']}: {returns.mean():.1f} ± {returns.std():.1f}")
+  return {"returns": returns, "mean": float(returns.mean()), "std": float(returns.std())}
+
+
 def render_gif(agent, env, params, path: str, key, max_steps: int) -> float:
   """Renders one greedy episode of ``params`` (one seed) to ``path``; returns its return."""
   import jax
@@ -145,6 +188,8 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> dict:
     saved = rundir_lib.load_config(args.run_dir)
   except ConfigError as error:
     cli.usage_error(error, prog)
+  if "atari" in saved:  # a host-loop run (hostloop_atari.py)
+    return evaluate_hostloop_run(args, saved, prog)
   env_id = saved["experiment"]["env_id"]
   if args.gif and env_id not in GIF_ENVS:
     cli.usage_error(f"--gif: gymnax has no visualiser for {env_id}; --gif works "

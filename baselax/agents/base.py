@@ -24,7 +24,6 @@ import optax
 
 from baselax.agents import hyperparams
 from baselax.envs import spaces as spaces_lib
-from baselax.errors import ConfigError
 
 Params = Any
 PolicyState = Any

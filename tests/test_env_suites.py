@@ -387,7 +387,7 @@ def test_an_agent_that_cannot_honour_a_mask_is_refused_before_compiling():
   env = masked_env()
   anakin.contract.check_agent(DQN(hk_linear_q, env, 1e-3), anakin.AnakinConfig())
   with pytest.raises(ConfigError, match=r"masked has an action mask.*agent MDQN.*"
-                     r"AgentContract\(action_mask=True"):
+                     r"declares action_mask=True"):
     anakin.contract.check_agent(MDQN(hk_linear_q, env, 1e-3), anakin.AnakinConfig())
   # The env the run trains on counts, not only the agent's own.
   with pytest.raises(ConfigError, match="MDQN"):

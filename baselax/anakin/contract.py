@@ -43,9 +43,9 @@ def check_agent(agent: agent_base.BaseAgent, config: TrainingConfig,
     raise ConfigError(
         f"{getattr(env, 'env_id', type(env).__name__)} has an action mask (the last "
         f"entries of each observation) and agent {name} does not honour it, so it "
-        f"would take invalid actions. Use an agent that does (dqn, qrdqn, c51, "
-        f"rainbow), or mask invalid actions in {name}.predict and update's "
-        f"bootstrap and declare contract = AgentContract(action_mask=True, ...).")
+        f"would take invalid actions. Use an agent whose contract declares "
+        f"action_mask=True (baselax.agents.AgentContract), or mask invalid actions in "
+        f"{name}.predict and update's bootstrap and declare it.")
   if config.parallel == "groups" and not contract.device_groups:
     raise ConfigError(
         f"parallel=groups averages gradients within groups of devices, and agent "

@@ -6,7 +6,7 @@ adding to and sampling from the replay buffer (flashbax) and the gradient
 update are one pure function of a named state, compiled once into a
 ``jax.lax.scan``. Nothing leaves the device until a chunk of training ends.
 
-Everything here is for ONE seed on ONE device. The runner (``runner.py``)
+Everything here is for ONE seed on ONE device. The program (``program.py``)
 adds the seed axis with ``vmap`` and the device axis with ``pmap``; this file
 only receives the device axis's name (``axis_name``) to hand to
 ``agent.update``. Array layout inside one (device, seed) program::

@@ -18,7 +18,8 @@ class ExperimentConfig:
   """What is trained on what.
 
   Attributes:
-    agent: a registered agent (baselax.agents.registry): dqn or qrdqn, or one you registered. Its
+    agent: a registered agent (baselax.agents.registry, listed at the end of --help), or one you
+      registered. Its
       own flags are listed in the 'agent' group (--agent NAME --help shows them).
     env_id: an env with discrete actions: a gymnax id (CartPole-v1, Breakout-MinAtar), minatar:GAME
       (the MinAtar papers' settings: minatar:Breakout, Asterix, Freeway, Seaquest, SpaceInvaders) or

@@ -19,7 +19,8 @@ A sampling variant is a module (:mod:`~baselax.replay.uniform`,
 :mod:`~baselax.replay.prioritized`) with ``trajectory_buffer``, ``sample``,
 ``set_priorities`` and ``USES_PRIORITIES``; :func:`register_sampling` adds
 one (``--sampling NAME`` then picks it). The loop calls the returned
-:class:`Replay`'s functions and never asks which variant it has.
+:class:`Replay`'s functions; of the variant it asks only whether it uses
+priorities (``Replay.prioritized``: the learner then returns them).
 
 What is flashbax's and what is ours: flashbax's trajectory buffers keep the
 write head and, for prioritized sampling, the sum tree

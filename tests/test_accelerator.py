@@ -9,7 +9,6 @@ with ``BASELAX_NETWORK_TESTS=1``.
 import importlib.metadata
 import json
 import os
-import re
 import stat
 import subprocess
 import sys
@@ -157,18 +156,20 @@ def test_offline_wheels_install_the_project_into_a_fresh_venv_with_no_index(tmp_
 
 @pytest.mark.slow
 def test_accelerator_check_smoke(tmp_path):
-  """The whole check at tiny budgets: every item runs and reaches the tables."""
+  """The check at tiny budgets: its items run and reach the tables. The
+  breakout item is left out here (its conv MinAtar run is test_minatar's
+  preset run; a lent accelerator runs the whole check)."""
   out = tmp_path / "check"
   proc = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "accelerator_check.py"),
-                         "--smoke", "--out", str(out)],
+                         "--smoke", "--only", "default", "bench", "--out", str(out)],
                         capture_output=True, text=True, timeout=300, cwd=REPO)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
   summary = json.loads((out / "accelerator_check.json").read_text())
   assert summary["smoke"] and summary["header"]["backend"] == "cpu"
   items = {r["name"]: r for r in summary["items"]}
-  assert set(items) == {"default", "breakout", "bench"}
+  assert set(items) == {"default", "bench"}
   assert all(r["status"] == "ok" for r in items.values()), items
-  for name in ("default", "breakout"):
+  for name in ("default",):
     r = items[name]
     assert r["env_steps_per_s"] > 0 and r["compile_s"] > 0, r
     assert r["final_return"] is not None and r["peak_memory"]["bytes"] > 0
@@ -176,4 +177,3 @@ def test_accelerator_check_smoke(tmp_path):
   assert {"limit", "limit+policy", "anakin"} <= kinds
   table = (out / "accelerator_check.md").read_text()
   assert "| default | CartPole-v1" in table and "| anakin | 8 |" in table
-  assert re.search(r"\| breakout \| Breakout-MinAtar.*\| ok \|", table)

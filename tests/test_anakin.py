@@ -5,20 +5,19 @@ from typing import NamedTuple
 
 import chex
 import gymnasium
-import haiku as hk
+import helpers
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import pytest
-
-from baselax import anakin
-from baselax import envs
-from baselax import networks
-from baselax.agents import BaseAgent
-
-import helpers
 import probe_envs
+import pytest
+from gymnax.environments import environment
+
+from baselax import anakin, envs, hostloop, networks
+from baselax import envs as baselax_envs
+from baselax.agents import DQN, BaseAgent
+from baselax.anakin import loop
 
 QUIET = dict(on_chunk=lambda summary: None)
 
@@ -232,8 +231,8 @@ def test_cpu_schedule_option_is_known_and_changes_no_bit():
   bit: a chunk compiled with and without them ends in identical params.
   Fails if an XLA upgrade drops an option (compile_chunk would then silently
   fall back to the defaults)."""
-  from baselax.training import lowering
   from baselax.anakin import program as program_lib
+  from baselax.training import lowering
 
   agent, env, config = probe_envs.truncation_probe(total_env_steps=1_600, eval_every=800,
                                                    learning_starts=400, num_seeds=2)
@@ -263,6 +262,7 @@ def test_the_trainers_compile_a_pairwise_loss_with_dots_only_to_ynnpack():
   program carries them to compile_chunk, the host loop's jit gets the same);
   DQN gets the CPU schedule alone."""
   import dataclasses
+
   from baselax.agents import C51, DQN, QRDQN
   from baselax.agents.base import BaseAgent
   from baselax.anakin import program as program_lib
@@ -282,3 +282,59 @@ def test_the_trainers_compile_a_pairwise_loss_with_dots_only_to_ynnpack():
                                batch_size=4, learning_starts=16, eval_every=64)
   assert program_lib.build(qrdqn, env, config).compiler_options == (
       lowering.compiler_options(qrdqn))
+
+
+def test_the_trainer_passes_an_update_key_only_when_the_contract_asks():
+  seen = []
+
+  class Recording(DQN):
+    def update(self, params, optimizer_state, data, axis_name=None, **kwargs):
+      seen.append(sorted(kwargs))
+      return super().update(params, optimizer_state, data, axis_name, **kwargs)
+
+  env = baselax_envs.make("CartPole-v1", num_envs=2)
+  config = anakin.AnakinConfig(total_env_steps=200, num_envs=2, buffer_size=100,
+                               batch_size=8, learning_starts=20, eval_every=200,
+                               eval_episodes=1, eval_max_steps=5)
+  for noisy in (False, True):
+    seen.clear()
+    agent = Recording(networks.mlp_q_network((8,), noisy=noisy), env, 1e-3, noisy=noisy)
+    # Tracing the whole run records every update call it makes.
+    jax.eval_shape(anakin.make_train(agent, env, config), jax.random.PRNGKey(0))
+    # (The trainer also traces update without a key, for shapes: allowed.)
+    assert (["key"] in seen) == noisy
+
+
+def test_anakin_evaluation_of_a_never_ending_env_stops_at_the_default_cap():
+  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit(),
+                       environment.EnvParams(max_steps_in_episode=10 ** 9))
+  assert loop.episode_step_limit(env) == loop.DEFAULT_EVAL_MAX_STEPS == 27_000
+  assert loop.episode_step_limit(env, 50) == 50
+  short = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())  # its own limit: 10
+  assert loop.episode_step_limit(short) == 10
+  agent = DQN(networks.mlp_q_network((4,)), env, 1e-3)
+  config = anakin.AnakinConfig(total_env_steps=64, num_envs=2, buffer_size=64,
+                               batch_size=8, learning_starts=8, eval_every=64,
+                               eval_episodes=2)
+  _, metrics = jax.jit(anakin.make_train(agent, env, config))(jax.random.PRNGKey(0))
+  # reward 1 per step: the return is the number of steps counted
+  np.testing.assert_array_equal(metrics["eval_returns"], [[27_000.0, 27_000.0]])
+
+
+def test_first_update_comes_after_the_documented_env_steps():
+  """learning_starts=256 with 8 envs (S = 8 env steps per scan step): the first
+  update follows (ceil(256 / 8) + 1) * 8 = 264 env steps, in both trainers.
+  One chunk per scan step, so the per-chunk update counts show where."""
+  config = anakin.AnakinConfig(total_env_steps=288, num_envs=8, buffer_size=512,
+                               batch_size=32, learning_starts=256, eval_every=8,
+                               eval_episodes=1, eval_max_steps=1)
+  expected = np.zeros(36)
+  expected[32:] = 1.0  # chunk 32 ends after 33 * 8 = 264 env steps
+  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())
+  agent = DQN(networks.mlp_q_network((4,)), env, 1e-3)
+  _, metrics = jax.jit(anakin.make_train(agent, env, config))(jax.random.PRNGKey(0))
+  np.testing.assert_array_equal(metrics["updates"], expected)
+  host_env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit(), num_envs=8)
+  result = hostloop.train(agent, host_env, config, on_chunk=lambda record: None)
+  np.testing.assert_array_equal(
+      np.asarray(result.metrics["updates"]).reshape(36, -1)[:, 0], expected)

@@ -230,18 +230,19 @@ def test_a_full_disk_ends_the_run_in_one_line_and_it_resumes_once_there_is_room(
   assert metrics(run_dir) == metrics(straight_run)
 
 
-def test_five_kills_anywhere_end_as_an_uninterrupted_run(tmp_path):
-  """scripts/kill_anywhere.py: SIGKILL at 5 random moments (start-up,
+def test_kills_anywhere_end_as_an_uninterrupted_run(tmp_path):
+  """scripts/kill_anywhere.py: SIGKILL at 3 random moments (start-up,
   compiling, training, checkpoint writes), each resumed with --resume; the
-  metrics and the final state, array by array, equal a straight run's."""
+  metrics and the final state, array by array, equal a straight run's (the
+  committed figures: 20 kills, docs/results/faults)."""
   proc = subprocess.run(
-      [sys.executable, "scripts/kill_anywhere.py", "--kills", "5", "--chunks", "10",
+      [sys.executable, "scripts/kill_anywhere.py", "--kills", "3", "--chunks", "10",
        "--seed", "1", "--out", str(tmp_path)],
       cwd=helpers.REPO, capture_output=True, text=True, timeout=600,
       env=dict(os.environ, JAX_PLATFORMS="cpu"))
   assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
   report = json.loads((tmp_path / "kills.json").read_text())
-  assert len([k for k in report["kills"] if "chunks_logged" in k]) == 5
+  assert len([k for k in report["kills"] if "chunks_logged" in k]) == 3
   result = report["result"]
   assert result["metrics_equal"] and result["no_line_twice"] and result["every_line_whole"]
   assert result["arrays"] > 20 and result["arrays_unequal"] == []

@@ -3,69 +3,19 @@ papers' settings, the pieces they need (RMSProp, delayed epsilon, reward
 clipping, the last-100-episodes return), and the conv layer's matmul lowering."""
 
 import json
-import os
-import subprocess
-import sys
 
-import gymnasium
-import haiku as hk
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from baselax import envs, networks
+from baselax import envs
 from baselax.agents import q_config, registry
 from baselax.anakin import loop
 from baselax.envs import minatar_env
 from baselax.errors import ConfigError
 from baselax.experiment import launch, presets
-import helpers
 from test_experiment import run_cli
-
-# --- the conv layer computed as patches times a matrix ------------------------
-
-
-@pytest.mark.parametrize("kernel,stride,padding,shape", [
-    (3, 1, "VALID", (10, 10, 4)), (3, 1, "SAME", (10, 10, 7)),
-    (8, 4, "VALID", (84, 84, 4)), (4, 2, "SAME", (9, 11, 3))])
-def test_conv_matmul_lowering_equals_the_convolution(kernel, stride, padding, shape):
-  def net(lowering):
-    return hk.without_apply_rng(hk.transform(lambda x: networks.Conv2D(
-        5, kernel, stride=stride, padding=padding, lowering=lowering)(x)))
-  x = jax.random.normal(jax.random.PRNGKey(0), (3, *shape))
-  params = net("matmul").init(jax.random.PRNGKey(1), x)
-  # The same parameters whatever the lowering (names, shapes, initial values).
-  reference = net("xla").init(jax.random.PRNGKey(1), x)
-  assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)),
-                                   params, reference))
-  out, want = net("matmul").apply(params, x), net("xla").apply(params, x)
-  assert out.shape == want.shape
-  assert_float32_close(out, want)
-  loss = lambda low: lambda p, x: jnp.sum(jnp.sin(net(low).apply(p, x)))  # noqa: E731
-  jax.tree.map(assert_float32_close, jax.grad(loss("matmul"), argnums=(0, 1))(params, x),
-               jax.grad(loss("xla"), argnums=(0, 1))(params, x))
-
-
-def assert_float32_close(got, want):
-  """Equal up to float32 rounding of sums of a few hundred terms: within
-  5e-6 of the largest magnitude (a wrong window or weight order is off by
-  the order of the values themselves)."""
-  scale = float(np.max(np.abs(want)))
-  np.testing.assert_allclose(got, want, rtol=0, atol=5e-6 * scale)
-
-
-def test_conv_lowering_vmapped_over_params_and_refused_when_unknown():
-  transformed = networks.conv_q_network(conv_lowering="matmul")(gymnasium.spaces.Discrete(6))
-  reference = networks.conv_q_network(conv_lowering="xla")(gymnasium.spaces.Discrete(6))
-  x = (jax.random.uniform(jax.random.PRNGKey(0), (4, 10, 10, 4)) < 0.2).astype(jnp.float32)
-  params = jax.vmap(lambda k: transformed.init(k, x))(jax.random.split(jax.random.PRNGKey(1), 3))
-  out = jax.vmap(transformed.apply, in_axes=(0, None))(params, x)
-  want = jax.vmap(reference.apply, in_axes=(0, None))(params, x)
-  assert_float32_close(out, want)
-  with pytest.raises(ValueError, match="conv lowering must be one of auto, matmul, xla"):
-    networks.conv_q_network(conv_lowering="im2col")
-
 
 # --- the environments ----------------------------------------------------------
 

@@ -1,30 +1,23 @@
-"""Replay and host-loop correctness: every batch is real, consecutive experience.
+"""Replay correctness: every batch is real, consecutive experience.
 
-* Every window any replay buffer hands to ``agent.update`` is ``k <= n``
-  consecutive steps of one episode of one env, and no slot that was never
-  written is ever sampled (issue 17: prioritized buffers sampled the sum
-  tree's right-most leaf, past the buffer or unwritten, and kept it).
-* The host loop keeps its own copy of an observation that the vector env may
-  overwrite in place (``SyncVectorEnv(copy=False)``, envpool).
-* Greedy evaluation of an env that never ends stops at the documented cap.
-* The first update comes where ``AnakinConfig.learning_starts`` says.
+Every window any replay buffer hands to ``agent.update`` is ``k <= n``
+consecutive steps of one episode of one env, and no slot that was never
+written is ever sampled (issue 17: prioritized buffers sampled the sum tree's
+right-most leaf, past the buffer or unwritten, and kept it).
 """
 
 import functools
 from typing import NamedTuple
 
 import chex
-import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flashbax.buffers import sum_tree
-from gymnax.environments import environment
 
-from baselax import anakin, envs, hostloop, networks
+from baselax import anakin, envs, networks
 from baselax.agents import DQN
-from baselax.anakin import loop
 from baselax.replay import buffers
 
 import probe_envs
@@ -244,129 +237,3 @@ def test_set_priorities_writes_only_where_learned_and_sampleable():
   expected[2] = 9.0 ** anakin.AnakinConfig().priority_exponent
   np.testing.assert_allclose(leaves, expected, rtol=1e-6)
   assert float(new.steps.sum_tree_state.nodes[0]) == pytest.approx(float(expected.sum()))
-
-
-# --- host loop: observations the env overwrites in place --------------------------
-
-MODES = [gymnasium.vector.AutoresetMode.NEXT_STEP,
-         gymnasium.vector.AutoresetMode.SAME_STEP,
-         gymnasium.vector.AutoresetMode.DISABLED]
-
-
-def chain_vector_env(copy, mode):
-  def make():
-    return gymnasium.wrappers.TimeLimit(probe_envs.FourStateChain(), 6)
-  return gymnasium.vector.SyncVectorEnv([make, make], copy=copy, autoreset_mode=mode)
-
-
-@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
-def test_host_loop_learns_the_same_whether_or_not_the_env_copies_obs(mode):
-  config = anakin.AnakinConfig(total_env_steps=600, num_envs=2, buffer_size=600,
-                               batch_size=16, learning_starts=64, eval_every=600,
-                               eval_episodes=1)
-  results = {}
-  for copy in (True, False):
-    env = chain_vector_env(copy, mode)
-    agent = DQN(networks.mlp_q_network((16,)), env, 1e-2, discount_factor=0.9)
-    result = hostloop.train(agent, env, config, on_chunk=lambda record: None)
-    buffer = result.state["buffer"]
-    state = buffer.storage["obs"][:buffer.size].argmax(-1)
-    next_state = buffer.storage["next_obs"][:buffer.size].argmax(-1)
-    action = buffer.storage["action"][:buffer.size]
-    # every stored transition follows the chain's dynamics
-    np.testing.assert_array_equal(
-        next_state, np.clip(state + 2 * action - 1, 0, 3), err_msg=f"copy={copy}")
-    q = agent.network.apply(result.state["params"].policy, np.eye(4, dtype=np.float32))
-    results[copy] = (q, buffer.size)
-  np.testing.assert_array_equal(results[False][0], results[True][0])
-  assert results[False][1] == results[True][1]
-
-
-# --- evaluation of an env that never ends ------------------------------------------
-
-def test_anakin_evaluation_of_a_never_ending_env_stops_at_the_default_cap():
-  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit(),
-                       environment.EnvParams(max_steps_in_episode=10 ** 9))
-  assert loop.episode_step_limit(env) == loop.DEFAULT_EVAL_MAX_STEPS == 27_000
-  assert loop.episode_step_limit(env, 50) == 50
-  short = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())  # its own limit: 10
-  assert loop.episode_step_limit(short) == 10
-  agent = DQN(networks.mlp_q_network((4,)), env, 1e-3)
-  config = anakin.AnakinConfig(total_env_steps=64, num_envs=2, buffer_size=64,
-                               batch_size=8, learning_starts=8, eval_every=64,
-                               eval_episodes=2)
-  _, metrics = jax.jit(anakin.make_train(agent, env, config))(jax.random.PRNGKey(0))
-  # reward 1 per step: the return is the number of steps counted
-  np.testing.assert_array_equal(metrics["eval_returns"], [[27_000.0, 27_000.0]])
-
-
-def run_evaluate(make_envs, mode, episodes, max_steps=None):
-  """Greedy returns of ``hostloop.evaluate`` and the vector steps it took."""
-  env = gymnasium.vector.SyncVectorEnv(make_envs, autoreset_mode=mode)
-  steps = []
-
-  def step(actions, step=env.step):
-    steps.append(1)
-    assert len(steps) <= 100_000, "evaluate does not stop"  # fail, don't hang
-    return step(actions)
-
-  env.step = step
-  agent = DQN(networks.mlp_q_network((4,)), env, 1e-3)
-  key = jax.random.PRNGKey(0)
-  returns = hostloop.evaluate(agent, agent.init_params(key), agent.init_policy(key),
-                              env, episodes=episodes, seed=0, max_steps=max_steps)
-  return returns.tolist(), len(steps)
-
-
-def endless_for(steps):
-  return lambda: gymnasium.wrappers.TimeLimit(probe_envs.Endless(), steps)
-
-
-@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
-def test_host_loop_evaluation_cuts_long_episodes_at_max_steps(mode):
-  """Reward 1 per step; env 0's episodes last 2 steps, env 1's 5; cap 3.
-
-  Env 1 is cut at 3 and, unless DISABLED resets it at once, idles until that
-  episode ends (NEXT_STEP: then one more step, the reset). Returns in order:
-  NEXT_STEP  env 0 at steps 2, 5, 8; env 1 at 3, 9 (reset at 6)
-  SAME_STEP  env 0 at 2, 4, 6, 8; env 1 at 3, 8
-  DISABLED   env 0 at 2, 4, 6; env 1 at 3, 6
-  """
-  envs_2_5 = [endless_for(2), endless_for(5)]
-  expected = {"NEXT_STEP": ([2.0, 3.0, 2.0, 2.0, 3.0], 9),
-              "SAME_STEP": ([2.0, 3.0, 2.0, 2.0, 2.0], 8),
-              "DISABLED": ([2.0, 3.0, 2.0, 2.0, 3.0], 6)}[mode.name]
-  assert run_evaluate(envs_2_5, mode, 5, max_steps=3) == expected
-  # a cap above every episode's length changes nothing: whole episodes
-  assert run_evaluate(envs_2_5, mode, 3, max_steps=10)[0] == [2.0, 2.0, 5.0]
-  # never ending: every env cut at once, then all reset: two rounds
-  endless = [probe_envs.Endless] * 2
-  assert run_evaluate(endless, mode, 3, max_steps=100) == ([100.0] * 3, 200)
-
-
-def test_host_loop_evaluation_of_a_never_ending_env_stops_at_the_default_cap():
-  returns, steps = run_evaluate([probe_envs.Endless] * 2,
-                                gymnasium.vector.AutoresetMode.NEXT_STEP, 2)
-  assert returns == [float(loop.DEFAULT_EVAL_MAX_STEPS)] * 2
-  assert steps == loop.DEFAULT_EVAL_MAX_STEPS
-
-
-# --- learning_starts ------------------------------------------------------------
-
-def test_first_update_comes_after_the_documented_env_steps():
-  """learning_starts=256 with 8 envs (S = 8 env steps per scan step): the first
-  update follows (ceil(256 / 8) + 1) * 8 = 264 env steps, in both trainers.
-  One chunk per scan step, so the per-chunk update counts show where."""
-  config = anakin.AnakinConfig(total_env_steps=288, num_envs=8, buffer_size=512,
-                               batch_size=32, learning_starts=256, eval_every=8,
-                               eval_episodes=1, eval_max_steps=1)
-  expected = np.zeros(36)
-  expected[32:] = 1.0  # chunk 32 ends after 33 * 8 = 264 env steps
-  env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit())
-  agent = DQN(networks.mlp_q_network((4,)), env, 1e-3)
-  _, metrics = jax.jit(anakin.make_train(agent, env, config))(jax.random.PRNGKey(0))
-  np.testing.assert_array_equal(metrics["updates"], expected)
-  host_env = envs.GymnaxEnv(probe_envs.ConstantRewardTimeLimit(), num_envs=8)
-  result = hostloop.train(agent, host_env, config, on_chunk=lambda record: None)
-  np.testing.assert_array_equal(
-      np.asarray(result.metrics["updates"]).reshape(36, -1)[:, 0], expected)

@@ -116,7 +116,7 @@ def test_bad_table_flags_are_refused_in_one_line(argv, message, capsys):
 
 def test_table_fills_a_cell_skips_it_once_done_and_rebuilds_the_report(tmp_path):
   script = [sys.executable, "scripts/table.py", "--table", "cleanrl-classic", "--agents",
-            "c51", "--envs", "CartPole-v1", "--seeds", "2", "--frames", "4000",
+            "dqn", "--envs", "CartPole-v1", "--seeds", "2", "--frames", "4000",
             "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--",
             "--eval-every", "2000", "--learning-starts", "500", "--buffer-size", "1000",
             "--eval-episodes", "2", "--compilation-cache", "none"]
@@ -125,20 +125,20 @@ def test_table_fills_a_cell_skips_it_once_done_and_rebuilds_the_report(tmp_path)
                          timeout=300, env=env)
   assert first.returncode == 0, first.stderr
   result = json.loads((tmp_path / "out" / "cleanrl-classic" /
-                       "c51-CartPole-v1-4000.json").read_text())
+                       "dqn-CartPole-v1-4000.json").read_text())
   assert (result["frames"], result["seeds"], result["env"], result["table"]) == (
       4000, 2, "CartPole-v1", "cleanrl-classic")
   assert len(result["recent_return"]) == 2 and len(result["curve"]["env_steps"]) == 2
-  assert result["published"] == {"500000": {"mean": 481.2, "std": 20.53}}
-  assert result["config"]["agent"]["num_atoms"] == 101  # the preset's
+  assert result["published"] == {"500000": {"mean": 488.69, "std": 16.11}}
+  assert result["config"]["agent"]["hidden_sizes"] == [120, 84]  # the preset's
   assert result["config"]["trainer"]["learning_starts"] == 500  # the flag after --
   assert result["code"]["commits"] and result["machine"]["device_kind"]
   assert result["command"].startswith(
-      "python experiments/anakin_dqn.py --preset cleanrl-classic --agent c51 --env-id "
+      "python experiments/anakin_dqn.py --preset cleanrl-classic --agent dqn --env-id "
       "CartPole-v1 --total-env-steps 4000 --num-seeds 2")
   text = (tmp_path / "out" / "README.md").read_text()
-  assert "| c51 | cleanrl-classic | 4,000 | 2 | " in text
-  assert "/ 481.20 ± 20.53 (end)" in text
+  assert "| dqn | cleanrl-classic | 4,000 | 2 | " in text
+  assert "/ 488.69 ± 16.11 (end)" in text
   assert (tmp_path / "out" / "cleanrl-classic-CartPole-v1.png").exists()
   # A finished cell is not run again: no main-job command is printed.
   again = subprocess.run(script, cwd=helpers.REPO, capture_output=True, text=True,

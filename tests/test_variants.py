@@ -6,7 +6,6 @@ Hand-computed target maths on tiny batches, then learning checks.
 import dataclasses
 import types
 
-import gymnasium
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -189,27 +188,6 @@ def test_prioritized_verifies_the_declared_td_errors():
 
 
 # --- dueling, Huber, clipping ----------------------------------------------------------
-
-@pytest.mark.parametrize("dueling_hidden", ["shared", "per-stream"])
-def test_dueling_head_mean_q_is_the_state_value(dueling_hidden):
-  space = gymnasium.spaces.Discrete(3)
-  net = networks.mlp_q_network((8,), dueling=True, dueling_hidden=dueling_hidden)(space)
-  obs = jax.random.normal(jax.random.PRNGKey(1), (5, 4))
-  params = net.init(jax.random.PRNGKey(0), obs)
-  q = net.apply(params, obs)
-  if dueling_hidden == "per-stream":  # each stream its own copy of the hidden layers
-    assert {"value/~/linear_0", "advantage/~/linear_1"} <= set(params)
-    value_net = lambda x: hk.nets.MLP((8, 1), name="value")(x)  # noqa: E731
-  else:  # one hidden stack, a linear layer per stream: a third of the parameters
-    assert set(params) == {"hidden/~/linear_0", "value/~/linear_0", "advantage/~/linear_0"}
-    value_net = lambda x: hk.nets.MLP((1,), name="value")(  # noqa: E731
-        hk.nets.MLP((8,), activate_final=True, name="hidden")(x))
-  value = hk.without_apply_rng(hk.transform(value_net)).apply(
-      {k: v for k, v in params.items() if not k.startswith("advantage")}, obs)
-  np.testing.assert_allclose(q.mean(-1, keepdims=True), value, rtol=1e-5, atol=1e-6)
-  conv = networks.conv_q_network(dueling=True)(space)
-  frames = jnp.zeros((2, 10, 10, 4))
-  assert conv.apply(conv.init(jax.random.PRNGKey(0), frames), frames).shape == (2, 3)
 
 
 def test_huber_loss_is_linear_beyond_delta():

@@ -1,4 +1,6 @@
-"""The documented agent API, the DQN maths and its bad-input errors."""
+"""DQN and the documented agent API (``BaseAgent``): the maths on hand-computed
+batches, acting, jit and pmap, bad inputs, one rule per hyperparameter, and noisy
+acting."""
 
 import inspect
 
@@ -366,3 +368,26 @@ def test_old_keyword_names_still_work_and_say_their_new_names():
     hyperparams_renamed = __import__("baselax.agents.hyperparams", fromlist=["x"])
     hyperparams_renamed.renamed_keywords("DQN", {"double": 1, "double_dqn": 1},
                                          {"double": "double_dqn"})
+
+
+def test_noisy_predict_explores_per_row_and_evaluates_on_the_mean():
+  env = gymnasium.make("CartPole-v1")
+  agent = DQN(networks.mlp_q_network((16,), noisy=True), env, 1e-3,
+              epsilon_schedule=lambda _: 0.0, noisy=True)
+  assert agent.contract.update_key and not DQN.contract.update_key
+  params = agent.init_params(jax.random.PRNGKey(0))
+  obs = jnp.ones((6, 4))
+  out, _ = agent.predict(params, agent.init_policy(), obs, jax.random.PRNGKey(1))
+  assert not np.allclose(out.q_values[0], out.q_values[1])   # own noise per row
+  greedy, _ = agent.predict(params, agent.init_policy(), obs, jax.random.PRNGKey(1),
+                            evaluation=True)
+  np.testing.assert_allclose(greedy.q_values,
+                             agent.network.apply(params.policy, obs), rtol=1e-6)
+  # update: the key changes the noise (and so the step); without one it runs too.
+  batch = {"obs": obs, "action": jnp.zeros(6, jnp.int32), "reward": jnp.ones(6),
+           "terminated": jnp.zeros(6), "next_obs": obs}
+  opt = agent.init_optimizer(params)
+  l1 = agent.update(params, opt, batch, key=jax.random.PRNGKey(2))[0].loss
+  l2 = agent.update(params, opt, batch, key=jax.random.PRNGKey(3))[0].loss
+  l0 = agent.update(params, opt, batch)[0].loss
+  assert len({float(l0), float(l1), float(l2)}) == 3

@@ -1,21 +1,17 @@
-"""The host-loop trainer (gymnasium envs) and the benchmark script's output."""
+"""The host-loop trainer (gymnasium envs): truncation, autoreset modes, learning,
+bad inputs, and its greedy evaluation's episode caps."""
 
-import json
-import os
-import subprocess
-import sys
 
 import gymnasium
 import jax
 import numpy as np
 import optax
+import probe_envs
 import pytest
 
 from baselax import anakin, envs, hostloop, networks
 from baselax.agents import DQN
-
-import helpers
-import probe_envs
+from baselax.anakin import loop
 
 
 def probe_config(**kw):
@@ -121,79 +117,86 @@ def test_bad_inputs():
     hostloop.train(agent, env, probe_config(num_envs=2, n_step=3))
 
 
-def run_bench(tmp_path, *flags):
-  """``scripts/bench.py FLAGS --json ...``: ``(process, the JSON it wrote)``."""
-  out_json = tmp_path / "bench.json"
-  proc = subprocess.run(
-      [sys.executable, "scripts/bench.py", *flags, "--json", str(out_json)],
-      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  return proc, json.loads(out_json.read_text())
+MODES = [gymnasium.vector.AutoresetMode.NEXT_STEP,
+         gymnasium.vector.AutoresetMode.SAME_STEP,
+         gymnasium.vector.AutoresetMode.DISABLED]
 
 
-def test_bench_quick_output_shape_and_sanity(tmp_path):
-  proc, result = run_bench(tmp_path, "--quick", "--cpu-devices", "2")
-  assert f"jax {jax.__version__}" in proc.stdout and "backend cpu" in proc.stdout
-  kinds = [r["kind"] for r in result["rows"]]
-  assert kinds == ["limit", "limit+policy", "anakin", "hostloop", "seeds", "seeds/dev"]
-  assert f"{os.cpu_count()} CPU cores" in proc.stdout
-  assert result["header"]["backend"] == jax.default_backend()
-  for row in result["rows"]:
-    assert np.isfinite(row["env_steps_per_s"]) and row["env_steps_per_s"] > 0
-    assert row["peak_rss_mb"] > 0
-  rows = {r["kind"]: r for r in result["rows"]}
-  assert rows["anakin"]["updates_per_s"] > 0 and rows["hostloop"]["updates_per_s"] > 0
-  assert rows["anakin"]["ratio_vs_limit_policy"] == pytest.approx(
-      rows["anakin"]["env_steps_per_s"] / rows["limit+policy"]["env_steps_per_s"])
-  assert rows["anakin"]["ratio_vs_hostloop"] == pytest.approx(
-      rows["anakin"]["env_steps_per_s"] / rows["hostloop"]["env_steps_per_s"])
-  assert rows["seeds"]["num_seeds"] == 4 and rows["seeds"]["devices"] == 1
-  assert (rows["seeds/dev"]["num_seeds"], rows["seeds/dev"]["devices"]) == (4, 2)
-  assert rows["seeds"]["per_seed_env_steps_per_s"] == pytest.approx(
-      rows["seeds"]["env_steps_per_s"] / 4)
-  # the buffer holds each obs once (4 float32), action, reward, flags: 7 words
-  # per step (issue 14; obs and next_obs would be 16 words)
-  assert 10_000 * 7 * 4 <= rows["anakin"]["buffer_bytes"] < 10_000 * 9 * 4
-  assert [r["buffer"] for r in result["memory"][:4]] == [
-      "item", "prioritized item", "n-step", "prioritized n-step"]
+def chain_vector_env(copy, mode):
+  def make():
+    return gymnasium.wrappers.TimeLimit(probe_envs.FourStateChain(), 6)
+  return gymnasium.vector.SyncVectorEnv([make, make], copy=copy, autoreset_mode=mode)
 
 
-def test_bench_scaling_mode_on_forced_cpu_devices(tmp_path):
-  proc, result = run_bench(tmp_path, "--scaling", "1", "2", "--cpu-devices", "2",
-                           "--num-envs", "8", "--env-steps", "20000")
-  rows = result["rows"]
-  assert [(r["kind"], r["devices"]) for r in rows] == [("scaling", 1), ("scaling", 2)]
-  assert rows[0]["efficiency"] == pytest.approx(1.0)
-  assert rows[1]["efficiency"] == pytest.approx(
-      rows[1]["env_steps_per_s"] / (2 * rows[0]["env_steps_per_s"]))
-  assert "2 device(s):" in proc.stdout
-  bad = subprocess.run([sys.executable, "scripts/bench.py", "--scaling", "1", "8"],
-                       cwd=helpers.REPO, capture_output=True, text=True, timeout=120)
-  assert bad.returncode == 2 and "add --cpu-devices 8" in bad.stderr
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
+def test_host_loop_learns_the_same_whether_or_not_the_env_copies_obs(mode):
+  config = anakin.AnakinConfig(total_env_steps=600, num_envs=2, buffer_size=600,
+                               batch_size=16, learning_starts=64, eval_every=600,
+                               eval_episodes=1)
+  results = {}
+  for copy in (True, False):
+    env = chain_vector_env(copy, mode)
+    agent = DQN(networks.mlp_q_network((16,)), env, 1e-2, discount_factor=0.9)
+    result = hostloop.train(agent, env, config, on_chunk=lambda record: None)
+    buffer = result.state["buffer"]
+    state = buffer.storage["obs"][:buffer.size].argmax(-1)
+    next_state = buffer.storage["next_obs"][:buffer.size].argmax(-1)
+    action = buffer.storage["action"][:buffer.size]
+    # every stored transition follows the chain's dynamics
+    np.testing.assert_array_equal(
+        next_state, np.clip(state + 2 * action - 1, 0, 3), err_msg=f"copy={copy}")
+    q = agent.network.apply(result.state["params"].policy, np.eye(4, dtype=np.float32))
+    results[copy] = (q, buffer.size)
+  np.testing.assert_array_equal(results[False][0], results[True][0])
+  assert results[False][1] == results[True][1]
 
 
-def test_bench_agent_rows_time_each_agent_beside_dqn(tmp_path):
-  proc, result = run_bench(tmp_path, "--agent", "c51", "--n-step", "2", "--num-envs", "4",
-                           "--env-steps", "2000", "--rounds", "2")
-  rows = result["rows"]
-  assert [r["kind"] for r in rows] == ["dqn", "--agent c51 --n-step 2"]
-  assert rows[0]["vs_dqn"] == 1.0 and rows[0]["compile_vs_dqn"] == 1.0
-  assert 0 < rows[1]["vs_dqn"] and rows[1]["env_steps_per_s"] > 0
-  assert "median of 2 interleaved rounds" in proc.stdout
-  bad = subprocess.run([sys.executable, "scripts/bench.py", "--agent", "ppo"],
-                       cwd=helpers.REPO, capture_output=True, text=True, timeout=120)
-  assert bad.returncode == 2 and "unknown agent 'ppo'" in bad.stderr
+def run_evaluate(make_envs, mode, episodes, max_steps=None):
+  """Greedy returns of ``hostloop.evaluate`` and the vector steps it took."""
+  env = gymnasium.vector.SyncVectorEnv(make_envs, autoreset_mode=mode)
+  steps = []
+
+  def step(actions, step=env.step):
+    steps.append(1)
+    assert len(steps) <= 100_000, "evaluate does not stop"  # fail, don't hang
+    return step(actions)
+
+  env.step = step
+  agent = DQN(networks.mlp_q_network((4,)), env, 1e-3)
+  key = jax.random.PRNGKey(0)
+  returns = hostloop.evaluate(agent, agent.init_params(key), agent.init_policy(key),
+                              env, episodes=episodes, seed=0, max_steps=max_steps)
+  return returns.tolist(), len(steps)
 
 
-def test_variant_table_prints_one_row_per_variant():
-  proc = subprocess.run(
-      [sys.executable, "scripts/variant_table.py", "--only", "DQN", "Double DQN",
-       "--num-seeds", "2", "--total-env-steps", "2000", "--learning-starts", "500",
-       "--eval-every", "1000", "--eval-episodes", "2", "--batch-size", "32",
-       "--buffer-size", "1000", "--compilation-cache", "none"],
-      cwd=helpers.REPO, capture_output=True, text=True, timeout=300)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
-  assert rows[0].startswith("| variant |") and len(rows) == 4  # header, rule, 2 rows
-  assert rows[2].startswith("| DQN |") and rows[3].startswith("| Double DQN |")
-  assert rows[2].endswith("| 1.00× |")
+def endless_for(steps):
+  return lambda: gymnasium.wrappers.TimeLimit(probe_envs.Endless(), steps)
+
+
+@pytest.mark.parametrize("mode", MODES, ids=lambda m: m.name)
+def test_host_loop_evaluation_cuts_long_episodes_at_max_steps(mode):
+  """Reward 1 per step; env 0's episodes last 2 steps, env 1's 5; cap 3.
+
+  Env 1 is cut at 3 and, unless DISABLED resets it at once, idles until that
+  episode ends (NEXT_STEP: then one more step, the reset). Returns in order:
+  NEXT_STEP  env 0 at steps 2, 5, 8; env 1 at 3, 9 (reset at 6)
+  SAME_STEP  env 0 at 2, 4, 6, 8; env 1 at 3, 8
+  DISABLED   env 0 at 2, 4, 6; env 1 at 3, 6
+  """
+  envs_2_5 = [endless_for(2), endless_for(5)]
+  expected = {"NEXT_STEP": ([2.0, 3.0, 2.0, 2.0, 3.0], 9),
+              "SAME_STEP": ([2.0, 3.0, 2.0, 2.0, 2.0], 8),
+              "DISABLED": ([2.0, 3.0, 2.0, 2.0, 3.0], 6)}[mode.name]
+  assert run_evaluate(envs_2_5, mode, 5, max_steps=3) == expected
+  # a cap above every episode's length changes nothing: whole episodes
+  assert run_evaluate(envs_2_5, mode, 3, max_steps=10)[0] == [2.0, 2.0, 5.0]
+  # never ending: every env cut at once, then all reset: two rounds
+  endless = [probe_envs.Endless] * 2
+  assert run_evaluate(endless, mode, 3, max_steps=100) == ([100.0] * 3, 200)
+
+
+def test_host_loop_evaluation_of_a_never_ending_env_stops_at_the_default_cap():
+  returns, steps = run_evaluate([probe_envs.Endless] * 2,
+                                gymnasium.vector.AutoresetMode.NEXT_STEP, 2)
+  assert returns == [float(loop.DEFAULT_EVAL_MAX_STEPS)] * 2
+  assert steps == loop.DEFAULT_EVAL_MAX_STEPS

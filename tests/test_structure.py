@@ -21,7 +21,7 @@ LAYERS = (
     ("agents", ("baselax.agents",)),
     ("replay", ("baselax.replay",)),
     ("trainers", ("baselax.anakin", "baselax.hostloop")),
-    ("experiments", ("baselax.experiment", "baselax.atari")),
+    ("experiments", ("baselax.experiment", "baselax.atari", "baselax.bench")),
 )
 
 

@@ -25,6 +25,20 @@ def force_cpu_devices(argv: List[str]) -> None:
                                f" --xla_force_host_platform_device_count={count}")
 
 
+def add_agent_flags(parser: argparse.ArgumentParser) -> None:
+  """The agent rows' flags (``--agent``, ``--agents`` and the variant flags)."""
+  agents = parser.add_argument_group("agents (rows of the main job's chunk, beside DQN)")
+  agents.add_argument("--agent", default=None, help="a registered agent")
+  agents.add_argument("--agents", action="store_true",
+                      help="the DQN family's row set (see the module doc)")
+  agents.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+  for flag in ("--prioritized", "--noisy", "--dueling", "--double-dqn"):
+    agents.add_argument(flag, action="store_true")
+  agents.add_argument("--n-step", type=int, default=None)
+  agents.add_argument("--dueling-hidden", default=None,
+                      help="where a dueling head's hidden layers go (shared, per-stream)")
+
+
 def parse(argv: Optional[List[str]] = None, prog: str = PROG) -> argparse.Namespace:
   """The command line, checked against this machine's devices (JAX starts here)."""
   import jax
@@ -66,16 +80,7 @@ def parse(argv: Optional[List[str]] = None, prog: str = PROG) -> argparse.Namesp
   parser.add_argument("--json", default=None, help="write the results here")
   parser.add_argument("--memory-only", action="store_true",
                       help="print the bytes per transition of each buffer kind and exit")
-  agents = parser.add_argument_group("agents (rows of the main job's chunk, beside DQN)")
-  agents.add_argument("--agent", default=None, help="a registered agent")
-  agents.add_argument("--agents", action="store_true",
-                      help="the DQN family's row set (see the module doc)")
-  agents.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
-  for flag in ("--prioritized", "--noisy", "--dueling", "--double-dqn"):
-    agents.add_argument(flag, action="store_true")
-  agents.add_argument("--n-step", type=int, default=None)
-  agents.add_argument("--dueling-hidden", default=None,
-                      help="where a dueling head's hidden layers go (shared, per-stream)")
+  add_agent_flags(parser)
   args = parser.parse_args(argv)
   args.agent_flags = ([] if args.agent is None else ["--agent", args.agent]) + [
       f"--{f.replace('_', '-')}" for f in ("prioritized", "noisy", "dueling", "double_dqn")

@@ -16,7 +16,11 @@ AnakinConfig``, and the agents and their registry) must not import gymnax.
 
 from baselax._lazy import lazy_attributes
 
-__version__ = "0.1.0"
+try:  # one version source: the installed package's metadata (pyproject.toml)
+  from importlib import metadata as _metadata
+  __version__ = _metadata.version("baselax")
+except _metadata.PackageNotFoundError:  # pragma: no cover - a checkout on sys.path
+  __version__ = "0+unknown"
 __all__ = ["agents", "anakin", "envs", "errors", "experiment", "hostloop", "metrics",
            "networks", "replay", "training"]
 

@@ -119,14 +119,18 @@ def _exit_code(error: SystemExit) -> int:
   return 1
 
 
-def run_and_report(script: str, args: List[str], report: str) -> int:
-  """Runs ``script`` as ``__main__`` with ``args``; writes the JSON report;
-  returns the exit code."""
+def run_and_report(script: str, args: List[str], report: str, module: bool = False) -> int:
+  """Runs ``script`` (a path, or with ``module`` a module's name, as ``python
+  -m`` does) as ``__main__`` with ``args``; writes the JSON report; returns
+  the exit code."""
   sys.argv = [script, *args]
   t = time.perf_counter()
   code, error = 0, None
   try:
-    runpy.run_path(script, run_name="__main__")
+    if module:
+      runpy.run_module(script, run_name="__main__", alter_sys=True)
+    else:
+      runpy.run_path(script, run_name="__main__")
   except SystemExit as exit_:
     code = _exit_code(exit_)
   except BaseException as exc:  # report it, then fail like Python would
@@ -154,11 +158,13 @@ def main(argv: Optional[List[str]] = None) -> int:
       prog="python -m baselax.hardware",
       description="Run a Python script, then report its peak device memory.")
   parser.add_argument("--report", required=True, help="write the JSON report here")
-  parser.add_argument("script", help="the script to run as __main__")
+  parser.add_argument("--module", action="store_true",
+                      help="SCRIPT names a module, run as python -m runs it")
+  parser.add_argument("script", help="the script (or module) to run as __main__")
   parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
   ns = parser.parse_args(argv)
   args = ns.args[1:] if ns.args[:1] == ["--"] else ns.args
-  return run_and_report(ns.script, args, ns.report)
+  return run_and_report(ns.script, args, ns.report, ns.module)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ LAYERS = (
     ("replay", ("baselax.replay",)),
     ("trainers", ("baselax.anakin", "baselax.hostloop")),
     ("experiments", ("baselax.experiment", "baselax.atari", "baselax.bench")),
+    # The program: ``baselax`` / ``python -m baselax`` runs the experiments' commands.
+    ("the command", ("baselax.__main__",)),
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import sys
 import typing
@@ -48,6 +49,22 @@ def usage_error(message: str, prog: Optional[str] = None) -> NoReturn:
   text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
   print(f"{prog}: error: {text}", file=sys.stderr, flush=True)
   raise SystemExit(2)
+
+
+def invocation(prog: str, argv0: Optional[str] = None) -> str:
+  """The command the user typed to run ``prog``, as a resume hint repeats it:
+  ``baselax train`` (the console script), ``python -m baselax train``, or
+  ``python experiments/anakin_dqn.py`` (a script, as the user named it)."""
+  argv0 = sys.argv[0] if argv0 is None else argv0
+  command = prog.split(" ", 1)[1] if prog.startswith("baselax ") else None
+  if command and os.path.basename(argv0) == "baselax":
+    return f"baselax {command}"
+  if command and argv0.replace(os.sep, "/").endswith("baselax/__main__.py"):
+    return f"python -m baselax {command}"
+  if argv0.endswith(".py"):
+    shown = os.path.relpath(argv0) if os.path.isabs(argv0) else argv0
+    return f"python {shown}"
+  return prog
 
 
 def flag_name(field: str) -> str:

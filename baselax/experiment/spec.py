@@ -184,7 +184,10 @@ def resume_differences(run_path: str, saved: Mapping[str, Any],
 
 def _anakin_epilog() -> str:
   return (f"registered agents: {', '.join(registry.names())} (--agent NAME --help lists "
-          f"that agent's flags)\n\n{presets_lib.help_text()}")
+          f"that agent's flags; baselax train --import MODULE first imports a module that "
+          f"registers agents of its own)\n\nAtari ids (ALE/Pong-v5, ...) train through the "
+          f"host loop: baselax train --env-id ALE/Pong-v5 --help lists their flags.\n\n"
+          f"{presets_lib.help_text()}")
 
 
 #: The main job: the Anakin trainer on a JAX env, with presets and sweeps.

@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from baselax import metrics as metrics_lib
+from baselax.experiment import cli
 from baselax.experiment import aggregate as aggregate_lib
 from baselax.experiment import sweeps
 
@@ -80,7 +81,7 @@ def print_summary(out: ExperimentResult, prog: str) -> None:
   print("---")
   if out.interrupted:
     print(f"stopped after {result.history[-1].env_steps:,} env steps; checkpoint "
-          f"saved. Continue with:\n  python experiments/{prog} --resume {out.run_dir}")
+          f"saved. Continue with:\n  {cli.invocation(prog)} --resume {out.run_dir}")
   episodes = result.history[-1].eval_returns.shape[-1]
   if "points" in out.aggregate:
     print(f"final greedy eval return per sweep point ({result.config.num_seeds} seed(s) "

@@ -20,12 +20,12 @@ import importlib
 import os
 import re
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 PROG = "baselax"
 
 
-def _split_imports(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
+def _split_imports(argv: Sequence[str]) -> tuple[list[str], list[str]]:
   """``(modules named by --import M, the other flags)``."""
   modules, rest, it = [], [], iter(argv)
   for arg in it:
@@ -38,7 +38,7 @@ def _split_imports(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
   return modules, rest
 
 
-def _flag(argv: Sequence[str], name: str) -> Optional[str]:
+def _flag(argv: Sequence[str], name: str) -> str | None:
   for i, arg in enumerate(argv):
     if arg == name and i + 1 < len(argv):
       return argv[i + 1]
@@ -64,7 +64,7 @@ def is_atari_run(argv: Sequence[str]) -> bool:
                                                      env_id))
 
 
-def train(argv: List[str], prog: str) -> int:
+def train(argv: list[str], prog: str) -> int:
   """The main job (``experiments/anakin_dqn.py``), or an Atari run."""
   modules, argv = _split_imports(argv)
   for module in modules:
@@ -81,30 +81,30 @@ def train(argv: List[str], prog: str) -> int:
   return launch.main(argv, prog=prog)
 
 
-def evaluate(argv: List[str], prog: str) -> int:
+def evaluate(argv: list[str], prog: str) -> int:
   from baselax.experiment import evaluation
   evaluation.main(argv, prog)
   return 0
 
 
-def bench(argv: List[str], prog: str) -> int:
+def bench(argv: list[str], prog: str) -> int:
   from baselax.bench import cli
   cli.main(argv, prog)
   return 0
 
 
-def table(argv: List[str], prog: str) -> int:
+def table(argv: list[str], prog: str) -> int:
   from baselax.experiment.tables import cli
   return cli.main(argv, prog)
 
 
-def check(argv: List[str], prog: str) -> int:
+def check(argv: list[str], prog: str) -> int:
   from baselax.bench import check as check_lib
   return check_lib.main(argv, prog)
 
 
 #: ``{command: (one line for --help, what runs it)}``.
-COMMANDS: Dict[str, Tuple[str, Callable[[List[str], str], int]]] = {
+COMMANDS: dict[str, tuple[str, Callable[[list[str], str], int]]] = {
     "train": ("train a registered agent: the Anakin main job, Atari ids through the "
               "host loop", train),
     "evaluate": ("greedy episodes of a run directory's newest checkpoint", evaluate),
@@ -130,7 +130,7 @@ def version() -> str:
   return f"{PROG} {__version__}"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
   """The command line: the exit code of the command (2: a bad command line)."""
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help"):

@@ -6,11 +6,11 @@ names lazily: a name is imported when first used.
 """
 
 import importlib
-from typing import Callable, Dict, Sequence, Tuple
+from collections.abc import Callable, Sequence
 
 
-def lazy_attributes(package: str, where: Dict[str, str], submodules: Sequence[str]
-                    ) -> Tuple[Callable, Callable]:
+def lazy_attributes(package: str, where: dict[str, str], submodules: Sequence[str]
+                    ) -> tuple[Callable, Callable]:
   """``(__getattr__, __dir__)`` for ``package``.
 
   Args:

@@ -20,14 +20,20 @@ from __future__ import annotations
 import dataclasses
 import time
 import types
-from typing import Any, Dict, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from baselax.agents import registry
 from baselax.anakin.config import AnakinConfig
-from baselax.envs.atari_env import (INSTALL, AtariConfig, LifeLossTerminal, check_env_id,
-                                    make_vector_env)
+from baselax.envs.atari_env import (
+  INSTALL,
+  AtariConfig,
+  LifeLossTerminal,
+  check_env_id,
+  make_vector_env,
+)
 from baselax.errors import ConfigError
 from baselax.experiment import config as config_lib
 from baselax.experiment import launch
@@ -89,7 +95,7 @@ class HostLoopConfig:
   seed: int = 0
   eval_every: int = 100_000
   eval_episodes: int = 4
-  eval_max_steps: Optional[int] = None
+  eval_max_steps: int | None = None
   compact_frames: bool = True
 
   def __post_init__(self):
@@ -104,13 +110,13 @@ class HostLoopConfig:
 #: The agent flags' defaults for Atari: CleanRL's dqn_atari (Nature DQN's
 #: network, lr 1e-4 Adam, epsilon 1 -> 0.01 over 10% of the run, the target
 #: copied every 1,000 env steps = 250 updates, L2 loss).
-AGENT_DEFAULTS: Dict[str, Any] = dict(
+AGENT_DEFAULTS: dict[str, Any] = dict(
     learning_rate=1e-4, lr_decay=False, discount_factor=0.99,
     target_update_interval=250, epsilon_start=1.0, epsilon_end=0.01,
     exploration_fraction=0.1, network="auto", hidden_sizes=(512,))
 
 #: The run flags' defaults for Atari (a checkpoint every 500k env steps).
-RUN_DEFAULTS: Dict[str, Any] = dict(checkpoint_every=500_000)
+RUN_DEFAULTS: dict[str, Any] = dict(checkpoint_every=500_000)
 
 
 # ---------------------------------------------------------------------------
@@ -127,11 +133,11 @@ class Spec(NamedTuple):
   loggers: config_lib.LoggerConfig
 
   @property
-  def sections(self) -> Dict[str, Any]:
+  def sections(self) -> dict[str, Any]:
     return {"experiment": self.experiment, "atari": self.atari, "agent": self.agent,
             "trainer": self.trainer, "run": self.run, "loggers": self.loggers}
 
-  def identity(self) -> Dict[str, Any]:
+  def identity(self) -> dict[str, Any]:
     """The settings beyond the trainer's that define the run (checkpoint fingerprint)."""
     out = {}
     for name in ("experiment", "atari", "agent"):
@@ -156,7 +162,7 @@ PIPELINE = launch.Pipeline(
     defaults=types.MappingProxyType({**AGENT_DEFAULTS, **RUN_DEFAULTS}), epilog=_epilog)
 
 
-def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> Spec:
+def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> Spec:
   """The :class:`Spec` of a command line: the experiment layer's one parse
   (``baselax.experiment.launch.parse``) with :data:`PIPELINE`."""
   return launch.parse(argv, prog, PIPELINE)
@@ -191,7 +197,7 @@ def prepare(spec: Spec) -> Prepared:
   return Prepared(env, eval_env, agent, sizes)
 
 
-def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
+def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
         loggers: Sequence[loggers_lib.Logger] = ()) -> summary_lib.ExperimentResult:
   """Runs the Atari experiment a command line describes (see the module doc).
 
@@ -202,6 +208,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
   t0 = time.perf_counter()
   spec = parse(argv, prog)
   import jax
+
   from baselax import hardware, hostloop
 
   loggers_lib.setup_logging(spec.run.quiet)
@@ -245,6 +252,6 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
   return out
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   """The command-line entry point: the exit code (130 if stopped by Ctrl-C)."""
   return 130 if run(argv, prog=prog).interrupted else 0

@@ -29,7 +29,7 @@ import runpy
 import shutil
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 #: What to run on a GPU machine to get the CUDA build of JAX.
 GPU_INSTALL = 'pip install -e ".[cuda12]"'
@@ -43,7 +43,7 @@ def nvidia_gpu_present() -> bool:
   return shutil.which("nvidia-smi") is not None or os.path.exists(NVIDIA_DEVICE)
 
 
-def accelerator_hint(backend: Optional[str] = None) -> Optional[str]:
+def accelerator_hint(backend: str | None = None) -> str | None:
   """The one-line hint for a GPU that JAX does not use, or None.
 
   Args:
@@ -78,7 +78,7 @@ def peak_rss_bytes() -> int:
   return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def peak_memory_bytes() -> Dict[str, Any]:
+def peak_memory_bytes() -> dict[str, Any]:
   """The peak memory of this process: device 0's allocator, else resident memory.
 
   Returns:
@@ -101,7 +101,7 @@ def peak_memory_bytes() -> Dict[str, Any]:
   return {"bytes": peak_rss_bytes(), "source": "rss", "device": device.device_kind}
 
 
-def device_summary() -> Dict[str, Any]:
+def device_summary() -> dict[str, Any]:
   """JAX version, backend, device kind and count (starts JAX's backend)."""
   import jax
   devices = jax.devices()
@@ -119,7 +119,7 @@ def _exit_code(error: SystemExit) -> int:
   return 1
 
 
-def run_and_report(script: str, args: List[str], report: str, module: bool = False) -> int:
+def run_and_report(script: str, args: list[str], report: str, module: bool = False) -> int:
   """Runs ``script`` (a path, or with ``module`` a module's name, as ``python
   -m`` does) as ``__main__`` with ``args``; writes the JSON report; returns
   the exit code."""
@@ -138,7 +138,7 @@ def run_and_report(script: str, args: List[str], report: str, module: bool = Fal
     import traceback
     traceback.print_exc()
   wall = time.perf_counter() - t
-  out: Dict[str, Any] = {"script": script, "args": args, "exit_code": code,
+  out: dict[str, Any] = {"script": script, "args": args, "exit_code": code,
                          "wall_s": wall, "error": error}
   if "jax" in sys.modules:  # a script that never started JAX has no device to ask
     try:
@@ -153,7 +153,7 @@ def run_and_report(script: str, args: List[str], report: str, module: bool = Fal
   return code
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m baselax.hardware",
       description="Run a Python script, then report its peak device memory.")

@@ -12,7 +12,8 @@ returns are ``(S, E)`` for ``E`` episodes per seed.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -58,9 +59,9 @@ class ChunkRecord:
   train_episodes: np.ndarray
   eval_returns: np.ndarray
   scalars: Mapping[str, np.ndarray]
-  point: Optional[int] = None
-  hyperparams: Optional[Mapping[str, Any]] = None
-  recent_return: Optional[np.ndarray] = None
+  point: int | None = None
+  hyperparams: Mapping[str, Any] | None = None
+  recent_return: np.ndarray | None = None
 
   @property
   def eval_return(self) -> np.ndarray:
@@ -76,7 +77,7 @@ class ChunkRecord:
                 episode_return_sum: Any, episodes: Any, updates: Any,
                 scalar_sums: Mapping[str, Any], eval_returns: Any,
                 recent_return_sum: Any = None, recent_episodes: Any = None
-                ) -> "ChunkRecord":
+                ) -> ChunkRecord:
     """The one place sums over a chunk become means.
 
     Args:
@@ -105,9 +106,9 @@ class ChunkRecord:
                train_episodes=episodes, eval_returns=np.asarray(eval_returns, np.float64),
                scalars=scalars, recent_return=recent_return)
 
-  def to_dict(self) -> Dict[str, Any]:
+  def to_dict(self) -> dict[str, Any]:
     """The flat ``{name: value}`` form of ``metrics.jsonl`` (counters first)."""
-    out: Dict[str, Any] = {k: getattr(self, k) for k in COUNTERS}
+    out: dict[str, Any] = {k: getattr(self, k) for k in COUNTERS}
     if self.point is not None:
       out.update(point=self.point, hyperparams=dict(self.hyperparams or {}))
     out.update(train_return=self.train_return, train_episodes=self.train_episodes)
@@ -118,7 +119,7 @@ class ChunkRecord:
     return out
 
   @classmethod
-  def from_dict(cls, values: Mapping[str, Any]) -> "ChunkRecord":
+  def from_dict(cls, values: Mapping[str, Any]) -> ChunkRecord:
     """Inverse of :meth:`to_dict` (unknown names are scalars of the agent)."""
     known = set(COUNTERS) | {"train_return", "train_episodes", "eval_return",
                              "eval_returns", "point", "hyperparams", "recent_return"}
@@ -135,7 +136,7 @@ class ChunkRecord:
                hyperparams=values.get("hyperparams"),
                recent_return=None if recent is None else np.asarray(recent, np.float64))
 
-  def select(self, runs: Any, **labels: Any) -> "ChunkRecord":
+  def select(self, runs: Any, **labels: Any) -> ChunkRecord:
     """The record of some of its runs (``runs``: indices or a slice of the
     seed axis), e.g. one sweep point's seeds; ``labels`` set ``point`` and
     ``hyperparams``."""
@@ -173,8 +174,8 @@ class TrainResult:
   """
   params: Any
   state: Any
-  metrics: Dict[str, Any]
-  history: List[ChunkRecord]
+  metrics: dict[str, Any]
+  history: list[ChunkRecord]
   config: Any
   derived: Any
   stopped_early: bool = False
@@ -196,7 +197,7 @@ def format_record(record: ChunkRecord) -> str:
           f"{seed_mean(record.eval_return):7.1f} | loss {loss:.4f}")
 
 
-def stack_history(history: List[ChunkRecord]) -> Dict[str, Any]:
+def stack_history(history: list[ChunkRecord]) -> dict[str, Any]:
   """Records -> ``{name: array}`` with a leading chunk axis (NaN where absent)."""
   rows = [r.to_dict() for r in history]
   metrics = {}
@@ -207,7 +208,7 @@ def stack_history(history: List[ChunkRecord]) -> Dict[str, Any]:
   return metrics
 
 
-def scalar_fields(tree: Any) -> Dict[str, jax.Array]:
+def scalar_fields(tree: Any) -> dict[str, jax.Array]:
   """The scalar leaves of an ``OptimOutput`` pytree, named by their path.
 
   ``DQN.OptimOutput(loss=..., q_mean=...)`` gives ``{"loss": ..., "q_mean": ...}``;
@@ -224,7 +225,7 @@ def scalar_fields(tree: Any) -> Dict[str, jax.Array]:
 
 
 def zero_scalars(agent: Any, params: Any, optimizer_state: Any,
-                 batch: Any) -> Dict[str, jax.Array]:
+                 batch: Any) -> dict[str, jax.Array]:
   """Zeros shaped like the logged scalars of ``agent.update`` (traced only).
 
   What a step that does not learn reports, so both sides of a learn/skip
@@ -261,7 +262,7 @@ def from_json(value: Any) -> Any:
   return value
 
 
-def record_to_json(record: ChunkRecord) -> Dict[str, Any]:
+def record_to_json(record: ChunkRecord) -> dict[str, Any]:
   return to_json(record.to_dict())
 
 

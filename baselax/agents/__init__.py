@@ -6,8 +6,7 @@ update honours); ``DQN``, ``QRDQN``, ``C51`` (also Rainbow's core) and
 :mod:`baselax.agents.registry` names them for ``--agent``.
 """
 
-from baselax.agents.base import AgentContract
-from baselax.agents.base import BaseAgent
+from baselax.agents.base import AgentContract, BaseAgent
 from baselax.agents.c51 import C51
 from baselax.agents.dqn import DQN
 from baselax.agents.mdqn import MDQN

@@ -14,7 +14,8 @@ import abc
 import dataclasses
 import inspect
 import numbers
-from typing import Any, Callable, FrozenSet, Mapping, NamedTuple, Optional, Tuple, Union
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import gymnasium
 import haiku as hk
@@ -29,8 +30,8 @@ Params = Any
 PolicyState = Any
 PolicyOutput = Any
 OptimOutput = Any
-KeyLike = Union[jax.Array, hk.PRNGSequence]
-NetworkFn = Callable[[gymnasium.Space], Union[hk.Transformed, Any]]
+KeyLike = jax.Array | hk.PRNGSequence
+NetworkFn = Callable[[gymnasium.Space], hk.Transformed | Any]
 
 
 def as_key(rng: KeyLike) -> jax.Array:
@@ -153,7 +154,7 @@ class AgentContract:
       loss). Nothing changes in what is computed; trainers may compile such
       a loss differently (``baselax.training.lowering``).
   """
-  reads: FrozenSet[str] = frozenset()
+  reads: frozenset[str] = frozenset()
   td_error: bool = False
   update_key: bool = False
   action_mask: bool = False
@@ -179,7 +180,7 @@ class DeviceGroups(NamedTuple):
       ``axis_index_groups``).
   """
   name: str
-  groups: Tuple[Tuple[int, ...], ...]
+  groups: tuple[tuple[int, ...], ...]
 
 
 def device_mean(tree: Any, axis_name: Any) -> Any:
@@ -220,7 +221,7 @@ class BaseAgent(abc.ABC):
   """
 
   contract: AgentContract = AgentContract()
-  discount_factor: Optional[float] = None
+  discount_factor: float | None = None
 
   class OptimState(NamedTuple):
     """Optimizer state: ``count`` of updates done and optax's ``opt_state``."""
@@ -232,7 +233,7 @@ class BaseAgent(abc.ABC):
     count: jax.Array
 
   def __init__(self, network: NetworkFn, env: Any,
-               learning_rate: Union[float, optax.Schedule]):
+               learning_rate: float | optax.Schedule):
     check_learning_rate(learning_rate)
     if not callable(network):
       raise TypeError("network must be a callable taking the action space and "
@@ -265,7 +266,7 @@ class BaseAgent(abc.ABC):
     dummy = spaces_lib.dummy_observation(self.observation_space)
     return self.network.init(as_key(rng), dummy)
 
-  def init_optimizer(self, params: Params, rng: KeyLike = None) -> "BaseAgent.OptimState":
+  def init_optimizer(self, params: Params, rng: KeyLike = None) -> BaseAgent.OptimState:
     """Initialize the optimizer state.
 
     Args:
@@ -294,7 +295,7 @@ class BaseAgent(abc.ABC):
   @abc.abstractmethod
   def predict(self, params: Params, policy_state: PolicyState, obs: jax.Array,
               key: KeyLike, evaluation: bool = False, **kwargs: Any
-              ) -> Tuple[PolicyOutput, PolicyState]:
+              ) -> tuple[PolicyOutput, PolicyState]:
     """Select actions for a batch of observations ``(B, *obs_shape)``.
 
     Args:
@@ -313,9 +314,9 @@ class BaseAgent(abc.ABC):
     """
 
   @abc.abstractmethod
-  def update(self, params: Params, optimizer_state: "BaseAgent.OptimState",
+  def update(self, params: Params, optimizer_state: BaseAgent.OptimState,
              data: Mapping[str, jax.Array], **kwargs: Any
-             ) -> Tuple[OptimOutput, Params, "BaseAgent.OptimState"]:
+             ) -> tuple[OptimOutput, Params, BaseAgent.OptimState]:
     """One learning step on a batch ``data``.
 
     Args:
@@ -336,7 +337,7 @@ class BaseAgent(abc.ABC):
       optimizer state.
     """
 
-  def jit(self) -> "BaseAgent":
+  def jit(self) -> BaseAgent:
     """Jits ``predict`` and ``update`` in place (and returns the agent).
 
     ``evaluation`` and ``axis_name`` are static arguments; a

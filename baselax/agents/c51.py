@@ -14,16 +14,13 @@ acting, the optimizer step, the device average and the target copy are
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from baselax.agents import base
-from baselax.agents import distributional
-from baselax.agents import dqn
-from baselax.agents import hyperparams
-from baselax.agents import q_config
+from baselax.agents import base, distributional, dqn, hyperparams, q_config
 from baselax.errors import ConfigError
 
 
@@ -70,7 +67,7 @@ class C51(dqn.DQN):
     """``(num_atoms,)`` the support ``linspace(v_min, v_max, num_atoms)``."""
     return jnp.linspace(self.v_min, self.v_max, self.num_atoms)
 
-  def logits(self, params: Any, obs: jax.Array, rng: Optional[jax.Array] = None
+  def logits(self, params: Any, obs: jax.Array, rng: jax.Array | None = None
              ) -> jax.Array:
     """Logits ``(B, A, num_atoms)``; refuses a network of another shape."""
     logits = self.network.apply(params, obs, rng)
@@ -81,12 +78,12 @@ class C51(dqn.DQN):
     return logits
 
   def action_values(self, online: Any, obs: jax.Array,
-                    rng: Optional[jax.Array] = None) -> jax.Array:
+                    rng: jax.Array | None = None) -> jax.Array:
     """Q-values ``(B, A)``: the mean of each action's categorical."""
     return distributional.categorical_q_values(self.atoms, self.logits(online, obs, rng))
 
   def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array],
-           key: Optional[jax.Array] = None) -> Tuple[jax.Array, "dqn.DQN.OptimOutput"]:
+           key: jax.Array | None = None) -> tuple[jax.Array, dqn.DQN.OptimOutput]:
     online_key, target_key, selector_key = self.noise_keys(key, 3)
     atoms = self.atoms
     logits_tm1 = self.logits(online, data["obs"], online_key)

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Callable, Mapping, NamedTuple, Optional, Tuple, Union
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import gymnasium
 import jax
 import jax.numpy as jnp
 import optax
 
-from baselax.agents import base
-from baselax.agents import hyperparams
-from baselax.agents import q_config
-from baselax.agents import value_learning
+from baselax.agents import base, hyperparams, q_config, value_learning
 from baselax.envs import protocol as env_protocol
 from baselax.errors import ConfigError
 
@@ -120,17 +118,18 @@ class DQN(base.BaseAgent):
   def __init__(self,
                network: base.NetworkFn,
                env: Any,
-               learning_rate: Union[float, optax.Schedule],
+               learning_rate: float | optax.Schedule,
                discount_factor: float = 0.99,
-               epsilon_schedule: optax.Schedule = default_epsilon_schedule(),
+               # The seed API's documented default: one schedule made at import.
+               epsilon_schedule: optax.Schedule = default_epsilon_schedule(),  # noqa: B008
                target_update_interval: int = 50,
                *,
                double_dqn: bool = False,
-               huber_delta: Optional[float] = None,
-               max_grad_norm: Optional[float] = None,
-               optimizer: Optional[Callable[[Any], optax.GradientTransformation]] = None,
+               huber_delta: float | None = None,
+               max_grad_norm: float | None = None,
+               optimizer: Callable[[Any], optax.GradientTransformation] | None = None,
                noisy: bool = False,
-               double: Optional[bool] = None):
+               double: bool | None = None):
     if double is not None:  # the old name of double_dqn
       double_dqn = hyperparams.renamed_keywords(
           type(self).__name__, {"double": double}, {"double": "double_dqn"})["double_dqn"]
@@ -179,7 +178,7 @@ class DQN(base.BaseAgent):
 
   # --- initialisation --------------------------------------------------------
 
-  def init_params(self, rng: base.KeyLike) -> "DQN.Params":
+  def init_params(self, rng: base.KeyLike) -> DQN.Params:
     """Initialize online params; the target starts as a copy of them.
 
     Args:
@@ -191,8 +190,8 @@ class DQN(base.BaseAgent):
     policy = super().init_params(rng)
     return self.Params(policy=policy, target=policy)
 
-  def init_optimizer(self, params: "DQN.Params", rng: base.KeyLike = None
-                     ) -> "DQN.OptimState":
+  def init_optimizer(self, params: DQN.Params, rng: base.KeyLike = None
+                     ) -> DQN.OptimState:
     """Initialize Adam's state for the online params.
 
     Args:
@@ -208,10 +207,10 @@ class DQN(base.BaseAgent):
 
   # --- acting ----------------------------------------------------------------
 
-  def predict(self, params: "DQN.Params", policy_state: "DQN.PolicyState",
+  def predict(self, params: DQN.Params, policy_state: DQN.PolicyState,
               obs: jax.Array, key: base.KeyLike, evaluation: bool = False,
-              action_mask: Optional[jax.Array] = None,
-              **kwargs) -> Tuple["DQN.PolicyOutput", "DQN.PolicyState"]:
+              action_mask: jax.Array | None = None,
+              **kwargs) -> tuple[DQN.PolicyOutput, DQN.PolicyState]:
     """Epsilon-greedy (or, with ``evaluation=True``, greedy) actions.
 
     Args:
@@ -261,12 +260,12 @@ class DQN(base.BaseAgent):
     return self.PolicyOutput(actions, q_values, epsilon), policy_state
 
   def action_values(self, online: Any, obs: jax.Array,
-                    rng: Optional[jax.Array] = None) -> jax.Array:
+                    rng: jax.Array | None = None) -> jax.Array:
     """Q-values ``(B, A)`` the policy acts on, from the online params
     (``rng``: the noise of a noisy network; ``None``: its mean weights)."""
     return self.network.apply(online, obs, rng)
 
-  def noise_keys(self, key: Optional[jax.Array], num: int) -> Tuple[Any, ...]:
+  def noise_keys(self, key: jax.Array | None, num: int) -> tuple[Any, ...]:
     """``num`` independent noise keys for the networks of one update, or
     ``num`` ``None`` (mean weights) when the agent is not noisy or got no key."""
     if not self.noisy or key is None:
@@ -294,7 +293,7 @@ class DQN(base.BaseAgent):
   # --- learning --------------------------------------------------------------
 
   def td_errors(self, online: Any, target: Any, data: Mapping[str, jax.Array],
-                key: Optional[jax.Array] = None) -> Tuple[jax.Array, jax.Array]:
+                key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """Per-sample TD errors ``(B,)`` and the online values ``q_tm1`` ``(B, A)``."""
     online_key, target_key, selector_key = self.noise_keys(key, 3)
     q_tm1 = self.network.apply(online, data["obs"], online_key)
@@ -313,7 +312,7 @@ class DQN(base.BaseAgent):
     return td, q_tm1
 
   def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array],
-           key: Optional[jax.Array] = None) -> Tuple[jax.Array, "DQN.OptimOutput"]:
+           key: jax.Array | None = None) -> tuple[jax.Array, DQN.OptimOutput]:
     """``mean(weight * 0.5 * td^2)`` (or Huber) over the batch, and what to report.
 
     ``key``: noise for a noisy network (see :meth:`noise_keys`)."""
@@ -327,10 +326,10 @@ class DQN(base.BaseAgent):
     loss = jnp.mean(per_sample)
     return loss, self.OptimOutput(loss=loss, q_mean=jnp.mean(q_tm1), td_error=td)
 
-  def update(self, params: "DQN.Params", optimizer_state: "DQN.OptimState",
+  def update(self, params: DQN.Params, optimizer_state: DQN.OptimState,
              data: Mapping[str, jax.Array], axis_name: Any = None,
-             key: Optional[jax.Array] = None, **kwargs
-             ) -> Tuple["DQN.OptimOutput", "DQN.Params", "DQN.OptimState"]:
+             key: jax.Array | None = None, **kwargs
+             ) -> tuple[DQN.OptimOutput, DQN.Params, DQN.OptimState]:
     """One Adam step on the TD loss; copies the target every ``target_update_interval``.
 
     Args:
@@ -380,7 +379,7 @@ class DQNConfig(q_config.QLearningConfig):
     huber_delta: the Huber loss with this delta instead of 0.5 td^2 (--huber: delta 1, the loss
       of Mnih et al. 2015's clipped error); none = 0.5 td^2.
   """
-  huber_delta: Optional[float] = None
+  huber_delta: float | None = None
 
   FLAG_ALIASES = types.MappingProxyType({"huber": ("huber_delta", 1.0, None)})
   RENAMED = types.MappingProxyType({"huber": ("huber_delta", lambda on: 1.0 if on else None)})

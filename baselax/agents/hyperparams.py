@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any, Callable, Dict, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import jax
 
@@ -38,7 +39,7 @@ def _optional(rule: Callable[[Any], bool]) -> Callable[[Any], bool]:
 
 
 #: ``{hyperparameter: Rule}``: the settings of the DQN family.
-RULES: Dict[str, Rule] = {
+RULES: dict[str, Rule] = {
     "learning_rate": Rule("> 0 (typically 1e-4 to 1e-3)", lambda v: _number(v) and v > 0),
     "discount_factor": Rule("in (0, 1]", lambda v: _number(v) and 0.0 < v <= 1.0),
     "target_update_interval": Rule("an integer >= 1", lambda v: _integer(v) and v >= 1),
@@ -81,8 +82,8 @@ def check_all(values: Mapping[str, Any]) -> None:
       check(name, value)
 
 
-def renamed_keywords(owner: str, kwargs: Dict[str, Any],
-                     renames: Mapping[str, str]) -> Dict[str, Any]:
+def renamed_keywords(owner: str, kwargs: dict[str, Any],
+                     renames: Mapping[str, str]) -> dict[str, Any]:
   """``kwargs`` with deprecated keyword names (``{old: new}``) under their new
   names, warning once per call site (``DQN(double=True)`` is
   ``DQN(double_dqn=True)``).

@@ -12,17 +12,14 @@ average and the target copy are :class:`~baselax.agents.DQN`'s.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Tuple, Union
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from baselax.agents import base
-from baselax.agents import dqn
-from baselax.agents import hyperparams
-from baselax.agents import q_config
-from baselax.agents import value_learning
+from baselax.agents import base, dqn, hyperparams, q_config, value_learning
 from baselax.errors import ConfigError
 
 
@@ -57,9 +54,10 @@ class MDQN(dqn.DQN):
   contract = dataclasses.replace(dqn.DQN.contract, action_mask=False)
 
   def __init__(self, network: base.NetworkFn, env: Any,
-               learning_rate: Union[float, optax.Schedule],
+               learning_rate: float | optax.Schedule,
                discount_factor: float = 0.99,
-               epsilon_schedule: optax.Schedule = dqn.default_epsilon_schedule(),
+               # DQN's documented default (the seed API's): one schedule made at import.
+               epsilon_schedule: optax.Schedule = dqn.default_epsilon_schedule(),  # noqa: B008
                target_update_interval: int = 50, *, munchausen_alpha: float = 0.9,
                munchausen_tau: float = 0.03, munchausen_l0: float = -1.0, **kwargs: Any):
     old = {k: kwargs.pop(k) for k in ("alpha", "tau", "l0") if k in kwargs}
@@ -77,7 +75,7 @@ class MDQN(dqn.DQN):
                      target_update_interval, **kwargs)
 
   def td_errors(self, online: Any, target: Any, data: Mapping[str, jax.Array],
-                key: Optional[jax.Array] = None) -> Tuple[jax.Array, jax.Array]:
+                key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """Per-sample Munchausen TD errors ``(B,)`` and the online values ``(B, A)``."""
     online_key, target_key, target_tm1_key = self.noise_keys(key, 3)
     q_tm1 = self.network.apply(online, data["obs"], online_key)

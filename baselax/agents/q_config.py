@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Callable, ClassVar, Dict, Mapping, Optional, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from baselax import networks
-from baselax.agents import base
-from baselax.agents import hyperparams
+from baselax.agents import base, hyperparams
 from baselax.errors import ConfigError
-
 
 #: ``QLearningConfig.optimizer`` values.
 OPTIMIZERS = ("adam", "rmsprop")
@@ -62,27 +61,27 @@ class QLearningConfig:
   learning_rate: float = 2.5e-4
   lr_decay: bool = True
   optimizer: str = "adam"
-  optimizer_eps: Optional[float] = None
+  optimizer_eps: float | None = None
   discount_factor: float = 0.99
   target_update_interval: int = 50
   epsilon_start: float = 1.0
   epsilon_end: float = 0.05
   exploration_fraction: float = 0.5
-  exploration_steps: Optional[int] = None
+  exploration_steps: int | None = None
   network: str = "auto"
-  hidden_sizes: Tuple[int, ...] = (64, 64)
+  hidden_sizes: tuple[int, ...] = (64, 64)
   conv_padding: str = "valid"
   double_dqn: bool = False
   dueling: bool = False
   dueling_hidden: str = "auto"
-  max_grad_norm: Optional[float] = None
+  max_grad_norm: float | None = None
   noisy: bool = False
 
   #: Flags that set a field: ``{flag: (field, value on, value off)}``.
-  FLAG_ALIASES: ClassVar[Mapping[str, Tuple[str, Any, Any]]] = types.MappingProxyType({})
+  FLAG_ALIASES: ClassVar[Mapping[str, tuple[str, Any, Any]]] = types.MappingProxyType({})
   #: Settings renamed since runs were first written: ``{old: (new, convert)}``
   #: (a saved ``config.json`` and checkpoint are read under the new names).
-  RENAMED: ClassVar[Mapping[str, Tuple[str, Callable[[Any], Any]]]] = (
+  RENAMED: ClassVar[Mapping[str, tuple[str, Callable[[Any], Any]]]] = (
       types.MappingProxyType({}))
   #: Settings added since runs were first written: ``{name: the value runs
   #: had before it existed}`` (a dueling MLP had a hidden stack per stream).
@@ -107,7 +106,7 @@ class QLearningConfig:
 
 
 
-def q_network(config: QLearningConfig, env: Any, atoms: Optional[int] = None
+def q_network(config: QLearningConfig, env: Any, atoms: int | None = None
               ) -> networks.NetworkFn:
   """The network ``config.network`` names for ``env``'s observations (``auto``:
   :func:`baselax.networks.auto_kind`), dueling and noisy as the config says."""
@@ -123,7 +122,7 @@ def q_network(config: QLearningConfig, env: Any, atoms: Optional[int] = None
   return networks.CREATORS[kind](**options)
 
 
-def agent_kwargs(config: QLearningConfig, sizes: Any) -> Dict[str, Any]:
+def agent_kwargs(config: QLearningConfig, sizes: Any) -> dict[str, Any]:
   """The :class:`~baselax.agents.DQN` keyword arguments every Q-learning
   entry shares, with the run's sizes: ``learning_rate``, ``discount_factor``,
   ``epsilon_schedule``, ``target_update_interval``, ``max_grad_norm``,

@@ -10,18 +10,15 @@ average and the target copy are :class:`~baselax.agents.DQN`'s.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 import chex
 import jax
 import jax.numpy as jnp
 import optax
 
-from baselax.agents import base
-from baselax.agents import dqn
-from baselax.agents import hyperparams
-from baselax.agents import q_config
-from baselax.agents import value_learning
+from baselax.agents import base, dqn, hyperparams, q_config, value_learning
 
 
 def quantile_huber_loss(dist_tm1: chex.Array, dist_target: chex.Array,
@@ -49,7 +46,7 @@ def quantile_huber_loss(dist_tm1: chex.Array, dist_target: chex.Array,
 def quantile_q_learning(dist_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
                         discount_t: chex.Numeric, dist_t: chex.Array,
                         dist_t_selector: chex.Array, kappa: float = 1.0
-                        ) -> Tuple[chex.Array, chex.Array]:
+                        ) -> tuple[chex.Array, chex.Array]:
   """QR-DQN's loss and TD error for one transition.
 
   The next action is greedy on the mean quantiles of ``dist_t_selector`` (the
@@ -102,12 +99,12 @@ class QRDQN(dqn.DQN):
     super().__init__(*args, **kwargs)
 
   def action_values(self, online: Any, obs: jax.Array,
-                    rng: Optional[jax.Array] = None) -> jax.Array:
+                    rng: jax.Array | None = None) -> jax.Array:
     """Q-values ``(B, A)``: the mean of each action's quantiles."""
     return jnp.mean(self.quantiles(online, obs, rng), axis=-1)
 
   def quantiles(self, params: Any, obs: jax.Array,
-                rng: Optional[jax.Array] = None) -> jax.Array:
+                rng: jax.Array | None = None) -> jax.Array:
     """Quantiles ``(B, A, N)``; refuses a network without a quantile axis."""
     dist = self.network.apply(params, obs, rng)
     if dist.ndim != 3:
@@ -116,7 +113,7 @@ class QRDQN(dqn.DQN):
     return dist
 
   def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array],
-           key: Optional[jax.Array] = None) -> Tuple[jax.Array, "dqn.DQN.OptimOutput"]:
+           key: jax.Array | None = None) -> tuple[jax.Array, dqn.DQN.OptimOutput]:
     online_key, target_key, selector_key = self.noise_keys(key, 3)
     dist_tm1 = self.quantiles(online, data["obs"], online_key)
     dist_t = self.quantiles(target, data["next_obs"], target_key)

@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from baselax.agents import c51
-from baselax.agents import dqn
-from baselax.agents import mdqn
-from baselax.agents import qrdqn
+from baselax.agents import c51, dqn, mdqn, qrdqn
+from baselax.errors import ConfigError
 from baselax.training import config as training_config
 from baselax.training.config import TrainingConfig
-from baselax.errors import ConfigError
 
 BuildFn = Callable[[Any, Any, Any], Any]
 
@@ -60,12 +58,12 @@ class AgentEntry:
       default_factory=lambda: types.MappingProxyType({}))
 
 
-_REGISTRY: Dict[str, AgentEntry] = {}
+_REGISTRY: dict[str, AgentEntry] = {}
 
 
 def register(name: str, config_cls: type, build: BuildFn, *,
              overwrite: bool = False,
-             trainer_defaults: Optional[Mapping[str, Any]] = None) -> AgentEntry:
+             trainer_defaults: Mapping[str, Any] | None = None) -> AgentEntry:
   """Registers an agent under ``name``; returns its entry.
 
   ``trainer_defaults``: trainer settings (``TrainingConfig`` field names) this
@@ -111,7 +109,7 @@ def get(name: str) -> AgentEntry:
   return _REGISTRY[name]
 
 
-def names() -> Tuple[str, ...]:
+def names() -> tuple[str, ...]:
   return tuple(sorted(_REGISTRY))
 
 

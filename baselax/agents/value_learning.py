@@ -5,7 +5,6 @@ the action ``a_tm1`` was taken, ``r_t`` and ``discount_t`` come with the next
 state, ``q_t`` are the (target) action values there.
 """
 
-from typing import Optional
 
 import chex
 import jax
@@ -69,7 +68,7 @@ def select(values: chex.Array, index: chex.Numeric) -> chex.Array:
 
 
 def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array,
-                   epsilon: chex.Numeric, mask: Optional[chex.Array] = None
+                   epsilon: chex.Numeric, mask: chex.Array | None = None
                    ) -> chex.Array:
   """Epsilon-greedy actions for a batch ``[B, A] -> [B]``, independently per row.
 
@@ -99,7 +98,7 @@ def valid_actions(mask: chex.Array) -> chex.Array:
   return mask | ~jnp.any(mask, axis=-1, keepdims=True)
 
 
-def mask_invalid(values: chex.Array, mask: Optional[chex.Array]) -> chex.Array:
+def mask_invalid(values: chex.Array, mask: chex.Array | None) -> chex.Array:
   """Action values ``[..., A]`` with invalid actions (``mask`` False) at
   ``-inf``, so max and argmax see only valid ones; ``mask=None``: unchanged.
 

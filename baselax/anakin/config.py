@@ -11,11 +11,15 @@ the work: ``num_seeds``, ``num_devices``, ``parallel``,
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 from baselax.errors import ConfigError
-from baselax.training.config import (DEFAULT_EVAL_MAX_STEPS, OBS_STORAGES, Derived,
-                                     Placement, TrainingConfig)
+from baselax.training.config import (
+  DEFAULT_EVAL_MAX_STEPS,
+  OBS_STORAGES,
+  Derived,
+  Placement,
+  TrainingConfig,
+)
 
 __all__ = ["AnakinConfig", "DEFAULT_EVAL_MAX_STEPS", "Derived", "OBS_STORAGES"]
 
@@ -39,11 +43,11 @@ class AnakinConfig(TrainingConfig):
       the groups the seeds).
   """
   num_seeds: int = 1
-  num_devices: Optional[int] = None
+  num_devices: int | None = None
   parallel: str = "auto"
-  devices_per_group: Optional[int] = None
+  devices_per_group: int | None = None
 
-  def __post_init__(self, prioritized: Optional[bool] = None):
+  def __post_init__(self, prioritized: bool | None = None):
     super().__post_init__(prioritized)
     for name in ("num_seeds", "num_devices", "devices_per_group"):
       value = getattr(self, name)

@@ -9,15 +9,15 @@ verified by tracing (the shape of ``td_error``) is verified too.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from baselax.agents import base as agent_base
-from baselax.training.config import TrainingConfig
 from baselax.errors import ConfigError
 from baselax.replay.buffers import ReplayConfig
+from baselax.training.config import TrainingConfig
 
 
 def check_agent(agent: agent_base.BaseAgent, config: TrainingConfig,
@@ -79,7 +79,7 @@ def check_agent(agent: agent_base.BaseAgent, config: TrainingConfig,
           f"reads={{'weight', ...}}, td_error=True).")
 
 
-def discount_for(agent: agent_base.BaseAgent, config: TrainingConfig) -> Optional[float]:
+def discount_for(agent: agent_base.BaseAgent, config: TrainingConfig) -> float | None:
   """The discount of n-step returns: the agent's ``discount_factor`` (if n > 1).
 
   Call it after :func:`check_agent`, which refuses an agent without one.

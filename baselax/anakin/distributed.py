@@ -18,7 +18,7 @@ import json
 import logging
 import socket
 import time
-from typing import Any, Optional
+from typing import Any
 
 logger = logging.getLogger("baselax.anakin")
 
@@ -38,9 +38,9 @@ class DistributedConfig:
     initialization_timeout: seconds to wait for all processes to reach the
       coordinator before failing.
   """
-  coordinator_address: Optional[str] = None
-  num_processes: Optional[int] = None
-  process_id: Optional[int] = None
+  coordinator_address: str | None = None
+  num_processes: int | None = None
+  process_id: int | None = None
   distributed: bool = False
   initialization_timeout: int = 300
 
@@ -117,7 +117,7 @@ def wait_for_coordinator(address: str, timeout: float) -> None:
   if not host or not port.isdigit():
     raise ValueError(f"--coordinator-address must be host:port, got {address!r}.")
   deadline = time.monotonic() + timeout
-  last_error: Optional[OSError] = None
+  last_error: OSError | None = None
   while time.monotonic() < deadline:
     try:
       with socket.create_connection((host.strip("[]"), int(port)),

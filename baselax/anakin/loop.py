@@ -25,7 +25,8 @@ states are opaque pytrees here.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -38,7 +39,7 @@ from baselax.envs.protocol import JaxEnv, truncation_interval
 from baselax.metrics import scalar_fields, zero_scalars
 from baselax.replay import buffers, codecs, records
 
-Metrics = Dict[str, jax.Array]
+Metrics = dict[str, jax.Array]
 
 
 #: Folded into a seed's root key to start its evaluation stream.
@@ -68,13 +69,13 @@ class TrainState(NamedTuple):
 class AnakinFns(NamedTuple):
   """The pure pieces of a run; see :func:`make_anakin`."""
   init: Callable[[jax.Array, jax.Array], TrainState]
-  run_chunk: Callable[[TrainState, jax.Array], Tuple[TrainState, Metrics]]
+  run_chunk: Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]
   evaluate: Callable[[Any, Any, jax.Array], jax.Array]
 
 
 def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
                 config: AnakinConfig, derived: Derived,
-                axis_name: Optional[str] = None) -> AnakinFns:
+                axis_name: str | None = None) -> AnakinFns:
   """Builds the pure ``init``/``run_chunk``/``evaluate`` functions of a run.
 
   Args:
@@ -102,7 +103,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
   update_key = agent_base.contract_of(agent).update_key
   total_steps = derived.num_chunks * derived.steps_per_chunk  # anneals PER's beta
 
-  def scan_step(state: TrainState, step_index: jax.Array) -> Tuple[TrainState, Metrics]:
+  def scan_step(state: TrainState, step_index: jax.Array) -> tuple[TrainState, Metrics]:
     """``train_every`` env iterations, add them to the buffer, then learn."""
     if config.train_every == 1:
       state, (transitions, stats) = env_iteration(state, None)
@@ -133,7 +134,7 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
                            buffer_state=buffer_state, key=key)
     return state, {**stats, **scalars}
 
-  def run_chunk(state: TrainState, first_step: jax.Array) -> Tuple[TrainState, Metrics]:
+  def run_chunk(state: TrainState, first_step: jax.Array) -> tuple[TrainState, Metrics]:
     """Runs ``steps_per_chunk`` scan steps; metrics are summed over the chunk."""
     steps = first_step + jnp.arange(derived.steps_per_chunk)
     state, metrics = jax.lax.scan(scan_step, state, steps)
@@ -197,7 +198,7 @@ def make_env_iteration(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinC
   acts and steps once; the transitions are ``(num_envs, ...)`` step records."""
   num_envs = config.num_envs
 
-  def env_iteration(state: TrainState, unused) -> Tuple[TrainState, Tuple[Any, Metrics]]:
+  def env_iteration(state: TrainState, unused) -> tuple[TrainState, tuple[Any, Metrics]]:
     """Acts in every env once; returns the transitions ``(num_envs, ...)``."""
     del unused
     key, act_key, env_key = jax.random.split(state.key, 3)
@@ -225,7 +226,7 @@ def make_env_iteration(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinC
 
 
 def make_learn(agent: agent_base.BaseAgent, config: AnakinConfig, prioritized: bool,
-               axis_name: Optional[str] = None):
+               axis_name: str | None = None):
   """``(learn, skip_learning)``: the two branches of a scan step's update.
 
   Both map ``(params, optimizer_state, batch, *key)`` to ``(params,
@@ -260,7 +261,7 @@ def make_learn(agent: agent_base.BaseAgent, config: AnakinConfig, prioritized: b
 
 
 def remember_returns(recent: jax.Array, count: jax.Array, returns: jax.Array,
-                     done: jax.Array) -> Tuple[jax.Array, jax.Array]:
+                     done: jax.Array) -> tuple[jax.Array, jax.Array]:
   """Writes the returns of the episodes that ended (``done``) into the ring
   ``recent`` ``(R,)`` at ``count`` onwards; returns the ring and the new count.
 
@@ -302,7 +303,7 @@ def greedy_returns(agent: agent_base.BaseAgent, env: JaxEnv, params: Any,
   return jax.lax.while_loop(cond, body, carry)[4]
 
 
-def episode_step_limit(env: JaxEnv, max_steps: Optional[int] = None) -> int:
+def episode_step_limit(env: JaxEnv, max_steps: int | None = None) -> int:
   """``max_steps`` if given, else the env's own time limit
   (``env.max_episode_steps``; 10,000 if it has none) capped at
   :data:`DEFAULT_EVAL_MAX_STEPS`."""
@@ -320,7 +321,7 @@ def all_finite(tree: Any) -> jax.Array:
 
 
 def chunk_and_evaluate(fns: AnakinFns, state: TrainState, first_step: jax.Array
-                       ) -> Tuple[TrainState, Metrics]:
+                       ) -> tuple[TrainState, Metrics]:
   """One training chunk followed by a greedy evaluation of its final params.
 
   The evaluation key is the run's evaluation stream folded with the step the
@@ -333,8 +334,8 @@ def chunk_and_evaluate(fns: AnakinFns, state: TrainState, first_step: jax.Array
 
 
 def make_train(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
-               *, num_devices: int = 1, axis_name: Optional[str] = None
-               ) -> Callable[..., Tuple[TrainState, Metrics]]:
+               *, num_devices: int = 1, axis_name: str | None = None
+               ) -> Callable[..., tuple[TrainState, Metrics]]:
   """Returns a pure ``train_fn(key) -> (final_state, metrics)`` for a whole run.
 
   ``train_fn`` is ``jax.jit``-able and ``jax.vmap``-able over keys (one run per

@@ -32,19 +32,20 @@ run builds its point's agent from values it reads by its position.
 from __future__ import annotations
 
 import concurrent.futures
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from baselax.agents import base as agent_base
 from baselax.anakin import loop
-from baselax.training import lowering
 from baselax.anakin import sweep as sweep_lib
 from baselax.anakin.config import AnakinConfig, Derived
 from baselax.envs.gymnax_env import check_env
 from baselax.errors import ConfigError
+from baselax.training import lowering
 
 #: The name of the device axis: the only axis name the trainer introduces.
 DEVICE_AXIS = "device"
@@ -164,7 +165,7 @@ def device_axis(num_devices: int, group_size: int) -> Any:
 
 
 def check_sweep(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
-                sweep: sweep_lib.Sweep, derived: Optional[Derived] = None) -> None:
+                sweep: sweep_lib.Sweep, derived: Derived | None = None) -> None:
   """Refuses, before compiling, a swept setting the agent cannot take as an
   array (``sweep.check_sweepable``): one run's init and chunk are traced
   abstractly with the settings as traced scalars."""
@@ -181,7 +182,7 @@ def check_sweep(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
 
 
 def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
-          *, evaluate: bool = True, sweep: Optional[sweep_lib.Sweep] = None) -> Program:
+          *, evaluate: bool = True, sweep: sweep_lib.Sweep | None = None) -> Program:
   """Maps the Anakin loop over runs (``vmap``) and devices (``pmap``).
 
   The device axis is introduced here, and only here. ``evaluate=False``

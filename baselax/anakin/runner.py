@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,27 +22,26 @@ import numpy as np
 
 from baselax import metrics as metrics_lib
 from baselax.agents import base as agent_base
-from baselax.training import checkpoint as checkpoint_lib
 from baselax.anakin import distributed
-from baselax.training import driver
-from baselax.training import guards
 from baselax.anakin import program as program_lib
 from baselax.anakin import sweep as sweep_lib
 from baselax.anakin.config import AnakinConfig
-from baselax.replay import memory as memory_lib
 from baselax.metrics import TrainResult  # noqa: F401  (re-exported as anakin.TrainResult)
+from baselax.replay import memory as memory_lib
+from baselax.training import checkpoint as checkpoint_lib
+from baselax.training import driver, guards
 
 logger = logging.getLogger("baselax.anakin")
 
 #: ``on_chunk(record)``; returning True stops the run after that chunk.
-ChunkCallback = Callable[[metrics_lib.ChunkRecord], Optional[bool]]
+ChunkCallback = Callable[[metrics_lib.ChunkRecord], bool | None]
 
 #: Per-chunk device metrics that are bookkeeping, not OptimOutput scalars.
 _LOOP_METRICS = ("episodes", "episode_return_sum", "updates", "eval_returns",
                  "params_finite", "recent_return_sum", "recent_episodes")
 
 
-def nonfinite_names(raw: Mapping[str, np.ndarray]) -> List[str]:
+def nonfinite_names(raw: Mapping[str, np.ndarray]) -> list[str]:
   """Names of the chunk's device metrics that are not finite.
 
   Sums over the chunk are finite unless some step was not: zeros are summed
@@ -85,7 +85,7 @@ def chunk_record(raw: Mapping[str, np.ndarray], group_size: int,
 
 
 def check_processes_agree(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
-                          identity: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+                          identity: Mapping[str, Any] | None = None) -> dict[str, Any]:
   """Refuses to go on unless every process runs the same experiment; returns
   its identity (``checkpoint.run_identity``). A no-op with one process.
 
@@ -123,7 +123,7 @@ class Training:
   """What a run's chunks advance: the state on the devices, and the records."""
 
   def __init__(self, program: Any, compiled: Callable, state: Any,
-               history: List[metrics_lib.ChunkRecord]):
+               history: list[metrics_lib.ChunkRecord]):
     self.program, self.compiled, self.state, self.history = program, compiled, state, history
     self.started = time.perf_counter()
     self.wall_offset = history[-1].wall_time if history else 0.0
@@ -153,10 +153,10 @@ class Training:
 
 
 def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
-          *, on_chunk: Optional[ChunkCallback] = None,
-          checkpointer: Optional[checkpoint_lib.Checkpointer] = None,
-          resume: bool = False, identity: Optional[Mapping[str, Any]] = None,
-          sweep: Optional[sweep_lib.Sweep] = None) -> TrainResult:
+          *, on_chunk: ChunkCallback | None = None,
+          checkpointer: checkpoint_lib.Checkpointer | None = None,
+          resume: bool = False, identity: Mapping[str, Any] | None = None,
+          sweep: sweep_lib.Sweep | None = None) -> TrainResult:
   """Trains ``agent`` on ``env`` with the Anakin architecture.
 
   Args:
@@ -207,7 +207,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
     checkpointer.check_fingerprint(fingerprint)
   t_start = time.perf_counter()
   state, compiled = program.start()
-  history: List[metrics_lib.ChunkRecord] = []
+  history: list[metrics_lib.ChunkRecord] = []
   first_chunk = 0
   if resume:
     state, first_chunk, history = restore(checkpointer, state, fingerprint, derived)

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -66,21 +67,21 @@ class Sweep:
                        f"length, got shapes {sizes}.")
 
   @property
-  def names(self) -> Tuple[str, ...]:
+  def names(self) -> tuple[str, ...]:
     return tuple(self.values)
 
   @property
   def num_points(self) -> int:
     return int(np.shape(next(iter(self.values.values())))[0])
 
-  def point(self, p: int) -> Dict[str, Any]:
+  def point(self, p: int) -> dict[str, Any]:
     """``{setting: Python number}`` of grid point ``p``."""
     return {name: np.asarray(v)[p].item() for name, v in self.values.items()}
 
-  def points(self) -> List[Dict[str, Any]]:
+  def points(self) -> list[dict[str, Any]]:
     return [self.point(p) for p in range(self.num_points)]
 
-  def run_values(self, num_seeds: int) -> Dict[str, np.ndarray]:
+  def run_values(self, num_seeds: int) -> dict[str, np.ndarray]:
     """``{setting: (P * num_seeds,)}``: each point's values, once per seed (run order)."""
     return {name: np.repeat(program_dtype(v), num_seeds)
             for name, v in self.values.items()}
@@ -109,7 +110,7 @@ def program_dtype(values: Any) -> np.ndarray:
   return values.astype(np.int32 if np.issubdtype(values.dtype, np.integer) else np.float32)
 
 
-def grid(axes: Sequence[Tuple[str, Sequence[Any]]]) -> Dict[str, np.ndarray]:
+def grid(axes: Sequence[tuple[str, Sequence[Any]]]) -> dict[str, np.ndarray]:
   """The full grid of ``axes`` (``[(setting, values), ...]``), row-major: the
   first axis varies slowest. Returns ``{setting: (P,)}`` with ``P`` the
   product of the axes' lengths."""

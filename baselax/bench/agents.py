@@ -3,17 +3,16 @@ timed in interleaved rounds in one process (``--agent``, ``--agents``)."""
 
 from __future__ import annotations
 
+import argparse
 import time
-from typing import Any, Dict, List
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import argparse
 
 from baselax import anakin
 from baselax.bench.rows import two_chunk_config
-
 
 #: ``--agents``: the DQN family's rows, each ``(label, main-job flags)``.
 AGENT_ROWS = (
@@ -25,7 +24,7 @@ AGENT_ROWS = (
     ("mdqn", ["--agent", "mdqn"]), ("rainbow", ["--agent", "rainbow"]))
 
 
-def agent_chunk(flags: List[str], n: int, iterations: int, args) -> Any:
+def agent_chunk(flags: list[str], n: int, iterations: int, args) -> Any:
   """The main job's compiled training chunk for ``flags`` (every step learning).
 
   Returns ``(run, compile_s, env_steps)``: ``run()`` runs one chunk from a
@@ -77,9 +76,9 @@ def agent_rows(rows, args, show) -> None:
               compile_vs_dqn=compile_s / built[0][2]))
 
 
-def run_agent_rows(args: argparse.Namespace) -> List[Dict[str, Any]]:
+def run_agent_rows(args: argparse.Namespace) -> list[dict[str, Any]]:
   """``--agent``/``--agents``: each row's chunk beside DQN's (see the module doc)."""
-  rows: List[Dict[str, Any]] = []
+  rows: list[dict[str, Any]] = []
   print(f"{'row':<24}{'env steps/s':>13}{'vs dqn':>9}{'compile s':>11}{'vs dqn':>9}"
         f"   (N = {args.num_envs[0]}, median of {args.rounds} interleaved rounds)")
 

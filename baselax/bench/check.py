@@ -45,7 +45,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 #: What an item runs: ``python -m baselax COMMAND`` (the installed package's
 #: own command, so the check runs from a wheel as from a checkout).
@@ -59,7 +59,7 @@ BREAKOUT_FLAGS = ["--env-id", "Breakout-MinAtar", "--num-envs", "32",
                   "--target-update-interval", "200", "--exploration-fraction", "0.2"]
 
 
-def parse_args(argv: Optional[List[str]] = None, prog: str = PROG) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], prog=prog)
   parser.add_argument("--smoke", action="store_true",
                       help="tiny budgets; no seeds items, and bench without its host-loop "
@@ -105,7 +105,7 @@ def parse_args(argv: Optional[List[str]] = None, prog: str = PROG) -> argparse.N
   return args
 
 
-def item_list(args) -> List[Dict[str, Any]]:
+def item_list(args) -> list[dict[str, Any]]:
   """The items: name, command (script + flags), timeout cap in seconds."""
   common = ["--quiet", "--no-tensorboard", "--compilation-cache", "none",
             *args.extra_flags]
@@ -149,7 +149,7 @@ def item_list(args) -> List[Dict[str, Any]]:
   return items
 
 
-def run_child(item: Dict[str, Any], out_dir: str, timeout: float) -> Dict[str, Any]:
+def run_child(item: dict[str, Any], out_dir: str, timeout: float) -> dict[str, Any]:
   """Runs one item under ``python -m baselax.hardware`` (it reports peak memory)."""
   name = item["name"]
   report = os.path.join(out_dir, "logs", f"{name}.report.json")
@@ -164,7 +164,7 @@ def run_child(item: Dict[str, Any], out_dir: str, timeout: float) -> Dict[str, A
     flags += ["--json", os.path.join(out_dir, "logs", f"{name}.bench.json")]
   cmd = [sys.executable, "-m", "baselax.hardware", "--report", report, "--module", "--",
          "baselax", item["script"], *flags]
-  result: Dict[str, Any] = dict(name=name, what=item["what"], command=" ".join(
+  result: dict[str, Any] = dict(name=name, what=item["what"], command=" ".join(
       ["baselax", item["script"], *flags]))
   t = time.perf_counter()
   with open(log_path, "w") as log:
@@ -200,7 +200,7 @@ def run_child(item: Dict[str, Any], out_dir: str, timeout: float) -> Dict[str, A
   return result
 
 
-def bench_rows_from_output(output: str) -> List[Dict[str, Any]]:
+def bench_rows_from_output(output: str) -> list[dict[str, Any]]:
   """The rows bench.py printed before it was stopped (its fixed-width table)."""
   names = ("kind", "num_envs", "num_seeds", "env_steps_per_s", "per_seed_env_steps_per_s",
            "updates_per_s", "ratio_vs_limit_policy", "ratio_vs_hostloop", "compile_s")
@@ -208,12 +208,12 @@ def bench_rows_from_output(output: str) -> List[Dict[str, Any]]:
             (79, 92), (92, 104)]
   rows = []
   for line in output.splitlines():
-    if not line[:13].strip() in ("limit", "limit+policy", "anakin", "hostloop", "seeds",
+    if line[:13].strip() not in ("limit", "limit+policy", "anakin", "hostloop", "seeds",
                                  "scaling"):
       continue
-    row: Dict[str, Any] = {}
+    row: dict[str, Any] = {}
     try:
-      for name, (lo, hi) in zip(names, bounds):
+      for name, (lo, hi) in zip(names, bounds, strict=True):
         cell = line[lo:hi].strip().rstrip("x").replace(",", "")
         if name == "kind":
           row[name] = cell
@@ -225,14 +225,14 @@ def bench_rows_from_output(output: str) -> List[Dict[str, Any]]:
   return rows
 
 
-def _finite_mean(values) -> Optional[float]:
+def _finite_mean(values) -> float | None:
   xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
   return sum(xs) / len(xs) if xs else None
 
 
-def read_run(run_dir: str, output: str) -> Dict[str, Any]:
+def read_run(run_dir: str, output: str) -> dict[str, Any]:
   """Figures of a main-job run from its run directory (and its summary line)."""
-  out: Dict[str, Any] = {}
+  out: dict[str, Any] = {}
   match = re.search(r"compile\s+([0-9.]+)\s*s", output)
   out["compile_s"] = float(match.group(1)) if match else None
   metrics_path = os.path.join(run_dir, "metrics.jsonl")
@@ -253,7 +253,7 @@ def read_run(run_dir: str, output: str) -> Dict[str, Any]:
   return out
 
 
-def nvidia_smi() -> Optional[str]:
+def nvidia_smi() -> str | None:
   """GPU name, memory and driver as nvidia-smi reports them, if it is there."""
   if shutil.which("nvidia-smi") is None:
     return None
@@ -272,14 +272,14 @@ def _fmt(x, spec: str = ",.0f", none: str = "") -> str:
   return format(x, spec)
 
 
-def _mem(result: Dict[str, Any]) -> str:
+def _mem(result: dict[str, Any]) -> str:
   mem = result.get("peak_memory")
   if not mem:
     return ""
   return f"{mem['bytes'] / 2**20:,.0f} ({'device' if mem['source'] == 'device' else 'RSS'})"
 
 
-def markdown(summary: Dict[str, Any]) -> str:
+def markdown(summary: dict[str, Any]) -> str:
   """The tables: the runs, then the bench rows."""
   h = summary["header"]
   lines = [f"# accelerator check{' (smoke)' if summary['smoke'] else ''}", "",
@@ -324,7 +324,7 @@ def markdown(summary: Dict[str, Any]) -> str:
   return "\n".join(lines) + "\n"
 
 
-def main(argv: Optional[List[str]] = None, prog: str = PROG) -> int:
+def main(argv: list[str] | None = None, prog: str = PROG) -> int:
   args = parse_args(argv, prog)
   stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
   out_dir = os.path.abspath(args.out or os.path.join("runs", f"accelerator-check-{stamp}"))

@@ -10,14 +10,14 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from baselax.experiment import cli
 
 PROG = "bench.py"
 
 
-def force_cpu_devices(argv: List[str]) -> None:
+def force_cpu_devices(argv: list[str]) -> None:
   """``--cpu-devices K``: K host devices, set in XLA_FLAGS before JAX starts."""
   if "--cpu-devices" in argv:
     count = argv[argv.index("--cpu-devices") + 1]
@@ -39,15 +39,14 @@ def add_agent_flags(parser: argparse.ArgumentParser) -> None:
                       help="where a dueling head's hidden layers go (shared, per-stream)")
 
 
-def parse(argv: Optional[List[str]] = None, prog: str = PROG) -> argparse.Namespace:
+def parse(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace:
   """The command line, checked against this machine's devices (JAX starts here)."""
   import jax
 
+  import baselax.bench
   from baselax import envs
   from baselax.agents import registry
   from baselax.errors import ConfigError
-
-  import baselax.bench
   parser = cli.OneLineParser(description=baselax.bench.__doc__.splitlines()[0], prog=prog)
   parser.add_argument("--env-id", "--env", dest="env", default="CartPole-v1",
                       help="env id: a gymnax id, or suite:name for Craftax, Jumanji, "
@@ -115,14 +114,14 @@ def parse(argv: Optional[List[str]] = None, prog: str = PROG) -> argparse.Namesp
   return args
 
 
-def write_json(path: Optional[str], result: Dict[str, Any]) -> None:
+def write_json(path: str | None, result: dict[str, Any]) -> None:
   if path:
     with open(path, "w") as f:
       json.dump(result, f, indent=2)
     print(f"wrote {path}")
 
 
-def main(argv: Optional[List[str]] = None, prog: str = PROG) -> Dict[str, Any]:
+def main(argv: list[str] | None = None, prog: str = PROG) -> dict[str, Any]:
   """Runs the rows the flags ask for; returns (and with ``--json`` writes) them."""
   argv = list(sys.argv[1:] if argv is None else argv)
   force_cpu_devices(argv)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
 import jax
 
@@ -10,7 +10,7 @@ from baselax import anakin
 from baselax.errors import ConfigError
 
 
-def memory_rows(env, agent, args) -> List[Dict[str, Any]]:
+def memory_rows(env, agent, args) -> list[dict[str, Any]]:
   """Bytes per stored transition of each buffer kind and observation storage.
 
   Each buffer (``--buffer-size``, N = the first ``--num-envs``) is

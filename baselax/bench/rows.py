@@ -4,16 +4,15 @@ weak scaling over devices (``baselax.bench``'s module doc has them all)."""
 
 from __future__ import annotations
 
+import argparse
+import resource
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any
 
+import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
-import argparse
-import resource
-
-import gymnasium
 import optax
 
 from baselax import anakin, envs, hostloop, networks
@@ -42,7 +41,7 @@ def make_agent(env, args) -> DQN:
              target_update_interval=50)
 
 
-def limit_rows(env, agent, n: int, iterations: int) -> List[Dict[str, Any]]:
+def limit_rows(env, agent, n: int, iterations: int) -> list[dict[str, Any]]:
   """Env-only and env+policy throughput in a scan (no buffer, no learning)."""
   params = agent.init_params(jax.random.PRNGKey(1))
   policy_state = agent.init_policy(None)
@@ -104,8 +103,8 @@ def two_chunk_config(n: int, iterations: int, args, num_devices: int,
 
 
 def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
-               kind: str = "anakin", devices: Optional[int] = None,
-               parallel: str = "data") -> Dict[str, Any]:
+               kind: str = "anakin", devices: int | None = None,
+               parallel: str = "data") -> dict[str, Any]:
   """The full Anakin loop, timed on a chunk where every scan step learns."""
   devices = devices or args.devices
   config = two_chunk_config(n, iterations, args, devices, num_seeds, parallel)
@@ -134,7 +133,7 @@ def anakin_row(env, agent, n: int, iterations: int, args, num_seeds: int = 1,
               buffer_bytes=int(buffer_bytes))
 
 
-def hostloop_row(n: int, iterations: int, args) -> Dict[str, Any]:
+def hostloop_row(n: int, iterations: int, args) -> dict[str, Any]:
   """The same agent and settings through the host loop on gymnasium CartPole."""
   env = gymnasium.make_vec("CartPole-v1", num_envs=n,
                            vectorization_mode="vector_entry_point")
@@ -172,12 +171,12 @@ def scaling_rows(env, agent, args, show) -> None:
 
 
 def run_throughput_rows(args: argparse.Namespace, env: Any, agent: Any
-                        ) -> List[Dict[str, Any]]:
+                        ) -> list[dict[str, Any]]:
   """The limit, anakin, host-loop, seeds and scaling rows (see the module doc)."""
   columns = ("kind", "N", "seeds", "env steps/s", "per seed", "updates/s",
              "vs limit+pol", "vs hostloop", "compile s", "peak RSS MB", "buffer MB")
   print(("{:<13}" + "{:>7}" * 2 + "{:>13}" * 5 + "{:>12}" * 3).format(*columns))
-  rows: List[Dict[str, Any]] = []
+  rows: list[dict[str, Any]] = []
 
   def show(row):
     row["peak_rss_mb"] = peak_rss_mb()

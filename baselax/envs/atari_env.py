@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from typing import Any, Dict, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class AtariConfig:
   screen_size: int = 84
   frame_stack: int = 4
   terminal_on_life_loss: bool = False
-  repeat_action_probability: Optional[float] = None
+  repeat_action_probability: float | None = None
   max_episode_frames: int = 108_000
   clip_rewards: bool = True
 
@@ -120,7 +121,7 @@ def make_env(env_id: str, config: AtariConfig = AtariConfig()) -> Any:
   import gymnasium
   from gymnasium import wrappers
 
-  kwargs: Dict[str, Any] = dict(frameskip=1,  # AtariPreprocessing skips and max-pools
+  kwargs: dict[str, Any] = dict(frameskip=1,  # AtariPreprocessing skips and max-pools
                                 max_num_frames_per_episode=config.max_episode_frames)
   if config.repeat_action_probability is not None:
     kwargs["repeat_action_probability"] = config.repeat_action_probability
@@ -144,10 +145,10 @@ class LifeLossTerminal:
   """
 
   def __init__(self):
-    self.lives: Optional[np.ndarray] = None
+    self.lives: np.ndarray | None = None
 
   def __call__(self, terminated: np.ndarray, truncated: np.ndarray,
-               info: Dict[str, Any]) -> np.ndarray:
+               info: dict[str, Any]) -> np.ndarray:
     lives = np.asarray(info["lives"])
     lost = (np.zeros_like(terminated, bool) if self.lives is None
             else lives < self.lives)

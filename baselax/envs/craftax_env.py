@@ -21,7 +21,7 @@ Ids ``"craftax:Craftax-Classic-Symbolic-v1"``.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import gymnasium
 import jax
@@ -38,7 +38,7 @@ IDS = ("Craftax-Classic-Symbolic-v1", "Craftax-Classic-Pixels-v1",
 DEFAULT_RESET_RATIO = 16
 
 
-def registered_ids() -> Tuple[str, ...]:
+def registered_ids() -> tuple[str, ...]:
   """Craftax's env names (without the ``craftax:`` prefix)."""
   return IDS
 
@@ -54,7 +54,7 @@ class CraftaxEnv(suite_env.SuiteEnv):
   """
 
   def __init__(self, name: str, num_envs: int = 1, *,
-               reset_ratio: Optional[int] = DEFAULT_RESET_RATIO, **kwargs: Any):
+               reset_ratio: int | None = DEFAULT_RESET_RATIO, **kwargs: Any):
     self.env = craftax_env.make_craftax_env_from_name(name, auto_reset=False)
     self.env_params = self.env.default_params.replace(**kwargs)
     # The same params without a time limit: is_terminal then reports only

@@ -15,7 +15,7 @@ trains on.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import gymnax
 import jax
@@ -89,8 +89,8 @@ class GymnaxEnv(JaxVectorEnv):
   # The pure functional core (what the Anakin trainer compiles).
   # ---------------------------------------------------------------------------
 
-  def functional_reset(self, key: jax.Array, num_envs: Optional[int] = None
-                       ) -> Tuple[jax.Array, Any]:
+  def functional_reset(self, key: jax.Array, num_envs: int | None = None
+                       ) -> tuple[jax.Array, Any]:
     """Resets ``num_envs`` envs (default ``self.num_envs``); pure and jittable.
 
     Args:
@@ -105,7 +105,7 @@ class GymnaxEnv(JaxVectorEnv):
     return jax.vmap(self.env.reset, in_axes=(0, None))(keys, self.env_params)
 
   def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> Tuple[Any, EnvStep]:
+                      ) -> tuple[Any, EnvStep]:
     """Steps a batch of envs with auto-reset; pure and jittable.
 
     Args:
@@ -137,7 +137,7 @@ class GymnaxEnv(JaxVectorEnv):
             f"action={self.single_action_space})")
 
 
-def registered_ids() -> Tuple[str, ...]:
+def registered_ids() -> tuple[str, ...]:
   """All environment ids gymnax can make."""
   return tuple(gymnax.registered_envs)
 

@@ -20,7 +20,7 @@ Ids ``"jumanji:Snake-v1"``.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any
 
 import gymnasium
 import jax
@@ -32,12 +32,12 @@ from baselax.envs import observations, suite_env
 from baselax.errors import ConfigError
 
 
-def registered_ids() -> Tuple[str, ...]:
+def registered_ids() -> tuple[str, ...]:
   """Jumanji's env names (without the ``jumanji:`` prefix)."""
   return tuple(sorted(jumanji.registered_environments()))
 
 
-def spec_bounds(spec: Any, prefix: str = "") -> Dict[str, observations.Bounds]:
+def spec_bounds(spec: Any, prefix: str = "") -> dict[str, observations.Bounds]:
   """``{leaf name: (low, high)}`` of the bounded arrays of a (nested) spec."""
   if isinstance(spec, specs.BoundedArray):
     return {prefix: (spec.minimum, spec.maximum)}
@@ -62,8 +62,8 @@ class JumanjiEnv(suite_env.SuiteEnv):
     **kwargs: forwarded to ``jumanji.make`` (the env's constructor), with an id.
   """
 
-  def __init__(self, env: Union[str, jumanji.Environment], num_envs: int = 1, *,
-               reset_ratio: Optional[int] = None, **kwargs: Any):
+  def __init__(self, env: str | jumanji.Environment, num_envs: int = 1, *,
+               reset_ratio: int | None = None, **kwargs: Any):
     if isinstance(env, str):
       name, self.env = env, jumanji.make(env, **kwargs)
     else:

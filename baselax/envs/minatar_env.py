@@ -27,7 +27,7 @@ the original package is listed in ``docs/results/minatar/README.md``.
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any
 
 import gymnax
 import jax
@@ -59,7 +59,7 @@ NO_TIME_LIMIT = 2**31 - 1
 GAME_LENGTH = {"Freeway": 2501}
 
 
-def registered_ids() -> Tuple[str, ...]:
+def registered_ids() -> tuple[str, ...]:
   """The five games (without the ``minatar:`` prefix)."""
   return tuple(GAMES)
 
@@ -104,7 +104,7 @@ class MinAtarEnv(GymnaxEnv):
     self.min_truncation_interval = NO_TIME_LIMIT
 
   def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> Tuple[Any, EnvStep]:
+                      ) -> tuple[Any, EnvStep]:
     """gymnax's step (see :class:`GymnaxEnv`), Freeway's end a termination."""
     state, step = super().functional_step(key, state, actions)
     if self.game in GAME_LENGTH:

@@ -15,7 +15,7 @@ JAX", arXiv:2407.19396): MiniGrid in JAX. Ids ``"navix:Navix-Empty-5x5-v0"``.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import gymnasium
 import jax
@@ -25,7 +25,7 @@ from navix.environments.environment import StepType
 from baselax.envs import observations, suite_env
 
 
-def registered_ids() -> Tuple[str, ...]:
+def registered_ids() -> tuple[str, ...]:
   """Navix's env names (without the ``navix:`` prefix)."""
   return tuple(sorted(navix.registry()))
 
@@ -43,7 +43,7 @@ class NavixEnv(suite_env.SuiteEnv):
   """
 
   def __init__(self, name: str, num_envs: int = 1, *,
-               reset_ratio: Optional[int] = None, **kwargs: Any):
+               reset_ratio: int | None = None, **kwargs: Any):
     self.env = navix.make(name, **kwargs)
     example = self.example_raw_obs()
     env_id = suite_env.identity("navix", name,

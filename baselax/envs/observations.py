@@ -25,14 +25,15 @@ them here, in one documented way:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-Bounds = Tuple[Any, Any]
+Bounds = tuple[Any, Any]
 
 
 def dtype_bounds(dtype: Any) -> Bounds:
@@ -46,7 +47,7 @@ def dtype_bounds(dtype: Any) -> Bounds:
   return -np.inf, np.inf
 
 
-def array_space(example: Any, declared: Optional[Bounds] = None) -> gymnasium.spaces.Box:
+def array_space(example: Any, declared: Bounds | None = None) -> gymnasium.spaces.Box:
   """The float32 ``Box`` of a one-array observation (see the module doc).
 
   Args:
@@ -69,7 +70,7 @@ def as_float(obs: jax.Array) -> jax.Array:
   return jnp.asarray(obs, jnp.float32)
 
 
-def leaf_name(path: Tuple[Any, ...]) -> str:
+def leaf_name(path: tuple[Any, ...]) -> str:
   """``"a.b"`` for a ``jax.tree_util`` key path (attribute, dict key or index)."""
   parts = []
   for key in path:
@@ -93,13 +94,13 @@ class Flattener(NamedTuple):
   """
   flatten: Callable[[Any], jax.Array]
   space: gymnasium.spaces.Box
-  names: Tuple[str, ...]
+  names: tuple[str, ...]
   has_action_mask: bool
 
 
-def flattener(example: Any, bounds: Dict[str, Bounds],
-              mask_name: Optional[str] = None,
-              num_actions: Optional[int] = None) -> Flattener:
+def flattener(example: Any, bounds: dict[str, Bounds],
+              mask_name: str | None = None,
+              num_actions: int | None = None) -> Flattener:
   """Builds the conversion of a structured observation (see the module doc).
 
   Args:

@@ -33,8 +33,7 @@ implementation of the protocol.
 
 from __future__ import annotations
 
-from typing import (Any, Dict, NamedTuple, Optional, Protocol, Tuple,
-                    runtime_checkable)
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import gymnasium
 import jax
@@ -75,16 +74,16 @@ class JaxEnv(Protocol):
   """
   single_observation_space: gymnasium.Space
   single_action_space: gymnasium.Space
-  max_episode_steps: Optional[int]
+  max_episode_steps: int | None
   env_id: str
   has_action_mask: bool
 
-  def functional_reset(self, key: jax.Array, num_envs: Optional[int] = None
-                       ) -> Tuple[jax.Array, Any]:
+  def functional_reset(self, key: jax.Array, num_envs: int | None = None
+                       ) -> tuple[jax.Array, Any]:
     """``(obs (N, *obs_shape), env_state)`` of ``num_envs`` fresh episodes."""
 
   def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> Tuple[Any, EnvStep]:
+                      ) -> tuple[Any, EnvStep]:
     """One step of every env ``(N,)`` with same-step auto-reset."""
 
 
@@ -130,7 +129,7 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
   """
 
   metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
-  max_episode_steps: Optional[int] = None
+  max_episode_steps: int | None = None
   has_action_mask: bool = False
 
   def _init_vector(self, single_observation_space: gymnasium.Space,
@@ -146,24 +145,24 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
         single_action_space, self.num_envs)
     self._jit_reset = jax.jit(self.functional_reset, static_argnums=1)
     self._jit_step = jax.jit(self.functional_step)
-    self._key: Optional[jax.Array] = None
+    self._key: jax.Array | None = None
     self._state: Any = None
 
-  def functional_reset(self, key: jax.Array, num_envs: Optional[int] = None
-                       ) -> Tuple[jax.Array, Any]:
+  def functional_reset(self, key: jax.Array, num_envs: int | None = None
+                       ) -> tuple[jax.Array, Any]:
     raise NotImplementedError
 
   def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> Tuple[Any, EnvStep]:
+                      ) -> tuple[Any, EnvStep]:
     raise NotImplementedError
 
   # ---------------------------------------------------------------------------
   # The gymnasium vector API (numpy in, numpy out).
   # ---------------------------------------------------------------------------
 
-  def reset(self, *, seed: Optional[int] = None,
-            options: Optional[Dict[str, Any]] = None
-            ) -> Tuple[np.ndarray, Dict[str, Any]]:
+  def reset(self, *, seed: int | None = None,
+            options: dict[str, Any] | None = None
+            ) -> tuple[np.ndarray, dict[str, Any]]:
     """Resets all envs. ``seed`` makes the whole episode sequence reproducible."""
     del options
     super().reset(seed=seed)
@@ -176,8 +175,8 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
     obs, self._state = self._jit_reset(reset_key, self.num_envs)
     return np.asarray(obs), {}
 
-  def step(self, actions: Any) -> Tuple[np.ndarray, np.ndarray, np.ndarray,
-                                        np.ndarray, Dict[str, Any]]:
+  def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                        np.ndarray, dict[str, Any]]:
     """Steps all envs; see the class docstring for the autoreset convention."""
     if self._state is None:
       raise RuntimeError(f"{type(self).__name__}.step called before reset(); call "
@@ -187,7 +186,7 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
     self._state, out = self._jit_step(step_key, self._state, actions)
     out = jax.device_get(out)
     done = np.logical_or(out.terminated, out.truncated)
-    info: Dict[str, Any] = {}
+    info: dict[str, Any] = {}
     if done.any():
       final_obs = np.full(self.num_envs, None, dtype=object)
       for i in np.flatnonzero(done):
@@ -214,9 +213,8 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
             f"actions {space.start}..{space.start + space.n - 1}), got "
             f"{actions.tolist()}.")
       actions = actions.astype(np.int32)
-    elif isinstance(space, gymnasium.spaces.Box):
-      if not np.all(np.isfinite(actions)):
-        raise ValueError(f"Actions must be finite, got {actions.tolist()}.")
+    elif isinstance(space, gymnasium.spaces.Box) and not np.all(np.isfinite(actions)):
+      raise ValueError(f"Actions must be finite, got {actions.tolist()}.")
     return jnp.asarray(actions)
 
   def __repr__(self) -> str:
@@ -243,7 +241,7 @@ class _VectorView(JaxVectorEnv):
     return self.env.functional_step(key, state, actions)
 
 
-def vector_env(env: JaxEnv, num_envs: Optional[int] = None) -> JaxVectorEnv:
+def vector_env(env: JaxEnv, num_envs: int | None = None) -> JaxVectorEnv:
   """The gym ``VectorEnv`` view of any :class:`JaxEnv` (itself if it is one).
 
   ``num_envs``: copies the gym API steps (default: the env's own

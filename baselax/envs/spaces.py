@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Tuple
+from typing import Any
 
 import gymnasium
 import jax
@@ -47,7 +47,7 @@ def to_gymnasium_space(space: Any, example: Any = None) -> gymnasium.Space:
       "Dict and Tuple are supported.")
 
 
-def env_spaces(env: Any) -> Tuple[gymnasium.Space, gymnasium.Space]:
+def env_spaces(env: Any) -> tuple[gymnasium.Space, gymnasium.Space]:
   """Returns ``(observation_space, action_space)`` of ONE environment.
 
   Vector envs (``GymnaxEnv``, ``gymnasium.vector.VectorEnv``) expose the single

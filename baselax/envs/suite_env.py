@@ -30,7 +30,7 @@ default, except for Craftax) gives every env its own reset.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import gymnasium
 import jax
@@ -69,14 +69,14 @@ class SuiteEnv(JaxVectorEnv):
   :meth:`_init_suite`.
   """
 
-  reset_ratio: Optional[int] = None
+  reset_ratio: int | None = None
 
   def _init_suite(self, env_id: str, num_envs: int,
                   single_observation_space: gymnasium.Space,
                   single_action_space: gymnasium.Space,
-                  max_episode_steps: Optional[int],
+                  max_episode_steps: int | None,
                   has_action_mask: bool = False,
-                  reset_ratio: Optional[int] = None) -> None:
+                  reset_ratio: int | None = None) -> None:
     if reset_ratio is not None and (isinstance(reset_ratio, bool) or
                                     not isinstance(reset_ratio, int) or reset_ratio < 1):
       raise ConfigError(f"reset_ratio must be an integer >= 1 (envs per fresh reset) "
@@ -89,11 +89,11 @@ class SuiteEnv(JaxVectorEnv):
 
   # --- what an adapter writes -------------------------------------------------
 
-  def reset_one(self, key: jax.Array) -> Tuple[Any, Any]:
+  def reset_one(self, key: jax.Array) -> tuple[Any, Any]:
     raise NotImplementedError
 
   def step_one(self, key: jax.Array, state: Any, action: jax.Array
-               ) -> Tuple[Any, Any, jax.Array, jax.Array, jax.Array]:
+               ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array]:
     raise NotImplementedError
 
   def observe(self, raw_obs: Any) -> jax.Array:
@@ -106,15 +106,15 @@ class SuiteEnv(JaxVectorEnv):
 
   # --- the functional core ----------------------------------------------------
 
-  def functional_reset(self, key: jax.Array, num_envs: Optional[int] = None
-                       ) -> Tuple[jax.Array, Any]:
+  def functional_reset(self, key: jax.Array, num_envs: int | None = None
+                       ) -> tuple[jax.Array, Any]:
     """``(obs (N, *obs_shape), state)`` of ``num_envs`` fresh episodes; pure."""
     n = self.num_envs if num_envs is None else num_envs
     state, raw = jax.vmap(self.reset_one)(jax.random.split(key, n))
     return jax.vmap(self.observe)(raw), state
 
   def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> Tuple[Any, EnvStep]:
+                      ) -> tuple[Any, EnvStep]:
     """Steps every env; an ended episode restarts in the same step; pure.
 
     Returns ``(state, EnvStep)`` with ``final_obs`` the observation the step

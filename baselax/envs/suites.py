@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING, Any, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from baselax.errors import ConfigError
 
@@ -26,7 +26,7 @@ class Suite(NamedTuple):
   installs it (``None``: a core dependency)."""
   module: str
   package: str
-  extra: Optional[str]
+  extra: str | None
 
 
 #: Every suite ``make`` knows. Adding one is an adapter module and a line here.
@@ -40,7 +40,7 @@ SUITES = {
 }
 
 
-def split_id(env_id: str) -> Tuple[str, str]:
+def split_id(env_id: str) -> tuple[str, str]:
   """``("navix", "Navix-Empty-5x5-v0")`` for ``"navix:Navix-Empty-5x5-v0"``;
   ``("gymnax", id)`` for an id without a prefix."""
   if not isinstance(env_id, str):
@@ -56,7 +56,7 @@ def split_id(env_id: str) -> Tuple[str, str]:
   return suite, name
 
 
-def adapter(suite: str, env_id: Optional[str] = None):
+def adapter(suite: str, env_id: str | None = None):
   """The adapter module of ``suite``; refuses a suite whose package is absent
   (naming ``env_id``, the id asked for, if given)."""
   entry = SUITES[suite]
@@ -67,7 +67,7 @@ def adapter(suite: str, env_id: Optional[str] = None):
   return importlib.import_module(entry.module)
 
 
-def registered_ids(suite: str = "gymnax") -> Tuple[str, ...]:
+def registered_ids(suite: str = "gymnax") -> tuple[str, ...]:
   """The ids ``make`` takes for ``suite`` (gymnax's without a prefix)."""
   if suite not in SUITES:
     raise ConfigError(f"Unknown env suite {suite!r}. Suites: {', '.join(SUITES)}.")

@@ -16,7 +16,7 @@ Ids ``"xminigrid:MiniGrid-Empty-5x5"``.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any
 
 import gymnasium
 import jax
@@ -26,7 +26,7 @@ from xminigrid.types import StepType
 from baselax.envs import observations, suite_env
 
 
-def registered_ids() -> Tuple[str, ...]:
+def registered_ids() -> tuple[str, ...]:
   """XLand-MiniGrid's env names (without the ``xminigrid:`` prefix)."""
   return tuple(xminigrid.registered_environments())
 
@@ -43,7 +43,7 @@ class XMiniGridEnv(suite_env.SuiteEnv):
   """
 
   def __init__(self, name: str, num_envs: int = 1, *,
-               reset_ratio: Optional[int] = None, **kwargs: Any):
+               reset_ratio: int | None = None, **kwargs: Any):
     self.env, self.env_params = xminigrid.make(name, **kwargs)
     example = self.example_raw_obs()
     env_id = suite_env.identity("xminigrid", name,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +22,7 @@ BOOTSTRAP_REPS = 2000
 
 
 def summarise_final_returns(final_returns: Any, reps: int = BOOTSTRAP_REPS,
-                            seed: int = 0) -> Dict[str, Any]:
+                            seed: int = 0) -> dict[str, Any]:
   """Mean, std, range and (with rliable, 2 seeds or more) IQM with a 95% CI.
 
   Args:
@@ -36,7 +36,7 @@ def summarise_final_returns(final_returns: Any, reps: int = BOOTSTRAP_REPS,
     without rliable.
   """
   scores = np.asarray(final_returns, np.float64).reshape(-1)
-  out: Dict[str, Any] = dict(
+  out: dict[str, Any] = dict(
       seeds=int(scores.size), final_returns=scores.tolist(), mean=float(scores.mean()),
       std=float(scores.std()), min=float(scores.min()), max=float(scores.max()),
       iqm=None, iqm_ci95=None)
@@ -64,7 +64,7 @@ def summarise_final_returns(final_returns: Any, reps: int = BOOTSTRAP_REPS,
   return out
 
 
-def describe(summary: Dict[str, Any]) -> str:
+def describe(summary: dict[str, Any]) -> str:
   """One line: IQM and CI when known, then mean ± std and the minimum."""
   spread = (f"mean {summary['mean']:.1f} ± {summary['std']:.1f}, min {summary['min']:.1f}")
   if summary["iqm"] is None:
@@ -75,7 +75,7 @@ def describe(summary: Dict[str, Any]) -> str:
           f"{high:.1f}, stratified bootstrap), {spread}")
 
 
-def write_summary(run_path: str, summary: Dict[str, Any]) -> str:
+def write_summary(run_path: str, summary: dict[str, Any]) -> str:
   """Writes ``summary.json`` into the run directory; returns its path."""
   path = os.path.join(run_path, "summary.json")
   with open(path, "w") as f:

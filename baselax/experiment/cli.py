@@ -17,8 +17,10 @@ import dataclasses
 import os
 import re
 import sys
+import types
 import typing
-from typing import Any, Callable, Dict, NoReturn, Optional, Sequence, Tuple, Type
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -30,7 +32,7 @@ class OneLineParser(argparse.ArgumentParser):
       ``--help``).
   """
 
-  def __init__(self, *args, unknown_hint: Optional[str] = None, **kwargs):
+  def __init__(self, *args, unknown_hint: str | None = None, **kwargs):
     super().__init__(*args, **kwargs)
     self.unknown_hint = unknown_hint or f"see {self.prog} --help"
 
@@ -43,7 +45,7 @@ class OneLineParser(argparse.ArgumentParser):
     usage_error(f"{message} (see {self.prog} --help)", prog=self.prog)
 
 
-def usage_error(message: str, prog: Optional[str] = None) -> NoReturn:
+def usage_error(message: str, prog: str | None = None) -> NoReturn:
   """Prints ``prog: error: message`` as one line on stderr and exits with 2."""
   prog = prog or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "baselax")
   text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
@@ -51,7 +53,7 @@ def usage_error(message: str, prog: Optional[str] = None) -> NoReturn:
   raise SystemExit(2)
 
 
-def invocation(prog: str, argv0: Optional[str] = None) -> str:
+def invocation(prog: str, argv0: str | None = None) -> str:
   """The command the user typed to run ``prog``, as a resume hint repeats it:
   ``baselax train`` (the console script), ``python -m baselax train``, or
   ``python experiments/anakin_dqn.py`` (a script, as the user named it)."""
@@ -71,7 +73,7 @@ def flag_name(field: str) -> str:
   return "--" + field.replace("_", "-")
 
 
-def name_the_flag(message: str, sections: Sequence[Tuple[type, Dict[str, Any]]]) -> str:
+def name_the_flag(message: str, sections: Sequence[tuple[type, dict[str, Any]]]) -> str:
   """Prefixes ``message`` with the flag (and value) it is about, when it names a field.
 
   Library errors name config fields (``num_envs must be ...``); on the
@@ -97,9 +99,9 @@ def name_the_flag(message: str, sections: Sequence[Tuple[type, Dict[str, Any]]])
   return f"{flag_name(name)} {shown}: {message}"
 
 
-def _attribute_docs(cls: type) -> Dict[str, str]:
+def _attribute_docs(cls: type) -> dict[str, str]:
   """Parses ``name: text`` entries of a Google-style ``Attributes:`` section."""
-  docs: Dict[str, str] = {}
+  docs: dict[str, str] = {}
   for klass in reversed(cls.__mro__):
     text = klass.__doc__ or ""
     match = re.search(r"Attributes:\n(.*?)(\n\s*\n|\Z)", text, re.S)
@@ -137,7 +139,7 @@ def integer(text: str) -> int:
   except ValueError:
     value = float(text)  # ValueError: not a number at all
     if not value.is_integer():
-      raise ValueError(f"{text} is not a whole number")
+      raise ValueError(f"{text} is not a whole number") from None
     return int(value)
 
 
@@ -148,7 +150,7 @@ def _parser_for(tp: Any):
   """Returns ``(type_fn, nargs)`` for a field type."""
   origin = typing.get_origin(tp)
   args = typing.get_args(tp)
-  if origin is typing.Union and type(None) in args:  # Optional[X]
+  if origin in (typing.Union, types.UnionType) and type(None) in args:  # X | None
     inner = [a for a in args if a is not type(None)][0]
     type_fn, nargs = _parser_for(inner)
 
@@ -156,7 +158,7 @@ def _parser_for(tp: Any):
       return None if text.lower() == "none" else _f(text)
     optional.__name__ = getattr(type_fn, "__name__", "value") + " or None"
     return optional, nargs
-  if origin in (tuple, Tuple):
+  if origin in (tuple, tuple):
     inner = _parser_for(args[0])[0]
 
     def item(text, _f=inner):  # "none" alone: the empty tuple
@@ -202,14 +204,14 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
                        help=f"the same as {flag_name(field_name)} {off}")
 
 
-def build_from_dict(cls: Type[Any], values: Dict[str, Any]) -> Any:
+def build_from_dict(cls: type[Any], values: dict[str, Any]) -> Any:
   """Rebuilds ``cls`` from a saved ``{field: value}`` dict (JSON lists -> tuples)."""
   names = {f.name for f in dataclasses.fields(cls)}
   return cls(**{k: tuple(v) if isinstance(v, list) else v
                 for k, v in values.items() if k in names})
 
 
-def build(namespace: argparse.Namespace, cls: Type[Any]) -> Any:
+def build(namespace: argparse.Namespace, cls: type[Any]) -> Any:
   """Builds ``cls`` from the parsed flags that belong to it.
 
   Raises:
@@ -234,12 +236,12 @@ def sections_of(configs: Sequence[Any]) -> list:
           for c in configs]
 
 
-def parse(classes: Sequence[Tuple[type, str]], description: str,
-          argv=None, defaults: Optional[Dict[str, Any]] = None,
-          check: Optional[Callable[[Tuple[Any, ...]], Optional[str]]] = None,
-          prog: Optional[str] = None, epilog: Optional[str] = None,
-          extra: Optional[Callable[[argparse.ArgumentParser], None]] = None,
-          unknown_hint: Optional[str] = None) -> Tuple[Any, ...]:
+def parse(classes: Sequence[tuple[type, str]], description: str,
+          argv=None, defaults: dict[str, Any] | None = None,
+          check: Callable[[tuple[Any, ...]], str | None] | None = None,
+          prog: str | None = None, epilog: str | None = None,
+          extra: Callable[[argparse.ArgumentParser], None] | None = None,
+          unknown_hint: str | None = None) -> tuple[Any, ...]:
   """Parses ``argv`` into one instance of each dataclass in ``classes``.
 
   A value the dataclass rejects (its ``__post_init__`` raises ValueError) is

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional, Tuple
 
 from baselax.errors import ConfigError
 
@@ -36,8 +35,8 @@ class ExperimentConfig:
   """
   agent: str = "dqn"
   env_id: str = "CartPole-v1"
-  preset: Optional[str] = None
-  sweep: Tuple[str, ...] = dataclasses.field(default=(), metadata={"repeatable": True})
+  preset: str | None = None
+  sweep: tuple[str, ...] = dataclasses.field(default=(), metadata={"repeatable": True})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,8 +57,8 @@ class RunConfig:
     compilation_cache: directory of JAX's persistent compilation cache (re-runs skip most of the
       compile time); none to disable.
   """
-  run_dir: Optional[str] = None
-  resume: Optional[str] = None
+  run_dir: str | None = None
+  resume: str | None = None
   checkpoint_every: int = 100_000
   quiet: bool = False
   all_cores: bool = True
@@ -88,8 +87,8 @@ class LoggerConfig:
       later; needs no network).
   """
   tensorboard: bool = True
-  wandb_project: Optional[str] = None
-  wandb_entity: Optional[str] = None
+  wandb_project: str | None = None
+  wandb_entity: str | None = None
   wandb_mode: str = "online"
 
   def __post_init__(self):

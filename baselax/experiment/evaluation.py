@@ -13,15 +13,16 @@ first seed with gymnax's visualiser.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
-from typing import Any, Dict, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from baselax.agents import registry
 from baselax.errors import ConfigError
-from baselax.experiment import cli
+from baselax.experiment import cli, sweeps
 from baselax.experiment import rundir as rundir_lib
-from baselax.experiment import sweeps
 
 PROG = "evaluate.py"
 
@@ -35,7 +36,7 @@ GIF_ENVS = CLASSIC_CONTROL + ("Catch-bsuite", "Asterix-MinAtar",
             "MetaMaze-misc", "FourRooms-misc")
 
 
-def parse_args(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Namespace:
   parser = cli.OneLineParser(description=__doc__.splitlines()[0], prog=prog)
   parser.add_argument("run_dir", help="a run directory written by anakin_dqn.py")
   parser.add_argument("--episodes", type=int, default=32,
@@ -56,7 +57,7 @@ def parse_args(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> argpar
   return args
 
 
-def registered_entry(saved: Dict[str, Any]) -> registry.AgentEntry:
+def registered_entry(saved: dict[str, Any]) -> registry.AgentEntry:
   """The registry entry of a saved run, importing the module that registered it.
 
   Raises:
@@ -66,10 +67,8 @@ def registered_entry(saved: Dict[str, Any]) -> registry.AgentEntry:
   name = saved["experiment"]["agent"]
   module = saved.get("agent_module")
   if name not in registry.names() and module and module != "__main__":
-    try:
+    with contextlib.suppress(ImportError):
       importlib.import_module(module)
-    except ImportError:
-      pass
   if name not in registry.names():
     raise ConfigError(
         f"the run was trained with agent {name!r}, which is not registered in this "
@@ -79,7 +78,7 @@ def registered_entry(saved: Dict[str, Any]) -> registry.AgentEntry:
   return registry.get(name)
 
 
-def load_agent(run_dir: str, step: Optional[int] = None):
+def load_agent(run_dir: str, step: int | None = None):
   """``(agent, env, params, saved_config)`` of a run; params have a seed axis.
 
   Raises:
@@ -87,6 +86,7 @@ def load_agent(run_dir: str, step: Optional[int] = None):
       checkpoint (the message says which).
   """
   import jax
+
   from baselax import envs
   from baselax.anakin import AnakinConfig, Checkpointer
 
@@ -113,12 +113,13 @@ def load_agent(run_dir: str, step: Optional[int] = None):
   return agent, env, params, saved
 
 
-def evaluate_hostloop_run(args: argparse.Namespace, saved: Dict[str, Any],
+def evaluate_hostloop_run(args: argparse.Namespace, saved: dict[str, Any],
                           prog: str) -> dict:
   """Greedy episodes of an Atari (host-loop) run, on the game as it was
   preprocessed in training: the run's ``atari`` section."""
   import jax
   import numpy as np
+
   from baselax import atari, hostloop
   from baselax.training import Checkpointer
 
@@ -181,7 +182,7 @@ def render_gif(agent, env, params, path: str, key, max_steps: int) -> float:
   return total
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> dict:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> dict:
   """Evaluates a run directory (see the module doc); bad input exits with 2."""
   args = parse_args(argv, prog)
   try:
@@ -208,6 +209,7 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> dict:
 
   import jax
   import numpy as np
+
   from baselax.anakin import loop
 
   try:

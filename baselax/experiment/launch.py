@@ -18,21 +18,21 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Any, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from baselax.agents import registry
 from baselax.anakin.config import AnakinConfig
 from baselax.errors import ConfigError
-from baselax.experiment import cli
+from baselax.experiment import cli, sweeps
 from baselax.experiment import config as config_lib
 from baselax.experiment import loggers as loggers_lib
 from baselax.experiment import rundir as rundir_lib
 from baselax.experiment import summary as summary_lib
-from baselax.experiment import sweeps
+
 # The command line of a run lives in spec.py; launch.parse, launch.Spec and
 # launch.Pipeline stay where the docs and other pipelines name them.
 from baselax.experiment.spec import ANAKIN, PROG, Pipeline, Spec, parse  # noqa: F401
-
 
 
 @contextlib.contextmanager
@@ -55,13 +55,13 @@ def training_errors(prog: str, run_dir: Any):
     yield
   except guards.NonFiniteError as error:
     print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
-    raise SystemExit(1)
+    raise SystemExit(1) from None
   except OSError as error:
     where = run_dir.path if run_dir is not None else "the run directory"
     print(f"{prog}: error: writing to {where} failed ({error}); its newest checkpoint "
           f"is kept: make room and continue with --resume {where}", file=sys.stderr,
           flush=True)
-    raise SystemExit(1)
+    raise SystemExit(1) from None
 
 
 def use_compilation_cache(run: config_lib.RunConfig) -> None:
@@ -104,8 +104,8 @@ def prepare(spec: Spec, traced_checks: bool = True) -> Prepared:
       does not offer (``baselax.anakin.contract``).
   """
   from baselax import envs
-  from baselax.replay import memory
   from baselax.anakin import program
+  from baselax.replay import memory
 
   env = envs.make(spec.experiment.env_id)
   num_devices = program.resolve_num_devices(spec.trainer)
@@ -149,8 +149,8 @@ def build_agent(spec: Any, env: Any, sizes: Any, trainer: AnakinConfig) -> Any:
   if spec.loggers.wandb_project is not None:
     try:
       import wandb  # noqa: F401
-    except ImportError:
-      raise ConfigError("wandb_project needs wandb: pip install -e '.[wandb]'.")
+    except ImportError as error:
+      raise ConfigError("wandb_project needs wandb: pip install -e '.[wandb]'.") from error
   return agent
 
 
@@ -194,7 +194,7 @@ def use_all_cores(spec: Spec) -> int:
   return count
 
 
-def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
+def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
         loggers: Sequence[loggers_lib.Logger] = ()) -> summary_lib.ExperimentResult:
   """Runs the experiment a command line describes (see the module doc).
 
@@ -220,6 +220,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
     cli.usage_error(error, prog)
 
   import jax
+
   from baselax import anakin, hardware
   from baselax.training import guards
 
@@ -270,7 +271,7 @@ def run(argv: Optional[Sequence[str]] = None, *, prog: str = PROG,
   return out
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   """The command-line entry point: the exit code (130 if stopped by Ctrl-C)."""
   # 130 is the shell's code for "stopped by Ctrl-C" (the checkpoint is saved).
   return 130 if run(argv, prog=prog).interrupted else 0

@@ -16,7 +16,8 @@ import logging
 import os
 import sys
 import uuid
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ logger = logging.getLogger("baselax.experiment")
 class Logger:
   """The logger interface: both methods are optional no-ops."""
 
-  def write(self, record: metrics_lib.ChunkRecord) -> Optional[bool]:
+  def write(self, record: metrics_lib.ChunkRecord) -> bool | None:
     """Takes one chunk's record; returning True asks the run to stop after
     this chunk, with a checkpoint (early stopping)."""
 
@@ -99,14 +100,14 @@ class ConsoleLogger(Logger):
     initial: env steps already done (a resumed run).
   """
 
-  def __init__(self, total_env_steps: int, *, bar: Optional[bool] = None,
+  def __init__(self, total_env_steps: int, *, bar: bool | None = None,
                initial: int = 0):
     self._use_bar = bar if bar is not None else sys.stderr.isatty()
     self._total, self._initial = total_env_steps, initial
     self._bar = None
 
   @classmethod
-  def for_run(cls, sizes: Any, chunks_done: Optional[int] = None) -> "ConsoleLogger":
+  def for_run(cls, sizes: Any, chunks_done: int | None = None) -> ConsoleLogger:
     """Progress of a run of ``sizes`` (its ``total_env_steps`` and
     ``env_steps_per_chunk``), resumed after ``chunks_done`` chunks (if any)."""
     return cls(sizes.total_env_steps,
@@ -142,7 +143,7 @@ class JsonlLogger(Logger):
       f.write(json.dumps(metrics_lib.record_to_json(record), allow_nan=False) + "\n")
 
 
-def scalars_for_dashboards(record: metrics_lib.ChunkRecord) -> Dict[str, float]:
+def scalars_for_dashboards(record: metrics_lib.ChunkRecord) -> dict[str, float]:
   """``{tag: value}`` of a record for TensorBoard and W&B: counters as they
   are, per-seed metrics as their mean over seeds (finite values only)."""
   out = {"sps": record.sps, "wall_time": record.wall_time,
@@ -189,9 +190,9 @@ class WandbLogger(Logger):
     ImportError: wandb is not installed (``pip install -e ".[wandb]"``).
   """
 
-  def __init__(self, directory: str, *, project: str, entity: Optional[str] = None,
-               mode: str = "online", name: Optional[str] = None,
-               config: Optional[Mapping[str, Any]] = None, group: Optional[str] = None):
+  def __init__(self, directory: str, *, project: str, entity: str | None = None,
+               mode: str = "online", name: str | None = None,
+               config: Mapping[str, Any] | None = None, group: str | None = None):
     try:
       import wandb
     except ImportError as error:
@@ -209,7 +210,7 @@ class WandbLogger(Logger):
                            config=dict(config or {}), reinit="create_new")
 
   def write(self, record: metrics_lib.ChunkRecord) -> None:
-    values: Dict[str, float] = dict(scalars_for_dashboards(record))
+    values: dict[str, float] = dict(scalars_for_dashboards(record))
     values["env_steps"] = record.env_steps
     for i, value in enumerate(np.atleast_1d(record.eval_return)):
       if np.isfinite(value):
@@ -261,10 +262,10 @@ class LearningCurveLogger(Logger):
       self.run_dir.write_learning_curve(self.title)
 
 
-def make_loggers(run_dir: Optional[rundir_lib.RunDirectory], loggers_config: Any, *,
-                 console: Optional[ConsoleLogger], title: str,
+def make_loggers(run_dir: rundir_lib.RunDirectory | None, loggers_config: Any, *,
+                 console: ConsoleLogger | None, title: str,
                  config: Mapping[str, Any], extra: Sequence[Logger] = (),
-                 points: Optional[Sequence[Mapping[str, Any]]] = None) -> MultiLogger:
+                 points: Sequence[Mapping[str, Any]] | None = None) -> MultiLogger:
   """The loggers of an experiment (``run_dir`` is ``None`` on processes other than 0).
 
   TensorBoard is on when asked and tensorboardX is installed (a missing
@@ -274,13 +275,13 @@ def make_loggers(run_dir: Optional[rundir_lib.RunDirectory], loggers_config: Any
   ``points/<setting=value,...>/`` (W&B: grouped by the run directory's name);
   the console and ``extra`` loggers get the whole run's records.
   """
-  sinks: List[Logger] = [console] if console is not None else []
+  sinks: list[Logger] = [console] if console is not None else []
   if run_dir is not None:
     name = os.path.basename(run_dir.path)
 
-    def dashboards(directory: str, label: Optional[str] = None,
-                   hyperparams: Optional[Mapping[str, Any]] = None) -> List[Logger]:
-      out: List[Logger] = []
+    def dashboards(directory: str, label: str | None = None,
+                   hyperparams: Mapping[str, Any] | None = None) -> list[Logger]:
+      out: list[Logger] = []
       if loggers_config.tensorboard:
         try:
           out.append(TensorBoardLogger(directory))
@@ -305,5 +306,5 @@ def make_loggers(run_dir: Optional[rundir_lib.RunDirectory], loggers_config: Any
       labels = [sweeps.label(h) for h in points]
       sinks += [SweepLogger(points, shared=[jsonl], per_point=[
           dashboards(os.path.join(run_dir.path, "points", label), label, h)
-          for label, h in zip(labels, points)]), curve]
+          for label, h in zip(labels, points, strict=True)]), curve]
   return MultiLogger([*sinks, *extra])

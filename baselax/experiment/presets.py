@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Any, Dict, Mapping, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 from baselax.errors import ConfigError
 
@@ -45,7 +46,7 @@ class Preset:
   changes: Mapping[str, Any] = dataclasses.field(
       default_factory=lambda: types.MappingProxyType({}))
 
-  def values(self, agent: str) -> Dict[str, Any]:
+  def values(self, agent: str) -> dict[str, Any]:
     """The flag defaults for ``agent``.
 
     Raises:
@@ -60,7 +61,7 @@ class Preset:
   def default_agent(self) -> str:
     return next(iter(self.agents))
 
-  def faster(self, name: str, summary: str, **changes: Any) -> "Preset":
+  def faster(self, name: str, summary: str, **changes: Any) -> Preset:
     """This preset with ``changes`` on top of every agent's values."""
     return dataclasses.replace(self, name=name, summary=summary,
                                changes=_frozen({**self.changes, **changes}))
@@ -209,7 +210,7 @@ CLEANRL_CLASSIC = _preset(
                     "importance_exponent_end": 1.0},
     })
 
-PRESETS: Dict[str, Preset] = {p.name: p for p in (
+PRESETS: dict[str, Preset] = {p.name: p for p in (
     YOUNG_TIAN_2019,
     # A quarter of the updates, at four times the step size.
     YOUNG_TIAN_2019.faster("young-tian-2019-fast", "young-tian-2019 the Anakin way: 4 "
@@ -234,7 +235,7 @@ def get(name: str) -> Preset:
   return PRESETS[name]
 
 
-def names() -> Tuple[str, ...]:
+def names() -> tuple[str, ...]:
   return tuple(PRESETS)
 
 

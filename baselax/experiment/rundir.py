@@ -14,13 +14,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import logging
 import os
 import socket
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +46,7 @@ def checkpoint_dir(run_path: str) -> str:
   return os.path.join(run_path, "checkpoints")
 
 
-def load_config(run_path: str) -> Dict[str, Any]:
+def load_config(run_path: str) -> dict[str, Any]:
   """The ``config.json`` of a run directory.
 
   Runs written before the agent registry kept ``env_id`` in the agent
@@ -78,7 +80,7 @@ def load_config(run_path: str) -> Dict[str, Any]:
   return saved
 
 
-def agent_changes(agent: str) -> Tuple[Mapping[str, Any], Mapping[str, Any]]:
+def agent_changes(agent: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
   """The registered agent's config's ``(RENAMED, INTRODUCED)`` settings (none
   for an unknown agent)."""
   try:
@@ -88,7 +90,7 @@ def agent_changes(agent: str) -> Tuple[Mapping[str, Any], Mapping[str, Any]]:
   return getattr(cls, "RENAMED", {}), getattr(cls, "INTRODUCED", {})
 
 
-def fingerprint_changes(agent: str) -> Dict[str, Any]:
+def fingerprint_changes(agent: str) -> dict[str, Any]:
   """The agent's renamed and introduced settings as checkpoint fingerprint
   keys (``meta.agent.<name>``), for :class:`~baselax.training.Checkpointer`."""
   renamed, introduced = agent_changes(agent)
@@ -101,7 +103,7 @@ def fingerprint_changes(agent: str) -> Dict[str, Any]:
 SESSION_ONLY = ("run_dir", "resume")
 
 
-def resume_defaults(saved: Dict[str, Any], sections: Any) -> Dict[str, Any]:
+def resume_defaults(saved: dict[str, Any], sections: Any) -> dict[str, Any]:
   """The flag defaults of ``--resume``: every saved setting of the
   experiment ``sections``, the loggers (a W&B run goes on in the same W&B
   run) and the run section (its checkpoint cadence, compilation cache, ...),
@@ -124,7 +126,7 @@ def write_atomically(path: str, text: str) -> None:
   os.replace(tmp, path)
 
 
-def complete_lines(path: str) -> List[Tuple[str, Dict[str, Any]]]:
+def complete_lines(path: str) -> list[tuple[str, dict[str, Any]]]:
   """``(line, parsed)`` of every JSON line of ``path``; a line cut short by
   a killed writer (the last one: it does not parse, or lacks its newline)
   is left out."""
@@ -165,13 +167,11 @@ class RunLock:
           raise ConfigError(
               f"{os.path.dirname(self.path)} is in use by pid {holder.get('pid')} on "
               f"{holder.get('host')} (its run.lock): wait for that run to end or stop it; "
-              f"a second writer would mix two runs' checkpoints and metrics.")
+              f"a second writer would mix two runs' checkpoints and metrics.") from None
         logger.warning("taking over %s from pid %s on %s, which is no longer running",
                        self.path, (holder or {}).get("pid"), (holder or {}).get("host"))
-        try:
+        with contextlib.suppress(FileNotFoundError):
           os.remove(self.path)
-        except FileNotFoundError:
-          pass
         continue
       with os.fdopen(fd, "w") as f:
         json.dump(me, f)
@@ -182,12 +182,10 @@ class RunLock:
   def release(self) -> None:
     if self.held:
       self.held = False
-      try:
+      with contextlib.suppress(FileNotFoundError):
         os.remove(self.path)
-      except FileNotFoundError:
-        pass
 
-  def _holder(self) -> Optional[Dict[str, Any]]:
+  def _holder(self) -> dict[str, Any] | None:
     try:
       with open(self.path) as f:
         return json.load(f)
@@ -222,7 +220,7 @@ class RunDirectory:
   """
 
   def __init__(self, path: str, config: Mapping[str, Any], *,
-               resume_from_chunk: Optional[int] = None, lock: Optional[RunLock] = None):
+               resume_from_chunk: int | None = None, lock: RunLock | None = None):
     self.path = os.path.abspath(os.path.expanduser(path))
     self.lock = lock
     os.makedirs(self.path, exist_ok=True)
@@ -245,7 +243,7 @@ class RunDirectory:
     if self.lock is not None:
       self.lock.release()
 
-  def read_metrics(self) -> List[metrics_lib.ChunkRecord]:
+  def read_metrics(self) -> list[metrics_lib.ChunkRecord]:
     """The records of ``metrics.jsonl`` (null -> NaN)."""
     return [metrics_lib.record_from_json(row) for _, row in complete_lines(self.metrics_path)]
 
@@ -257,7 +255,7 @@ class RunDirectory:
     import matplotlib.pyplot as plt
 
     records = self.read_metrics()
-    curves: Dict[Any, List[metrics_lib.ChunkRecord]] = {}
+    curves: dict[Any, list[metrics_lib.ChunkRecord]] = {}
     for record in records:
       curves.setdefault(record.point, []).append(record)
     fig, ax = plt.subplots(figsize=(7, 4.5) if len(curves) > 1 else (6, 4))
@@ -286,7 +284,7 @@ class RunDirectory:
     return path
 
 
-def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
+def open_run(spec: Any, prepared: Any, extra: dict[str, Any] | None = None):
   """The run directory and checkpointer (process 0 only); refuses a clash.
 
   ``spec``/``prepared``: ``baselax.experiment.launch``'s, or another
@@ -304,6 +302,7 @@ def open_run(spec: Any, prepared: Any, extra: Optional[Dict[str, Any]] = None):
       run's directory already holds a checkpoint.
   """
   import jax
+
   from baselax.training import checkpoint
 
   resuming = spec.run.resume is not None

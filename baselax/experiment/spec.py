@@ -13,18 +13,18 @@ import argparse
 import dataclasses
 import sys
 import types
-from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Sequence, Tuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from baselax import metrics as metrics_lib
 from baselax.agents import registry
 from baselax.anakin.config import AnakinConfig
 from baselax.anakin.distributed import DistributedConfig
 from baselax.errors import ConfigError
-from baselax.experiment import cli
+from baselax.experiment import cli, sweeps
 from baselax.experiment import config as config_lib
 from baselax.experiment import presets as presets_lib
 from baselax.experiment import rundir as rundir_lib
-from baselax.experiment import sweeps
 
 DESCRIPTION = "Train a registered agent with the Anakin trainer."
 PROG = "anakin_dqn.py"
@@ -40,12 +40,12 @@ class Spec(NamedTuple):
   distributed: DistributedConfig
 
   @property
-  def sections(self) -> Dict[str, Any]:
+  def sections(self) -> dict[str, Any]:
     """``{name: config}`` of the sections saved to ``config.json``."""
     return {"experiment": self.experiment, "agent": self.agent,
             "trainer": self.trainer, "run": self.run, "loggers": self.loggers}
 
-  def identity(self) -> Dict[str, Any]:
+  def identity(self) -> dict[str, Any]:
     """The experiment's settings beyond the trainer's (for checkpoints and processes)."""
     out = {f"experiment.{k}": v for k, v in dataclasses.asdict(self.experiment).items()}
     out.update({f"agent.{k}": v for k, v in dataclasses.asdict(self.agent).items()})
@@ -70,13 +70,13 @@ class Pipeline(NamedTuple):
   prog: str
   description: str
   spec_type: Any
-  sections: Tuple[Tuple[str, Any, str], ...]
-  experiment_sections: Tuple[str, ...]
+  sections: tuple[tuple[str, Any, str], ...]
+  experiment_sections: tuple[str, ...]
   defaults: Mapping[str, Any] = types.MappingProxyType({})
   epilog: Callable[[], str] = lambda: ""
 
 
-def _pre_parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+def _pre_parse(argv: Sequence[str] | None) -> argparse.Namespace:
   pre = argparse.ArgumentParser(add_help=False)
   pre.add_argument("--resume")
   pre.add_argument("--agent")
@@ -84,8 +84,8 @@ def _pre_parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
   return pre.parse_known_args(argv)[0]
 
 
-def parse(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None,
-          pipeline: Optional[Pipeline] = None) -> Any:
+def parse(argv: Sequence[str] | None = None, prog: str | None = None,
+          pipeline: Pipeline | None = None) -> Any:
   """The parsed sections of a command line (a :class:`Spec` for the main job,
   ``pipeline.spec_type`` for another); refuses bad flags (one line, exit 2).
 
@@ -135,7 +135,7 @@ def parse(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None,
         return f"--{error}"
     if saved is None:
       return None
-    named = dict(zip([name for name, _, _ in pipeline.sections], parsed))
+    named = dict(zip([name for name, _, _ in pipeline.sections], parsed, strict=True))
     return resume_differences(pre.resume, saved, {
         section: named[section] for section in pipeline.experiment_sections})
 
@@ -146,7 +146,7 @@ def parse(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None,
   return pipeline.spec_type(*parsed)
 
 
-def trainer_defaults(entry: Any, trainer_cls: type, prog: str) -> Dict[str, Any]:
+def trainer_defaults(entry: Any, trainer_cls: type, prog: str) -> dict[str, Any]:
   """The agent entry's trainer defaults that ``trainer_cls`` has; the others
   are named in a warning (the host loop has no n-step or prioritized replay)."""
   names = {f.name for f in dataclasses.fields(trainer_cls)}
@@ -160,7 +160,7 @@ def trainer_defaults(entry: Any, trainer_cls: type, prog: str) -> Dict[str, Any]
 
 
 def resume_differences(run_path: str, saved: Mapping[str, Any],
-                       sections: Mapping[str, Any]) -> Optional[str]:
+                       sections: Mapping[str, Any]) -> str | None:
   """What refuses ``--resume``: the settings of ``sections`` that differ from
   the saved run's (``None``: none). A setting added since the run was saved
   compares with its default."""

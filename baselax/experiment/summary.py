@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 import numpy as np
 
 from baselax import metrics as metrics_lib
-from baselax.experiment import cli
 from baselax.experiment import aggregate as aggregate_lib
-from baselax.experiment import sweeps
+from baselax.experiment import cli, sweeps
 
 
 @dataclasses.dataclass
@@ -34,14 +33,14 @@ class ExperimentResult:
   sps: float
   env_steps: int
   wall_time: float
-  run_dir: Optional[str]
+  run_dir: str | None
   interrupted: bool
   result: Any
-  aggregate: Dict[str, Any]
+  aggregate: dict[str, Any]
 
 
 def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: Any,
-              wall: float, points: Optional[List[Dict[str, Any]]] = None
+              wall: float, points: list[dict[str, Any]] | None = None
               ) -> ExperimentResult:
   """This session's figures: a resumed run counts only the chunks it ran.
 
@@ -53,7 +52,7 @@ def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: An
     wall: seconds of this session.
     points: a sweep's grid points (``{setting: value}``), in run order.
   """
-  history: List[metrics_lib.ChunkRecord] = result.history
+  history: list[metrics_lib.ChunkRecord] = result.history
   ran = history[result.first_chunk:]
   before = history[result.first_chunk - 1].wall_time if result.first_chunk else 0.0
   run_time = (ran[-1].wall_time - before) if ran else 0.0

@@ -17,8 +17,10 @@ import itertools
 import json
 import math
 import os
+import types
 import typing
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,18 +28,18 @@ from baselax import metrics as metrics_lib
 from baselax.errors import ConfigError
 from baselax.experiment import aggregate as aggregate_lib
 
-Axes = List[Tuple[str, Tuple[Any, ...]]]
+Axes = list[tuple[str, tuple[Any, ...]]]
 
 
-def _number_type(tp: Any) -> Optional[type]:
+def _number_type(tp: Any) -> type | None:
   """``int`` or ``float`` for a numeric field type (``Optional`` too), else ``None``."""
-  if typing.get_origin(tp) is typing.Union:
+  if typing.get_origin(tp) in (typing.Union, types.UnionType):  # X | None
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     tp = args[0] if len(args) == 1 else None
   return tp if tp in (int, float) else None
 
 
-def numeric_settings(agent_cls: type) -> List[str]:
+def numeric_settings(agent_cls: type) -> list[str]:
   """The agent settings a sweep may name: its int and float fields (whether
   the agent can take each as an array is checked by tracing)."""
   hints = typing.get_type_hints(agent_cls)
@@ -96,9 +98,9 @@ def parse_axes(texts: Sequence[str], agent_cls: type, agent_name: str,
   return axes
 
 
-def grid_points(axes: Axes) -> List[Dict[str, Any]]:
+def grid_points(axes: Axes) -> list[dict[str, Any]]:
   """The grid points of ``axes`` in run order (row-major, first axis slowest)."""
-  return [dict(zip([name for name, _ in axes], values))
+  return [dict(zip([name for name, _ in axes], values, strict=True))
           for values in itertools.product(*[values for _, values in axes])]
 
 
@@ -122,7 +124,7 @@ def label(hyperparams: Mapping[str, Any]) -> str:
 
 
 def point_records(record: metrics_lib.ChunkRecord, points: Sequence[Mapping[str, Any]]
-                  ) -> List[metrics_lib.ChunkRecord]:
+                  ) -> list[metrics_lib.ChunkRecord]:
   """A whole-run record (runs point-major) split into one record per point."""
   seeds = record.num_seeds // len(points)
   return [record.select(slice(p * seeds, (p + 1) * seeds), point=p, hyperparams=dict(h))
@@ -130,7 +132,7 @@ def point_records(record: metrics_lib.ChunkRecord, points: Sequence[Mapping[str,
 
 
 def summarise_points(final_returns: Any, points: Sequence[Mapping[str, Any]]
-                     ) -> Dict[str, Any]:
+                     ) -> dict[str, Any]:
   """Per point: the final returns' IQM with its 95% stratified bootstrap CI
   (rliable), mean, std, range; and the best point (highest IQM, else mean).
 

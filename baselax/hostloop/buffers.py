@@ -9,11 +9,12 @@ uint8). Both are uniform and one-step, and checkpoint through
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
-Batch = Dict[str, np.ndarray]
+Batch = dict[str, np.ndarray]
 
 
 class ReplayBuffer:
@@ -39,8 +40,8 @@ class ReplayBuffer:
   def nbytes(self) -> int:
     return sum(v.nbytes for v in self.storage.values())
 
-  def add(self, batch: Batch, env_ids: Optional[np.ndarray] = None,
-          ended: Optional[np.ndarray] = None) -> None:
+  def add(self, batch: Batch, env_ids: np.ndarray | None = None,
+          ended: np.ndarray | None = None) -> None:
     """Adds a batch ``{key: (n, ...)}`` of transitions (``env_ids`` and
     ``ended`` are for :class:`FrameStackReplay`; unused here)."""
     del env_ids, ended
@@ -55,7 +56,7 @@ class ReplayBuffer:
     idx = rng.integers(0, self.size, batch_size)
     return {k: v[idx] for k, v in self.storage.items()}
 
-  def state_dict(self) -> Dict[str, np.ndarray]:
+  def state_dict(self) -> dict[str, np.ndarray]:
     """Everything the buffer holds, as arrays (for a checkpoint)."""
     return {"storage": self.storage, "index": np.asarray(self.index, np.int64),
             "size": np.asarray(self.size, np.int64)}
@@ -120,7 +121,7 @@ class FrameStackReplay:
             sum(v.nbytes for v in self.fields.values()))
 
   def _write(self, env: int, slot: int, frame: np.ndarray,
-             fields: Optional[Mapping[str, Any]] = None) -> None:
+             fields: Mapping[str, Any] | None = None) -> None:
     """Writes ``frame`` (and a transition, if ``fields``) at absolute ``slot``."""
     p = slot % self.slots
     self.size -= int(self.valid[env, p])
@@ -209,7 +210,7 @@ class FrameStackReplay:
     out.update({k: v[env, slot % self.slots] for k, v in self.fields.items()})
     return out
 
-  def state_dict(self) -> Dict[str, Any]:
+  def state_dict(self) -> dict[str, Any]:
     """Everything the buffer holds, as arrays (for a checkpoint)."""
     return {"frames": self.frames, "fields": self.fields, "valid": self.valid,
             "end": self.end, "size": np.asarray(self.size, np.int64)}

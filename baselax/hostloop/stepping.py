@@ -10,7 +10,8 @@ gymnasium's three autoreset modes are handled:
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium
 import jax
@@ -55,8 +56,8 @@ def greedy_actions(agent: agent_base.BaseAgent) -> Callable:
 
 def evaluate(agent: agent_base.BaseAgent, params: Any, policy_state: Any,
              env: gymnasium.vector.VectorEnv, episodes: int, seed: int,
-             predict: Optional[Callable] = None,
-             max_steps: Optional[int] = None) -> np.ndarray:
+             predict: Callable | None = None,
+             max_steps: int | None = None) -> np.ndarray:
   """Greedy returns of ``episodes`` episodes on the vector env ``env``.
 
   ``predict``: a :func:`greedy_actions` to reuse (saves a compile per call).
@@ -69,7 +70,7 @@ def evaluate(agent: agent_base.BaseAgent, params: Any, policy_state: Any,
   """
   max_steps = max_steps or DEFAULT_EVAL_MAX_STEPS
   predict = predict or greedy_actions(agent)
-  returns: List[float] = []
+  returns: list[float] = []
   obs, _ = env.reset(seed=seed)
   running = np.zeros(env.num_envs)
   length = np.zeros(env.num_envs, int)
@@ -103,7 +104,7 @@ def evaluate(agent: agent_base.BaseAgent, params: Any, policy_state: Any,
 
 
 def example_transition(env: gymnasium.vector.VectorEnv, act: Callable, params: Any,
-                        policy_state: Any, key: jax.Array) -> Dict[str, np.ndarray]:
+                        policy_state: Any, key: jax.Array) -> dict[str, np.ndarray]:
   """One zero transition with the run's shapes and dtypes (obs from the
   env's space, actions as the agent gives them), to size the buffer."""
   space = env.single_observation_space
@@ -132,7 +133,7 @@ class Collector:
   """
 
   def __init__(self, env: gymnasium.vector.VectorEnv, buffer: Any, obs: np.ndarray,
-               reward_fn: Optional[Callable] = None, terminal_fn: Optional[Callable] = None):
+               reward_fn: Callable | None = None, terminal_fn: Callable | None = None):
     self.env, self.buffer, self.obs = env, buffer, obs
     self.reward_fn, self.terminal_fn = reward_fn, terminal_fn
     self.mode = autoreset_mode(env)

@@ -12,20 +12,20 @@ import dataclasses
 import functools
 import logging
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import gymnasium
 import jax
 import numpy as np
 
 from baselax.agents import base as agent_base
+from baselax.hostloop.buffers import FrameStackReplay, ReplayBuffer
+from baselax.hostloop.stepping import Collector, check, evaluate, example_transition, greedy_actions
+from baselax.metrics import ChunkRecord, TrainResult, scalar_fields, stack_history, zero_scalars
 from baselax.training import checkpoint as checkpoint_lib
 from baselax.training import driver, lowering
 from baselax.training.config import TrainingConfig
-from baselax.hostloop.buffers import FrameStackReplay, ReplayBuffer
-from baselax.hostloop.stepping import (Collector, check, evaluate, example_transition,
-                                       greedy_actions)
-from baselax.metrics import ChunkRecord, TrainResult, scalar_fields, stack_history, zero_scalars
 
 logger = logging.getLogger("baselax.hostloop")
 
@@ -66,7 +66,7 @@ class Learner:
   policy_state: Any
   key: Any
 
-  def state(self, buffer: Any) -> Dict[str, Any]:
+  def state(self, buffer: Any) -> dict[str, Any]:
     return {"params": self.params, "optimizer_state": self.optimizer_state,
             "policy_state": self.policy_state, "key": self.key,
             "buffer": buffer.state_dict()}
@@ -99,7 +99,7 @@ def run_chunk(run: Run, c: int):
   rng = np.random.default_rng([config.seed, c])
   per_chunk = derived.steps_per_chunk * config.train_every
   learning_starts = derived.learning_starts_step * config.train_every
-  sums: Dict[str, Any] = {}  # per-chunk sums of the logged scalars, on device
+  sums: dict[str, Any] = {}  # per-chunk sums of the logged scalars, on device
   updates = 0
   for iteration in range(c * per_chunk + 1, (c + 1) * per_chunk + 1):
     actions, learner.policy_state, learner.key = run.act(
@@ -134,13 +134,13 @@ def run_chunk(run: Run, c: int):
 
 
 def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
-          config: TrainingConfig, *, eval_env: Optional[gymnasium.vector.VectorEnv] = None,
-          on_chunk: Optional[Callable[[ChunkRecord], Any]] = None,
+          config: TrainingConfig, *, eval_env: gymnasium.vector.VectorEnv | None = None,
+          on_chunk: Callable[[ChunkRecord], Any] | None = None,
           compact_frames: bool = False,
-          reward_fn: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-          terminal_fn: Optional[Callable[..., np.ndarray]] = None,
+          reward_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+          terminal_fn: Callable[..., np.ndarray] | None = None,
           checkpointer: Any = None, resume: bool = False,
-          identity: Optional[Mapping[str, Any]] = None) -> TrainResult:
+          identity: Mapping[str, Any] | None = None) -> TrainResult:
   """Trains ``agent`` on a gymnasium vector env with a Python loop.
 
   ``config`` fields mean what they mean for the Anakin trainer (env steps
@@ -194,7 +194,7 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
                  if compact_frames else ReplayBuffer(config.buffer_size, example))
   fingerprint = {**checkpoint_lib.run_identity(config, agent, env, identity),
                  "trainer": "hostloop", "compact_frames": bool(compact_frames)}
-  history: List[ChunkRecord] = []
+  history: list[ChunkRecord] = []
   first_chunk = 0
   if resume:
     learner, first_chunk, history = restore(checkpointer, learner, buffer, fingerprint)
@@ -215,7 +215,7 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
   return result(run, history, stopped_early, first_chunk)
 
 
-def save(run: Run, checkpointer: Any, history: List[ChunkRecord], fingerprint: Any,
+def save(run: Run, checkpointer: Any, history: list[ChunkRecord], fingerprint: Any,
          chunks_done: int) -> None:
   """Writes the run's checkpoint at ``chunks_done`` (nothing without a checkpointer)."""
   if checkpointer is not None:
@@ -234,7 +234,7 @@ def restore(checkpointer: Any, learner: Learner, buffer: Any, fingerprint: Any):
   return learner, restored.chunks_done, list(restored.history)
 
 
-def result(run: Run, history: List[ChunkRecord], stopped_early: bool,
+def result(run: Run, history: list[ChunkRecord], stopped_early: bool,
            first_chunk: int) -> TrainResult:
   """The :class:`TrainResult` of a run (a seed axis of size 1 on params)."""
   learner, buffer = run.learner, run.collector.buffer

@@ -9,13 +9,29 @@
   (:class:`NoisyLinear`, :class:`Conv2D` as a matmul on CPU).
 """
 
-from baselax.networks.layers import (CONV_LOWERINGS, Conv2D, NoisyLinear, check_lowering,
-                                     conv_as_matmul, factorised_noise, materialised,
-                                     noisy_mlp)
-from baselax.networks.q_networks import (CREATORS, DUELING_HIDDEN, NetworkFn, auto_kind,
-                                         conv_q_network, default_q_network,
-                                         is_atari_frames, is_image, mlp_q_network,
-                                         nature_q_network, q_head)
+from baselax.networks.layers import (
+                                     CONV_LOWERINGS,
+                                     Conv2D,
+                                     NoisyLinear,
+                                     check_lowering,
+                                     conv_as_matmul,
+                                     factorised_noise,
+                                     materialised,
+                                     noisy_mlp,
+)
+from baselax.networks.q_networks import (
+                                     CREATORS,
+                                     DUELING_HIDDEN,
+                                     NetworkFn,
+                                     auto_kind,
+                                     conv_q_network,
+                                     default_q_network,
+                                     is_atari_frames,
+                                     is_image,
+                                     mlp_q_network,
+                                     nature_q_network,
+                                     q_head,
+)
 
 __all__ = ["CONV_LOWERINGS", "CREATORS", "Conv2D", "DUELING_HIDDEN", "NetworkFn",
            "NoisyLinear", "auto_kind", "check_lowering", "conv_as_matmul",

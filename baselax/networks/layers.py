@@ -11,7 +11,8 @@ compute as a matmul (``baselax.networks``' creators build on them).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import haiku as hk
 import jax
@@ -42,13 +43,13 @@ class NoisyLinear(hk.Module):
   """
 
   def __init__(self, output_size: int, sigma0: float = 0.5,
-               name: Optional[str] = None):
+               name: str | None = None):
     super().__init__(name=name)
     self.output_size = int(output_size)
     self.sigma0 = float(sigma0)
 
   def __call__(self, x: jax.Array,
-               noise: Optional[Tuple[jax.Array, jax.Array]] = None) -> jax.Array:
+               noise: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
     """``x`` ``(..., p)`` -> ``(..., output_size)``; ``noise``: ``(f(e_in) [p],
     f(e_out) [output_size])`` to use instead of a draw of its own."""
     p = x.shape[-1]
@@ -152,8 +153,8 @@ def conv_as_matmul(x: jax.Array, w: jax.Array, stride: Sequence[int],
   return patches @ w.reshape(kh * kw * cin, cout)
 
 
-def factorised_noise(key: jax.Array, shapes: Sequence[Tuple[int, int]],
-                     dtype=jnp.float32) -> List[Tuple[jax.Array, jax.Array]]:
+def factorised_noise(key: jax.Array, shapes: Sequence[tuple[int, int]],
+                     dtype=jnp.float32) -> list[tuple[jax.Array, jax.Array]]:
   """Factorised noise ``(f(e_in) [p], f(e_out) [out])`` for each layer of
   ``shapes`` (``(p, out)`` pairs), ``f(e) = sign(e) sqrt(|e|)``, ``e ~ N(0, 1)``.
 
@@ -165,7 +166,7 @@ def factorised_noise(key: jax.Array, shapes: Sequence[Tuple[int, int]],
   e = jax.random.normal(key, (sum(sizes),), dtype)
   e = materialised(jnp.sign(e) * jnp.sqrt(jnp.abs(e)))
   parts = jnp.split(e, np.cumsum(sizes)[:-1].tolist())
-  return list(zip(parts[0::2], parts[1::2]))
+  return list(zip(parts[0::2], parts[1::2], strict=True))
 
 
 def materialised(noise):
@@ -187,7 +188,7 @@ def materialised(noise):
 
 def noisy_mlp(output_sizes: Sequence[int],
               activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-              name: Optional[str] = None) -> Callable[[jax.Array], jax.Array]:
+              name: str | None = None) -> Callable[[jax.Array], jax.Array]:
   """``hk.nets.MLP`` with :class:`NoisyLinear` layers (no activation after the last).
 
   The returned ``forward(x, noise=None)`` takes one ``(f(e_in), f(e_out))``

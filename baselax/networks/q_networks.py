@@ -13,7 +13,7 @@ draws noise and ``apply(params, None, obs)`` uses the mean weights.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import gymnasium
 import haiku as hk
@@ -44,7 +44,7 @@ def check_dueling_hidden(dueling_hidden: str) -> None:
 def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
            dueling: bool = False,
            activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-           atoms: Optional[int] = None, noisy: bool = False,
+           atoms: int | None = None, noisy: bool = False,
            dueling_hidden: str = "shared") -> jax.Array:
   """Hidden layers then Q-values ``(B, num_actions)`` from features ``(B, F)``.
 
@@ -80,12 +80,13 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
   key = hk.maybe_next_rng_key() if noisy and math.prod(x.shape[:-1]) > 1 else None
   widths = [hidden_sizes[-1] if reads and hidden_sizes else x.shape[-1]
             for _, _, reads in stacks]
-  shapes = [list(zip((w, *sizes[:-1]), sizes)) for w, (_, sizes, _) in zip(widths, stacks)]
+  shapes = [list(zip((w, *sizes[:-1]), sizes, strict=True))
+            for w, (_, sizes, _) in zip(widths, stacks, strict=True)]
   noise = None if key is None else factorised_noise(
       key, [shape for layers in shapes for shape in layers], x.dtype)
 
   outputs, hidden, used = {}, x, 0
-  for (name, sizes, reads), layers in zip(stacks, shapes):
+  for (name, sizes, reads), layers in zip(stacks, shapes, strict=True):
     source = hidden if reads else x
     draws = None if noise is None else noise[used:used + len(layers)]
     used += len(layers)
@@ -109,7 +110,7 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
 
 def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
                   activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-                  dueling: bool = False, atoms: Optional[int] = None,
+                  dueling: bool = False, atoms: int | None = None,
                   noisy: bool = False, dueling_hidden: str = "shared") -> NetworkFn:
   """An MLP Q-network: flatten -> hidden layers -> ``num_actions`` linear head.
 
@@ -143,7 +144,7 @@ def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
 def conv_q_network(channels: Sequence[int] = (16,),
                    kernel_size: int = 3,
                    hidden_sizes: Sequence[int] = (128,),
-                   dueling: bool = False, atoms: Optional[int] = None,
+                   dueling: bool = False, atoms: int | None = None,
                    noisy: bool = False, padding: str = "VALID",
                    conv_lowering: str = "auto",
                    dueling_hidden: str = "per-stream") -> NetworkFn:
@@ -186,7 +187,7 @@ def conv_q_network(channels: Sequence[int] = (16,),
 
 
 def nature_q_network(hidden_sizes: Sequence[int] = (512,), dueling: bool = False,
-                     atoms: Optional[int] = None, noisy: bool = False,
+                     atoms: int | None = None, noisy: bool = False,
                      channels_first: bool = True,
                      conv_lowering: str = "auto",
                      dueling_hidden: str = "per-stream") -> NetworkFn:

@@ -16,8 +16,7 @@ Modules, bottom up:
   compiling.
 """
 
-from baselax.replay.buffers import (SAMPLINGS, Replay, ReplayConfig, make_replay,
-                                    register_sampling)
+from baselax.replay.buffers import SAMPLINGS, Replay, ReplayConfig, make_replay, register_sampling
 from baselax.replay.codecs import ObsCodec, obs_codec
 from baselax.replay.memory import MemoryPlan
 from baselax.replay.records import example_record, step_record

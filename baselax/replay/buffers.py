@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Callable, Dict, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 
@@ -53,7 +54,7 @@ from baselax.replay.records import Batch
 from baselax.replay.store import ReplaySample, Store
 
 #: The sampling variants by name (``ReplayConfig.sampling``, ``--sampling``).
-SAMPLINGS: Dict[str, Any] = {"uniform": uniform, "prioritized": prioritized}
+SAMPLINGS: dict[str, Any] = {"uniform": uniform, "prioritized": prioritized}
 
 #: What a sampling variant module offers.
 VARIANT_API = ("trajectory_buffer", "sample", "set_priorities", "USES_PRIORITIES")
@@ -117,7 +118,7 @@ class ReplayConfig:
   obs_storage: str = "auto"
 
   @classmethod
-  def of(cls, config: Any) -> "ReplayConfig":
+  def of(cls, config: Any) -> ReplayConfig:
     """The replay a trainer's config (a :class:`~baselax.training.TrainingConfig`) asks for."""
     return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 
@@ -160,8 +161,8 @@ class Replay(NamedTuple):
   codec: ObsCodec
 
 
-def make_replay(config: ReplayConfig, record: Batch, discount: Optional[float] = None, *,
-                codec: Optional[ObsCodec] = None,
+def make_replay(config: ReplayConfig, record: Batch, discount: float | None = None, *,
+                codec: ObsCodec | None = None,
                 truncation_interval: int = 1) -> Replay:
   """The replay buffer for ``config`` (per device, per seed).
 

@@ -19,15 +19,16 @@ range.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Tuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from baselax.training.config import OBS_STORAGES as STORAGES
 from baselax.errors import ConfigError
 from baselax.replay.integers import proven_range, within
+from baselax.training.config import OBS_STORAGES as STORAGES
 
 #: Largest integer a float32 holds exactly (2^24).
 _FLOAT32_EXACT = float(2 ** 24)
@@ -65,7 +66,7 @@ def nbytes(tree: Any) -> int:
                  for x in jax.tree.leaves(tree)))
 
 
-def _lead(x: Any, ndim: int) -> Tuple[int, ...]:
+def _lead(x: Any, ndim: int) -> tuple[int, ...]:
   """The leading (batch) axes of ``x`` in front of a ``ndim``-dimensional item."""
   return tuple(x.shape[:x.ndim - ndim])
 

@@ -15,17 +15,18 @@ float action mask, ...) leaves it unproven.
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, Dict, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-Range = Optional[Tuple[float, float]]
+Range = tuple[float, float] | None
 
 
-def space_range(space: Any) -> Tuple[bool, Range]:
+def space_range(space: Any) -> tuple[bool, Range]:
   """``(integral, (low, high))`` a gymnasium ``Box`` promises for every value.
 
   Integer and bool dtypes are integral by type; the range is the Box's
@@ -67,7 +68,7 @@ def within(values: Range, low: float, high: float) -> bool:
   return values is not None and low <= values[0] and values[1] <= high
 
 
-def _intersect(a: Tuple[float, float], b: Tuple[float, float]) -> Tuple[float, float]:
+def _intersect(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
   return (max(a[0], b[0]), min(a[1], b[1]))
 
 
@@ -112,10 +113,10 @@ class _Frame:
   def __init__(self, jaxpr: Any, consts, args):
     self.jaxpr = jaxpr
     self.producer = {v: (eqn, i) for eqn in jaxpr.eqns for i, v in enumerate(eqn.outvars)}
-    self.consts = dict(zip(jaxpr.constvars, consts))
-    self.args = dict(zip(jaxpr.invars, args))  # var -> () -> Range
-    self.memo: Dict[Any, Range] = {}
-    self.calls: Dict[int, Any] = {}
+    self.consts = dict(zip(jaxpr.constvars, consts, strict=True))
+    self.args = dict(zip(jaxpr.invars, args, strict=True))  # var -> () -> Range
+    self.memo: dict[Any, Range] = {}
+    self.calls: dict[int, Any] = {}
 
 
 def _concrete_range(value: Any) -> Range:
@@ -149,7 +150,7 @@ def _atom_range(frame: _Frame, atom: Any) -> Range:
   return result
 
 
-def _sub_frame(frame: _Frame, key: Any, closed: Any, operands) -> Optional[_Frame]:
+def _sub_frame(frame: _Frame, key: Any, closed: Any, operands) -> _Frame | None:
   if key not in frame.calls:
     jaxpr, consts = (closed.jaxpr, closed.consts) if hasattr(closed, "jaxpr") else (closed, ())
     if len(jaxpr.invars) != len(operands):
@@ -205,7 +206,7 @@ def traced_integer_range(fn: Callable[..., Any], *args: Any) -> Range:
     sys.setrecursionlimit(limit)
 
 
-_TRACE_CACHE: Dict[int, Tuple[Any, Range]] = {}
+_TRACE_CACHE: dict[int, tuple[Any, Range]] = {}
 
 
 def _cached_trace(env: Any) -> Range:

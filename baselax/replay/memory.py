@@ -14,16 +14,16 @@ a run whose buffers exceed :data:`USABLE_FRACTION` of it, naming the largest
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Dict, Optional, Tuple
+from typing import Any
 
 import jax
 
-from baselax.training.config import TrainingConfig
 from baselax.envs.protocol import truncation_interval
 from baselax.errors import ConfigError
 from baselax.replay.buffers import ReplayConfig, make_replay
 from baselax.replay.codecs import ObsCodec, nbytes, obs_codec
 from baselax.replay.records import example_record
+from baselax.training.config import TrainingConfig
 
 #: The share of the available memory the replay buffers may take: the rest is
 #: for params, env states, XLA's temporaries and the compiler.
@@ -61,8 +61,8 @@ class MemoryPlan:
   buffers_per_device: int
   local_devices: int
   memory: str
-  available_bytes: Optional[int]
-  largest_buffer_size: Optional[int] = None
+  available_bytes: int | None
+  largest_buffer_size: int | None = None
 
   @property
   def bytes_per_transition(self) -> float:
@@ -99,7 +99,7 @@ class MemoryPlan:
             f"({self.buffer_kind} buffer, observations stored as {self.obs_storage}: "
             f"{self.stored_obs_bytes:,} B of {self.obs_bytes:,}){where}")
 
-  def to_json(self) -> Dict[str, Any]:
+  def to_json(self) -> dict[str, Any]:
     """The plan for ``config.json`` (its fields and the derived totals)."""
     out = dataclasses.asdict(self)
     out.update(bytes_per_transition=self.bytes_per_transition,
@@ -127,7 +127,7 @@ class MemoryPlan:
         f"or num_seeds, or store observations compactly (obs_storage).")
 
 
-def _size(n: Optional[float]) -> str:
+def _size(n: float | None) -> str:
   if n is None:
     return "?"
   for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
@@ -136,7 +136,7 @@ def _size(n: Optional[float]) -> str:
   return f"{int(n)} B"
 
 
-def available_memory(device: Any = None) -> Tuple[str, Optional[int]]:
+def available_memory(device: Any = None) -> tuple[str, int | None]:
   """``(kind, bytes)``: an accelerator's free allocator memory, else the host's.
 
   ``("device", bytes_limit - bytes_in_use)`` when ``device.memory_stats()``
@@ -165,7 +165,7 @@ def buffer_kind(config: TrainingConfig) -> str:
 
 
 def replay_bytes(agent: Any, env: Any, config: TrainingConfig,
-                 example: Any = None) -> Tuple[int, int, ObsCodec]:
+                 example: Any = None) -> tuple[int, int, ObsCodec]:
   """``(bytes, capacity, codec)`` of one replay buffer of ``config``, from its shapes.
 
   ``example``: the abstract step record (:func:`~baselax.replay.records.example_record`),
@@ -181,7 +181,7 @@ def replay_bytes(agent: Any, env: Any, config: TrainingConfig,
 
 def plan(agent: Any, env: Any, config: TrainingConfig, derived: Any, *,
          local_devices: int,
-         available: Optional[Tuple[str, Optional[int]]] = None) -> MemoryPlan:
+         available: tuple[str, int | None] | None = None) -> MemoryPlan:
   """The :class:`MemoryPlan` of a run (nothing is allocated or compiled).
 
   Args:

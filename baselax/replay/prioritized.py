@@ -20,7 +20,7 @@ no unwritten or out-of-range item ever becomes sampleable.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import chex
 import flashbax as fbx
@@ -89,7 +89,7 @@ def sample(store: Store, config: Any, state: ReplayState, key: jax.Array,
 
 
 def set_priorities(store: Store, state: ReplayState, indices: jax.Array,
-                   priorities: jax.Array, mask: Optional[jax.Array] = None) -> ReplayState:
+                   priorities: jax.Array, mask: jax.Array | None = None) -> ReplayState:
   """Writes ``priorities`` where ``mask`` holds, the priority is > 0 (not NaN)
   and the item is sampleable now; everything else is left as it is."""
   tree = state.steps.sum_tree_state

@@ -9,17 +9,17 @@ and on a latency-bound loop the kernels are what a step costs.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-Batch = Dict[str, jax.Array]
+Batch = dict[str, jax.Array]
 
 
 def step_record(obs: Any, actions: jax.Array, step: Any,
-                reward_clip: Optional[float] = None) -> Batch:
+                reward_clip: float | None = None) -> Batch:
   """What the loop hands the replay for one env step (leading axes kept).
 
   ``obs`` is what the envs acted on; ``next_obs`` the true next observation
@@ -135,7 +135,7 @@ def pack(placed: Any, tree: Any) -> jax.Array:
   """The leaves of ``tree`` (leading axes kept) as words, where ``placed`` puts them."""
   _, leaves = placed
   return jnp.concatenate([to_words(x, spec) for x, (_, spec) in
-                          zip(jax.tree.leaves(tree), leaves)], axis=-1)
+                          zip(jax.tree.leaves(tree), leaves, strict=True)], axis=-1)
 
 
 def unpack(placed: Any, words: jax.Array, base: int = 0) -> Any:

@@ -43,7 +43,7 @@ of a row for the side store, and for prioritized replay the sum tree
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -97,7 +97,7 @@ class Store(NamedTuple):
   slots: int
   interval: int
   batch_size: int
-  discount: Optional[float]
+  discount: float | None
   codec: ObsCodec
   layout: RecordLayout
   trajectory: Any

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import flashbax as fbx
 import jax
@@ -41,7 +41,7 @@ def sample(store: Store, config: Any, state: ReplayState, key: jax.Array,
 
 
 def set_priorities(store: Store, state: ReplayState, indices: jax.Array,
-                   priorities: jax.Array, mask: Optional[jax.Array] = None) -> ReplayState:
+                   priorities: jax.Array, mask: jax.Array | None = None) -> ReplayState:
   """Uniform replay has no priorities: the state as it is."""
   del store, indices, priorities, mask
   return state

@@ -32,7 +32,8 @@ import hashlib
 import json
 import logging
 import os
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -48,11 +49,11 @@ class Restored(NamedTuple):
   """What :meth:`Checkpointer.restore` returns (host numpy arrays)."""
   state: Any
   chunks_done: int
-  history: List[metrics_lib.ChunkRecord]
+  history: list[metrics_lib.ChunkRecord]
 
 
 def run_identity(config: Any, agent: Any, env: Any,
-                 extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
   """The trainer config (``trainer.<field>``), agent class, env name and
   ``extra`` settings (``meta.<key>``, e.g. agent hyper-parameters) of a run.
 
@@ -71,7 +72,7 @@ def run_identity(config: Any, agent: Any, env: Any,
   return out
 
 
-def _describe_tree(tree: Any) -> Dict[str, str]:
+def _describe_tree(tree: Any) -> dict[str, str]:
   """``{leaf path: "shape dtype"}`` for comparing checkpoint and run state
   (read from the arrays' metadata: nothing is copied off a device)."""
   return {jax.tree_util.keystr(path):
@@ -79,7 +80,7 @@ def _describe_tree(tree: Any) -> Dict[str, str]:
           for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> List[str]:
+def differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
   """``"key: saved X, now Y"`` for every key whose value differs."""
   out = []
   for key in sorted(set(saved) | set(current)):
@@ -92,7 +93,7 @@ def differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> List[st
 MANIFEST = "manifest.json"
 
 
-def manifest(step_dir: str) -> Dict[str, List[Any]]:
+def manifest(step_dir: str) -> dict[str, list[Any]]:
   """``{relative path: [size, sha256]}`` of every file under ``step_dir``
   (but the manifest itself)."""
   out = {}
@@ -110,7 +111,7 @@ def manifest(step_dir: str) -> Dict[str, List[Any]]:
   return out
 
 
-def damage(step_dir: str) -> Optional[str]:
+def damage(step_dir: str) -> str | None:
   """What is wrong with the checkpoint in ``step_dir`` (``None``: intact)."""
   path = os.path.join(step_dir, MANIFEST)
   try:
@@ -162,8 +163,8 @@ class Checkpointer:
 
   def __init__(self, directory: str, *, every_chunks: int = 1, max_to_keep: int = 2,
                writer: bool = False,
-               renamed: Optional[Mapping[str, Tuple[str, Any]]] = None,
-               introduced: Optional[Mapping[str, Any]] = None):
+               renamed: Mapping[str, tuple[str, Any]] | None = None,
+               introduced: Mapping[str, Any] | None = None):
     if isinstance(every_chunks, bool) or not isinstance(every_chunks, int) or every_chunks < 1:
       raise ValueError(f"every_chunks must be an integer >= 1, got {every_chunks!r}.")
     import orbax.checkpoint as ocp  # imported here: orbax is slow to import
@@ -179,18 +180,18 @@ class Checkpointer:
     multiprocessing = (ocp.options.MultiprocessingOptions(primary_host=0,
                                                           active_processes={0})
                        if jax.process_count() > 1 else ocp.options.MultiprocessingOptions())
-    self._intact: Optional[int] = None  # verified by intact_step, or written here
+    self._intact: int | None = None  # verified by intact_step, or written here
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
                                              multiprocessing_options=multiprocessing,
                                              cleanup_tmp_directories=writer))
 
-  def latest_step(self) -> Optional[int]:
+  def latest_step(self) -> int | None:
     """Chunks done at the newest checkpoint, or ``None`` if there is none."""
     return self._manager.latest_step()
 
-  def intact_step(self) -> Optional[int]:
+  def intact_step(self) -> int | None:
     """Chunks done at the newest intact checkpoint (``None``: there is no
     checkpoint); the ones after it are set aside, renamed ``damaged-<step>``
     (so their step numbers can be written again), with a warning naming
@@ -223,8 +224,8 @@ class Checkpointer:
                      "checkpoint %d", "; ".join(problems), self.directory, self._intact)
     return self._intact
 
-  def save(self, chunks_done: int, state: Any, history: List[metrics_lib.ChunkRecord],
-           fingerprint: Dict[str, Any], params: Any, include_state: bool = True) -> None:
+  def save(self, chunks_done: int, state: Any, history: list[metrics_lib.ChunkRecord],
+           fingerprint: dict[str, Any], params: Any, include_state: bool = True) -> None:
     """Writes a checkpoint after ``chunks_done`` chunks (blocks until written).
 
     ``params``: the params of every seed, leading axis seeds (what evaluation
@@ -256,14 +257,14 @@ class Checkpointer:
     self._intact = chunks_done
     logger.info("checkpoint: %d chunks done -> %s", chunks_done, self.directory)
 
-  def read_meta(self, step: Optional[int] = None) -> Dict[str, Any]:
+  def read_meta(self, step: int | None = None) -> dict[str, Any]:
     """The JSON part of a checkpoint (newest if ``step`` is None)."""
     step = self._require_step(step)
     return self._manager.restore(
         step, args=self._ocp.args.Composite(meta=self._ocp.args.JsonRestore()))["meta"]
 
   def check_fingerprint(self, fingerprint: Mapping[str, Any],
-                        step: Optional[int] = None) -> Dict[str, Any]:
+                        step: int | None = None) -> dict[str, Any]:
     """Refuses a checkpoint of another run; returns its JSON part.
 
     Raises:
@@ -283,8 +284,8 @@ class Checkpointer:
           "another directory.")
     return meta
 
-  def restore(self, like_state: Any, fingerprint: Dict[str, Any],
-              step: Optional[int] = None) -> Restored:
+  def restore(self, like_state: Any, fingerprint: dict[str, Any],
+              step: int | None = None) -> Restored:
     """Restores the newest (or ``step``) checkpoint into host arrays shaped like ``like_state``.
 
     Raises:
@@ -309,7 +310,7 @@ class Checkpointer:
     return Restored(state=restored, chunks_done=int(meta["chunks_done"]),
                     history=[metrics_lib.record_from_json(h) for h in meta["history"]])
 
-  def restore_params(self, like_params: Any, step: Optional[int] = None) -> Any:
+  def restore_params(self, like_params: Any, step: int | None = None) -> Any:
     """The params (leading axis seeds) of the newest (or ``step``) checkpoint."""
     ocp = self._ocp
     step = self._require_step(step)
@@ -317,7 +318,7 @@ class Checkpointer:
     return self._manager.restore(step, args=ocp.args.Composite(
         params=ocp.args.StandardRestore(like)))["params"]
 
-  def _require_step(self, step: Optional[int]) -> int:
+  def _require_step(self, step: int | None) -> int:
     if step is None:
       step = self._intact if self._intact is not None else self.latest_step()
     if step is None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
-from typing import Any, Callable, ClassVar, Dict, Mapping, NamedTuple, Optional, Tuple
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, NamedTuple
 
 from baselax.errors import ConfigError
 
@@ -93,29 +94,29 @@ class TrainingConfig:
   seed: int = 0
   eval_every: int = 10_000
   eval_episodes: int = 32
-  eval_max_steps: Optional[int] = None
+  eval_max_steps: int | None = None
   n_step: int = 1
   sampling: str = "uniform"
   priority_exponent: float = 0.6
   importance_exponent: float = 0.4
   importance_exponent_end: float = 1.0
   priority_epsilon: float = 1e-6
-  reward_clip: Optional[float] = None
+  reward_clip: float | None = None
   obs_storage: str = "auto"
   # The old boolean, accepted by the constructor (and as --prioritized):
   # prioritized=True is sampling="prioritized". Read as a property below.
-  prioritized: dataclasses.InitVar[Optional[bool]] = None
+  prioritized: dataclasses.InitVar[bool | None] = None
 
   #: Flags that set a field: ``{flag: (field, value on, value off)}``.
-  FLAG_ALIASES: ClassVar[Mapping[str, Tuple[str, Any, Any]]] = types.MappingProxyType(
+  FLAG_ALIASES: ClassVar[Mapping[str, tuple[str, Any, Any]]] = types.MappingProxyType(
       {"prioritized": ("sampling", "prioritized", "uniform")})
   #: Settings renamed since runs were first written: ``{old: (new, convert)}``.
   #: Saved configurations and checkpoint fingerprints are read through
   #: :func:`migrate`, so an older run resumes as it was.
-  RENAMED: ClassVar[Mapping[str, Tuple[str, Callable[[Any], Any]]]] = types.MappingProxyType(
+  RENAMED: ClassVar[Mapping[str, tuple[str, Callable[[Any], Any]]]] = types.MappingProxyType(
       {"prioritized": ("sampling", lambda on: "prioritized" if on else "uniform")})
 
-  def __post_init__(self, prioritized: Optional[bool] = None):
+  def __post_init__(self, prioritized: bool | None = None):
     if prioritized is not None:
       if prioritized and self.sampling not in ("uniform", "prioritized"):
         raise ConfigError(f"prioritized=True asks for sampling='prioritized', but sampling "
@@ -180,13 +181,13 @@ class TrainingConfig:
     """``Class.field``, as the messages name a setting."""
     return f"{type(self).__name__}.{field}"
 
-  def placement(self, num_devices: int = 1, num_points: int = 1) -> "Placement":
+  def placement(self, num_devices: int = 1, num_points: int = 1) -> Placement:
     """How the run sits on ``num_devices`` devices: one run (``num_points``
     sweep points) spread over all of them. The Anakin trainer's config adds
     seeds and layouts."""
     return Placement("data", num_devices, num_points)
 
-  def derive(self, num_devices: int = 1, num_points: int = 1) -> "Derived":
+  def derive(self, num_devices: int = 1, num_points: int = 1) -> Derived:
     """Computes the loop sizes for ``num_devices`` devices (never stored back);
     ``num_points``: hyperparameter-sweep points (1 = no sweep)."""
     return Derived.from_config(self, num_devices, num_points)
@@ -199,9 +200,9 @@ TrainingConfig.prioritized = property(  # type: ignore[assignment]
 
 
 def migrate(settings: Mapping[str, Any],
-            renamed: Mapping[str, Tuple[str, Callable[[Any], Any]]] = TrainingConfig.RENAMED,
-            prefix: str = "", introduced: Optional[Mapping[str, Any]] = None
-            ) -> Dict[str, Any]:
+            renamed: Mapping[str, tuple[str, Callable[[Any], Any]]] = TrainingConfig.RENAMED,
+            prefix: str = "", introduced: Mapping[str, Any] | None = None
+            ) -> dict[str, Any]:
   """``settings`` (a saved config section, or a fingerprint whose keys are
   ``prefix + name``) with the ``renamed`` settings (a config class's
   ``RENAMED``) under their new names, and the ``introduced`` ones (``{name:
@@ -271,7 +272,7 @@ class Derived:
 
   @classmethod
   def from_config(cls, config: TrainingConfig, num_devices: int,
-                  num_points: int = 1) -> "Derived":
+                  num_points: int = 1) -> Derived:
     layout, seed_devices, num_runs = config.placement(num_devices, num_points)
     total_devices, num_devices = num_devices, seed_devices
     per_iteration = config.num_envs * num_devices

@@ -12,19 +12,20 @@ end, and on a stop request or Ctrl-C.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from baselax.training import guards
 from baselax.metrics import ChunkRecord, format_record
+from baselax.training import guards
 
 #: ``run_chunk(c) -> (record, names of non-finite values)``.
-ChunkFn = Callable[[int], Tuple[ChunkRecord, Sequence[str]]]
+ChunkFn = Callable[[int], tuple[ChunkRecord, Sequence[str]]]
 
 
 def drive(chunks: range, run_chunk: ChunkFn, derived: Any, *,
-          history: List[ChunkRecord], save: Callable[[int], Any],
+          history: list[ChunkRecord], save: Callable[[int], Any],
           checkpointer: Any = None,
-          on_chunk: Optional[Callable[[ChunkRecord], Any]] = None,
+          on_chunk: Callable[[ChunkRecord], Any] | None = None,
           log: Callable[[str], Any] = print, stop_enabled: bool = False,
           agree: Callable[[bool], bool] = bool) -> bool:
   """Runs ``chunks`` (``range(first_chunk, derived.num_chunks)``); returns

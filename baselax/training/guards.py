@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from typing import List, Optional
 
 import jax
 
-from baselax.training.config import Derived
 from baselax.errors import ConfigError
+from baselax.training.config import Derived
 
 logger = logging.getLogger("baselax.anakin")
 
@@ -51,8 +50,8 @@ class StopRequests:
     return False
 
 
-def check_finite(bad: List[str], chunk: int, derived: Derived,
-                 last_checkpoint: Optional[int], checkpoint_dir: Optional[str]) -> None:
+def check_finite(bad: list[str], chunk: int, derived: Derived,
+                 last_checkpoint: int | None, checkpoint_dir: str | None) -> None:
   """The non-finite guard: raises :class:`NonFiniteError` naming ``chunk``.
 
   Args:

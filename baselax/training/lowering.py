@@ -31,8 +31,9 @@ is measured by ``scripts/bench.py`` (``docs/guides/benchmarks.md``).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, Dict, Iterator, Mapping
+from typing import Any
 
 import jax
 
@@ -64,7 +65,7 @@ def unrolled_threefry() -> Iterator[None]:
 
 
 #: XLA debug options every program is compiled with on a CPU backend.
-CPU_COMPILER_OPTIONS: Dict[str, Any] = {
+CPU_COMPILER_OPTIONS: dict[str, Any] = {
     "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
 
 #: XLA:CPU hands single dots, and by default also elementwise and reduce
@@ -78,7 +79,7 @@ DOTS_ONLY_TO_YNNPACK: Mapping[str, str] = MappingProxyType(
     {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"})
 
 
-def compiler_options(agent: Any) -> Dict[str, Any]:
+def compiler_options(agent: Any) -> dict[str, Any]:
   """The XLA options an agent's program is compiled with on this backend:
   :data:`CPU_COMPILER_OPTIONS` on a CPU, with :data:`DOTS_ONLY_TO_YNNPACK`
   for a pairwise loss; none elsewhere."""

@@ -19,13 +19,13 @@ import platform
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from baselax.experiment import rundir
-from baselax.experiment.tables import specs
-from baselax.experiment.tables import stats
+from baselax.experiment.tables import specs, stats
 
 
 class Interrupted(Exception):
@@ -46,14 +46,14 @@ def run_dir_of(runs_dir: str, cell: Mapping[str, Any]) -> str:
                       f"{cell['frames']}f-{cell['seeds']}s")
 
 
-def main_job_flags(cell: Mapping[str, Any], first_seed: int = 0) -> List[str]:
+def main_job_flags(cell: Mapping[str, Any], first_seed: int = 0) -> list[str]:
   """The main job's flags for a cell (the same run anyone can type)."""
   return ["--preset", cell["preset"], "--agent", cell["agent"], "--env-id", cell["env_id"],
           "--total-env-steps", str(cell["frames"]), "--num-seeds", str(cell["seeds"]),
           "--seed", str(first_seed), "--quiet", "--no-tensorboard"]
 
 
-def read_metrics(run_dir: str) -> List[Dict[str, Any]]:
+def read_metrics(run_dir: str) -> list[dict[str, Any]]:
   """The rows of a cell's ``metrics.jsonl`` (a line cut by a killed run left out)."""
   return [row for _, row in rundir.complete_lines(os.path.join(run_dir, "metrics.jsonl"))]
 
@@ -64,7 +64,7 @@ def finished(run_dir: str, frames: int) -> bool:
       os.path.join(run_dir, "summary.json"))
 
 
-def code_version() -> Dict[str, Any]:
+def code_version() -> dict[str, Any]:
   """The commit of the code that runs the cell, and whether its tree had changes
   (``None`` outside a git checkout, e.g. an installed wheel)."""
   where = os.path.dirname(os.path.abspath(__file__))
@@ -81,7 +81,7 @@ def code_version() -> Dict[str, Any]:
 
 
 def run(cell: Mapping[str, Any], runs_dir: str, extra: Sequence[str] = (),
-        first_seed: int = 0, dry_run: bool = False) -> Optional[str]:
+        first_seed: int = 0, dry_run: bool = False) -> str | None:
   """Runs (or resumes) one cell in a process of its own; its run directory once finished.
 
   Returns ``None`` when the cell stopped before its budget on an error (it
@@ -116,7 +116,7 @@ def run(cell: Mapping[str, Any], runs_dir: str, extra: Sequence[str] = (),
   return run_dir
 
 
-def _sessions(run_dir: str) -> List[Dict[str, Any]]:
+def _sessions(run_dir: str) -> list[dict[str, Any]]:
   path = os.path.join(run_dir, "sessions.jsonl")
   if not os.path.exists(path):
     return []
@@ -124,7 +124,7 @@ def _sessions(run_dir: str) -> List[Dict[str, Any]]:
     return [json.loads(line) for line in f if line.strip()]
 
 
-def _floats(values: Any) -> List[Optional[float]]:
+def _floats(values: Any) -> list[float | None]:
   return [None if v is None else float(v) for v in values]
 
 
@@ -139,7 +139,7 @@ def iteration_returns(rows: Sequence[Mapping[str, Any]], frames: int) -> np.ndar
   return np.where(episodes > 0, sums / np.maximum(episodes, 1), np.nan)
 
 
-def result(run_dir: str, cell: Mapping[str, Any]) -> Dict[str, Any]:
+def result(run_dir: str, cell: Mapping[str, Any]) -> dict[str, Any]:
   """The JSON of a finished cell: the table's measure, greedy evaluation, the
   curves, the wall clock, the code and machine, and the exact command."""
   table = specs.get(cell["table"])
@@ -196,7 +196,7 @@ def write(out: str, cell_json: Mapping[str, Any]) -> str:
   return path
 
 
-def load(out: str) -> List[Dict[str, Any]]:
+def load(out: str) -> list[dict[str, Any]]:
   """Every cell file under ``out`` (``out/PRESET/*.json``)."""
   import glob
   found = []

@@ -15,13 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 from baselax.errors import ConfigError
 from baselax.experiment import cli as cli_lib
-from baselax.experiment.tables import cells
-from baselax.experiment.tables import report
-from baselax.experiment.tables import specs
+from baselax.experiment.tables import cells, report, specs
 
 PROG = "table.py"
 
@@ -60,7 +58,7 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
   return p
 
 
-def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> argparse.Namespace:
+def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Namespace:
   """The parsed flags; a bad one is refused in one line (exit code 2)."""
   p = parser(prog)
   args = p.parse_args(argv)
@@ -91,7 +89,7 @@ def parse(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> argparse.Na
   return args
 
 
-def planned(args: argparse.Namespace) -> List[cells.Cell]:
+def planned(args: argparse.Namespace) -> list[cells.Cell]:
   table = specs.get(args.table)
   preset = table.fast_preset if args.fast else table.preset
   return [cells.Cell(table=table.name, preset=preset, agent=agent, env_id=env_id,
@@ -99,7 +97,7 @@ def planned(args: argparse.Namespace) -> List[cells.Cell]:
           for agent in args.agents for env_id in args.envs]
 
 
-def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   """Fills the cells the flags name (resuming any started), then the report.
 
   Returns 0 when every cell is finished, 1 when one stopped on an error (the

@@ -10,20 +10,20 @@ the report is the same function of the files.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from baselax.experiment.tables import cells as cells_lib
-from baselax.experiment.tables import specs
-from baselax.experiment.tables import stats
+from baselax.experiment.tables import specs, stats
 
 #: How a cell stands against the published value.
 AT_OR_ABOVE, WITHIN, BELOW = "≥", "≈", "<"
 
 
 def published_point(table: specs.Table, cell: Mapping[str, Any]
-                    ) -> Tuple[Optional[Dict[str, Any]], str]:
+                    ) -> tuple[dict[str, Any] | None, str]:
   """The published value a cell stands beside, and how it is marked: at the
   same frame count (no mark), at the paper's end (``end``), or the
   reference agent's (``dqn``) for an agent the paper has no value for."""
@@ -39,7 +39,7 @@ def published_point(table: specs.Table, cell: Mapping[str, Any]
   return None, ""
 
 
-def standing(ours: Mapping[str, Any], published: Optional[Mapping[str, Any]]) -> str:
+def standing(ours: Mapping[str, Any], published: Mapping[str, Any] | None) -> str:
   """:data:`AT_OR_ABOVE` the published mean, :data:`WITHIN` its ± std or our
   95% CI, else :data:`BELOW` (empty when either is missing)."""
   if published is None or ours.get("mean") is None:
@@ -52,17 +52,17 @@ def standing(ours: Mapping[str, Any], published: Optional[Mapping[str, Any]]) ->
   return WITHIN if in_std or in_ci else BELOW
 
 
-def _keys(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> List[Tuple[str, str, int]]:
+def _keys(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, int]]:
   order = {a: i for i, a in enumerate(table.agents)}
   return sorted({(c["agent"], c["preset"], c["frames"]) for c in mine},
                 key=lambda k: (order.get(k[0], 99), k[1], k[2]))
 
 
-def _row(mine: Sequence[Mapping[str, Any]], key: Tuple[str, str, int]) -> Dict[str, Any]:
+def _row(mine: Sequence[Mapping[str, Any]], key: tuple[str, str, int]) -> dict[str, Any]:
   return {c["env_id"]: c for c in mine if (c["agent"], c["preset"], c["frames"]) == key}
 
 
-def measure_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> List[str]:
+def measure_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str]:
   """Rows ``agent | preset | frames | seeds | env...`` of ours / published."""
   spread = "std" if any(p.std is not None for per in table.published.values()
                         for row in per.values() for p in row.values()) else "ci95"
@@ -87,7 +87,7 @@ def measure_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> List
   return lines
 
 
-def detail_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> List[str]:
+def detail_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str]:
   """Rows of the 95% CI of the measure, greedy evaluation and wall clock per cell."""
   envs = [specs.label(e) for e in table.envs]
   lines = ["| agent | preset | frames | " + " | ".join(
@@ -110,7 +110,7 @@ def wall(cell: Mapping[str, Any]) -> str:
   return f"{cell['train_wall_s'] / 60:.0f} min ({where})"
 
 
-def iqm_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> List[str]:
+def iqm_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str]:
   """Per agent and frame budget: IQM over (seed, env) of the score divided by
   the published value at that budget, its own and the paper's DQN's."""
   rows = []
@@ -150,7 +150,7 @@ def metric_curve(table: specs.Table, cell: Mapping[str, Any]) -> np.ndarray:
   curve = cell["curve"]
   if table.metric == "iteration_return" and "train_return" in curve:
     rows = [{"env_steps": s, "train_return": r, "train_episodes": n} for s, r, n in
-            zip(curve["env_steps"], curve["train_return"], curve["train_episodes"])]
+            zip(curve["env_steps"], curve["train_return"], curve["train_episodes"], strict=True)]
     return np.asarray([cells_lib.iteration_returns(rows[:i + 1], table.iteration_frames)
                        for i in range(len(rows))], float)
   return np.asarray([[np.nan if v is None else v for v in row]
@@ -158,7 +158,7 @@ def metric_curve(table: specs.Table, cell: Mapping[str, Any]) -> np.ndarray:
 
 
 def plot(out: str, table: specs.Table, env_id: str, mine: Sequence[Mapping[str, Any]]
-         ) -> Optional[str]:
+         ) -> str | None:
   """Learning curves (mean over seeds, shaded 95% CI) with the published points."""
   import matplotlib
   matplotlib.use("Agg")
@@ -194,7 +194,7 @@ def plot(out: str, table: specs.Table, env_id: str, mine: Sequence[Mapping[str, 
   return path
 
 
-def section(out: str, table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> List[str]:
+def section(out: str, table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str]:
   lines = [f"## {table.name}", "", f"{table.title}. Published values: "
            f"{table.published_source}.", "",
            f"Each cell: ours, the {table.metric_text} (`{table.metric}`), mean "

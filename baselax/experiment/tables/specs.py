@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from typing import Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
 
 from baselax.errors import ConfigError
 
@@ -26,9 +26,9 @@ METRICS = ("recent_return", "iteration_return")
 class Published:
   """A published value: ``mean`` (with ``std`` over seeds where the paper gives it)."""
   mean: float
-  std: Optional[float] = None
+  std: float | None = None
 
-  def to_json(self) -> Dict[str, Optional[float]]:
+  def to_json(self) -> dict[str, float | None]:
     return {"mean": self.mean, "std": self.std}
 
 
@@ -58,17 +58,17 @@ class Table:
   title: str
   out: str
   preset: str
-  fast_preset: Optional[str]
-  agents: Tuple[str, ...]
-  envs: Tuple[str, ...]
+  fast_preset: str | None
+  agents: tuple[str, ...]
+  envs: tuple[str, ...]
   frames: int
   seeds: int
   metric: str
   metric_text: str
   published: Mapping[str, Mapping[int, Mapping[str, Published]]]
   published_source: str
-  iteration_frames: Optional[int] = None
-  reference_agent: Optional[str] = None
+  iteration_frames: int | None = None
+  reference_agent: str | None = None
 
   def __post_init__(self):
     if self.metric not in METRICS:
@@ -88,7 +88,7 @@ class Table:
     raise ConfigError(f"--envs {name}: not a column of the {self.name} table "
                       f"({', '.join(label(e) for e in self.envs)}).")
 
-  def published_for(self, agent: str, env_id: str) -> Dict[int, Published]:
+  def published_for(self, agent: str, env_id: str) -> dict[int, Published]:
     """``{frames: Published}`` the paper gives for ``agent`` on ``env_id``."""
     points = self.published.get(agent, {})
     return {f: v[env_id] for f, v in sorted(points.items()) if env_id in v}
@@ -105,8 +105,8 @@ def _frozen(tree):
   return tree
 
 
-def _row(envs: Tuple[str, ...], values: Tuple[float, ...]) -> Dict[str, Published]:
-  return {e: Published(v) for e, v in zip(envs, values)}
+def _row(envs: tuple[str, ...], values: tuple[float, ...]) -> dict[str, Published]:
+  return {e: Published(v) for e, v in zip(envs, values, strict=True)}
 
 
 MINATAR = tuple(f"minatar:{g}" for g in ("Asterix", "Breakout", "Freeway", "Seaquest",
@@ -176,7 +176,7 @@ _RR_CURVES = {
 def _curves(curves, step: int):
   """``{agent: {frames: {env_id: Published}}}`` from ``{agent: {game: values}}``
   with ``values[i]`` at ``(i + 1) * step`` frames."""
-  out: Dict[str, Dict[int, Dict[str, Published]]] = {}
+  out: dict[str, dict[int, dict[str, Published]]] = {}
   for agent, games in curves.items():
     for game, values in games.items():
       for i, value in enumerate(values):
@@ -225,7 +225,7 @@ CLEANRL_CLASSIC = Table(
         "714e786 (PR #173) over 3 seeds: mean ± std over seeds"),
     reference_agent="dqn")
 
-TABLES: Dict[str, Table] = {t.name: t for t in (
+TABLES: dict[str, Table] = {t.name: t for t in (
     YOUNG_TIAN_2019, REVISITING_RAINBOW, CLEANRL_CLASSIC)}
 
 

@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 
-def summary(values: Sequence[Optional[float]]) -> Dict[str, Any]:
+def summary(values: Sequence[float | None]) -> dict[str, Any]:
   """``{"mean", "std", "ci95", "n"}`` of the finite ``values`` (NaN/None left out)."""
   x = np.asarray([np.nan if v is None else v for v in values], np.float64)
   x = x[np.isfinite(x)]
@@ -29,7 +30,7 @@ def summary(values: Sequence[Optional[float]]) -> Dict[str, Any]:
   return out
 
 
-def iqm(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> Optional[Dict[str, Any]]:
+def iqm(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> dict[str, Any] | None:
   """IQM of ``scores`` ``(runs, tasks)`` with its 95% stratified bootstrap interval.
 
   Returns ``None`` without rliable (the report then says how to get it).
@@ -53,7 +54,7 @@ def iqm(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> Optional[Dict[st
           "runs": int(scores.shape[0]), "tasks": int(scores.shape[1])}
 
 
-def fmt(stat: Optional[Dict[str, Any]], spread: str = "ci95", digits: int = 1) -> str:
+def fmt(stat: dict[str, Any] | None, spread: str = "ci95", digits: int = 1) -> str:
   """``mean [lo, hi]`` (``spread="ci95"``) or ``mean ± std`` (``"std"``); ``-`` if empty."""
   if not stat or stat.get("mean") is None:
     return "-"

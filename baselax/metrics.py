@@ -246,8 +246,10 @@ def to_json(value: Any) -> Any:
   array = np.asarray(value)
   if array.dtype.kind in "fc":
     array = array.astype(np.float64)
-    return (np.where(np.isfinite(array), array, None).tolist() if array.ndim
-            else (float(array) if np.isfinite(array) else None))
+    if not array.ndim:
+      return float(array) if np.isfinite(array) else None
+    # An object array: NaN/inf become None, i.e. null in JSON.
+    return np.where(np.isfinite(array), array, np.array(None, dtype=object)).tolist()
   if array.dtype.kind in "iub":
     return array.tolist()
   return value

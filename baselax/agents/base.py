@@ -225,12 +225,12 @@ class BaseAgent(abc.ABC):
 
   class OptimState(NamedTuple):
     """Optimizer state: ``count`` of updates done and optax's ``opt_state``."""
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the documented name shadows tuple.count
     opt_state: optax.OptState
 
   class PolicyState(NamedTuple):
     """Policy state: ``count`` of exploring ``predict`` calls done."""
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the documented name shadows tuple.count
 
   def __init__(self, network: NetworkFn, env: Any,
                learning_rate: float | optax.Schedule):
@@ -264,9 +264,9 @@ class BaseAgent(abc.ABC):
       The initialized parameters (a pytree; a subclass's ``Params``).
     """
     dummy = spaces_lib.dummy_observation(self.observation_space)
-    return self.network.init(as_key(rng), dummy)
+    return self.network.init(as_key(rng), jnp.asarray(dummy))
 
-  def init_optimizer(self, params: Params, rng: KeyLike = None) -> BaseAgent.OptimState:
+  def init_optimizer(self, params: Params, rng: KeyLike | None = None) -> BaseAgent.OptimState:
     """Initialize the optimizer state.
 
     Args:
@@ -280,7 +280,7 @@ class BaseAgent(abc.ABC):
     return self.OptimState(count=jnp.zeros((), jnp.int32),
                            opt_state=self.optimizer.init(params))
 
-  def init_policy(self, rng: KeyLike = None) -> PolicyState:
+  def init_policy(self, rng: KeyLike | None = None) -> PolicyState:
     """Initialize the policy state.
 
     Args:
@@ -360,6 +360,7 @@ class BaseAgent(abc.ABC):
 
     jitted_predict.__doc__ = type(self).predict.__doc__
     update.__doc__ = type(self).update.__doc__
-    self.predict = jitted_predict
-    self.update = update
+    # Instances carry their compiled methods (the class keeps the plain ones).
+    self.predict = jitted_predict  # type: ignore[method-assign]
+    self.update = update  # type: ignore[method-assign]
     return self

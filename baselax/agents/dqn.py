@@ -87,6 +87,7 @@ class DQN(base.BaseAgent):
 
   contract = base.AgentContract(reads=frozenset({"discount", "weight"}), td_error=True,
                                 action_mask=True, device_groups=True)
+  discount_factor: float  # (set by the constructor: DQN always has one)
 
   class Params(NamedTuple):
     """``policy``: online network params; ``target``: target network params."""
@@ -101,11 +102,11 @@ class DQN(base.BaseAgent):
 
   class PolicyState(NamedTuple):
     """``count``: exploring ``predict`` calls so far (drives the epsilon schedule)."""
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the documented name shadows tuple.count
 
   class OptimState(NamedTuple):
     """``count``: updates done (drives target copies); ``opt_state``: Adam's."""
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # the documented name shadows tuple.count
     opt_state: optax.OptState
 
   class OptimOutput(NamedTuple):
@@ -190,8 +191,10 @@ class DQN(base.BaseAgent):
     policy = super().init_params(rng)
     return self.Params(policy=policy, target=policy)
 
-  def init_optimizer(self, params: DQN.Params, rng: base.KeyLike = None
-                     ) -> DQN.OptimState:
+  # The ignores: each agent's states are NamedTuples of its own (the contract
+  # is their fields), which the base class's annotations cannot express.
+  def init_optimizer(  # type: ignore[override]
+      self, params: DQN.Params, rng: base.KeyLike | None = None) -> DQN.OptimState:
     """Initialize Adam's state for the online params.
 
     Args:
@@ -207,7 +210,7 @@ class DQN(base.BaseAgent):
 
   # --- acting ----------------------------------------------------------------
 
-  def predict(self, params: DQN.Params, policy_state: DQN.PolicyState,
+  def predict(self, params: DQN.Params, policy_state: DQN.PolicyState,  # type: ignore[override]
               obs: jax.Array, key: base.KeyLike, evaluation: bool = False,
               action_mask: jax.Array | None = None,
               **kwargs) -> tuple[DQN.PolicyOutput, DQN.PolicyState]:
@@ -231,7 +234,7 @@ class DQN(base.BaseAgent):
     """
     del kwargs
     obs = jnp.asarray(obs)
-    single = obs.ndim == len(self.observation_space.shape)
+    single = obs.ndim == len(self.observation_space.shape or ())
     if single:
       obs = obs[None]
     if action_mask is not None:
@@ -326,7 +329,7 @@ class DQN(base.BaseAgent):
     loss = jnp.mean(per_sample)
     return loss, self.OptimOutput(loss=loss, q_mean=jnp.mean(q_tm1), td_error=td)
 
-  def update(self, params: DQN.Params, optimizer_state: DQN.OptimState,
+  def update(self, params: DQN.Params, optimizer_state: DQN.OptimState,  # type: ignore[override]
              data: Mapping[str, jax.Array], axis_name: Any = None,
              key: jax.Array | None = None, **kwargs
              ) -> tuple[DQN.OptimOutput, DQN.Params, DQN.OptimState]:

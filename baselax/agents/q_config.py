@@ -181,6 +181,7 @@ def delayed_epsilon(start: Any, end: Any, steps: Any, sizes: Any) -> optax.Sched
   per_call = np.float32(sizes.env_steps_per_iteration)
   # Predict calls before the first update: train_every of them per scan step.
   delay = sizes.learning_starts_step * (sizes.env_steps_per_step // sizes.env_steps_per_iteration)
+  calls: Any  # a traced array in a sweep over the setting, else a Python int
   if base.is_traced(steps):
     calls = jnp.maximum(1, jnp.floor(jnp.float32(steps) / per_call))
   else:
@@ -210,10 +211,10 @@ def linear_epsilon(start: Any, end: Any, fraction: Any, sizes: Any) -> optax.Sch
     # setting) would get a staged jnp value, and optax needs a Python int.
     calls = max(1, int(np.floor(np.float32(fraction) * total / per_call)))
     return optax.linear_schedule(start, end, calls)
-  calls = jnp.maximum(1, jnp.floor(jnp.float32(fraction) * total / per_call)).astype(jnp.int32)
+  traced = jnp.maximum(1, jnp.floor(jnp.float32(fraction) * total / per_call)).astype(jnp.int32)
 
   def schedule(count):
-    frac = 1 - jnp.clip(count, 0, calls) / calls
+    frac = 1 - jnp.clip(count, 0, traced) / traced
     return (start - end) * frac + end
 
   return schedule

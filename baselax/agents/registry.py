@@ -77,7 +77,7 @@ def register(name: str, config_cls: type, build: BuildFn, *,
   if not name or not name.replace("_", "").replace("-", "").isalnum():
     raise ValueError(f"agent names are letters, digits, '-' and '_', got {name!r}.")
   if not (dataclasses.is_dataclass(config_cls) and
-          config_cls.__dataclass_params__.frozen):
+          config_cls.__dataclass_params__.frozen):  # type: ignore[attr-defined]
     raise ValueError(f"{getattr(config_cls, '__name__', config_cls)} must be a "
                      f"frozen dataclass (@dataclasses.dataclass(frozen=True)).")
   if name in _REGISTRY and not overwrite:

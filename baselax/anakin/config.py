@@ -78,6 +78,7 @@ class AnakinConfig(TrainingConfig):
       return "seeds" if seeds else "data"
     if self.parallel == "groups":
       size = self.devices_per_group
+      assert size is not None  # __post_init__: groups and devices_per_group go together
       if num_devices % size or runs % (num_devices // size):
         raise ConfigError(
             f"parallel=groups makes groups of devices_per_group={size} devices, which "
@@ -98,5 +99,5 @@ class AnakinConfig(TrainingConfig):
     """The layout, the devices one run is spread over (all in ``data``, one in
     ``seeds``, a group's in ``groups``) and the runs (seeds x sweep points)."""
     layout = self.layout(num_devices, num_points)
-    seed_devices = {"data": num_devices, "seeds": 1}.get(layout, self.devices_per_group)
+    seed_devices = {"data": num_devices, "seeds": 1}.get(layout, self.devices_per_group or 1)
     return Placement(layout, seed_devices, self.num_seeds * num_points)

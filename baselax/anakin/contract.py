@@ -46,7 +46,8 @@ def check_agent(agent: agent_base.BaseAgent, config: TrainingConfig,
         f"would take invalid actions. Use an agent whose contract declares "
         f"action_mask=True (baselax.agents.AgentContract), or mask invalid actions in "
         f"{name}.predict and update's bootstrap and declare it.")
-  if config.parallel == "groups" and not contract.device_groups:
+  # (parallel is AnakinConfig's: the host loop's config has no device layouts)
+  if getattr(config, "parallel", None) == "groups" and not contract.device_groups:
     raise ConfigError(
         f"parallel=groups averages gradients within groups of devices, and agent "
         f"{name} does not declare it can (its update would average over all "

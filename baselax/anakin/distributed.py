@@ -50,7 +50,7 @@ class DistributedConfig:
       raise ValueError(
           "--coordinator-address, --num-processes and --process-id go together: "
           "pass all three (or --distributed on a cluster JAX detects).")
-    if self.num_processes is not None:
+    if self.num_processes is not None and self.process_id is not None:  # (all or none)
       if self.num_processes < 1:
         raise ValueError(f"--num-processes must be >= 1, got {self.num_processes}.")
       if not 0 <= self.process_id < self.num_processes:
@@ -84,7 +84,7 @@ def initialize(config: DistributedConfig) -> None:
   # CPU processes need a cross-process collectives implementation; GPUs and
   # TPUs bring their own (NCCL, ICI), and the setting is ignored there.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  kwargs = dict(initialization_timeout=config.initialization_timeout)
+  kwargs: dict[str, Any] = dict(initialization_timeout=config.initialization_timeout)
   if config.coordinator_address is not None:
     kwargs.update(coordinator_address=config.coordinator_address,
                   num_processes=config.num_processes, process_id=config.process_id)

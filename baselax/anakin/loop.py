@@ -353,7 +353,7 @@ def make_train(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
   derived = config.derive(num_devices)
   fns = make_anakin(agent, env, config, derived, axis_name)
 
-  def train_fn(key: jax.Array, device_index: jax.Array = 0):
+  def train_fn(key: jax.Array, device_index: jax.Array | int = 0):
     state = fns.init(key, jnp.asarray(device_index, jnp.int32))
     chunk_starts = jnp.arange(derived.num_chunks) * derived.steps_per_chunk
     return jax.lax.scan(lambda s, start: chunk_and_evaluate(fns, s, start),

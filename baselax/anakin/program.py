@@ -112,7 +112,7 @@ class Program(NamedTuple):
       (``baselax.training.lowering.compiler_options`` of the agent).
   """
   init: Callable
-  chunk: Callable
+  chunk: Any  # jitted (it is lowered and compiled ahead of time on CPU)
   seed_keys: jax.Array
   device_indices: jax.Array
   derived: Derived
@@ -219,7 +219,7 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   if sweep is None:
     fns = loop.make_anakin(agent, env, config, derived, axis_name=axis_name)
     fns_for = lambda values: fns  # noqa: E731
-    values_here = lambda: {}  # noqa: E731
+    values_here: Callable[[], dict[str, Any]] = lambda: {}  # noqa: E731
   else:
     def fns_for(values):
       # The point's agent, built while tracing from its (traced) values.

@@ -190,7 +190,8 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   """
   if resume and checkpointer is None:
     raise ValueError("resume=True needs a checkpointer to resume from.")
-  if resume:
+  resume_from = checkpointer if resume else None
+  if resume_from is not None:
     guards.check_resumable()
   multi_process = jax.process_count() > 1
   if sweep is not None:
@@ -202,15 +203,15 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   derived = program.derived
   check_replay_memory(agent, env, config, program)
   fingerprint = {**run_identity, "num_devices": program.num_devices}
-  if resume:
-    checkpointer.intact_step()  # the newest intact checkpoint is the one restored
-    checkpointer.check_fingerprint(fingerprint)
+  if resume_from is not None:
+    resume_from.intact_step()  # the newest intact checkpoint is the one restored
+    resume_from.check_fingerprint(fingerprint)
   t_start = time.perf_counter()
   state, compiled = program.start()
   history: list[metrics_lib.ChunkRecord] = []
   first_chunk = 0
-  if resume:
-    state, first_chunk, history = restore(checkpointer, state, fingerprint, derived)
+  if resume_from is not None:
+    state, first_chunk, history = restore(resume_from, state, fingerprint, derived)
   compile_time = time.perf_counter() - t_start
   logger.info("compiled in %.1fs: %d chunks of %d env steps per seed on %d device(s), "
               "%d run(s)", compile_time, derived.num_chunks, derived.env_steps_per_chunk,

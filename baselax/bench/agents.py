@@ -15,7 +15,7 @@ from baselax import anakin
 from baselax.bench.rows import two_chunk_config
 
 #: ``--agents``: the DQN family's rows, each ``(label, main-job flags)``.
-AGENT_ROWS = (
+AGENT_ROWS: tuple[tuple[str, list[str]], ...] = (
     ("dqn", []), ("--prioritized", ["--prioritized"]), ("--n-step 3", ["--n-step", "3"]),
     ("--noisy", ["--noisy"]), ("--dueling --double-dqn", ["--dueling", "--double-dqn"]),
     ("--dueling (per-stream) --double-dqn",
@@ -63,7 +63,7 @@ def agent_rows(rows, args, show) -> None:
   if not rows or rows[0][1]:
     rows = [("dqn", [])] + list(rows)
   built = [(label, *agent_chunk(flags, n, iterations, args)) for label, flags in rows]
-  times = {label: [] for label, *_ in built}
+  times: dict[str, list[float]] = {label: [] for label, *_ in built}
   for _ in range(args.rounds):
     for label, run, _, _ in built:
       times[label].append(run())

@@ -190,7 +190,7 @@ def run_child(item: dict[str, Any], out_dir: str, timeout: float) -> dict[str, A
     output = f.read()
   if status != "ok":
     result["log_tail"] = output[-2000:]
-  if item["script"] == MAIN_JOB:
+  if run_dir is not None:  # the main job's items
     result.update(read_run(run_dir, output))
   elif os.path.exists(flags[-1]):
     with open(flags[-1]) as f:

@@ -139,7 +139,7 @@ def hostloop_row(n: int, iterations: int, args) -> dict[str, Any]:
                            vectorization_mode="vector_entry_point")
   agent = make_agent(env, args)
   config = two_chunk_config(n, iterations, args, num_devices=1)
-  chunks = []
+  chunks: list[Any] = []
   result = hostloop.train(agent, env, config, on_chunk=chunks.append)
   # chunk 0 compiles predict and update on first use; time chunk 1 only
   run_s = config.eval_every / chunks[1].sps

@@ -142,6 +142,7 @@ def flattener(example: Any, bounds: dict[str, Bounds],
       lows.append(np.full(size, dlow, np.float32))
       highs.append(np.full(size, dhigh, np.float32))
   if mask is not None:
+    assert num_actions is not None  # a mask is only found with num_actions
     lows.append(np.zeros(num_actions, np.float32))
     highs.append(np.ones(num_actions, np.float32))
   offset = np.concatenate(offsets) if offsets else np.zeros(0, np.float32)

@@ -129,6 +129,7 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
   """
 
   metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+  env_id: str
   max_episode_steps: int | None = None
   has_action_mask: bool = False
 
@@ -178,7 +179,7 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
   def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
                                         np.ndarray, dict[str, Any]]:
     """Steps all envs; see the class docstring for the autoreset convention."""
-    if self._state is None:
+    if self._state is None or self._key is None:
       raise RuntimeError(f"{type(self).__name__}.step called before reset(); call "
                          f"env.reset(seed=...) first.")
     actions = self._check_actions(actions)
@@ -197,7 +198,7 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
   def _check_actions(self, actions: Any) -> jax.Array:
     space = self.single_action_space
     actions = np.asarray(actions)
-    expected = (self.num_envs, *space.shape)
+    expected = (self.num_envs, *(space.shape or ()))
     if actions.shape != expected:
       raise ValueError(
           f"{type(self).__name__}.step expects actions of shape {expected} "
@@ -207,10 +208,11 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
       if not np.issubdtype(actions.dtype, np.integer):
         raise ValueError(f"Discrete actions must be integers, got dtype "
                          f"{actions.dtype}.")
-      if actions.min() < space.start or actions.max() >= space.start + space.n:
+      start, n = int(space.start), int(space.n)
+      if actions.min() < start or actions.max() >= start + n:
         raise ValueError(
             f"Actions out of range: the action space is {space} (valid "
-            f"actions {space.start}..{space.start + space.n - 1}), got "
+            f"actions {start}..{start + n - 1}), got "
             f"{actions.tolist()}.")
       actions = actions.astype(np.int32)
     elif isinstance(space, gymnasium.spaces.Box) and not np.all(np.isfinite(actions)):
@@ -252,4 +254,4 @@ def vector_env(env: JaxEnv, num_envs: int | None = None) -> JaxVectorEnv:
   if not isinstance(env, JaxEnv):
     raise TypeError(f"vector_env needs an implementation of baselax.envs.JaxEnv, "
                     f"got {type(env).__name__}.")
-  return _VectorView(env, num_envs or getattr(env, "num_envs", 1))
+  return _VectorView(env, int(getattr(env, "num_envs", 1)) if num_envs is None else num_envs)

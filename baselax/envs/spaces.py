@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import gymnasium
-import jax
 import numpy as np
 
 
@@ -72,7 +71,7 @@ def env_spaces(env: Any) -> tuple[gymnasium.Space, gymnasium.Space]:
   return obs_space, act_space
 
 
-def dummy_observation(space: gymnasium.Space, batch_size: int = 1) -> jax.Array:
+def dummy_observation(space: gymnasium.Space, batch_size: int = 1) -> np.ndarray:
   """A zero observation batch ``(batch_size, *space.shape)`` used to init networks."""
   if space.shape is None:
     raise TypeError(f"Observation space {space!r} has no fixed shape; baselax "

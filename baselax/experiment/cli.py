@@ -45,7 +45,7 @@ class OneLineParser(argparse.ArgumentParser):
     usage_error(f"{message} (see {self.prog} --help)", prog=self.prog)
 
 
-def usage_error(message: str, prog: str | None = None) -> NoReturn:
+def usage_error(message: str | Exception, prog: str | None = None) -> NoReturn:
   """Prints ``prog: error: message`` as one line on stderr and exits with 2."""
   prog = prog or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "baselax")
   text = " ".join(line.strip() for line in str(message).splitlines() if line.strip())
@@ -181,7 +181,7 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
   for field in dataclasses.fields(cls):
     flag = flag_name(field.name)
     tp = hints[field.name]
-    default = field.default
+    default: typing.Any = field.default  # config fields all have plain defaults
     help_text = f"{docs.get(field.name, '')} (default: {default})"
     if tp is bool:
       group.add_argument(flag, dest=field.name, default=default,
@@ -260,7 +260,7 @@ def parse(classes: Sequence[tuple[type, str]], description: str,
                          unknown_hint=unknown_hint)
   if extra is not None:
     extra(parser)
-  names = set()
+  names: set[str] = set()
   for cls, title in classes:
     clash = names & {f.name for f in dataclasses.fields(cls)}
     if clash:

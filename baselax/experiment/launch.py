@@ -240,7 +240,7 @@ def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
           spec, prepared, extra={"replay_memory": prepared.replay_memory.to_json()})
   sizes = prepared.sizes
   name = registry.get(spec.experiment.agent).name
-  if main_process:
+  if run_dir is not None:  # the main process's
     hardware.print_accelerator_hint()
     print(f"baselax {name} ({type(prepared.agent).__name__}) on {spec.experiment.env_id} "
           f"| jax {jax.__version__} {jax.default_backend()} "

@@ -104,7 +104,7 @@ class ConsoleLogger(Logger):
                initial: int = 0):
     self._use_bar = bar if bar is not None else sys.stderr.isatty()
     self._total, self._initial = total_env_steps, initial
-    self._bar = None
+    self._bar: Any = None  # a tqdm bar, made at the first record
 
   @classmethod
   def for_run(cls, sizes: Any, chunks_done: int | None = None) -> ConsoleLogger:
@@ -205,7 +205,8 @@ class WandbLogger(Logger):
       run_id = uuid.uuid4().hex[:8]
       with open(id_path, "w") as f:
         f.write(run_id)
-    self._run = wandb.init(project=project, entity=entity, mode=mode, dir=directory,
+    self._run = wandb.init(project=project, entity=entity, mode=mode,  # type: ignore[arg-type]
+                           dir=directory,  # (mode: checked by LoggersConfig)
                            id=run_id, resume="allow", name=name, group=group,
                            config=dict(config or {}), reinit="create_new")
 

@@ -334,7 +334,8 @@ def open_run(spec: Any, prepared: Any, extra: dict[str, Any] | None = None):
       print(f"{run_path} has no checkpoint yet: starting it afresh from its recorded "
             f"configuration.", flush=True)
     entry = registry.get(spec.experiment.agent)
-    config = {name: dataclasses.asdict(c) for name, c in spec.sections.items()}
+    config: dict[str, Any] = {
+        name: dataclasses.asdict(c) for name, c in spec.sections.items()}
     config.update(agent_class=type(prepared.agent).__name__, agent_module=entry.module,
                   num_devices=getattr(prepared, "num_devices", 1),
                   num_processes=jax.process_count(),

@@ -56,7 +56,7 @@ class ReplayBuffer:
     idx = rng.integers(0, self.size, batch_size)
     return {k: v[idx] for k, v in self.storage.items()}
 
-  def state_dict(self) -> dict[str, np.ndarray]:
+  def state_dict(self) -> dict[str, Any]:
     """Everything the buffer holds, as arrays (for a checkpoint)."""
     return {"storage": self.storage, "index": np.asarray(self.index, np.int64),
             "size": np.asarray(self.size, np.int64)}

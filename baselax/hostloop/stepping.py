@@ -108,7 +108,7 @@ def example_transition(env: gymnasium.vector.VectorEnv, act: Callable, params: A
   """One zero transition with the run's shapes and dtypes (obs from the
   env's space, actions as the agent gives them), to size the buffer."""
   space = env.single_observation_space
-  obs = np.zeros((env.num_envs, *space.shape), space.dtype)
+  obs = np.zeros((env.num_envs, *(space.shape or ())), space.dtype)
   actions = jax.eval_shape(act, params, policy_state, obs, key)[0]
   zero = lambda shape, dtype: np.zeros(shape, dtype)  # noqa: E731
   return {"obs": obs[0], "action": zero(actions.shape[1:], actions.dtype),

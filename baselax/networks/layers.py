@@ -188,7 +188,7 @@ def materialised(noise):
 
 def noisy_mlp(output_sizes: Sequence[int],
               activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-              name: str | None = None) -> Callable[[jax.Array], jax.Array]:
+              name: str | None = None) -> Callable[..., jax.Array]:
   """``hk.nets.MLP`` with :class:`NoisyLinear` layers (no activation after the last).
 
   The returned ``forward(x, noise=None)`` takes one ``(f(e_in), f(e_out))``

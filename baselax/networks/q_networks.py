@@ -65,6 +65,7 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
   per_action = 1 if atoms is None else int(atoms)
   # The layer stacks: (name, sizes, reads the shared hidden stack). The plain
   # head is one stack "mlp" (its hidden layers and the output layer).
+  stacks: list[tuple[str | None, tuple[int, ...], bool]]
   if not dueling:
     stacks = [(None, (*hidden_sizes, num_actions * per_action), False)]
   elif dueling_hidden == "per-stream" or not hidden_sizes:
@@ -85,7 +86,8 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
   noise = None if key is None else factorised_noise(
       key, [shape for layers in shapes for shape in layers], x.dtype)
 
-  outputs, hidden, used = {}, x, 0
+  outputs: dict[str | None, jax.Array] = {}
+  hidden, used = x, 0
   for (name, sizes, reads), layers in zip(stacks, shapes, strict=True):
     source = hidden if reads else x
     draws = None if noise is None else noise[used:used + len(layers)]
@@ -246,7 +248,8 @@ def is_image(observation_space: gymnasium.Space) -> bool:
 
 
 #: The network kinds, by the name ``--network`` takes.
-CREATORS = {"mlp": mlp_q_network, "conv": conv_q_network, "nature": nature_q_network}
+CREATORS: dict[str, Callable[..., NetworkFn]] = {
+    "mlp": mlp_q_network, "conv": conv_q_network, "nature": nature_q_network}
 
 
 def auto_kind(observation_space: gymnasium.Space) -> str:

@@ -119,7 +119,7 @@ def obs_codec(storage: str, env: Any) -> ObsCodec:
     raise ConfigError(f"obs_storage must be one of {', '.join(STORAGES)}, got {storage!r}.")
   obs = observation_spec(env)
   array = isinstance(obs, jax.ShapeDtypeStruct)
-  dtype = np.dtype(obs.dtype) if array else None
+  dtype: Any = np.dtype(obs.dtype) if array else None  # (read for arrays only)
   if storage == "float32" and array and dtype == np.float32:
     return native_codec(obs)
   if storage == "auto" and not array:

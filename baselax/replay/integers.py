@@ -174,9 +174,10 @@ def _eqn_range(frame: _Frame, eqn: Any, index: int) -> Range:
   if name == "cond":
     subs = [_sub_frame(frame, (id(eqn), b), branch, operands[1:])
             for b, branch in enumerate(eqn.params["branches"])]
-    if any(sub is None for sub in subs):
+    frames = [sub for sub in subs if sub is not None]
+    if len(frames) < len(subs):
       return None
-    return _union(_atom_range(sub, sub.jaxpr.outvars[index]) for sub in subs)
+    return _union(_atom_range(sub, sub.jaxpr.outvars[index]) for sub in frames)
   for param in _CALLS:
     if param in eqn.params:
       sub = _sub_frame(frame, id(eqn), eqn.params[param], operands)
@@ -227,7 +228,7 @@ def env_integer_range(env: Any) -> Range:
   """
   key = jax.ShapeDtypeStruct((2,), jnp.uint32)
   _, state = jax.eval_shape(lambda k: env.functional_reset(k, 1), key)
-  space = getattr(env, "single_action_space", None)
+  space: Any = getattr(env, "single_action_space", None)
   if isinstance(space, gymnasium.spaces.Discrete):
     actions = jax.ShapeDtypeStruct((1,), jnp.int32)
   else:

@@ -207,6 +207,7 @@ def plan(agent: Any, env: Any, config: TrainingConfig, derived: Any, *,
 
 def _largest_fitting(agent: Any, env: Any, config: TrainingConfig, out: MemoryPlan) -> int:
   """The largest ``buffer_size`` (a multiple of ``num_envs``) whose buffers fit, or 0."""
+  assert out.available_bytes is not None  # (an unknown size always fits)
   example = example_record(agent, env)
   per_buffer = USABLE_FRACTION * out.available_bytes / (
       out.buffers_per_device * (out.local_devices if out.memory == "host" else 1))

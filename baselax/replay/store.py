@@ -197,11 +197,13 @@ def transitions(store: Store, state: ReplayState, row: jax.Array,
     k, bootstrap, obs_row = 1, None, first[:, :obs_words]
     action = records_lib.unpack(layout.action, first)
   else:
+    discount = store.discount
+    assert discount is not None  # n > 1 stores its gamma
     times = (start[:, None] + jnp.arange(n)) % length
     tail = records[row[:, None], times, obs_words:]                 # (B, n, W - O)
     flags = tail[..., layout.flags - obs_words]
     k, reward, bootstrap = jax.vmap(
-        lambda r, te, tr: windows.window_return(r, te, tr, store.discount))(
+        lambda r, te, tr: windows.window_return(r, te, tr, discount))(
             jax.lax.bitcast_convert_type(tail[..., layout.reward - obs_words],
                                          jnp.float32),
             (flags & 1) > 0, (flags & 2) > 0)

@@ -194,7 +194,8 @@ class TrainingConfig:
 
 
 # ``config.prioritized`` reads as before: whether sampling is prioritized.
-TrainingConfig.prioritized = property(  # type: ignore[assignment]
+# (the InitVar of that name is no class attribute, hence the ignore)
+TrainingConfig.prioritized = property(  # type: ignore[attr-defined]
     lambda self: self.sampling == "prioritized",
     doc="Whether ``sampling`` is ``prioritized`` (the constructor's old boolean).")
 

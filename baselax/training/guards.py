@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from typing import Any
 
 import jax
 
@@ -29,7 +30,7 @@ class StopRequests:
   def __init__(self, enabled: bool):
     self.requested = False
     self._enabled = enabled and threading.current_thread() is threading.main_thread()
-    self._previous = None
+    self._previous: Any = None  # the SIGINT handler to put back
 
   def __enter__(self):
     if self._enabled:

@@ -44,7 +44,7 @@ try:  # JAX internals: without them the default (rolled) lowering stays.
   _UNROLLED = _threefry._threefry2x32_lowering_rule
   _PRIMITIVE = _threefry.threefry2x32_p
 except (ImportError, AttributeError):  # pragma: no cover - another JAX layout
-  _PRIMITIVE = None
+  _PRIMITIVE = None  # type: ignore[assignment]  # (checked before use)
 
 
 @contextlib.contextmanager

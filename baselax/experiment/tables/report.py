@@ -148,10 +148,11 @@ def metric_curve(table: specs.Table, cell: Mapping[str, Any]) -> np.ndarray:
   """``(chunks, seeds)`` the table's measure after each chunk: the recent
   return as logged, or the iteration return over the trailing iteration."""
   curve = cell["curve"]
-  if table.metric == "iteration_return" and "train_return" in curve:
+  frames = table.iteration_frames  # (set with iteration_return: Table checks)
+  if table.metric == "iteration_return" and frames and "train_return" in curve:
     rows = [{"env_steps": s, "train_return": r, "train_episodes": n} for s, r, n in
             zip(curve["env_steps"], curve["train_return"], curve["train_episodes"], strict=True)]
-    return np.asarray([cells_lib.iteration_returns(rows[:i + 1], table.iteration_frames)
+    return np.asarray([cells_lib.iteration_returns(rows[:i + 1], frames)
                        for i in range(len(rows))], float)
   return np.asarray([[np.nan if v is None else v for v in row]
                      for row in curve["recent_return"]], float)

@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 
-def summary(values: Sequence[float | None]) -> dict[str, Any]:
+def summary(values: Sequence[float | None] | np.ndarray) -> dict[str, Any]:
   """``{"mean", "std", "ci95", "n"}`` of the finite ``values`` (NaN/None left out)."""
   x = np.asarray([np.nan if v is None else v for v in values], np.float64)
   x = x[np.isfinite(x)]
   if len(x) == 0:
     return {"mean": None, "std": None, "ci95": None, "n": 0}
-  out = {"mean": float(x.mean()), "std": float(x.std()), "ci95": None, "n": int(len(x))}
+  out: dict[str, Any] = {
+      "mean": float(x.mean()), "std": float(x.std()), "ci95": None, "n": int(len(x))}
   if len(x) > 1:
     from scipy import stats
     half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))

@@ -237,6 +237,13 @@ def zero_scalars(agent: Any, params: Any, optimizer_state: Any,
   return {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
 
 
+def all_finite(tree: Any) -> jax.Array:
+  """``[]`` float 1.0 if every floating leaf of ``tree`` is finite, else 0.0."""
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)).astype(jnp.float32) if leaves else jnp.ones(())
+
+
 def to_json(value: Any) -> Any:
   """numpy -> JSON-able lists; NaN/inf -> None (strict JSON has no NaN)."""
   if isinstance(value, dict):

@@ -25,6 +25,7 @@ import optax
 
 from baselax.agents import hyperparams
 from baselax.envs import spaces as spaces_lib
+from baselax.errors import ConfigError
 
 Params = Any
 PolicyState = Any
@@ -112,6 +113,19 @@ OPTIONAL_BATCH_KEYS = {
     # (B,) per-sample loss weights: prioritized replay's importance weights.
     "weight": "prioritized replay (prioritized=True)",
 }
+
+
+def discrete_actions(env: Any, owner: str) -> int:
+  """The number of actions of ``env``'s ``Discrete`` action space.
+
+  Raises:
+    ConfigError: another kind of action space (``owner``: the agent, named).
+  """
+  _, action_space = spaces_lib.env_spaces(env)
+  if not isinstance(action_space, gymnasium.spaces.Discrete):
+    raise ConfigError(f"{owner} needs a Discrete action space, got {action_space}. "
+                      f"Use a discrete-action env (e.g. CartPole-v1, Breakout-MinAtar).")
+  return int(action_space.n)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import types
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-import gymnasium
 import jax
 import jax.numpy as jnp
 import optax
 
 from baselax.agents import base, hyperparams, q_config, value_learning
+from baselax.agents.q_config import DQNConfig
 from baselax.envs import protocol as env_protocol
-from baselax.errors import ConfigError
 
 #: The keys every DQN ``update`` batch must have; shapes for a batch of ``B``.
 REQUIRED_DATA_KEYS = (
@@ -135,32 +133,23 @@ class DQN(base.BaseAgent):
       double_dqn = hyperparams.renamed_keywords(
           type(self).__name__, {"double": double}, {"double": "double_dqn"})["double_dqn"]
     # One rule per setting, shared with the registry's config (hyperparams.py).
-    hyperparams.check_all(dict(discount_factor=discount_factor,
-                               target_update_interval=target_update_interval,
-                               huber_delta=huber_delta, max_grad_norm=max_grad_norm))
-    if not callable(epsilon_schedule):
-      raise TypeError("epsilon_schedule must be an optax.Schedule (a callable "
-                      "of the step count), e.g. optax.linear_schedule(1.0, 0.05, 10000).")
-    _, action_space = base.spaces_lib.env_spaces(env)
-    if not isinstance(action_space, gymnasium.spaces.Discrete):
-      raise ConfigError(
-          f"{type(self).__name__} needs a Discrete action space, got {action_space}. "
-          f"Use a discrete-action env (e.g. CartPole-v1, Breakout-MinAtar).")
+    hyperparams.check_all(dict(
+        discount_factor=discount_factor, target_update_interval=target_update_interval,
+        huber_delta=huber_delta, max_grad_norm=max_grad_norm,
+        epsilon_schedule=epsilon_schedule, optimizer=optimizer))
+    num_actions = base.discrete_actions(env, type(self).__name__)
     self.discount_factor = base.python_scalar(discount_factor)
     self.epsilon_schedule = epsilon_schedule
     self.target_update_interval = target_update_interval
     self.double_dqn = bool(double_dqn)
     self.huber_delta = huber_delta
     self.max_grad_norm = max_grad_norm
-    if optimizer is not None and not callable(optimizer):
-      raise TypeError("optimizer must be a function of the learning rate returning an "
-                      "optax.GradientTransformation, e.g. lambda lr: optax.adam(lr, eps=1e-4).")
     self.optimizer_fn = optimizer or optax.adam
     self.noisy = bool(noisy)
     if self.noisy:  # update draws noise: ask trainers for a key
       self.contract = dataclasses.replace(type(self).contract, update_key=True)
     super().__init__(network, env, learning_rate)
-    self.num_actions = int(action_space.n)
+    self.num_actions = num_actions
     # The env's observations end with its valid-action mask (baselax.envs.protocol).
     self.has_action_mask = bool(getattr(env, "has_action_mask", False))
 
@@ -288,10 +277,8 @@ class DQN(base.BaseAgent):
     (on an env with ``has_action_mask``; otherwise ``values`` unchanged)."""
     if not self.has_action_mask:
       return values
-    valid = value_learning.valid_actions(
-        env_protocol.action_mask(data["next_obs"], self.num_actions))
-    valid = valid.reshape(valid.shape + (1,) * (values.ndim - valid.ndim))
-    return jnp.where(valid, values, -jnp.inf)
+    next_mask = env_protocol.action_mask(data["next_obs"], self.num_actions)
+    return value_learning.mask_invalid(values, next_mask)
 
   # --- learning --------------------------------------------------------------
 
@@ -304,15 +291,14 @@ class DQN(base.BaseAgent):
     discount_t = self.discount(data)
     a_tm1 = jnp.asarray(data["action"], jnp.int32)
     r_t = jnp.asarray(data["reward"], jnp.float32)
-    if self.double_dqn:
-      q_t_selector = self.mask_next(
-          self.network.apply(online, data["next_obs"], selector_key), data)
-      td = jax.vmap(value_learning.double_q_learning)(
-          q_tm1, a_tm1, r_t, discount_t, q_t, q_t_selector)
+    fn: Callable[..., jax.Array]
+    next_values: tuple[jax.Array, ...]
+    if self.double_dqn:  # the online network picks the next action, the target values it
+      selector = self.network.apply(online, data["next_obs"], selector_key)
+      fn, next_values = value_learning.double_q_learning, (q_t, self.mask_next(selector, data))
     else:
-      td = jax.vmap(value_learning.q_learning)(q_tm1, a_tm1, r_t, discount_t,
-                                               self.mask_next(q_t, data))
-    return td, q_tm1
+      fn, next_values = value_learning.q_learning, (self.mask_next(q_t, data),)
+    return jax.vmap(fn)(q_tm1, a_tm1, r_t, discount_t, *next_values), q_tm1
 
   def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array],
            key: jax.Array | None = None) -> tuple[jax.Array, DQN.OptimOutput]:
@@ -355,8 +341,7 @@ class DQN(base.BaseAgent):
           f"DQN.update batch is missing key(s) {missing}; it needs "
           f"{list(REQUIRED_DATA_KEYS)} (next_obs is the true next observation).")
     loss_args = (key,) if self.noisy and key is not None else ()
-    grads, out = jax.grad(self.loss, has_aux=True)(params.policy, params.target, data,
-                                                   *loss_args)
+    grads, out = jax.grad(self.loss, has_aux=True)(params.policy, params.target, data, *loss_args)
     if axis_name is not None:
       # TD errors stay per device: they belong to this device's batch.
       grads, loss, q_mean = base.device_mean((grads, out.loss, out.q_mean), axis_name)
@@ -367,28 +352,12 @@ class DQN(base.BaseAgent):
     count = optimizer_state.count + 1
     target = optax.periodic_update(policy, params.target, count,
                                    self.target_update_interval)
-    return (out, self.Params(policy=policy, target=target),
-            self.OptimState(count=count, opt_state=opt_state))
-
-
-# --- the experiment's view: a config whose fields are flags, and a builder ----
-
-
-@dataclasses.dataclass(frozen=True)
-class DQNConfig(q_config.QLearningConfig):
-  """DQN's flags (Mnih et al. 2015), with the DQN family's options.
-
-  Attributes:
-    huber_delta: the Huber loss with this delta instead of 0.5 td^2 (--huber: delta 1, the loss
-      of Mnih et al. 2015's clipped error); none = 0.5 td^2.
-  """
-  huber_delta: float | None = None
-
-  FLAG_ALIASES = types.MappingProxyType({"huber": ("huber_delta", 1.0, None)})
-  RENAMED = types.MappingProxyType({"huber": ("huber_delta", lambda on: 1.0 if on else None)})
+    optimizer_state = self.OptimState(count=count, opt_state=opt_state)
+    return out, self.Params(policy=policy, target=target), optimizer_state
 
 
 def build(config: DQNConfig, env: Any, sizes: Any) -> DQN:
-  """A :class:`DQN` for ``env`` from its registry config (see ``agents.registry``)."""
+  """The experiment's view: a :class:`DQN` for ``env`` from its registry config
+  (:class:`~baselax.agents.q_config.DQNConfig`, whose fields are the flags)."""
   return DQN(q_config.q_network(config, env), env, double_dqn=config.double_dqn,
              huber_delta=config.huber_delta, **q_config.agent_kwargs(config, sizes))

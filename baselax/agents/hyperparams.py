@@ -21,9 +21,11 @@ from baselax.errors import ConfigError
 
 
 class Rule(NamedTuple):
-  """What a valid value is, in words (``must be ...``) and as a test."""
+  """What a valid value is, in words (``must be ...``) and as a test; what a
+  bad one raises (a value of the wrong kind of thing: ``TypeError``)."""
   text: str
   ok: Callable[[Any], bool]
+  error: type[Exception] = ConfigError
 
 
 def _number(v: Any) -> bool:
@@ -59,6 +61,13 @@ RULES: dict[str, Rule] = {
     "munchausen_alpha": Rule("in [0, 1]", lambda v: _number(v) and 0.0 <= v <= 1.0),
     "munchausen_tau": Rule("> 0", lambda v: _number(v) and v > 0),
     "munchausen_l0": Rule("< 0", lambda v: _number(v) and v < 0),
+    "epsilon_schedule": Rule(
+        "an optax.Schedule (a callable of the step count), e.g. "
+        "optax.linear_schedule(1.0, 0.05, 10000)", callable, TypeError),
+    "optimizer": Rule(
+        "a function of the learning rate returning an optax.GradientTransformation "
+        "(or None: optax.adam), e.g. lambda lr: optax.adam(lr, eps=1e-4)",
+        _optional(callable), TypeError),
 }
 
 
@@ -66,12 +75,14 @@ def check(name: str, value: Any) -> Any:
   """Returns ``value`` if it keeps :data:`RULES`'s rule for ``name`` (or is traced).
 
   Raises:
-    ConfigError: ``"{name} must be {rule}, got {value!r}."``.
+    ConfigError: ``"{name} must be {rule}, got {value!r}."`` (``TypeError``
+      for the rules of callables).
   """
   if isinstance(value, jax.core.Tracer):
     return value
-  if not RULES[name].ok(value):
-    raise ConfigError(f"{name} must be {RULES[name].text}, got {value!r}.")
+  rule = RULES[name]
+  if not rule.ok(value):
+    raise rule.error(f"{name} must be {rule.text}, got {value!r}.")
   return value
 
 

@@ -98,7 +98,7 @@ def check_no_double(double_dqn: Any) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class MDQNConfig(dqn.DQNConfig):
+class MDQNConfig(q_config.DQNConfig):
   """Munchausen-DQN's flags (defaults: the paper's alpha, tau and l0).
 
   Attributes:

@@ -106,6 +106,20 @@ class QLearningConfig:
 
 
 
+@dataclasses.dataclass(frozen=True)
+class DQNConfig(QLearningConfig):
+  """DQN's flags (Mnih et al. 2015), with the DQN family's options (M-DQN's extend them).
+
+  Attributes:
+    huber_delta: the Huber loss with this delta instead of 0.5 td^2 (--huber: delta 1, the loss
+      of Mnih et al. 2015's clipped error); none = 0.5 td^2.
+  """
+  huber_delta: float | None = None
+
+  FLAG_ALIASES = types.MappingProxyType({"huber": ("huber_delta", 1.0, None)})
+  RENAMED = types.MappingProxyType({"huber": ("huber_delta", lambda on: 1.0 if on else None)})
+
+
 def q_network(config: QLearningConfig, env: Any, atoms: int | None = None
               ) -> networks.NetworkFn:
   """The network ``config.network`` names for ``env``'s observations (``auto``:

@@ -76,8 +76,8 @@ def register(name: str, config_cls: type, build: BuildFn, *,
   """
   if not name or not name.replace("_", "").replace("-", "").isalnum():
     raise ValueError(f"agent names are letters, digits, '-' and '_', got {name!r}.")
-  if not (dataclasses.is_dataclass(config_cls) and
-          config_cls.__dataclass_params__.frozen):  # type: ignore[attr-defined]
+  params = getattr(config_cls, "__dataclass_params__", None)  # @dataclass's options
+  if not (dataclasses.is_dataclass(config_cls) and params is not None and params.frozen):
     raise ValueError(f"{getattr(config_cls, '__name__', config_cls)} must be a "
                      f"frozen dataclass (@dataclasses.dataclass(frozen=True)).")
   if name in _REGISTRY and not overwrite:

@@ -99,14 +99,17 @@ def valid_actions(mask: chex.Array) -> chex.Array:
 
 
 def mask_invalid(values: chex.Array, mask: chex.Array | None) -> chex.Array:
-  """Action values ``[..., A]`` with invalid actions (``mask`` False) at
-  ``-inf``, so max and argmax see only valid ones; ``mask=None``: unchanged.
+  """Action values ``[..., A, *rest]`` (``rest``: e.g. a distribution's atoms)
+  with invalid actions (``mask`` ``[..., A]`` False) at ``-inf``, so max and
+  argmax see only valid ones; ``mask=None``: unchanged.
 
   A row with no valid action is left as it is (see :func:`valid_actions`).
   """
   if mask is None:
     return values
-  return jnp.where(valid_actions(mask), values, -jnp.inf)
+  valid = valid_actions(mask)
+  valid = valid.reshape(valid.shape + (1,) * (jnp.ndim(values) - valid.ndim))
+  return jnp.where(valid, values, -jnp.inf)
 
 
 def munchausen_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from baselax.agents import base as agent_base
 from baselax.errors import ConfigError
-from baselax.replay.buffers import ReplayConfig
+from baselax.replay.buffers import Replay, ReplayConfig
 from baselax.training.config import TrainingConfig
 
 
@@ -112,3 +112,11 @@ def check_td_error(agent: agent_base.BaseAgent, batch_shape: Any,
         f"{'without td_error' if td_error is None else f'with td_error {td_error.shape}'}, "
         f"though its contract declares td_error=True. Fix the agent, or use "
         f"sampling=uniform.")
+
+
+def check_priorities(agent: agent_base.BaseAgent, replay: Replay) -> None:
+  """Refuses an agent whose ``td_error`` cannot give the batch its priorities,
+  on the batch exactly as the learn step gets it (with ``weight``)."""
+  key = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  batch = jax.eval_shape(lambda k: replay.sample(replay.init(), k, jnp.zeros(())).batch, key)
+  check_td_error(agent, batch, key)

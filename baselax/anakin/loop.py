@@ -35,9 +35,9 @@ from baselax.agents import base as agent_base
 from baselax.anakin import contract
 from baselax.anakin.config import DEFAULT_EVAL_MAX_STEPS, AnakinConfig, Derived
 from baselax.envs.gymnax_env import check_env
-from baselax.envs.protocol import JaxEnv, truncation_interval
-from baselax.metrics import scalar_fields, zero_scalars
-from baselax.replay import buffers, codecs, records
+from baselax.envs.protocol import JaxEnv
+from baselax.metrics import all_finite, scalar_fields, zero_scalars
+from baselax.replay import buffers, records
 
 Metrics = dict[str, jax.Array]
 
@@ -88,32 +88,19 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
       average, or ``None`` on a single device.
   """
   contract.check_agent(agent, config, env)
-  # One copy of each observation, stored as obs_storage says (baselax.replay).
-  replay = buffers.make_replay(
-      buffers.ReplayConfig.of(config), records.example_record(agent, env),
-      contract.discount_for(agent, config),
-      codec=codecs.obs_codec(config.obs_storage, env),
-      truncation_interval=truncation_interval(env))
+  replay = buffers.run_replay(agent, env, config, contract.discount_for(agent, config))
   if replay.prioritized:
-    check_priorities(agent, replay)
+    contract.check_priorities(agent, replay)
   eval_max_steps = episode_step_limit(env, config.eval_max_steps)
   init = make_init(agent, env, config, replay.init)
-  env_iteration = make_env_iteration(agent, env, config)
+  collect = make_collect(make_env_iteration(agent, env, config), config.train_every)
   learn, skip_learning = make_learn(agent, config, replay.prioritized, axis_name)
   update_key = agent_base.contract_of(agent).update_key
   total_steps = derived.num_chunks * derived.steps_per_chunk  # anneals PER's beta
 
   def scan_step(state: TrainState, step_index: jax.Array) -> tuple[TrainState, Metrics]:
     """``train_every`` env iterations, add them to the buffer, then learn."""
-    if config.train_every == 1:
-      state, (transitions, stats) = env_iteration(state, None)
-      transitions = jax.tree.map(lambda x: x[:, None], transitions)
-    else:
-      state, (transitions, stats) = jax.lax.scan(
-          env_iteration, state, None, length=config.train_every)
-      # (train_every, num_envs, ...) -> (num_envs, train_every, ...)
-      transitions = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), transitions)
-      stats = jax.tree.map(jnp.sum, stats)
+    state, transitions, stats = collect(state)
     buffer_state = replay.add(state.buffer_state, transitions)
     key, sample_key = jax.random.split(state.key)
     progress = step_index.astype(jnp.float32) / total_steps
@@ -153,14 +140,6 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
                           derived.eval_episodes_per_device, eval_max_steps)
 
   return AnakinFns(init=init, run_chunk=run_chunk, evaluate=evaluate)
-
-
-def check_priorities(agent: agent_base.BaseAgent, replay: buffers.Replay) -> None:
-  """Refuses an agent whose ``td_error`` cannot give the batch its priorities,
-  on the batch exactly as the learn step gets it (with ``weight``)."""
-  key = jax.ShapeDtypeStruct((2,), jnp.uint32)
-  batch = jax.eval_shape(lambda k: replay.sample(replay.init(), k, jnp.zeros(())).batch, key)
-  contract.check_td_error(agent, batch, key)
 
 
 def make_init(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
@@ -223,6 +202,22 @@ def make_env_iteration(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinC
     return state, (transitions, stats)
 
   return env_iteration
+
+
+def make_collect(env_iteration: Callable, train_every: int) -> Callable:
+  """``collect(state) -> (state, transitions, stats)``: ``train_every`` env
+  iterations, their transitions ``(num_envs, train_every, ...)`` and their
+  episode statistics summed."""
+  def collect(state: TrainState) -> tuple[TrainState, Any, Metrics]:
+    if train_every == 1:
+      state, (transitions, stats) = env_iteration(state, None)
+      return state, jax.tree.map(lambda x: x[:, None], transitions), stats
+    state, (transitions, stats) = jax.lax.scan(env_iteration, state, None, length=train_every)
+    # (train_every, num_envs, ...) -> (num_envs, train_every, ...)
+    transitions = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), transitions)
+    return state, transitions, jax.tree.map(jnp.sum, stats)
+
+  return collect
 
 
 def make_learn(agent: agent_base.BaseAgent, config: AnakinConfig, prioritized: bool,
@@ -311,13 +306,6 @@ def episode_step_limit(env: JaxEnv, max_steps: int | None = None) -> int:
     return max_steps
   limit = getattr(env, "max_episode_steps", None)
   return min(10_000 if limit is None else int(limit), DEFAULT_EVAL_MAX_STEPS)
-
-
-def all_finite(tree: Any) -> jax.Array:
-  """``[]`` float 1.0 if every floating leaf of ``tree`` is finite, else 0.0."""
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
-  return jnp.all(jnp.stack(leaves)).astype(jnp.float32) if leaves else jnp.ones(())
 
 
 def chunk_and_evaluate(fns: AnakinFns, state: TrainState, first_step: jax.Array

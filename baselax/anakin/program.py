@@ -181,6 +181,34 @@ def check_sweep(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   sweep_lib.check_sweepable(sweep, trace_one_run, type(agent).__name__)
 
 
+def point_fns(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig, derived: Derived,
+              axis_name: str | None, sweep: sweep_lib.Sweep | None
+              ) -> tuple[Callable[[Any], loop.AnakinFns], Callable[[], dict[str, Any]]]:
+  """``(fns_for(values), values_here())``: the loop's functions of a sweep
+  point's values, and the values of this device's runs (``{}``: no sweep)."""
+  if sweep is None:
+    fns = loop.make_anakin(agent, env, config, derived, axis_name=axis_name)
+    return (lambda values: fns), (lambda: {})
+
+  def fns_for(values):
+    # The point's agent, built while tracing from its (traced) values.
+    return loop.make_anakin(sweep.build(values), env, config, derived, axis_name=axis_name)
+
+  check_sweep(agent, env, config, sweep, derived)
+  # {setting: (devices, runs per group)}; a device reads its row by its index
+  # on the axis (a closed-over constant, so the program's signature is the
+  # same with or without a sweep). Groups of `size` consecutive devices.
+  size = derived.seed_devices
+  groups = derived.num_devices // size
+  run_values = {k: jnp.repeat(jnp.asarray(v).reshape(groups, -1), size, axis=0)
+                for k, v in sweep.run_values(config.num_seeds).items()}
+
+  def values_here():
+    return {k: v[jax.lax.axis_index(DEVICE_AXIS)] for k, v in run_values.items()}
+
+  return fns_for, values_here
+
+
 def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
           *, evaluate: bool = True, sweep: sweep_lib.Sweep | None = None) -> Program:
   """Maps the Anakin loop over runs (``vmap``) and devices (``pmap``).
@@ -216,25 +244,7 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   seed_keys = per_device(jnp.tile(seed_keys_for(config), (num_points, 1)))
   device_indices = jnp.arange(first, first + local, dtype=jnp.int32) % size
 
-  if sweep is None:
-    fns = loop.make_anakin(agent, env, config, derived, axis_name=axis_name)
-    fns_for = lambda values: fns  # noqa: E731
-    values_here: Callable[[], dict[str, Any]] = lambda: {}  # noqa: E731
-  else:
-    def fns_for(values):
-      # The point's agent, built while tracing from its (traced) values.
-      return loop.make_anakin(sweep.build(values), env, config, derived,
-                              axis_name=axis_name)
-
-    check_sweep(agent, env, config, sweep, derived)
-    # {setting: (devices, runs per group)}; a device reads its row by its
-    # index on the axis (a closed-over constant, so the program's signature
-    # is the same with or without a sweep).
-    run_values = {k: jnp.repeat(jnp.asarray(v).reshape(groups, -1), size, axis=0)
-                  for k, v in sweep.run_values(config.num_seeds).items()}
-
-    def values_here():
-      return {k: v[jax.lax.axis_index(DEVICE_AXIS)] for k, v in run_values.items()}
+  fns_for, values_here = point_fns(agent, env, config, derived, axis_name, sweep)
 
   def init_runs(keys, device_index):
     return jax.vmap(lambda key, values: fns_for(values).init(key, device_index))(

@@ -151,6 +151,40 @@ class Training:
                         params=self.program.params_per_seed(self.state.params),
                         include_state=not multi_process)
 
+  def drive(self, first_chunk: int, checkpointer: Any, fingerprint: Any,
+            on_chunk: ChunkCallback | None) -> bool:
+    """Runs the chunks from ``first_chunk`` on; whether it stopped early."""
+    multi_process = jax.process_count() > 1
+    # Every process of a multi-process run turns Ctrl-C into a request and takes
+    # the same decision, or the others would wait in the next chunk's collectives.
+    return driver.drive(
+        range(first_chunk, self.program.derived.num_chunks), self.run_chunk,
+        self.program.derived, history=self.history, checkpointer=checkpointer,
+        on_chunk=on_chunk, log=logger.info,
+        save=functools.partial(self.save, checkpointer, fingerprint, multi_process),
+        stop_enabled=checkpointer is not None or multi_process,
+        agree=distributed.any_process)
+
+  def result(self, config: AnakinConfig, first_chunk: int, stopped_early: bool,
+             times: dict[str, float]) -> TrainResult:
+    """The run's :class:`TrainResult`; ``times``: its compile and total time."""
+    metrics = metrics_lib.stack_history(self.history)
+    metrics.update(times)
+    return metrics_lib.TrainResult(
+        params=self.program.params_per_seed(self.state.params), state=self.state,
+        metrics=metrics, history=self.history, config=config, derived=self.program.derived,
+        stopped_early=stopped_early, first_chunk=first_chunk)
+
+
+def with_sweep(identity: Mapping[str, Any] | None, sweep: sweep_lib.Sweep | None
+               ) -> Mapping[str, Any] | None:
+  """``identity`` with the sweep's points (a sweep of other points is another run)."""
+  if sweep is None:
+    return identity
+  sweep.check_points()
+  return {**(identity or {}),
+          "sweep": {k: np.asarray(v).tolist() for k, v in sweep.values.items()}}
+
 
 def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
           *, on_chunk: ChunkCallback | None = None,
@@ -193,12 +227,7 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   resume_from = checkpointer if resume else None
   if resume_from is not None:
     guards.check_resumable()
-  multi_process = jax.process_count() > 1
-  if sweep is not None:
-    sweep.check_points()
-    identity = {**(identity or {}),
-                "sweep": {k: np.asarray(v).tolist() for k, v in sweep.values.items()}}
-  run_identity = check_processes_agree(agent, env, config, identity)
+  run_identity = check_processes_agree(agent, env, config, with_sweep(identity, sweep))
   program = program_lib.build(agent, env, config, sweep=sweep)
   derived = program.derived
   check_replay_memory(agent, env, config, program)
@@ -217,18 +246,6 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
               "%d run(s)", compile_time, derived.num_chunks, derived.env_steps_per_chunk,
               program.num_devices, derived.num_runs)
   training = Training(program, compiled, state, history)
-  # Every process of a multi-process run turns Ctrl-C into a request and takes
-  # the same decision, or the others would wait in the next chunk's collectives.
-  stopped_early = driver.drive(
-      range(first_chunk, derived.num_chunks), training.run_chunk, derived,
-      history=history, checkpointer=checkpointer, on_chunk=on_chunk, log=logger.info,
-      save=functools.partial(training.save, checkpointer, fingerprint, multi_process),
-      stop_enabled=checkpointer is not None or multi_process,
-      agree=distributed.any_process)
-  metrics = metrics_lib.stack_history(history)
-  metrics.update(compile_time=compile_time, total_time=time.perf_counter() - t_start)
-  return metrics_lib.TrainResult(
-      params=program.params_per_seed(training.state.params), state=training.state,
-      metrics=metrics,
-      history=history, config=config, derived=derived, stopped_early=stopped_early,
-      first_chunk=first_chunk)
+  stopped_early = training.drive(first_chunk, checkpointer, fingerprint, on_chunk)
+  return training.result(config, first_chunk, stopped_early, {
+      "compile_time": compile_time, "total_time": time.perf_counter() - t_start})

@@ -41,12 +41,14 @@ def add_agent_flags(parser: argparse.ArgumentParser) -> None:
 
 def parse(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace:
   """The command line, checked against this machine's devices (JAX starts here)."""
-  import jax
+  parser = _parser(prog)
+  args = parser.parse_args(argv)
+  _settle(parser, args)
+  return args
 
+
+def _parser(prog: str) -> cli.OneLineParser:
   import baselax.bench
-  from baselax import envs
-  from baselax.agents import registry
-  from baselax.errors import ConfigError
   parser = cli.OneLineParser(description=baselax.bench.__doc__.splitlines()[0], prog=prog)
   parser.add_argument("--env-id", "--env", dest="env", default="CartPole-v1",
                       help="env id: a gymnax id, or suite:name for Craftax, Jumanji, "
@@ -80,7 +82,16 @@ def parse(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace
   parser.add_argument("--memory-only", action="store_true",
                       help="print the bytes per transition of each buffer kind and exit")
   add_agent_flags(parser)
-  args = parser.parse_args(argv)
+  return parser
+
+
+def _settle(parser: cli.OneLineParser, args: argparse.Namespace) -> None:
+  """The values the flags imply, checked against this machine's devices."""
+  import jax
+
+  from baselax import envs
+  from baselax.agents import registry
+  from baselax.errors import ConfigError
   args.agent_flags = ([] if args.agent is None else ["--agent", args.agent]) + [
       f"--{f.replace('_', '-')}" for f in ("prioritized", "noisy", "dueling", "double_dqn")
       if getattr(args, f)] + ([] if args.n_step is None else ["--n-step", str(args.n_step)]) + (
@@ -111,7 +122,6 @@ def parse(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace
   except ConfigError as error:
     parser.error(f"--agent {args.agent}: {error}" if "agent" in str(error)
                  else f"--env-id {args.env}: {error}")
-  return args
 
 
 def write_json(path: str | None, result: dict[str, Any]) -> None:

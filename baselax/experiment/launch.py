@@ -213,18 +213,10 @@ def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
   t0 = time.perf_counter()
   spec = parse(argv, prog)
   use_all_cores(spec)
-  from baselax.anakin import distributed
-  try:
-    distributed.initialize(spec.distributed)  # before anything touches a device
-  except (RuntimeError, ValueError) as error:
-    cli.usage_error(error, prog)
-
-  import jax
-
+  main_process = join(spec, prog)
   from baselax import anakin, hardware
   from baselax.training import guards
 
-  main_process = distributed.is_main_process()
   loggers_lib.setup_logging(spec.run.quiet or not main_process)
   use_compilation_cache(spec.run)
 
@@ -239,22 +231,16 @@ def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
       run_dir, checkpointer, chunks_done = rundir_lib.open_run(
           spec, prepared, extra={"replay_memory": prepared.replay_memory.to_json()})
   sizes = prepared.sizes
-  name = registry.get(spec.experiment.agent).name
   if run_dir is not None:  # the main process's
     hardware.print_accelerator_hint()
-    print(f"baselax {name} ({type(prepared.agent).__name__}) on {spec.experiment.env_id} "
-          f"| jax {jax.__version__} {jax.default_backend()} "
-          f"({jax.devices()[0].device_kind}) x{prepared.num_devices}"
-          f"{f' over {jax.process_count()} processes' if jax.process_count() > 1 else ''} | "
-          f"{seeds_line(spec.trainer, sizes)} | "
-          f"{spec.trainer.total_env_steps:,} env steps per seed | {run_dir.path}", flush=True)
+    print(banner(spec, prepared, run_dir.path), flush=True)
   console = (loggers_lib.ConsoleLogger.for_run(sizes, chunks_done)
              if main_process and not spec.run.quiet else None)
-  title = f"{name} on {spec.experiment.env_id}"
   points = prepared.sweep.points() if prepared.sweep is not None else None
   sinks = loggers_lib.make_loggers(
-      run_dir, spec.loggers, console=console, title=title, extra=loggers,
-      config={k: dataclasses.asdict(v) for k, v in spec.sections.items()}, points=points)
+      run_dir, spec.loggers, console=console, extra=loggers, points=points,
+      title=f"{registry.get(spec.experiment.agent).name} on {spec.experiment.env_id}",
+      config={k: dataclasses.asdict(v) for k, v in spec.sections.items()})
   try:
     with training_errors(prog, run_dir), usage_errors(spec, prog):
       result = anakin.train(prepared.agent, prepared.env, spec.trainer,
@@ -269,6 +255,30 @@ def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
   if main_process:
     summary_lib.print_summary(out, prog)
   return out
+
+
+def join(spec: Any, prog: str) -> bool:
+  """Joins the multi-process run the flags describe, if any (before anything
+  touches a device); whether this is the main process. Exits 2 on a bad setting."""
+  from baselax.anakin import distributed
+  try:
+    distributed.initialize(spec.distributed)
+  except (RuntimeError, ValueError) as error:
+    cli.usage_error(error, prog)
+  return distributed.is_main_process()
+
+
+def banner(spec: Any, prepared: Any, path: str) -> str:
+  """The run's first line: agent, env, JAX and its devices, seeds, budget, directory."""
+  import jax
+  name = registry.get(spec.experiment.agent).name
+  processes = jax.process_count()
+  return (f"baselax {name} ({type(prepared.agent).__name__}) on {spec.experiment.env_id} "
+          f"| jax {jax.__version__} {jax.default_backend()} "
+          f"({jax.devices()[0].device_kind}) x{prepared.num_devices}"
+          f"{f' over {processes} processes' if processes > 1 else ''} | "
+          f"{seeds_line(spec.trainer, prepared.sizes)} | "
+          f"{spec.trainer.total_env_steps:,} env steps per seed | {path}")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

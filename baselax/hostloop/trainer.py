@@ -25,7 +25,7 @@ from baselax.hostloop.stepping import Collector, check, evaluate, example_transi
 from baselax.metrics import ChunkRecord, TrainResult, scalar_fields, stack_history, zero_scalars
 from baselax.training import checkpoint as checkpoint_lib
 from baselax.training import driver, lowering
-from baselax.training.config import TrainingConfig
+from baselax.training.config import Derived, TrainingConfig
 
 logger = logging.getLogger("baselax.hostloop")
 
@@ -77,15 +77,19 @@ class Run:
   """One host-loop run's fixed pieces (a chunk reads them; see :func:`run_chunk`)."""
   agent: Any
   config: TrainingConfig
-  derived: Any
   act: Callable
   learn: Callable
   learner: Learner
   collector: Collector
   eval_env: Any
-  greedy: Callable
-  started: float
-  wall_offset: float
+  wall_offset: float  # the wall time of the chunks before a resume
+  started: float = dataclasses.field(default_factory=time.perf_counter)
+  greedy: Callable = dataclasses.field(init=False)  # evaluation's actions
+  derived: Derived = dataclasses.field(init=False)  # the loop sizes (one device)
+
+  def __post_init__(self):
+    self.greedy = greedy_actions(self.agent)
+    self.derived = self.config.derive(1)
 
 
 def run_chunk(run: Run, c: int):
@@ -147,9 +151,8 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
   counted over all envs; one update after every ``train_every`` env
   iterations once learning has started, at the same env step as in the
   Anakin trainer: see ``TrainingConfig.learning_starts``); one seed on one
-  device. Evaluation (greedy, every
-  ``eval_every`` env steps) runs on ``eval_env`` when given, else is skipped
-  (``eval_return`` is NaN).
+  device. Evaluation (greedy, every ``eval_every`` env steps) runs on
+  ``eval_env`` when given, else is skipped (``eval_return`` is NaN).
 
   Args:
     compact_frames: keep the replay in a :class:`FrameStackReplay` (each
@@ -183,7 +186,41 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
   check(env, config)
   if resume and checkpointer is None:
     raise ValueError("resume=True needs a checkpointer to resume from.")
-  derived = config.derive(1)
+  learner, (act, learn), buffer = fresh(agent, env, config, compact_frames)
+  # What a checkpoint must match to be resumed: the host loop's, and its replay's kind.
+  fingerprint = checkpoint_lib.run_identity(config, agent, env, identity)
+  fingerprint.update(trainer="hostloop", compact_frames=bool(compact_frames))
+  history: list[ChunkRecord] = []
+  first_chunk = 0
+  if resume:
+    learner, first_chunk, history = restore(checkpointer, learner, buffer, fingerprint)
+    logger.info("resumed from %s at chunk %d", checkpointer.directory, first_chunk)
+
+  # A resumed run's envs start new episodes, from seeds of their own.
+  obs, _ = env.reset(seed=config.seed + 100_003 * first_chunk)
+  run = Run(agent, config, act, learn, learner,
+            Collector(env, buffer, obs, reward_fn, terminal_fn), eval_env,
+            history[-1].wall_time if history else 0.0)
+  stopped_early = drive(run, first_chunk, history, checkpointer, fingerprint, on_chunk)
+  return result(run, history, stopped_early, first_chunk)
+
+
+def drive(run: Run, first_chunk: int, history: list[ChunkRecord], checkpointer: Any,
+          fingerprint: Any, on_chunk: Callable[[ChunkRecord], Any] | None) -> bool:
+  """Runs the chunks from ``first_chunk`` on (``baselax.training.driver``):
+  checkpoints, stops on a signal, and says whether it stopped early."""
+  return driver.drive(
+      range(first_chunk, run.derived.num_chunks), functools.partial(run_chunk, run),
+      run.derived, history=history,
+      save=functools.partial(save, run, checkpointer, history, fingerprint),
+      checkpointer=checkpointer, on_chunk=on_chunk,
+      log=logger.info, stop_enabled=checkpointer is not None)
+
+
+def fresh(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
+          config: TrainingConfig, compact_frames: bool) -> tuple[Learner, tuple, Any]:
+  """A new run's ``(learner, (act, learn), replay)``: the seed's params and
+  states, the jitted steps and an empty buffer sized for the env's transitions."""
   params_key, policy_key, key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
   params = agent.init_params(params_key)
   learner = Learner(params, agent.init_optimizer(params, params_key),
@@ -192,27 +229,7 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
   example = example_transition(env, act, learner.params, learner.policy_state, key)
   buffer: Any = (FrameStackReplay(config.buffer_size, env.num_envs, example)
                  if compact_frames else ReplayBuffer(config.buffer_size, example))
-  fingerprint = {**checkpoint_lib.run_identity(config, agent, env, identity),
-                 "trainer": "hostloop", "compact_frames": bool(compact_frames)}
-  history: list[ChunkRecord] = []
-  first_chunk = 0
-  if resume:
-    learner, first_chunk, history = restore(checkpointer, learner, buffer, fingerprint)
-    logger.info("resumed from %s at chunk %d of %d", checkpointer.directory,
-                first_chunk, derived.num_chunks)
-
-  # A resumed run's envs start new episodes, from seeds of their own.
-  obs, _ = env.reset(seed=config.seed + 100_003 * first_chunk)
-  run = Run(agent, config, derived, act, learn, learner,
-            Collector(env, buffer, obs, reward_fn, terminal_fn), eval_env,
-            greedy_actions(agent), time.perf_counter(),
-            history[-1].wall_time if history else 0.0)
-  stopped_early = driver.drive(
-      range(first_chunk, derived.num_chunks), functools.partial(run_chunk, run), derived,
-      history=history, save=functools.partial(save, run, checkpointer, history, fingerprint),
-      checkpointer=checkpointer, on_chunk=on_chunk,
-      log=logger.info, stop_enabled=checkpointer is not None)
-  return result(run, history, stopped_early, first_chunk)
+  return learner, (act, learn), buffer
 
 
 def save(run: Run, checkpointer: Any, history: list[ChunkRecord], fingerprint: Any,

@@ -41,6 +41,22 @@ def check_dueling_hidden(dueling_hidden: str) -> None:
                      f"{dueling_hidden!r}.")
 
 
+Stack = tuple[str | None, tuple[int, ...], bool]
+
+
+def _stacks(hidden_sizes: tuple[int, ...], outputs: int, per_action: int, dueling: bool,
+            dueling_hidden: str) -> list[Stack]:
+  """The layer stacks of a head: ``(name, sizes, reads the shared hidden stack)``.
+  The plain head is one stack (its hidden layers and the output layer)."""
+  if not dueling:
+    return [(None, (*hidden_sizes, outputs), False)]
+  if dueling_hidden == "per-stream" or not hidden_sizes:
+    return [("value", (*hidden_sizes, per_action), False),
+            ("advantage", (*hidden_sizes, outputs), False)]
+  return [("hidden", hidden_sizes, False), ("value", (per_action,), True),
+          ("advantage", (outputs,), True)]
+
+
 def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
            dueling: bool = False,
            activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
@@ -63,17 +79,8 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
   check_dueling_hidden(dueling_hidden)
   per_action = 1 if atoms is None else int(atoms)
-  # The layer stacks: (name, sizes, reads the shared hidden stack). The plain
-  # head is one stack "mlp" (its hidden layers and the output layer).
-  stacks: list[tuple[str | None, tuple[int, ...], bool]]
-  if not dueling:
-    stacks = [(None, (*hidden_sizes, num_actions * per_action), False)]
-  elif dueling_hidden == "per-stream" or not hidden_sizes:
-    stacks = [("value", (*hidden_sizes, per_action), False),
-              ("advantage", (*hidden_sizes, num_actions * per_action), False)]
-  else:
-    stacks = [("hidden", hidden_sizes, False), ("value", (per_action,), True),
-              ("advantage", (num_actions * per_action,), True)]
+  stacks = _stacks(hidden_sizes, num_actions * per_action, per_action, dueling,
+                   dueling_hidden)
   # Noisy: one draw for every layer of every stack (factorised_noise's why),
   # on a batch of rows. A single row (an agent vmapping over rows for a draw
   # each) draws per layer: under vmap ``materialised`` is a select, and one

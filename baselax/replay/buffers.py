@@ -46,11 +46,12 @@ from typing import Any, NamedTuple
 
 import jax
 
+from baselax.envs.protocol import truncation_interval
 from baselax.errors import ConfigError
 from baselax.replay import prioritized, uniform
 from baselax.replay import store as store_lib
-from baselax.replay.codecs import ObsCodec, native_codec
-from baselax.replay.records import Batch
+from baselax.replay.codecs import ObsCodec, native_codec, obs_codec
+from baselax.replay.records import Batch, example_record
 from baselax.replay.store import ReplaySample, Store
 
 #: The sampling variants by name (``ReplayConfig.sampling``, ``--sampling``).
@@ -202,3 +203,19 @@ def make_replay(config: ReplayConfig, record: Batch, discount: float | None = No
                 set_priorities=bind(chosen.set_priorities, store),
                 prioritized=bool(chosen.USES_PRIORITIES), capacity=rows * length,
                 final_slots=store.slots, codec=codec)
+
+
+def run_replay(agent: Any, env: Any, config: Any, discount: float | None = None,
+               example: Batch | None = None) -> Replay:
+  """The replay buffer of a run of ``agent`` on ``env`` with trainer ``config``:
+  one copy of each observation, stored as ``config.obs_storage`` says
+  (:func:`~baselax.replay.codecs.obs_codec`), true final observations kept as
+  often as the env can truncate.
+
+  ``discount``: the agent's, for n-step returns; ``example``: its step record
+  (:func:`~baselax.replay.records.example_record`), if known.
+  """
+  return make_replay(
+      ReplayConfig.of(config), example_record(agent, env) if example is None else example,
+      discount, codec=obs_codec(config.obs_storage, env),
+      truncation_interval=truncation_interval(env))

@@ -18,10 +18,9 @@ from typing import Any
 
 import jax
 
-from baselax.envs.protocol import truncation_interval
 from baselax.errors import ConfigError
-from baselax.replay.buffers import ReplayConfig, make_replay
-from baselax.replay.codecs import ObsCodec, nbytes, obs_codec
+from baselax.replay.buffers import ReplayConfig, run_replay
+from baselax.replay.codecs import ObsCodec, nbytes
 from baselax.replay.records import example_record
 from baselax.training.config import TrainingConfig
 
@@ -171,12 +170,9 @@ def replay_bytes(agent: Any, env: Any, config: TrainingConfig,
   ``example``: the abstract step record (:func:`~baselax.replay.records.example_record`),
   if known.
   """
-  codec = obs_codec(config.obs_storage, env)
-  if example is None:
-    example = example_record(agent, env)
-  buffer = make_replay(ReplayConfig.of(config), example, 0.99, codec=codec,
-                       truncation_interval=truncation_interval(env))
-  return nbytes(jax.eval_shape(buffer.init)), buffer.capacity, codec
+  # (The discount changes no size: any will do for n-step.)
+  buffer = run_replay(agent, env, config, 0.99, example)
+  return nbytes(jax.eval_shape(buffer.init)), buffer.capacity, buffer.codec
 
 
 def plan(agent: Any, env: Any, config: TrainingConfig, derived: Any, *,

@@ -125,6 +125,11 @@ class TrainingConfig:
     if not isinstance(self.sampling, str) or not self.sampling:
       raise ConfigError(f"{self.name_of('sampling')} must be the name of a sampling "
                         f"variant (uniform, prioritized), got {self.sampling!r}.")
+    self._check_values()
+    self._check_sizes()
+
+  def _check_values(self) -> None:
+    """Each setting on its own."""
     def positive(name):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -145,14 +150,6 @@ class TrainingConfig:
     if self.obs_storage not in OBS_STORAGES:
       raise ConfigError(f"{self.name_of('obs_storage')} must be one of "
                         f"{', '.join(OBS_STORAGES)}, got {self.obs_storage!r}.")
-    # Every buffer keeps buffer_size // num_envs steps of each env and samples
-    # windows of n_step + 1 of them (baselax.replay).
-    if self.buffer_size // self.num_envs < max(2 * self.n_step, self.train_every):
-      raise ConfigError(
-          f"With n_step={self.n_step} the buffer keeps buffer_size // num_envs "
-          f"= {self.buffer_size // self.num_envs} steps per env, fewer than "
-          f"max(2 * n_step, train_every) = {max(2 * self.n_step, self.train_every)}. "
-          f"Raise buffer_size.")
     if self.eval_max_steps is not None:
       positive("eval_max_steps")
     if isinstance(self.learning_starts, bool) or not isinstance(
@@ -161,6 +158,17 @@ class TrainingConfig:
                         f"got {self.learning_starts!r}.")
     if not isinstance(self.seed, int) or isinstance(self.seed, bool):
       raise ConfigError(f"{self.name_of('seed')} must be an integer, got {self.seed!r}.")
+
+  def _check_sizes(self) -> None:
+    """The sizes against each other."""
+    # Every buffer keeps buffer_size // num_envs steps of each env and samples
+    # windows of n_step + 1 of them (baselax.replay).
+    if self.buffer_size // self.num_envs < max(2 * self.n_step, self.train_every):
+      raise ConfigError(
+          f"With n_step={self.n_step} the buffer keeps buffer_size // num_envs "
+          f"= {self.buffer_size // self.num_envs} steps per env, fewer than "
+          f"max(2 * n_step, train_every) = {max(2 * self.n_step, self.train_every)}. "
+          f"Raise buffer_size.")
     if self.batch_size > self.buffer_size:
       raise ConfigError(
           f"batch_size ({self.batch_size}) is larger than buffer_size "

@@ -213,7 +213,8 @@ def section(out: str, table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> 
   iqm = iqm_table(table, mine)
   if iqm:
     lines += ["Across the envs filled (rliable's IQM, 95% stratified bootstrap CI; "
-              "1.0 = the published value):", ""] + iqm + [""]
+              "1.0 = the published value; only envs whose published value is positive, "
+              "as a ratio of negative returns has no meaning):", ""] + iqm + [""]
   for env_id in table.envs:
     figure = plot(out, table, env_id, mine)
     if figure:

@@ -18,10 +18,21 @@ from baselax._lazy import lazy_attributes
 
 try:  # one version source: the installed package's metadata (pyproject.toml)
   from importlib import metadata as _metadata
+
   __version__ = _metadata.version("baselax")
 except _metadata.PackageNotFoundError:  # pragma: no cover - a checkout on sys.path
   __version__ = "0+unknown"
-__all__ = ["agents", "anakin", "envs", "errors", "experiment", "hostloop", "metrics",
-           "networks", "replay", "training"]
+__all__ = [
+  "agents",
+  "anakin",
+  "envs",
+  "errors",
+  "experiment",
+  "hostloop",
+  "metrics",
+  "networks",
+  "replay",
+  "training",
+]
 
 __getattr__, __dir__ = lazy_attributes(__name__, {}, __all__)

@@ -54,14 +54,14 @@ def is_atari_run(argv: Sequence[str]) -> bool:
   resume = _flag(argv, "--resume")
   if resume is not None:
     import json
+
     try:
       with open(os.path.join(resume, "config.json")) as f:
         return "atari" in json.load(f)
     except (OSError, ValueError):
       return False  # the main job refuses it in one line
   env_id = _flag(argv, "--env-id") or ""
-  return env_id.startswith("ALE/") or bool(re.search(r"(NoFrameskip|Deterministic)-v\d+$",
-                                                     env_id))
+  return env_id.startswith("ALE/") or bool(re.search(r"(NoFrameskip|Deterministic)-v\d+$", env_id))
 
 
 def train(argv: list[str], prog: str) -> int:
@@ -71,55 +71,68 @@ def train(argv: list[str], prog: str) -> int:
     try:
       importlib.import_module(module)  # registers the user's agents
     except ImportError as error:
-      print(f"{prog}: error: --import {module}: {error} (is it on PYTHONPATH?)",
-            file=sys.stderr)
+      print(f"{prog}: error: --import {module}: {error} (is it on PYTHONPATH?)", file=sys.stderr)
       return 2
   if is_atari_run(argv):
     from baselax import atari
+
     return atari.main(argv, prog=prog)
   from baselax.experiment import launch
+
   return launch.main(argv, prog=prog)
 
 
 def evaluate(argv: list[str], prog: str) -> int:
   from baselax.experiment import evaluation
+
   evaluation.main(argv, prog)
   return 0
 
 
 def bench(argv: list[str], prog: str) -> int:
   from baselax.bench import cli
+
   cli.main(argv, prog)
   return 0
 
 
 def table(argv: list[str], prog: str) -> int:
   from baselax.experiment.tables import cli
+
   return cli.main(argv, prog)
 
 
 def check(argv: list[str], prog: str) -> int:
   from baselax.bench import check as check_lib
+
   return check_lib.main(argv, prog)
 
 
 #: ``{command: (one line for --help, what runs it)}``.
 COMMANDS: dict[str, tuple[str, Callable[[list[str], str], int]]] = {
-    "train": ("train a registered agent: the Anakin main job, Atari ids through the "
-              "host loop", train),
-    "evaluate": ("greedy episodes of a run directory's newest checkpoint", evaluate),
-    "bench": ("throughput of the Anakin trainer beside its limits and a host loop", bench),
-    "table": ("fill a paper's table cell by cell and report it beside the published "
-              "values", table),
-    "check": ("measure this machine's accelerator: the runs and benchmarks the project "
-              "claims", check),
+  "train": (
+    "train a registered agent: the Anakin main job, Atari ids through the host loop",
+    train,
+  ),
+  "evaluate": ("greedy episodes of a run directory's newest checkpoint", evaluate),
+  "bench": ("throughput of the Anakin trainer beside its limits and a host loop", bench),
+  "table": ("fill a paper's table cell by cell and report it beside the published values", table),
+  "check": (
+    "measure this machine's accelerator: the runs and benchmarks the project claims",
+    check,
+  ),
 }
 
 
 def usage() -> str:
   width = max(map(len, COMMANDS))
-  lines = [f"usage: {PROG} [--version] COMMAND [flags]", "",
-           "RL agents in JAX and an Anakin trainer.", "", "commands:"]
+  lines = [
+    f"usage: {PROG} [--version] COMMAND [flags]",
+    "",
+    "RL agents in JAX and an Anakin trainer.",
+    "",
+    "commands:",
+  ]
   lines += [f"  {name:<{width}}  {text}" for name, (text, _) in COMMANDS.items()]
   lines += ["", f"{PROG} COMMAND --help lists a command's flags."]
   return "\n".join(lines)
@@ -127,6 +140,7 @@ def usage() -> str:
 
 def version() -> str:
   from baselax import __version__
+
   return f"{PROG} {__version__}"
 
 
@@ -141,8 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
   name, rest = argv[0], argv[1:]
   if name not in COMMANDS:
-    print(f"{PROG}: error: {name}: no such command; the commands are "
-          f"{', '.join(COMMANDS)} ({PROG} --help)", file=sys.stderr)
+    print(
+      f"{PROG}: error: {name}: no such command; the commands are "
+      f"{', '.join(COMMANDS)} ({PROG} --help)",
+      file=sys.stderr,
+    )
     return 2
   return COMMANDS[name][1](rest, f"{PROG} {name}")
 

@@ -9,8 +9,9 @@ import importlib
 from collections.abc import Callable, Sequence
 
 
-def lazy_attributes(package: str, where: dict[str, str], submodules: Sequence[str]
-                    ) -> tuple[Callable, Callable]:
+def lazy_attributes(
+  package: str, where: dict[str, str], submodules: Sequence[str]
+) -> tuple[Callable, Callable]:
   """``(__getattr__, __dir__)`` for ``package``.
 
   Args:
@@ -20,6 +21,7 @@ def lazy_attributes(package: str, where: dict[str, str], submodules: Sequence[st
       re-exported from where its code lives).
     submodules: submodules importable as ``package.submodule``.
   """
+
   def __getattr__(name):
     if name in where:
       module = where[name]

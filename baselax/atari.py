@@ -42,8 +42,10 @@ from baselax.experiment import rundir as rundir_lib
 from baselax.experiment import summary as summary_lib
 
 PROG = "hostloop_atari.py"
-DESCRIPTION = ("Train a registered agent on an Atari game (ale-py) with the host "
-               "loop: DQN's preprocessing and the Nature network by default.")
+DESCRIPTION = (
+  "Train a registered agent on an Atari game (ale-py) with the host "
+  "loop: DQN's preprocessing and the Nature network by default."
+)
 
 #: Sections of config.json that define the experiment; a resumed run must match them.
 EXPERIMENT_SECTIONS = ("experiment", "atari", "agent", "trainer")
@@ -60,6 +62,7 @@ class AtariExperimentConfig:
     env_id: an ale-py id, e.g. ALE/Pong-v5, ALE/Breakout-v5 (v5: sticky actions 0.25) or
       PongNoFrameskip-v4 (no sticky actions).
   """
+
   agent: str = "dqn"
   env_id: str = "ALE/Pong-v5"
 
@@ -86,6 +89,7 @@ class HostLoopConfig:
     compact_frames: the replay keeps every frame once (7 KB a transition at 84x84) instead of obs
       and next_obs (56 KB); exact, and checked as it is filled.
   """
+
   total_env_steps: int = 10_000_000
   num_envs: int = 1
   buffer_size: int = 100_000
@@ -103,17 +107,29 @@ class HostLoopConfig:
 
   def anakin(self) -> AnakinConfig:
     """The :class:`AnakinConfig` that ``hostloop.train`` takes."""
-    return AnakinConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                           if f.name != "compact_frames"})
+    return AnakinConfig(
+      **{
+        f.name: getattr(self, f.name)
+        for f in dataclasses.fields(self)
+        if f.name != "compact_frames"
+      }
+    )
 
 
 #: The agent flags' defaults for Atari: CleanRL's dqn_atari (Nature DQN's
 #: network, lr 1e-4 Adam, epsilon 1 -> 0.01 over 10% of the run, the target
 #: copied every 1,000 env steps = 250 updates, L2 loss).
 AGENT_DEFAULTS: dict[str, Any] = dict(
-    learning_rate=1e-4, lr_decay=False, discount_factor=0.99,
-    target_update_interval=250, epsilon_start=1.0, epsilon_end=0.01,
-    exploration_fraction=0.1, network="auto", hidden_sizes=(512,))
+  learning_rate=1e-4,
+  lr_decay=False,
+  discount_factor=0.99,
+  target_update_interval=250,
+  epsilon_start=1.0,
+  epsilon_end=0.01,
+  exploration_fraction=0.1,
+  network="auto",
+  hidden_sizes=(512,),
+)
 
 #: The run flags' defaults for Atari (a checkpoint every 500k env steps).
 RUN_DEFAULTS: dict[str, Any] = dict(checkpoint_every=500_000)
@@ -125,24 +141,30 @@ RUN_DEFAULTS: dict[str, Any] = dict(checkpoint_every=500_000)
 
 class Spec(NamedTuple):
   """A parsed command line: one frozen config per section."""
+
   experiment: AtariExperimentConfig
   atari: AtariConfig
-  agent: Any                      # the registered agent's config dataclass
+  agent: Any  # the registered agent's config dataclass
   trainer: HostLoopConfig
   run: config_lib.RunConfig
   loggers: config_lib.LoggerConfig
 
   @property
   def sections(self) -> dict[str, Any]:
-    return {"experiment": self.experiment, "atari": self.atari, "agent": self.agent,
-            "trainer": self.trainer, "run": self.run, "loggers": self.loggers}
+    return {
+      "experiment": self.experiment,
+      "atari": self.atari,
+      "agent": self.agent,
+      "trainer": self.trainer,
+      "run": self.run,
+      "loggers": self.loggers,
+    }
 
   def identity(self) -> dict[str, Any]:
     """The settings beyond the trainer's that define the run (checkpoint fingerprint)."""
     out = {}
     for name in ("experiment", "atari", "agent"):
-      out.update({f"{name}.{k}": v for k, v in
-                  dataclasses.asdict(getattr(self, name)).items()})
+      out.update({f"{name}.{k}": v for k, v in dataclasses.asdict(getattr(self, name)).items()})
     out["trainer.compact_frames"] = self.trainer.compact_frames
     return out
 
@@ -153,13 +175,21 @@ def _epilog() -> str:
 
 #: The Atari run: the host loop, the game's preprocessing, DQN's Atari settings.
 PIPELINE = launch.Pipeline(
-    prog=PROG, description=DESCRIPTION, spec_type=Spec,
-    sections=(("experiment", AtariExperimentConfig, "experiment"),
-              ("atari", AtariConfig, "atari preprocessing"), ("agent", None, "agent"),
-              ("trainer", HostLoopConfig, "host loop"), ("run", config_lib.RunConfig, "run"),
-              ("loggers", config_lib.LoggerConfig, "loggers")),
-    experiment_sections=EXPERIMENT_SECTIONS,
-    defaults=types.MappingProxyType({**AGENT_DEFAULTS, **RUN_DEFAULTS}), epilog=_epilog)
+  prog=PROG,
+  description=DESCRIPTION,
+  spec_type=Spec,
+  sections=(
+    ("experiment", AtariExperimentConfig, "experiment"),
+    ("atari", AtariConfig, "atari preprocessing"),
+    ("agent", None, "agent"),
+    ("trainer", HostLoopConfig, "host loop"),
+    ("run", config_lib.RunConfig, "run"),
+    ("loggers", config_lib.LoggerConfig, "loggers"),
+  ),
+  experiment_sections=EXPERIMENT_SECTIONS,
+  defaults=types.MappingProxyType({**AGENT_DEFAULTS, **RUN_DEFAULTS}),
+  epilog=_epilog,
+)
 
 
 def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> Spec:
@@ -170,6 +200,7 @@ def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> Spec:
 
 class Prepared(NamedTuple):
   """What :func:`prepare` built and checked, before anything is compiled."""
+
   env: Any
   eval_env: Any
   agent: Any
@@ -185,20 +216,22 @@ def prepare(spec: Spec) -> Prepared:
   """
   check_env_id(spec.experiment.env_id)
   if spec.trainer.compact_frames and spec.atari.frame_stack < 2:
-    raise ConfigError(f"compact_frames stores the frames of stacks of 2 or more; "
-                      f"frame_stack is {spec.atari.frame_stack}: raise it or pass "
-                      f"--no-compact-frames.")
+    raise ConfigError(
+      f"compact_frames stores the frames of stacks of 2 or more; "
+      f"frame_stack is {spec.atari.frame_stack}: raise it or pass "
+      f"--no-compact-frames."
+    )
   trainer = spec.trainer.anakin()
   sizes = trainer.derive(1)
   env = make_vector_env(spec.experiment.env_id, trainer.num_envs, spec.atari)
-  eval_env = make_vector_env(spec.experiment.env_id, min(trainer.eval_episodes, 8),
-                             spec.atari)
+  eval_env = make_vector_env(spec.experiment.env_id, min(trainer.eval_episodes, 8), spec.atari)
   agent = launch.build_agent(spec, env, sizes, trainer)
   return Prepared(env, eval_env, agent, sizes)
 
 
-def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
-        loggers: Sequence[loggers_lib.Logger] = ()) -> summary_lib.ExperimentResult:
+def run(
+  argv: Sequence[str] | None = None, *, prog: str = PROG, loggers: Sequence[loggers_lib.Logger] = ()
+) -> summary_lib.ExperimentResult:
   """Runs the Atari experiment a command line describes (see the module doc).
 
   Raises:
@@ -216,38 +249,52 @@ def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
   with launch.usage_errors(spec, prog):
     prepared = prepare(spec)
     run_dir, checkpointer, chunks_done = rundir_lib.open_run(
-        spec, prepared, extra={"trainer_kind": "hostloop"})
+      spec, prepared, extra={"trainer_kind": "hostloop"}
+    )
   sizes = prepared.sizes
   trainer = spec.trainer.anakin()
   hardware.print_accelerator_hint()
-  frame_bytes = spec.atari.screen_size ** 2
+  frame_bytes = spec.atari.screen_size**2
   per_item = frame_bytes * (1 if spec.trainer.compact_frames else 2 * spec.atari.frame_stack)
-  print(f"baselax {spec.experiment.agent} ({type(prepared.agent).__name__}) host loop on "
-        f"{spec.experiment.env_id} | jax {jax.__version__} {jax.default_backend()} | "
-        f"{trainer.num_envs} env(s) | {trainer.total_env_steps:,} env steps | replay "
-        f"{trainer.buffer_size:,} x {per_item:,} B = "
-        f"{trainer.buffer_size * per_item / 2**30:.2f} GiB | {run_dir.path}", flush=True)
-  console = (loggers_lib.ConsoleLogger.for_run(sizes, chunks_done)
-             if not spec.run.quiet else None)
+  print(
+    f"baselax {spec.experiment.agent} ({type(prepared.agent).__name__}) host loop on "
+    f"{spec.experiment.env_id} | jax {jax.__version__} {jax.default_backend()} | "
+    f"{trainer.num_envs} env(s) | {trainer.total_env_steps:,} env steps | replay "
+    f"{trainer.buffer_size:,} x {per_item:,} B = "
+    f"{trainer.buffer_size * per_item / 2**30:.2f} GiB | {run_dir.path}",
+    flush=True,
+  )
+  console = loggers_lib.ConsoleLogger.for_run(sizes, chunks_done) if not spec.run.quiet else None
   sinks = loggers_lib.make_loggers(
-      run_dir, spec.loggers, console=console,
-      title=f"{spec.experiment.agent} on {spec.experiment.env_id} (host loop)",
-      extra=loggers, config={k: dataclasses.asdict(v) for k, v in spec.sections.items()})
+    run_dir,
+    spec.loggers,
+    console=console,
+    title=f"{spec.experiment.agent} on {spec.experiment.env_id} (host loop)",
+    extra=loggers,
+    config={k: dataclasses.asdict(v) for k, v in spec.sections.items()},
+  )
   try:
     with launch.training_errors(prog, run_dir), launch.usage_errors(spec, prog):
       result = hostloop.train(
-          prepared.agent, prepared.env, trainer, eval_env=prepared.eval_env,
-          on_chunk=sinks.write, compact_frames=spec.trainer.compact_frames,
-          reward_fn=np.sign if spec.atari.clip_rewards else None,
-          terminal_fn=LifeLossTerminal() if spec.atari.terminal_on_life_loss else None,
-          checkpointer=checkpointer, resume=chunks_done is not None,
-          identity=spec.identity())
+        prepared.agent,
+        prepared.env,
+        trainer,
+        eval_env=prepared.eval_env,
+        on_chunk=sinks.write,
+        compact_frames=spec.trainer.compact_frames,
+        reward_fn=np.sign if spec.atari.clip_rewards else None,
+        terminal_fn=LifeLossTerminal() if spec.atari.terminal_on_life_loss else None,
+        checkpointer=checkpointer,
+        resume=chunks_done is not None,
+        identity=spec.identity(),
+      )
   finally:
     launch.close_run(sinks, checkpointer, run_dir)
     prepared.env.close()
     prepared.eval_env.close()
-  out = summary_lib.summarise(result, sizes.env_steps_per_chunk, 1, run_dir,
-                              time.perf_counter() - t0)
+  out = summary_lib.summarise(
+    result, sizes.env_steps_per_chunk, 1, run_dir, time.perf_counter() - t0
+  )
   summary_lib.print_summary(out, prog)
   return out
 

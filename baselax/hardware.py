@@ -58,11 +58,14 @@ def accelerator_hint(backend: str | None = None) -> str | None:
     return None
   if backend is None:
     import jax
+
     backend = jax.default_backend()
   if backend != "cpu":
     return None
-  return (f"hint: this machine has an NVIDIA GPU but JAX runs on the CPU; "
-          f"install the CUDA build of JAX with: {GPU_INSTALL}")
+  return (
+    f"hint: this machine has an NVIDIA GPU but JAX runs on the CPU; "
+    f"install the CUDA build of JAX with: {GPU_INSTALL}"
+  )
 
 
 def print_accelerator_hint() -> None:
@@ -88,6 +91,7 @@ def peak_memory_bytes() -> dict[str, Any]:
     statistics) the process's peak resident memory, JAX and XLA included.
   """
   import jax
+
   device = jax.local_devices()[0]
   stats = None
   try:
@@ -95,19 +99,27 @@ def peak_memory_bytes() -> dict[str, Any]:
   except Exception:  # some backends raise instead of returning None
     stats = None
   if stats and "peak_bytes_in_use" in stats:
-    return {"bytes": int(stats["peak_bytes_in_use"]), "source": "device",
-            "device": device.device_kind,
-            "bytes_limit": int(stats.get("bytes_limit", 0)) or None}
+    return {
+      "bytes": int(stats["peak_bytes_in_use"]),
+      "source": "device",
+      "device": device.device_kind,
+      "bytes_limit": int(stats.get("bytes_limit", 0)) or None,
+    }
   return {"bytes": peak_rss_bytes(), "source": "rss", "device": device.device_kind}
 
 
 def device_summary() -> dict[str, Any]:
   """JAX version, backend, device kind and count (starts JAX's backend)."""
   import jax
+
   devices = jax.devices()
-  return {"jax": jax.__version__, "backend": jax.default_backend(),
-          "device_kind": devices[0].device_kind, "device_count": len(devices),
-          "process_count": jax.process_count()}
+  return {
+    "jax": jax.__version__,
+    "backend": jax.default_backend(),
+    "device_kind": devices[0].device_kind,
+    "device_count": len(devices),
+    "process_count": jax.process_count(),
+  }
 
 
 def _exit_code(error: SystemExit) -> int:
@@ -136,10 +148,16 @@ def run_and_report(script: str, args: list[str], report: str, module: bool = Fal
   except BaseException as exc:  # report it, then fail like Python would
     code, error = 1, f"{type(exc).__name__}: {exc}"
     import traceback
+
     traceback.print_exc()
   wall = time.perf_counter() - t
-  out: dict[str, Any] = {"script": script, "args": args, "exit_code": code,
-                         "wall_s": wall, "error": error}
+  out: dict[str, Any] = {
+    "script": script,
+    "args": args,
+    "exit_code": code,
+    "wall_s": wall,
+    "error": error,
+  }
   if "jax" in sys.modules:  # a script that never started JAX has no device to ask
     try:
       out.update(device_summary())
@@ -155,11 +173,13 @@ def run_and_report(script: str, args: list[str], report: str, module: bool = Fal
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m baselax.hardware",
-      description="Run a Python script, then report its peak device memory.")
+    prog="python -m baselax.hardware",
+    description="Run a Python script, then report its peak device memory.",
+  )
   parser.add_argument("--report", required=True, help="write the JSON report here")
-  parser.add_argument("--module", action="store_true",
-                      help="SCRIPT names a module, run as python -m runs it")
+  parser.add_argument(
+    "--module", action="store_true", help="SCRIPT names a module, run as python -m runs it"
+  )
   parser.add_argument("script", help="the script (or module) to run as __main__")
   parser.add_argument("args", nargs=argparse.REMAINDER, help="its arguments")
   ns = parser.parse_args(argv)

@@ -50,6 +50,7 @@ class ChunkRecord:
       papers report training; NaN before any ended; ``None`` from a trainer
       that does not keep it.
   """
+
   chunk: int
   env_steps: int
   wall_time: float
@@ -73,11 +74,21 @@ class ChunkRecord:
     return int(np.shape(self.train_return)[0])
 
   @classmethod
-  def from_sums(cls, *, chunk: int, env_steps: int, wall_time: float, sps: float,
-                episode_return_sum: Any, episodes: Any, updates: Any,
-                scalar_sums: Mapping[str, Any], eval_returns: Any,
-                recent_return_sum: Any = None, recent_episodes: Any = None
-                ) -> ChunkRecord:
+  def from_sums(
+    cls,
+    *,
+    chunk: int,
+    env_steps: int,
+    wall_time: float,
+    sps: float,
+    episode_return_sum: Any,
+    episodes: Any,
+    updates: Any,
+    scalar_sums: Mapping[str, Any],
+    eval_returns: Any,
+    recent_return_sum: Any = None,
+    recent_episodes: Any = None,
+  ) -> ChunkRecord:
     """The one place sums over a chunk become means.
 
     Args:
@@ -99,12 +110,21 @@ class ChunkRecord:
       train_return = np.asarray(episode_return_sum, np.float64) / episodes
       scalars = {k: np.asarray(v, np.float64) / updates for k, v in scalar_sums.items()}
       if recent_return_sum is not None:
-        recent_return = (np.asarray(recent_return_sum, np.float64) /
-                         np.asarray(recent_episodes, np.float64))
-    return cls(chunk=int(chunk), env_steps=int(env_steps), wall_time=float(wall_time),
-               sps=float(sps), updates=updates, train_return=train_return,
-               train_episodes=episodes, eval_returns=np.asarray(eval_returns, np.float64),
-               scalars=scalars, recent_return=recent_return)
+        recent_return = np.asarray(recent_return_sum, np.float64) / np.asarray(
+          recent_episodes, np.float64
+        )
+    return cls(
+      chunk=int(chunk),
+      env_steps=int(env_steps),
+      wall_time=float(wall_time),
+      sps=float(sps),
+      updates=updates,
+      train_return=train_return,
+      train_episodes=episodes,
+      eval_returns=np.asarray(eval_returns, np.float64),
+      scalars=scalars,
+      recent_return=recent_return,
+    )
 
   def to_dict(self) -> dict[str, Any]:
     """The flat ``{name: value}`` form of ``metrics.jsonl`` (counters first)."""
@@ -121,20 +141,30 @@ class ChunkRecord:
   @classmethod
   def from_dict(cls, values: Mapping[str, Any]) -> ChunkRecord:
     """Inverse of :meth:`to_dict` (unknown names are scalars of the agent)."""
-    known = set(COUNTERS) | {"train_return", "train_episodes", "eval_return",
-                             "eval_returns", "point", "hyperparams", "recent_return"}
+    known = set(COUNTERS) | {
+      "train_return",
+      "train_episodes",
+      "eval_return",
+      "eval_returns",
+      "point",
+      "hyperparams",
+      "recent_return",
+    }
     recent = values.get("recent_return")
-    return cls(chunk=int(values["chunk"]), env_steps=int(values["env_steps"]),
-               wall_time=float(values["wall_time"]), sps=float(values["sps"]),
-               updates=np.asarray(values["updates"], np.float64),
-               train_return=np.asarray(values["train_return"], np.float64),
-               train_episodes=np.asarray(values["train_episodes"], np.float64),
-               eval_returns=np.asarray(values["eval_returns"], np.float64),
-               scalars={k: np.asarray(v, np.float64) for k, v in values.items()
-                        if k not in known},
-               point=None if values.get("point") is None else int(values["point"]),
-               hyperparams=values.get("hyperparams"),
-               recent_return=None if recent is None else np.asarray(recent, np.float64))
+    return cls(
+      chunk=int(values["chunk"]),
+      env_steps=int(values["env_steps"]),
+      wall_time=float(values["wall_time"]),
+      sps=float(values["sps"]),
+      updates=np.asarray(values["updates"], np.float64),
+      train_return=np.asarray(values["train_return"], np.float64),
+      train_episodes=np.asarray(values["train_episodes"], np.float64),
+      eval_returns=np.asarray(values["eval_returns"], np.float64),
+      scalars={k: np.asarray(v, np.float64) for k, v in values.items() if k not in known},
+      point=None if values.get("point") is None else int(values["point"]),
+      hyperparams=values.get("hyperparams"),
+      recent_return=None if recent is None else np.asarray(recent, np.float64),
+    )
 
   def select(self, runs: Any, **labels: Any) -> ChunkRecord:
     """The record of some of its runs (``runs``: indices or a slice of the
@@ -142,11 +172,15 @@ class ChunkRecord:
     ``hyperparams``."""
     pick = lambda x: np.asarray(x)[runs]  # noqa: E731
     return dataclasses.replace(
-        self, updates=pick(self.updates), train_return=pick(self.train_return),
-        train_episodes=pick(self.train_episodes), eval_returns=pick(self.eval_returns),
-        scalars={k: pick(v) for k, v in self.scalars.items()},
-        recent_return=None if self.recent_return is None else pick(self.recent_return),
-        **labels)
+      self,
+      updates=pick(self.updates),
+      train_return=pick(self.train_return),
+      train_episodes=pick(self.train_episodes),
+      eval_returns=pick(self.eval_returns),
+      scalars={k: pick(v) for k, v in self.scalars.items()},
+      recent_return=None if self.recent_return is None else pick(self.recent_return),
+      **labels,
+    )
 
 
 @dataclasses.dataclass
@@ -172,6 +206,7 @@ class TrainResult:
       returned True, or Ctrl-C); its checkpoint can be resumed.
     first_chunk: the chunk this session started from (0 unless resumed).
   """
+
   params: Any
   state: Any
   metrics: dict[str, Any]
@@ -192,9 +227,11 @@ def seed_mean(x: Any) -> float:
 def format_record(record: ChunkRecord) -> str:
   """The one-line text form of a record (means over seeds), for logs and consoles."""
   loss = seed_mean(record.scalars.get("loss", np.nan))
-  return (f"env steps {record.env_steps:>11,} | sps {record.sps:>9,.0f} | "
-          f"train return {seed_mean(record.train_return):7.1f} | eval return "
-          f"{seed_mean(record.eval_return):7.1f} | loss {loss:.4f}")
+  return (
+    f"env steps {record.env_steps:>11,} | sps {record.sps:>9,.0f} | "
+    f"train return {seed_mean(record.train_return):7.1f} | eval return "
+    f"{seed_mean(record.eval_return):7.1f} | loss {loss:.4f}"
+  )
 
 
 def stack_history(history: list[ChunkRecord]) -> dict[str, Any]:
@@ -203,8 +240,9 @@ def stack_history(history: list[ChunkRecord]) -> dict[str, Any]:
   metrics = {}
   for k in sorted(set().union(*rows)) if rows else ():
     shape = np.shape(next(row[k] for row in rows if k in row))
-    metrics[k] = np.stack([np.asarray(row[k]) if k in row else np.full(shape, np.nan)
-                           for row in rows])
+    metrics[k] = np.stack(
+      [np.asarray(row[k]) if k in row else np.full(shape, np.nan) for row in rows]
+    )
   return metrics
 
 
@@ -218,29 +256,33 @@ def scalar_fields(tree: Any) -> dict[str, jax.Array]:
   out = {}
   for path, leaf in leaves:
     if jnp.ndim(leaf) == 0:
-      name = "/".join(str(getattr(p, "name", getattr(p, "key", getattr(p, "idx", p))))
-                      for p in path) or "value"
+      name = (
+        "/".join(str(getattr(p, "name", getattr(p, "key", getattr(p, "idx", p)))) for p in path)
+        or "value"
+      )
       out[name] = jnp.asarray(leaf, jnp.float32)
   return out
 
 
-def zero_scalars(agent: Any, params: Any, optimizer_state: Any,
-                 batch: Any) -> dict[str, jax.Array]:
+def zero_scalars(agent: Any, params: Any, optimizer_state: Any, batch: Any) -> dict[str, jax.Array]:
   """Zeros shaped like the logged scalars of ``agent.update`` (traced only).
 
   What a step that does not learn reports, so both sides of a learn/skip
   choice return the same pytree.
   """
   shapes = jax.eval_shape(
-      lambda p, o, b: scalar_fields(agent.update(p, o, b)[0]),
-      params, optimizer_state, batch)
+    lambda p, o, b: scalar_fields(agent.update(p, o, b)[0]), params, optimizer_state, batch
+  )
   return {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
 
 
 def all_finite(tree: Any) -> jax.Array:
   """``[]`` float 1.0 if every floating leaf of ``tree`` is finite, else 0.0."""
-  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-            if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)]
+  leaves = [
+    jnp.all(jnp.isfinite(x))
+    for x in jax.tree.leaves(tree)
+    if jnp.issubdtype(jnp.asarray(x).dtype, jnp.inexact)
+  ]
   return jnp.all(jnp.stack(leaves)).astype(jnp.float32) if leaves else jnp.ones(())
 
 

@@ -46,13 +46,15 @@ def as_key(rng: KeyLike) -> jax.Array:
   if isinstance(rng, jax.Array) or hasattr(rng, "dtype"):
     return rng
   raise TypeError(
-      f"Expected a haiku.PRNGSequence or a JAX PRNG key, got "
-      f"{type(rng).__name__}. Use hk.PRNGSequence(seed) or "
-      f"jax.random.PRNGKey(seed).")
+    f"Expected a haiku.PRNGSequence or a JAX PRNG key, got "
+    f"{type(rng).__name__}. Use hk.PRNGSequence(seed) or "
+    f"jax.random.PRNGKey(seed)."
+  )
 
 
 class ApplyFn(NamedTuple):
   """A haiku network with the apply-rng question settled: ``apply(params, obs, rng=None)``."""
+
   init: Callable[[jax.Array, jax.Array], hk.Params]
   apply: Callable[..., jax.Array]
 
@@ -68,19 +70,18 @@ def as_network(transformed: Any) -> ApplyFn:
   """
   if not isinstance(transformed, hk.Transformed):
     raise TypeError(
-        f"network(action_space) must return a haiku.Transformed (from "
-        f"hk.transform or hk.without_apply_rng(hk.transform(...))), got "
-        f"{type(transformed).__name__}. Stateful networks "
-        f"(hk.transform_with_state) are not supported.")
+      f"network(action_space) must return a haiku.Transformed (from "
+      f"hk.transform or hk.without_apply_rng(hk.transform(...))), got "
+      f"{type(transformed).__name__}. Stateful networks "
+      f"(hk.transform_with_state) are not supported."
+    )
   try:
     names = list(inspect.signature(transformed.apply).parameters)
   except (TypeError, ValueError):  # pragma: no cover - exotic callables
     names = ["params", "rng"]
   if len(names) > 1 and names[1] == "rng":
-    return ApplyFn(transformed.init,
-                   lambda params, x, rng=None: transformed.apply(params, rng, x))
-  return ApplyFn(transformed.init,
-                 lambda params, x, rng=None: transformed.apply(params, x))
+    return ApplyFn(transformed.init, lambda params, x, rng=None: transformed.apply(params, rng, x))
+  return ApplyFn(transformed.init, lambda params, x, rng=None: transformed.apply(params, x))
 
 
 def is_traced(value: Any) -> bool:
@@ -100,18 +101,19 @@ def check_learning_rate(learning_rate: Any) -> None:
   if callable(learning_rate) or is_traced(learning_rate):
     return
   if isinstance(learning_rate, bool) or not isinstance(learning_rate, numbers.Real):
-    raise TypeError(f"learning_rate must be a float or an optax.Schedule, got "
-                    f"{type(learning_rate).__name__}.")
+    raise TypeError(
+      f"learning_rate must be a float or an optax.Schedule, got {type(learning_rate).__name__}."
+    )
   hyperparams.check("learning_rate", learning_rate)
 
 
 #: Optional ``update`` batch keys a trainer may add, and what they mean.
 OPTIONAL_BATCH_KEYS = {
-    # (B,) bootstrap discount replacing gamma * (1 - terminated); n-step
-    # batches carry gamma^k * (1 - terminated) for a window of k steps.
-    "discount": "n-step returns (n_step > 1)",
-    # (B,) per-sample loss weights: prioritized replay's importance weights.
-    "weight": "prioritized replay (prioritized=True)",
+  # (B,) bootstrap discount replacing gamma * (1 - terminated); n-step
+  # batches carry gamma^k * (1 - terminated) for a window of k steps.
+  "discount": "n-step returns (n_step > 1)",
+  # (B,) per-sample loss weights: prioritized replay's importance weights.
+  "weight": "prioritized replay (prioritized=True)",
 }
 
 
@@ -123,8 +125,10 @@ def discrete_actions(env: Any, owner: str) -> int:
   """
   _, action_space = spaces_lib.env_spaces(env)
   if not isinstance(action_space, gymnasium.spaces.Discrete):
-    raise ConfigError(f"{owner} needs a Discrete action space, got {action_space}. "
-                      f"Use a discrete-action env (e.g. CartPole-v1, Breakout-MinAtar).")
+    raise ConfigError(
+      f"{owner} needs a Discrete action space, got {action_space}. "
+      f"Use a discrete-action env (e.g. CartPole-v1, Breakout-MinAtar)."
+    )
   return int(action_space.n)
 
 
@@ -168,6 +172,7 @@ class AgentContract:
       loss). Nothing changes in what is computed; trainers may compile such
       a loss differently (``baselax.training.lowering``).
   """
+
   reads: frozenset[str] = frozenset()
   td_error: bool = False
   update_key: bool = False
@@ -179,8 +184,10 @@ class AgentContract:
     object.__setattr__(self, "reads", frozenset(self.reads))
     unknown = self.reads - set(OPTIONAL_BATCH_KEYS)
     if unknown:
-      raise ValueError(f"AgentContract.reads: unknown batch key(s) {sorted(unknown)}; "
-                       f"the optional keys are {sorted(OPTIONAL_BATCH_KEYS)}.")
+      raise ValueError(
+        f"AgentContract.reads: unknown batch key(s) {sorted(unknown)}; "
+        f"the optional keys are {sorted(OPTIONAL_BATCH_KEYS)}."
+      )
 
 
 class DeviceGroups(NamedTuple):
@@ -193,6 +200,7 @@ class DeviceGroups(NamedTuple):
       size; each is averaged on its own (``jax.lax.pmean``'s
       ``axis_index_groups``).
   """
+
   name: str
   groups: tuple[tuple[int, ...], ...]
 
@@ -203,8 +211,9 @@ def device_mean(tree: Any, axis_name: Any) -> Any:
   if axis_name is None:
     return tree
   if isinstance(axis_name, DeviceGroups):
-    return jax.lax.pmean(tree, axis_name.name,
-                         axis_index_groups=[list(g) for g in axis_name.groups])
+    return jax.lax.pmean(
+      tree, axis_name.name, axis_index_groups=[list(g) for g in axis_name.groups]
+    )
   return jax.lax.pmean(tree, axis_name=axis_name)
 
 
@@ -239,20 +248,23 @@ class BaseAgent(abc.ABC):
 
   class OptimState(NamedTuple):
     """Optimizer state: ``count`` of updates done and optax's ``opt_state``."""
+
     count: jax.Array  # type: ignore[assignment]  # the documented name shadows tuple.count
     opt_state: optax.OptState
 
   class PolicyState(NamedTuple):
     """Policy state: ``count`` of exploring ``predict`` calls done."""
+
     count: jax.Array  # type: ignore[assignment]  # the documented name shadows tuple.count
 
-  def __init__(self, network: NetworkFn, env: Any,
-               learning_rate: float | optax.Schedule):
+  def __init__(self, network: NetworkFn, env: Any, learning_rate: float | optax.Schedule):
     check_learning_rate(learning_rate)
     if not callable(network):
-      raise TypeError("network must be a callable taking the action space and "
-                      "returning a haiku.Transformed, e.g. "
-                      "baselax.networks.mlp_q_network().")
+      raise TypeError(
+        "network must be a callable taking the action space and "
+        "returning a haiku.Transformed, e.g. "
+        "baselax.networks.mlp_q_network()."
+      )
     self.env = env
     self.observation_space, self.action_space = spaces_lib.env_spaces(env)
     self.network_fn = network
@@ -291,8 +303,7 @@ class BaseAgent(abc.ABC):
       The initialized ``OptimState(count=0, opt_state)``.
     """
     del rng
-    return self.OptimState(count=jnp.zeros((), jnp.int32),
-                           opt_state=self.optimizer.init(params))
+    return self.OptimState(count=jnp.zeros((), jnp.int32), opt_state=self.optimizer.init(params))
 
   def init_policy(self, rng: KeyLike | None = None) -> PolicyState:
     """Initialize the policy state.
@@ -307,9 +318,15 @@ class BaseAgent(abc.ABC):
     return self.PolicyState(count=jnp.zeros((), jnp.int32))
 
   @abc.abstractmethod
-  def predict(self, params: Params, policy_state: PolicyState, obs: jax.Array,
-              key: KeyLike, evaluation: bool = False, **kwargs: Any
-              ) -> tuple[PolicyOutput, PolicyState]:
+  def predict(
+    self,
+    params: Params,
+    policy_state: PolicyState,
+    obs: jax.Array,
+    key: KeyLike,
+    evaluation: bool = False,
+    **kwargs: Any,
+  ) -> tuple[PolicyOutput, PolicyState]:
     """Select actions for a batch of observations ``(B, *obs_shape)``.
 
     Args:
@@ -328,9 +345,13 @@ class BaseAgent(abc.ABC):
     """
 
   @abc.abstractmethod
-  def update(self, params: Params, optimizer_state: BaseAgent.OptimState,
-             data: Mapping[str, jax.Array], **kwargs: Any
-             ) -> tuple[OptimOutput, Params, BaseAgent.OptimState]:
+  def update(
+    self,
+    params: Params,
+    optimizer_state: BaseAgent.OptimState,
+    data: Mapping[str, jax.Array],
+    **kwargs: Any,
+  ) -> tuple[OptimOutput, Params, BaseAgent.OptimState]:
     """One learning step on a batch ``data``.
 
     Args:
@@ -363,14 +384,11 @@ class BaseAgent(abc.ABC):
     Example:
       ``agent = DQN(network, env, learning_rate=1e-3).jit()``
     """
-    predict = jax.jit(type(self).predict.__get__(self),
-                      static_argnames=("evaluation", "axis_name"))
-    update = jax.jit(type(self).update.__get__(self),
-                     static_argnames=("axis_name",))
+    predict = jax.jit(type(self).predict.__get__(self), static_argnames=("evaluation", "axis_name"))
+    update = jax.jit(type(self).update.__get__(self), static_argnames=("axis_name",))
 
     def jitted_predict(params, policy_state, obs, key, evaluation=False, **kwargs):
-      return predict(params, policy_state, obs, as_key(key),
-                     evaluation=bool(evaluation), **kwargs)
+      return predict(params, policy_state, obs, as_key(key), evaluation=bool(evaluation), **kwargs)
 
     jitted_predict.__doc__ = type(self).predict.__doc__
     update.__doc__ = type(self).update.__doc__

@@ -55,8 +55,9 @@ class C51(dqn.DQN):
   # The categorical projection is a (B, K, K) kernel.
   contract = dataclasses.replace(dqn.DQN.contract, pairwise_loss=True)
 
-  def __init__(self, *args: Any, num_atoms: int = 51, v_min: float = -10.0,
-               v_max: float = 100.0, **kwargs: Any):
+  def __init__(
+    self, *args: Any, num_atoms: int = 51, v_min: float = -10.0, v_max: float = 100.0, **kwargs: Any
+  ):
     check_support(num_atoms, v_min, v_max)
     self.num_atoms = num_atoms
     self.v_min, self.v_max = base.python_scalar(v_min), base.python_scalar(v_max)
@@ -67,43 +68,52 @@ class C51(dqn.DQN):
     """``(num_atoms,)`` the support ``linspace(v_min, v_max, num_atoms)``."""
     return jnp.linspace(self.v_min, self.v_max, self.num_atoms)
 
-  def logits(self, params: Any, obs: jax.Array, rng: jax.Array | None = None
-             ) -> jax.Array:
+  def logits(self, params: Any, obs: jax.Array, rng: jax.Array | None = None) -> jax.Array:
     """Logits ``(B, A, num_atoms)``; refuses a network of another shape."""
     logits = self.network.apply(params, obs, rng)
     if logits.ndim != 3 or logits.shape[-1] != self.num_atoms:
-      raise ValueError(f"C51 needs a network returning logits (B, A, {self.num_atoms}), "
-                       f"got shape {logits.shape}; use e.g. "
-                       f"mlp_q_network(atoms={self.num_atoms}).")
+      raise ValueError(
+        f"C51 needs a network returning logits (B, A, {self.num_atoms}), "
+        f"got shape {logits.shape}; use e.g. "
+        f"mlp_q_network(atoms={self.num_atoms})."
+      )
     return logits
 
-  def action_values(self, online: Any, obs: jax.Array,
-                    rng: jax.Array | None = None) -> jax.Array:
+  def action_values(self, online: Any, obs: jax.Array, rng: jax.Array | None = None) -> jax.Array:
     """Q-values ``(B, A)``: the mean of each action's categorical."""
     return distributional.categorical_q_values(self.atoms, self.logits(online, obs, rng))
 
-  def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array],
-           key: jax.Array | None = None) -> tuple[jax.Array, dqn.DQN.OptimOutput]:
+  def loss(
+    self, online: Any, target: Any, data: Mapping[str, jax.Array], key: jax.Array | None = None
+  ) -> tuple[jax.Array, dqn.DQN.OptimOutput]:
     online_key, target_key, selector_key = self.noise_keys(key, 3)
     atoms = self.atoms
     logits_tm1 = self.logits(online, data["obs"], online_key)
     logits_t = self.logits(target, data["next_obs"], target_key)
-    selector_logits = (self.logits(online, data["next_obs"], selector_key)
-                       if self.double_dqn else logits_t)
-    q_t_selector = self.mask_next(
-        distributional.categorical_q_values(atoms, selector_logits), data)
-    per_sample = jax.vmap(distributional.categorical_q_learning,
-                          in_axes=(None, 0, 0, 0, 0, None, 0, 0))(
-        atoms, logits_tm1, jnp.asarray(data["action"], jnp.int32),
-        jnp.asarray(data["reward"], jnp.float32), self.discount(data), atoms,
-        logits_t, q_t_selector)
+    selector_logits = (
+      self.logits(online, data["next_obs"], selector_key) if self.double_dqn else logits_t
+    )
+    q_t_selector = self.mask_next(distributional.categorical_q_values(atoms, selector_logits), data)
+    per_sample = jax.vmap(
+      distributional.categorical_q_learning, in_axes=(None, 0, 0, 0, 0, None, 0, 0)
+    )(
+      atoms,
+      logits_tm1,
+      jnp.asarray(data["action"], jnp.int32),
+      jnp.asarray(data["reward"], jnp.float32),
+      self.discount(data),
+      atoms,
+      logits_t,
+      q_t_selector,
+    )
     weighted = per_sample
     if "weight" in data:
       weighted = jnp.asarray(data["weight"], jnp.float32) * per_sample
     loss = jnp.mean(weighted)
     q_mean = jnp.mean(distributional.categorical_q_values(atoms, logits_tm1))
-    return loss, self.OptimOutput(loss=loss, q_mean=q_mean,
-                                  td_error=jax.lax.stop_gradient(per_sample))
+    return loss, self.OptimOutput(
+      loss=loss, q_mean=q_mean, td_error=jax.lax.stop_gradient(per_sample)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +127,7 @@ class C51Config(q_config.QLearningConfig):
     v_min: lowest atom of the support (< v_max).
     v_max: highest atom of the support.
   """
+
   learning_rate: float = 5e-4
   num_atoms: int = 51
   v_min: float = -10.0
@@ -129,9 +140,15 @@ class C51Config(q_config.QLearningConfig):
 
 def build(config: C51Config, env: Any, sizes: Any) -> C51:
   """A :class:`C51` for ``env`` from its registry config."""
-  return C51(q_config.q_network(config, env, atoms=config.num_atoms), env,
-             num_atoms=config.num_atoms, v_min=config.v_min, v_max=config.v_max,
-             double_dqn=config.double_dqn, **q_config.agent_kwargs(config, sizes))
+  return C51(
+    q_config.q_network(config, env, atoms=config.num_atoms),
+    env,
+    num_atoms=config.num_atoms,
+    v_min=config.v_min,
+    v_max=config.v_max,
+    double_dqn=config.double_dqn,
+    **q_config.agent_kwargs(config, sizes),
+  )
 
 
 # --- Rainbow: C51 + n-step + prioritized replay + dueling + Double + noisy ---
@@ -149,6 +166,7 @@ class RainbowConfig(C51Config):
     dueling: dueling value/advantage head (Wang et al. 2016).
     noisy: noisy linear layers (Fortunato et al. 2018) explore instead of epsilon.
   """
+
   double_dqn: bool = True
   dueling: bool = True
   noisy: bool = True

@@ -13,8 +13,7 @@ import jax.numpy as jnp
 from baselax.agents import value_learning
 
 
-def categorical_projection(z_p: chex.Array, probs: chex.Array,
-                           z_q: chex.Array) -> chex.Array:
+def categorical_projection(z_p: chex.Array, probs: chex.Array, z_q: chex.Array) -> chex.Array:
   """Projects a categorical on atoms ``z_p`` onto the evenly spaced support ``z_q``.
 
   Bellemare et al. 2017, Algorithm 1: each atom ``z_p[i]`` is clipped to
@@ -46,11 +45,16 @@ def categorical_q_values(atoms: chex.Array, logits: chex.Array) -> chex.Array:
   return jnp.sum(jax.nn.softmax(logits, axis=-1) * atoms, axis=-1)
 
 
-def categorical_q_learning(q_atoms_tm1: chex.Array, q_logits_tm1: chex.Array,
-                           a_tm1: chex.Numeric, r_t: chex.Numeric,
-                           discount_t: chex.Numeric, q_atoms_t: chex.Array,
-                           q_logits_t: chex.Array,
-                           q_t_selector: chex.Array = None) -> chex.Array:
+def categorical_q_learning(
+  q_atoms_tm1: chex.Array,
+  q_logits_tm1: chex.Array,
+  a_tm1: chex.Numeric,
+  r_t: chex.Numeric,
+  discount_t: chex.Numeric,
+  q_atoms_t: chex.Array,
+  q_logits_t: chex.Array,
+  q_t_selector: chex.Array = None,
+) -> chex.Array:
   """C51's loss for one transition: cross-entropy to the projected target.
 
   The next action is greedy on ``q_t_selector`` (``[A]`` action values: the
@@ -76,8 +80,10 @@ def categorical_q_learning(q_atoms_tm1: chex.Array, q_logits_tm1: chex.Array,
     ``[]`` the cross-entropy ``-sum_j target_j log p_j`` (also the priority
     Rainbow uses for prioritized replay).
   """
-  chex.assert_rank([q_atoms_tm1, q_logits_tm1, a_tm1, r_t, discount_t, q_atoms_t,
-                    q_logits_t], [1, 2, 0, 0, 0, 1, 2])
+  chex.assert_rank(
+    [q_atoms_tm1, q_logits_tm1, a_tm1, r_t, discount_t, q_atoms_t, q_logits_t],
+    [1, 2, 0, 0, 0, 1, 2],
+  )
   if q_t_selector is None:
     q_t_selector = categorical_q_values(q_atoms_t, q_logits_t)
   chex.assert_rank(q_t_selector, 1)

@@ -16,11 +16,11 @@ from baselax.envs import protocol as env_protocol
 
 #: The keys every DQN ``update`` batch must have; shapes for a batch of ``B``.
 REQUIRED_DATA_KEYS = (
-    "obs",         # (B, *obs_shape) observation the action was taken in
-    "action",      # (B,) int action taken
-    "reward",      # (B,) float reward received (n-step: the discounted sum)
-    "terminated",  # (B,) bool/float, 1 only for true terminal transitions
-    "next_obs",    # (B, *obs_shape) the true next observation (final obs at episode end)
+  "obs",  # (B, *obs_shape) observation the action was taken in
+  "action",  # (B,) int action taken
+  "reward",  # (B,) float reward received (n-step: the discounted sum)
+  "terminated",  # (B,) bool/float, 1 only for true terminal transitions
+  "next_obs",  # (B, *obs_shape) the true next observation (final obs at episode end)
 )
 
 #: Keys a batch may add (the Anakin trainer adds them for n-step and PER);
@@ -29,8 +29,9 @@ OPTIONAL_DATA_KEYS = tuple(base.OPTIONAL_BATCH_KEYS)
 
 
 def default_epsilon_schedule() -> optax.Schedule:
-  return optax.polynomial_schedule(init_value=0.9, end_value=0.05, power=1.,
-                                   transition_steps=50000)
+  return optax.polynomial_schedule(
+    init_value=0.9, end_value=0.05, power=1.0, transition_steps=50000
+  )
 
 
 class DQN(base.BaseAgent):
@@ -83,60 +84,75 @@ class DQN(base.BaseAgent):
   the optimizer step, the device average and the target copy are shared.
   """
 
-  contract = base.AgentContract(reads=frozenset({"discount", "weight"}), td_error=True,
-                                action_mask=True, device_groups=True)
+  contract = base.AgentContract(
+    reads=frozenset({"discount", "weight"}), td_error=True, action_mask=True, device_groups=True
+  )
   discount_factor: float  # (set by the constructor: DQN always has one)
 
   class Params(NamedTuple):
     """``policy``: online network params; ``target``: target network params."""
+
     policy: Any
     target: Any
 
   class PolicyOutput(NamedTuple):
     """``actions`` ``(B,)``, ``q_values`` ``(B, A)``, ``epsilon`` ``[]`` used."""
+
     actions: jax.Array
     q_values: jax.Array
     epsilon: jax.Array
 
   class PolicyState(NamedTuple):
     """``count``: exploring ``predict`` calls so far (drives the epsilon schedule)."""
+
     count: jax.Array  # type: ignore[assignment]  # the documented name shadows tuple.count
 
   class OptimState(NamedTuple):
     """``count``: updates done (drives target copies); ``opt_state``: Adam's."""
+
     count: jax.Array  # type: ignore[assignment]  # the documented name shadows tuple.count
     opt_state: optax.OptState
 
   class OptimOutput(NamedTuple):
     """One update's ``loss`` and mean online ``q_mean`` (scalars, logged), and
     the per-sample ``td_error`` ``(B,)`` (not logged; prioritized replay uses it)."""
+
     loss: jax.Array
     q_mean: jax.Array
     td_error: jax.Array
 
-  def __init__(self,
-               network: base.NetworkFn,
-               env: Any,
-               learning_rate: float | optax.Schedule,
-               discount_factor: float = 0.99,
-               # The seed API's documented default: one schedule made at import.
-               epsilon_schedule: optax.Schedule = default_epsilon_schedule(),  # noqa: B008
-               target_update_interval: int = 50,
-               *,
-               double_dqn: bool = False,
-               huber_delta: float | None = None,
-               max_grad_norm: float | None = None,
-               optimizer: Callable[[Any], optax.GradientTransformation] | None = None,
-               noisy: bool = False,
-               double: bool | None = None):
+  def __init__(
+    self,
+    network: base.NetworkFn,
+    env: Any,
+    learning_rate: float | optax.Schedule,
+    discount_factor: float = 0.99,
+    # The seed API's documented default: one schedule made at import.
+    epsilon_schedule: optax.Schedule = default_epsilon_schedule(),  # noqa: B008
+    target_update_interval: int = 50,
+    *,
+    double_dqn: bool = False,
+    huber_delta: float | None = None,
+    max_grad_norm: float | None = None,
+    optimizer: Callable[[Any], optax.GradientTransformation] | None = None,
+    noisy: bool = False,
+    double: bool | None = None,
+  ):
     if double is not None:  # the old name of double_dqn
       double_dqn = hyperparams.renamed_keywords(
-          type(self).__name__, {"double": double}, {"double": "double_dqn"})["double_dqn"]
+        type(self).__name__, {"double": double}, {"double": "double_dqn"}
+      )["double_dqn"]
     # One rule per setting, shared with the registry's config (hyperparams.py).
-    hyperparams.check_all(dict(
-        discount_factor=discount_factor, target_update_interval=target_update_interval,
-        huber_delta=huber_delta, max_grad_norm=max_grad_norm,
-        epsilon_schedule=epsilon_schedule, optimizer=optimizer))
+    hyperparams.check_all(
+      dict(
+        discount_factor=discount_factor,
+        target_update_interval=target_update_interval,
+        huber_delta=huber_delta,
+        max_grad_norm=max_grad_norm,
+        epsilon_schedule=epsilon_schedule,
+        optimizer=optimizer,
+      )
+    )
     num_actions = base.discrete_actions(env, type(self).__name__)
     self.discount_factor = base.python_scalar(discount_factor)
     self.epsilon_schedule = epsilon_schedule
@@ -183,7 +199,8 @@ class DQN(base.BaseAgent):
   # The ignores: each agent's states are NamedTuples of its own (the contract
   # is their fields), which the base class's annotations cannot express.
   def init_optimizer(  # type: ignore[override]
-      self, params: DQN.Params, rng: base.KeyLike | None = None) -> DQN.OptimState:
+    self, params: DQN.Params, rng: base.KeyLike | None = None
+  ) -> DQN.OptimState:
     """Initialize Adam's state for the online params.
 
     Args:
@@ -194,15 +211,22 @@ class DQN(base.BaseAgent):
       ``OptimState(count=0, opt_state)``.
     """
     del rng
-    return self.OptimState(count=jnp.zeros((), jnp.int32),
-                           opt_state=self.optimizer.init(params.policy))
+    return self.OptimState(
+      count=jnp.zeros((), jnp.int32), opt_state=self.optimizer.init(params.policy)
+    )
 
   # --- acting ----------------------------------------------------------------
 
-  def predict(self, params: DQN.Params, policy_state: DQN.PolicyState,  # type: ignore[override]
-              obs: jax.Array, key: base.KeyLike, evaluation: bool = False,
-              action_mask: jax.Array | None = None,
-              **kwargs) -> tuple[DQN.PolicyOutput, DQN.PolicyState]:
+  def predict(  # type: ignore[override]
+    self,
+    params: DQN.Params,
+    policy_state: DQN.PolicyState,
+    obs: jax.Array,
+    key: base.KeyLike,
+    evaluation: bool = False,
+    action_mask: jax.Array | None = None,
+    **kwargs,
+  ) -> tuple[DQN.PolicyOutput, DQN.PolicyState]:
     """Epsilon-greedy (or, with ``evaluation=True``, greedy) actions.
 
     Args:
@@ -234,8 +258,9 @@ class DQN(base.BaseAgent):
       # A noise draw per row (one network call draws one for its batch).
       noise_key, key = jax.random.split(base.as_key(key))
       row_keys = jax.random.split(noise_key, obs.shape[0])
-      q_values = jax.vmap(lambda k, o: self.action_values(params.policy, o[None], k)[0]
-                          )(row_keys, obs)
+      q_values = jax.vmap(lambda k, o: self.action_values(params.policy, o[None], k)[0])(
+        row_keys, obs
+      )
     else:
       q_values = self.action_values(params.policy, obs)
     if evaluation:
@@ -243,16 +268,14 @@ class DQN(base.BaseAgent):
       actions = jnp.argmax(value_learning.mask_invalid(q_values, action_mask), axis=-1)
     else:
       epsilon = jnp.asarray(self.epsilon_schedule(policy_state.count), jnp.float32)
-      actions = value_learning.epsilon_greedy(base.as_key(key), q_values, epsilon,
-                                              action_mask)
+      actions = value_learning.epsilon_greedy(base.as_key(key), q_values, epsilon, action_mask)
       policy_state = self.PolicyState(count=policy_state.count + 1)
     actions = actions.astype(jnp.int32)
     if single:
       actions, q_values = actions[0], q_values[0]
     return self.PolicyOutput(actions, q_values, epsilon), policy_state
 
-  def action_values(self, online: Any, obs: jax.Array,
-                    rng: jax.Array | None = None) -> jax.Array:
+  def action_values(self, online: Any, obs: jax.Array, rng: jax.Array | None = None) -> jax.Array:
     """Q-values ``(B, A)`` the policy acts on, from the online params
     (``rng``: the noise of a noisy network; ``None``: its mean weights)."""
     return self.network.apply(online, obs, rng)
@@ -282,8 +305,9 @@ class DQN(base.BaseAgent):
 
   # --- learning --------------------------------------------------------------
 
-  def td_errors(self, online: Any, target: Any, data: Mapping[str, jax.Array],
-                key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  def td_errors(
+    self, online: Any, target: Any, data: Mapping[str, jax.Array], key: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array]:
     """Per-sample TD errors ``(B,)`` and the online values ``q_tm1`` ``(B, A)``."""
     online_key, target_key, selector_key = self.noise_keys(key, 3)
     q_tm1 = self.network.apply(online, data["obs"], online_key)
@@ -300,8 +324,9 @@ class DQN(base.BaseAgent):
       fn, next_values = value_learning.q_learning, (self.mask_next(q_t, data),)
     return jax.vmap(fn)(q_tm1, a_tm1, r_t, discount_t, *next_values), q_tm1
 
-  def loss(self, online: Any, target: Any, data: Mapping[str, jax.Array],
-           key: jax.Array | None = None) -> tuple[jax.Array, DQN.OptimOutput]:
+  def loss(
+    self, online: Any, target: Any, data: Mapping[str, jax.Array], key: jax.Array | None = None
+  ) -> tuple[jax.Array, DQN.OptimOutput]:
     """``mean(weight * 0.5 * td^2)`` (or Huber) over the batch, and what to report.
 
     ``key``: noise for a noisy network (see :meth:`noise_keys`)."""
@@ -315,10 +340,15 @@ class DQN(base.BaseAgent):
     loss = jnp.mean(per_sample)
     return loss, self.OptimOutput(loss=loss, q_mean=jnp.mean(q_tm1), td_error=td)
 
-  def update(self, params: DQN.Params, optimizer_state: DQN.OptimState,  # type: ignore[override]
-             data: Mapping[str, jax.Array], axis_name: Any = None,
-             key: jax.Array | None = None, **kwargs
-             ) -> tuple[DQN.OptimOutput, DQN.Params, DQN.OptimState]:
+  def update(  # type: ignore[override]
+    self,
+    params: DQN.Params,
+    optimizer_state: DQN.OptimState,
+    data: Mapping[str, jax.Array],
+    axis_name: Any = None,
+    key: jax.Array | None = None,
+    **kwargs,
+  ) -> tuple[DQN.OptimOutput, DQN.Params, DQN.OptimState]:
     """One Adam step on the TD loss; copies the target every ``target_update_interval``.
 
     Args:
@@ -338,20 +368,19 @@ class DQN(base.BaseAgent):
     missing = [k for k in REQUIRED_DATA_KEYS if k not in data]
     if missing:
       raise ValueError(
-          f"DQN.update batch is missing key(s) {missing}; it needs "
-          f"{list(REQUIRED_DATA_KEYS)} (next_obs is the true next observation).")
+        f"DQN.update batch is missing key(s) {missing}; it needs "
+        f"{list(REQUIRED_DATA_KEYS)} (next_obs is the true next observation)."
+      )
     loss_args = (key,) if self.noisy and key is not None else ()
     grads, out = jax.grad(self.loss, has_aux=True)(params.policy, params.target, data, *loss_args)
     if axis_name is not None:
       # TD errors stay per device: they belong to this device's batch.
       grads, loss, q_mean = base.device_mean((grads, out.loss, out.q_mean), axis_name)
       out = out._replace(loss=loss, q_mean=q_mean)
-    updates, opt_state = self.optimizer.update(grads, optimizer_state.opt_state,
-                                               params.policy)
+    updates, opt_state = self.optimizer.update(grads, optimizer_state.opt_state, params.policy)
     policy = optax.apply_updates(params.policy, updates)
     count = optimizer_state.count + 1
-    target = optax.periodic_update(policy, params.target, count,
-                                   self.target_update_interval)
+    target = optax.periodic_update(policy, params.target, count, self.target_update_interval)
     optimizer_state = self.OptimState(count=count, opt_state=opt_state)
     return out, self.Params(policy=policy, target=target), optimizer_state
 
@@ -359,5 +388,10 @@ class DQN(base.BaseAgent):
 def build(config: DQNConfig, env: Any, sizes: Any) -> DQN:
   """The experiment's view: a :class:`DQN` for ``env`` from its registry config
   (:class:`~baselax.agents.q_config.DQNConfig`, whose fields are the flags)."""
-  return DQN(q_config.q_network(config, env), env, double_dqn=config.double_dqn,
-             huber_delta=config.huber_delta, **q_config.agent_kwargs(config, sizes))
+  return DQN(
+    q_config.q_network(config, env),
+    env,
+    double_dqn=config.double_dqn,
+    huber_delta=config.huber_delta,
+    **q_config.agent_kwargs(config, sizes),
+  )

@@ -53,39 +53,69 @@ class MDQN(dqn.DQN):
   # not honoured: envs with one are refused (baselax.anakin.contract).
   contract = dataclasses.replace(dqn.DQN.contract, action_mask=False)
 
-  def __init__(self, network: base.NetworkFn, env: Any,
-               learning_rate: float | optax.Schedule,
-               discount_factor: float = 0.99,
-               # DQN's documented default (the seed API's): one schedule made at import.
-               epsilon_schedule: optax.Schedule = dqn.default_epsilon_schedule(),  # noqa: B008
-               target_update_interval: int = 50, *, munchausen_alpha: float = 0.9,
-               munchausen_tau: float = 0.03, munchausen_l0: float = -1.0, **kwargs: Any):
+  def __init__(
+    self,
+    network: base.NetworkFn,
+    env: Any,
+    learning_rate: float | optax.Schedule,
+    discount_factor: float = 0.99,
+    # DQN's documented default (the seed API's): one schedule made at import.
+    epsilon_schedule: optax.Schedule = dqn.default_epsilon_schedule(),  # noqa: B008
+    target_update_interval: int = 50,
+    *,
+    munchausen_alpha: float = 0.9,
+    munchausen_tau: float = 0.03,
+    munchausen_l0: float = -1.0,
+    **kwargs: Any,
+  ):
     old = {k: kwargs.pop(k) for k in ("alpha", "tau", "l0") if k in kwargs}
     if old:
       new = hyperparams.renamed_keywords("MDQN", old, {k: f"munchausen_{k}" for k in old})
       munchausen_alpha = new.get("munchausen_alpha", munchausen_alpha)
       munchausen_tau = new.get("munchausen_tau", munchausen_tau)
       munchausen_l0 = new.get("munchausen_l0", munchausen_l0)
-    hyperparams.check_all(dict(munchausen_alpha=munchausen_alpha,
-                               munchausen_tau=munchausen_tau, munchausen_l0=munchausen_l0))
+    hyperparams.check_all(
+      dict(
+        munchausen_alpha=munchausen_alpha,
+        munchausen_tau=munchausen_tau,
+        munchausen_l0=munchausen_l0,
+      )
+    )
     check_no_double(kwargs.get("double_dqn") or kwargs.get("double"))
     self.munchausen_alpha, self.munchausen_tau, self.munchausen_l0 = (
-        base.python_scalar(v) for v in (munchausen_alpha, munchausen_tau, munchausen_l0))
-    super().__init__(network, env, learning_rate, discount_factor, epsilon_schedule,
-                     target_update_interval, **kwargs)
+      base.python_scalar(v) for v in (munchausen_alpha, munchausen_tau, munchausen_l0)
+    )
+    super().__init__(
+      network,
+      env,
+      learning_rate,
+      discount_factor,
+      epsilon_schedule,
+      target_update_interval,
+      **kwargs,
+    )
 
-  def td_errors(self, online: Any, target: Any, data: Mapping[str, jax.Array],
-                key: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
+  def td_errors(
+    self, online: Any, target: Any, data: Mapping[str, jax.Array], key: jax.Array | None = None
+  ) -> tuple[jax.Array, jax.Array]:
     """Per-sample Munchausen TD errors ``(B,)`` and the online values ``(B, A)``."""
     online_key, target_key, target_tm1_key = self.noise_keys(key, 3)
     q_tm1 = self.network.apply(online, data["obs"], online_key)
     q_t = self.network.apply(target, data["next_obs"], target_key)
     q_target_tm1 = self.network.apply(target, data["obs"], target_tm1_key)
-    td = jax.vmap(value_learning.munchausen_q_learning,
-                  in_axes=(0, 0, 0, 0, 0, 0, None, None, None))(
-        q_tm1, jnp.asarray(data["action"], jnp.int32),
-        jnp.asarray(data["reward"], jnp.float32), self.discount(data), q_t,
-        q_target_tm1, self.munchausen_alpha, self.munchausen_tau, self.munchausen_l0)
+    td = jax.vmap(
+      value_learning.munchausen_q_learning, in_axes=(0, 0, 0, 0, 0, 0, None, None, None)
+    )(
+      q_tm1,
+      jnp.asarray(data["action"], jnp.int32),
+      jnp.asarray(data["reward"], jnp.float32),
+      self.discount(data),
+      q_t,
+      q_target_tm1,
+      self.munchausen_alpha,
+      self.munchausen_tau,
+      self.munchausen_l0,
+    )
     return td, q_tm1
 
 
@@ -93,8 +123,10 @@ def check_no_double(double_dqn: Any) -> None:
   """Refuses ``double_dqn=True``: M-DQN's target is the soft value of the
   softmax policy, with no greedy action to select."""
   if double_dqn:
-    raise ConfigError("double_dqn does not apply to mdqn: its target is the soft "
-                      "value of the softmax policy, with no greedy action to select.")
+    raise ConfigError(
+      "double_dqn does not apply to mdqn: its target is the soft "
+      "value of the softmax policy, with no greedy action to select."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +138,7 @@ class MDQNConfig(q_config.DQNConfig):
     munchausen_tau: entropy temperature of the softmax policy (> 0).
     munchausen_l0: lower clip of tau * log pi in the bonus (< 0).
   """
+
   munchausen_alpha: float = 0.9
   munchausen_tau: float = 0.03
   munchausen_l0: float = -1.0
@@ -117,7 +150,12 @@ class MDQNConfig(q_config.DQNConfig):
 
 def build(config: MDQNConfig, env: Any, sizes: Any) -> MDQN:
   """An :class:`MDQN` for ``env`` from its registry config."""
-  return MDQN(q_config.q_network(config, env), env,
-              munchausen_alpha=config.munchausen_alpha,
-              munchausen_tau=config.munchausen_tau, munchausen_l0=config.munchausen_l0,
-              huber_delta=config.huber_delta, **q_config.agent_kwargs(config, sizes))
+  return MDQN(
+    q_config.q_network(config, env),
+    env,
+    munchausen_alpha=config.munchausen_alpha,
+    munchausen_tau=config.munchausen_tau,
+    munchausen_l0=config.munchausen_l0,
+    huber_delta=config.huber_delta,
+    **q_config.agent_kwargs(config, sizes),
+  )

@@ -58,6 +58,7 @@ class QLearningConfig:
     noisy: noisy linear layers (Fortunato et al. 2018) explore instead of epsilon (the epsilon flags
       are then unused; greedy evaluation uses the mean weights).
   """
+
   learning_rate: float = 2.5e-4
   lr_decay: bool = True
   optimizer: str = "adam"
@@ -81,12 +82,10 @@ class QLearningConfig:
   FLAG_ALIASES: ClassVar[Mapping[str, tuple[str, Any, Any]]] = types.MappingProxyType({})
   #: Settings renamed since runs were first written: ``{old: (new, convert)}``
   #: (a saved ``config.json`` and checkpoint are read under the new names).
-  RENAMED: ClassVar[Mapping[str, tuple[str, Callable[[Any], Any]]]] = (
-      types.MappingProxyType({}))
+  RENAMED: ClassVar[Mapping[str, tuple[str, Callable[[Any], Any]]]] = types.MappingProxyType({})
   #: Settings added since runs were first written: ``{name: the value runs
   #: had before it existed}`` (a dueling MLP had a hidden stack per stream).
-  INTRODUCED: ClassVar[Mapping[str, Any]] = types.MappingProxyType(
-      {"dueling_hidden": "per-stream"})
+  INTRODUCED: ClassVar[Mapping[str, Any]] = types.MappingProxyType({"dueling_hidden": "per-stream"})
 
   def __post_init__(self):
     # The settings the agents' constructors take too: one rule each (hyperparams.py).
@@ -95,15 +94,20 @@ class QLearningConfig:
     def check(ok, name, rule):
       if not ok:
         raise ConfigError(f"{name} must be {rule}, got {getattr(self, name)!r}.")
-    check(self.network in ("auto", "mlp", "conv", "nature"), "network",
-          "auto, mlp, conv or nature")
-    check(all(isinstance(h, int) and h >= 1 for h in self.hidden_sizes),
-          "hidden_sizes", "integers >= 1 (or none: no hidden layer)")
+
+    check(self.network in ("auto", "mlp", "conv", "nature"), "network", "auto, mlp, conv or nature")
+    check(
+      all(isinstance(h, int) and h >= 1 for h in self.hidden_sizes),
+      "hidden_sizes",
+      "integers >= 1 (or none: no hidden layer)",
+    )
     check(self.optimizer in OPTIMIZERS, "optimizer", " or ".join(OPTIMIZERS))
     check(self.conv_padding in ("valid", "same"), "conv_padding", "valid or same")
-    check(self.dueling_hidden in ("auto", *networks.DUELING_HIDDEN), "dueling_hidden",
-          "auto, " + " or ".join(networks.DUELING_HIDDEN))
-
+    check(
+      self.dueling_hidden in ("auto", *networks.DUELING_HIDDEN),
+      "dueling_hidden",
+      "auto, " + " or ".join(networks.DUELING_HIDDEN),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,21 +118,21 @@ class DQNConfig(QLearningConfig):
     huber_delta: the Huber loss with this delta instead of 0.5 td^2 (--huber: delta 1, the loss
       of Mnih et al. 2015's clipped error); none = 0.5 td^2.
   """
+
   huber_delta: float | None = None
 
   FLAG_ALIASES = types.MappingProxyType({"huber": ("huber_delta", 1.0, None)})
   RENAMED = types.MappingProxyType({"huber": ("huber_delta", lambda on: 1.0 if on else None)})
 
 
-def q_network(config: QLearningConfig, env: Any, atoms: int | None = None
-              ) -> networks.NetworkFn:
+def q_network(config: QLearningConfig, env: Any, atoms: int | None = None) -> networks.NetworkFn:
   """The network ``config.network`` names for ``env``'s observations (``auto``:
   :func:`baselax.networks.auto_kind`), dueling and noisy as the config says."""
   observation_space, _ = base.spaces_lib.env_spaces(env)
-  kind = (networks.auto_kind(observation_space) if config.network == "auto"
-          else config.network)
-  options = dict(hidden_sizes=config.hidden_sizes, dueling=config.dueling, atoms=atoms,
-                 noisy=config.noisy)
+  kind = networks.auto_kind(observation_space) if config.network == "auto" else config.network
+  options = dict(
+    hidden_sizes=config.hidden_sizes, dueling=config.dueling, atoms=atoms, noisy=config.noisy
+  )
   if config.dueling_hidden != "auto":
     options["dueling_hidden"] = config.dueling_hidden
   if kind == "conv":
@@ -152,20 +156,25 @@ def agent_kwargs(config: QLearningConfig, sizes: Any) -> dict[str, Any]:
   if config.noisy:
     epsilon = optax.constant_schedule(0.0)
   elif config.exploration_steps is not None:
-    epsilon = delayed_epsilon(config.epsilon_start, config.epsilon_end,
-                              config.exploration_steps, sizes)
+    epsilon = delayed_epsilon(
+      config.epsilon_start, config.epsilon_end, config.exploration_steps, sizes
+    )
   else:
-    epsilon = linear_epsilon(config.epsilon_start, config.epsilon_end,
-                             config.exploration_fraction, sizes)
+    epsilon = linear_epsilon(
+      config.epsilon_start, config.epsilon_end, config.exploration_fraction, sizes
+    )
   learning_rate = config.learning_rate
   if config.lr_decay:
-    learning_rate = optax.linear_schedule(config.learning_rate, 0.0,
-                                          max(1, sizes.total_updates))
-  return dict(learning_rate=learning_rate, discount_factor=config.discount_factor,
-              epsilon_schedule=epsilon,
-              target_update_interval=config.target_update_interval,
-              max_grad_norm=config.max_grad_norm, optimizer=optimizer(config),
-              noisy=config.noisy)
+    learning_rate = optax.linear_schedule(config.learning_rate, 0.0, max(1, sizes.total_updates))
+  return dict(
+    learning_rate=learning_rate,
+    discount_factor=config.discount_factor,
+    epsilon_schedule=epsilon,
+    target_update_interval=config.target_update_interval,
+    max_grad_norm=config.max_grad_norm,
+    optimizer=optimizer(config),
+    noisy=config.noisy,
+  )
 
 
 def optimizer(config: QLearningConfig) -> Callable[[Any], optax.GradientTransformation]:
@@ -178,8 +187,7 @@ def optimizer(config: QLearningConfig) -> Callable[[Any], optax.GradientTransfor
   eps = config.optimizer_eps
   if config.optimizer == "rmsprop":
     eps = 0.01 if eps is None else eps
-    return lambda lr: optax.rmsprop(lr, decay=0.95, eps=eps, centered=True,
-                                    eps_in_sqrt=False)
+    return lambda lr: optax.rmsprop(lr, decay=0.95, eps=eps, centered=True, eps_in_sqrt=False)
   eps = 1e-8 if eps is None else eps
   return lambda lr: optax.adam(lr, eps=eps)
 

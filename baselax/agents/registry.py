@@ -50,20 +50,27 @@ class AgentEntry:
       ``n_step=3, sampling="prioritized"``); flags still override them, and a
       resumed run takes its saved values.
   """
+
   name: str
   config_cls: type
   build: BuildFn
   module: str
   trainer_defaults: Mapping[str, Any] = dataclasses.field(
-      default_factory=lambda: types.MappingProxyType({}))
+    default_factory=lambda: types.MappingProxyType({})
+  )
 
 
 _REGISTRY: dict[str, AgentEntry] = {}
 
 
-def register(name: str, config_cls: type, build: BuildFn, *,
-             overwrite: bool = False,
-             trainer_defaults: Mapping[str, Any] | None = None) -> AgentEntry:
+def register(
+  name: str,
+  config_cls: type,
+  build: BuildFn,
+  *,
+  overwrite: bool = False,
+  trainer_defaults: Mapping[str, Any] | None = None,
+) -> AgentEntry:
   """Registers an agent under ``name``; returns its entry.
 
   ``trainer_defaults``: trainer settings (``TrainingConfig`` field names) this
@@ -78,21 +85,29 @@ def register(name: str, config_cls: type, build: BuildFn, *,
     raise ValueError(f"agent names are letters, digits, '-' and '_', got {name!r}.")
   params = getattr(config_cls, "__dataclass_params__", None)  # @dataclass's options
   if not (dataclasses.is_dataclass(config_cls) and params is not None and params.frozen):
-    raise ValueError(f"{getattr(config_cls, '__name__', config_cls)} must be a "
-                     f"frozen dataclass (@dataclasses.dataclass(frozen=True)).")
+    raise ValueError(
+      f"{getattr(config_cls, '__name__', config_cls)} must be a "
+      f"frozen dataclass (@dataclasses.dataclass(frozen=True))."
+    )
   if name in _REGISTRY and not overwrite:
-    raise ValueError(f"an agent named {name!r} is already registered "
-                     f"(from {_REGISTRY[name].module}); pick another name.")
+    raise ValueError(
+      f"an agent named {name!r} is already registered "
+      f"(from {_REGISTRY[name].module}); pick another name."
+    )
   # An old setting name (prioritized=True) is read under its new one.
-  trainer_defaults = training_config.migrate(trainer_defaults or {},
-                                             TrainingConfig.RENAMED)
+  trainer_defaults = training_config.migrate(trainer_defaults or {}, TrainingConfig.RENAMED)
   unknown = set(trainer_defaults) - {f.name for f in dataclasses.fields(TrainingConfig)}
   if unknown:
-    raise ValueError(f"agent {name!r}: trainer_defaults {sorted(unknown)} are not "
-                     f"TrainingConfig fields.")
-  entry = AgentEntry(name, config_cls, build,
-                     getattr(build, "__module__", None) or "__main__",
-                     types.MappingProxyType(trainer_defaults))
+    raise ValueError(
+      f"agent {name!r}: trainer_defaults {sorted(unknown)} are not TrainingConfig fields."
+    )
+  entry = AgentEntry(
+    name,
+    config_cls,
+    build,
+    getattr(build, "__module__", None) or "__main__",
+    types.MappingProxyType(trainer_defaults),
+  )
   _REGISTRY[name] = entry
   return entry
 
@@ -104,8 +119,7 @@ def get(name: str) -> AgentEntry:
     ConfigError: unknown name; the message lists the registered ones.
   """
   if name not in _REGISTRY:
-    raise ConfigError(f"unknown agent {name!r}; registered agents: "
-                      f"{', '.join(names())}.")
+    raise ConfigError(f"unknown agent {name!r}; registered agents: {', '.join(names())}.")
   return _REGISTRY[name]
 
 
@@ -118,5 +132,4 @@ register("dqn", dqn.DQNConfig, dqn.build)
 register("qrdqn", qrdqn.QRDQNConfig, qrdqn.build)
 register("c51", c51.C51Config, c51.build)
 register("mdqn", mdqn.MDQNConfig, mdqn.build)
-register("rainbow", c51.RainbowConfig, c51.build,
-         trainer_defaults=c51.RAINBOW_TRAINER_DEFAULTS)
+register("rainbow", c51.RainbowConfig, c51.build, trainer_defaults=c51.RAINBOW_TRAINER_DEFAULTS)

@@ -5,14 +5,18 @@ the action ``a_tm1`` was taken, ``r_t`` and ``discount_t`` come with the next
 state, ``q_t`` are the (target) action values there.
 """
 
-
 import chex
 import jax
 import jax.numpy as jnp
 
 
-def q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
-               discount_t: chex.Numeric, q_t: chex.Array) -> chex.Array:
+def q_learning(
+  q_tm1: chex.Array,
+  a_tm1: chex.Numeric,
+  r_t: chex.Numeric,
+  discount_t: chex.Numeric,
+  q_t: chex.Array,
+) -> chex.Array:
   """Q-learning TD error for one transition (Watkins & Dayan 1992; Mnih et al. 2015).
 
   ``td = r_t + discount_t * max_a q_t[a] - q_tm1[a_tm1]``. The target is held
@@ -34,9 +38,14 @@ def q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
   return jax.lax.stop_gradient(target) - q_tm1[a_tm1]
 
 
-def double_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
-                      discount_t: chex.Numeric, q_t_value: chex.Array,
-                      q_t_selector: chex.Array) -> chex.Array:
+def double_q_learning(
+  q_tm1: chex.Array,
+  a_tm1: chex.Numeric,
+  r_t: chex.Numeric,
+  discount_t: chex.Numeric,
+  q_t_value: chex.Array,
+  q_t_selector: chex.Array,
+) -> chex.Array:
   """Double Q-learning TD error for one transition (van Hasselt et al. 2016).
 
   The online network picks the next action and the target network values it,
@@ -48,8 +57,7 @@ def double_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
   ``q_t_selector`` ``[A]``, the online network's, which pick the action.
   Returns the ``[]`` TD error.
   """
-  chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t_value, q_t_selector],
-                   [1, 0, 0, 0, 1, 1])
+  chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t_value, q_t_selector], [1, 0, 0, 0, 1, 1])
   target = r_t + discount_t * q_t_value[jnp.argmax(q_t_selector)]
   return jax.lax.stop_gradient(target) - q_tm1[a_tm1]
 
@@ -67,9 +75,9 @@ def select(values: chex.Array, index: chex.Numeric) -> chex.Array:
   return jnp.sum(jnp.where(hit, values, 0.0), axis=0)
 
 
-def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array,
-                   epsilon: chex.Numeric, mask: chex.Array | None = None
-                   ) -> chex.Array:
+def epsilon_greedy(
+  key: chex.PRNGKey, q_values: chex.Array, epsilon: chex.Numeric, mask: chex.Array | None = None
+) -> chex.Array:
   """Epsilon-greedy actions for a batch ``[B, A] -> [B]``, independently per row.
 
   Each row draws its own exploration coin and its own random action, so two
@@ -85,8 +93,7 @@ def epsilon_greedy(key: chex.PRNGKey, q_values: chex.Array,
     random_actions = jax.random.randint(action_key, (batch,), 0, num_actions)
   else:
     valid = valid_actions(mask)
-    random_actions = jax.random.categorical(
-        action_key, jnp.where(valid, 0.0, -jnp.inf), axis=-1)
+    random_actions = jax.random.categorical(action_key, jnp.where(valid, 0.0, -jnp.inf), axis=-1)
     q_values = mask_invalid(q_values, mask)
   return jnp.where(explore, random_actions, jnp.argmax(q_values, axis=-1))
 
@@ -112,10 +119,17 @@ def mask_invalid(values: chex.Array, mask: chex.Array | None) -> chex.Array:
   return jnp.where(valid, values, -jnp.inf)
 
 
-def munchausen_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Numeric,
-                          discount_t: chex.Numeric, q_t: chex.Array,
-                          q_target_tm1: chex.Array, alpha: float = 0.9,
-                          tau: float = 0.03, l0: float = -1.0) -> chex.Array:
+def munchausen_q_learning(
+  q_tm1: chex.Array,
+  a_tm1: chex.Numeric,
+  r_t: chex.Numeric,
+  discount_t: chex.Numeric,
+  q_t: chex.Array,
+  q_target_tm1: chex.Array,
+  alpha: float = 0.9,
+  tau: float = 0.03,
+  l0: float = -1.0,
+) -> chex.Array:
   """Munchausen Q-learning TD error for one transition (Vieillard, Pietquin &
   Geist 2020, "Munchausen reinforcement learning", eq. 2 and sec. 4).
 
@@ -146,8 +160,7 @@ def munchausen_q_learning(q_tm1: chex.Array, a_tm1: chex.Numeric, r_t: chex.Nume
   Returns:
     ``[]`` TD error.
   """
-  chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t, q_target_tm1],
-                   [1, 0, 0, 0, 1, 1])
+  chex.assert_rank([q_tm1, a_tm1, r_t, discount_t, q_t, q_target_tm1], [1, 0, 0, 0, 1, 1])
   # tau * log softmax(q / tau), computed stably.
   tau_log_pi_tm1 = tau * jax.nn.log_softmax(q_target_tm1 / tau)
   tau_log_pi_t = tau * jax.nn.log_softmax(q_t / tau)

@@ -23,15 +23,20 @@ classes do not import gymnax, so they can be built before
 from baselax._lazy import lazy_attributes
 
 _WHERE = {
-    "AnakinConfig": "config", "Derived": "baselax.training.config",
-    "TrainState": "loop", "make_anakin": "loop", "make_train": "loop",
-    "Checkpointer": "baselax.training.checkpoint",
-    "check_agent": "contract",
-    "DistributedConfig": "distributed",
-    "NonFiniteError": "baselax.training.guards",
-    "DEVICE_AXIS": "program", "build": "program",
-    "TrainResult": "runner", "train": "runner",
-    "Sweep": "sweep",
+  "AnakinConfig": "config",
+  "Derived": "baselax.training.config",
+  "TrainState": "loop",
+  "make_anakin": "loop",
+  "make_train": "loop",
+  "Checkpointer": "baselax.training.checkpoint",
+  "check_agent": "contract",
+  "DistributedConfig": "distributed",
+  "NonFiniteError": "baselax.training.guards",
+  "DEVICE_AXIS": "program",
+  "build": "program",
+  "TrainResult": "runner",
+  "train": "runner",
+  "Sweep": "sweep",
 }
 _SUBMODULES = ("config", "contract", "distributed", "loop", "program", "runner", "sweep")
 

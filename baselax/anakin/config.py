@@ -42,6 +42,7 @@ class AnakinConfig(TrainingConfig):
     devices_per_group: with parallel=groups, the devices in a group (it must divide the devices, and
       the groups the seeds).
   """
+
   num_seeds: int = 1
   num_devices: int | None = None
   parallel: str = "auto"
@@ -56,12 +57,14 @@ class AnakinConfig(TrainingConfig):
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{self.name_of(name)} must be a positive integer, got {value!r}.")
     if self.parallel not in ("auto", "data", "seeds", "groups"):
-      raise ConfigError(f"{self.name_of('parallel')} must be auto, data, seeds or groups, "
-                        f"got {self.parallel!r}.")
+      raise ConfigError(
+        f"{self.name_of('parallel')} must be auto, data, seeds or groups, got {self.parallel!r}."
+      )
     if (self.parallel == "groups") != (self.devices_per_group is not None):
       raise ConfigError(
-          "parallel=groups and devices_per_group go together: groups of "
-          "devices_per_group devices each (e.g. --parallel groups --devices-per-group 2).")
+        "parallel=groups and devices_per_group go together: groups of "
+        "devices_per_group devices each (e.g. --parallel groups --devices-per-group 2)."
+      )
 
   def layout(self, num_devices: int, num_points: int = 1) -> str:
     """``"data"``, ``"seeds"`` or ``"groups"``: :attr:`parallel` resolved for ``num_devices``.
@@ -81,18 +84,23 @@ class AnakinConfig(TrainingConfig):
       assert size is not None  # __post_init__: groups and devices_per_group go together
       if num_devices % size or runs % (num_devices // size):
         raise ConfigError(
-            f"parallel=groups makes groups of devices_per_group={size} devices, which "
-            f"must divide the {num_devices} device(s), and the groups must divide the "
-            f"{runs} run(s) (seeds x sweep points): pick devices_per_group among the "
-            f"divisors of {num_devices} with {num_devices} / devices_per_group dividing "
-            f"{runs}.")
+          f"parallel=groups makes groups of devices_per_group={size} devices, which "
+          f"must divide the {num_devices} device(s), and the groups must divide the "
+          f"{runs} run(s) (seeds x sweep points): pick devices_per_group among the "
+          f"divisors of {num_devices} with {num_devices} / devices_per_group dividing "
+          f"{runs}."
+        )
     if self.parallel == "seeds" and runs % num_devices:
-      what = (f"num_seeds ({self.num_seeds})" if num_points == 1 else
-              f"num_seeds x sweep points ({self.num_seeds} x {num_points} = {runs})")
+      what = (
+        f"num_seeds ({self.num_seeds})"
+        if num_points == 1
+        else f"num_seeds x sweep points ({self.num_seeds} x {num_points} = {runs})"
+      )
       raise ConfigError(
-          f"parallel=seeds spreads the seeds over the devices, but {what} is not "
-          f"a multiple of the {num_devices} device(s): use a multiple of "
-          f"{num_devices} runs, or parallel=data.")
+        f"parallel=seeds spreads the seeds over the devices, but {what} is not "
+        f"a multiple of the {num_devices} device(s): use a multiple of "
+        f"{num_devices} runs, or parallel=data."
+      )
     return self.parallel
 
   def placement(self, num_devices: int = 1, num_points: int = 1) -> Placement:

@@ -20,8 +20,7 @@ from baselax.replay.buffers import Replay, ReplayConfig
 from baselax.training.config import TrainingConfig
 
 
-def check_agent(agent: agent_base.BaseAgent, config: TrainingConfig,
-                env: Any = None) -> None:
+def check_agent(agent: agent_base.BaseAgent, config: TrainingConfig, env: Any = None) -> None:
   """Refuses a config (or env) that asks of ``agent`` what its contract does not offer.
 
   ``env``: the env the run trains on (default: the one the agent was built
@@ -36,36 +35,41 @@ def check_agent(agent: agent_base.BaseAgent, config: TrainingConfig,
   name = type(agent).__name__
   contract = agent_base.contract_of(agent)
   if not isinstance(contract, agent_base.AgentContract):
-    raise ConfigError(f"{name}.contract must be a baselax.agents.AgentContract, "
-                      f"got {type(contract).__name__}.")
+    raise ConfigError(
+      f"{name}.contract must be a baselax.agents.AgentContract, got {type(contract).__name__}."
+    )
   env = getattr(agent, "env", None) if env is None else env
   if getattr(env, "has_action_mask", False) and not contract.action_mask:
     raise ConfigError(
-        f"{getattr(env, 'env_id', type(env).__name__)} has an action mask (the last "
-        f"entries of each observation) and agent {name} does not honour it, so it "
-        f"would take invalid actions. Use an agent whose contract declares "
-        f"action_mask=True (baselax.agents.AgentContract), or mask invalid actions in "
-        f"{name}.predict and update's bootstrap and declare it.")
+      f"{getattr(env, 'env_id', type(env).__name__)} has an action mask (the last "
+      f"entries of each observation) and agent {name} does not honour it, so it "
+      f"would take invalid actions. Use an agent whose contract declares "
+      f"action_mask=True (baselax.agents.AgentContract), or mask invalid actions in "
+      f"{name}.predict and update's bootstrap and declare it."
+    )
   # (parallel is AnakinConfig's: the host loop's config has no device layouts)
   if getattr(config, "parallel", None) == "groups" and not contract.device_groups:
     raise ConfigError(
-        f"parallel=groups averages gradients within groups of devices, and agent "
-        f"{name} does not declare it can (its update would average over all "
-        f"devices). Use parallel=data or seeds, or average with "
-        f"baselax.agents.base.device_mean(tree, axis_name) in {name}.update and "
-        f"declare contract = AgentContract(device_groups=True, ...).")
+      f"parallel=groups averages gradients within groups of devices, and agent "
+      f"{name} does not declare it can (its update would average over all "
+      f"devices). Use parallel=data or seeds, or average with "
+      f"baselax.agents.base.device_mean(tree, axis_name) in {name}.update and "
+      f"declare contract = AgentContract(device_groups=True, ...)."
+    )
   if config.n_step > 1:
     if "discount" not in contract.reads:
       raise ConfigError(
-          f"n_step={config.n_step} needs an agent whose update reads data['discount'] "
-          f"(gamma^k * (1 - terminated) of a k-step window); {name} does not declare "
-          f"it, so it would bootstrap with gamma instead of gamma^k. Use n_step=1, "
-          f"or make {name}.update use data['discount'] and declare "
-          f"contract = AgentContract(reads={{'discount', ...}}).")
+        f"n_step={config.n_step} needs an agent whose update reads data['discount'] "
+        f"(gamma^k * (1 - terminated) of a k-step window); {name} does not declare "
+        f"it, so it would bootstrap with gamma instead of gamma^k. Use n_step=1, "
+        f"or make {name}.update use data['discount'] and declare "
+        f"contract = AgentContract(reads={{'discount', ...}})."
+      )
     if getattr(agent, "discount_factor", None) is None:
       raise ConfigError(
-          f"n_step={config.n_step} computes returns with the agent's discount, but "
-          f"{name}.discount_factor is None. Set it in the agent, or use n_step=1.")
+        f"n_step={config.n_step} computes returns with the agent's discount, but "
+        f"{name}.discount_factor is None. Set it in the agent, or use n_step=1."
+      )
   if ReplayConfig.of(config).uses_priorities:
     missing = []
     if "weight" not in contract.reads:
@@ -74,10 +78,11 @@ def check_agent(agent: agent_base.BaseAgent, config: TrainingConfig,
       missing.append("return per-sample OptimOutput.td_error (B,)")
     if missing:
       raise ConfigError(
-          f"sampling={config.sampling} needs an agent that can {' and '.join(missing)}; "
-          f"{name}'s contract does not declare it. Use sampling=uniform, or add "
-          f"it to {name}.update and declare contract = AgentContract("
-          f"reads={{'weight', ...}}, td_error=True).")
+        f"sampling={config.sampling} needs an agent that can {' and '.join(missing)}; "
+        f"{name}'s contract does not declare it. Use sampling=uniform, or add "
+        f"it to {name}.update and declare contract = AgentContract("
+        f"reads={{'weight', ...}}, td_error=True)."
+      )
 
 
 def discount_for(agent: agent_base.BaseAgent, config: TrainingConfig) -> float | None:
@@ -90,12 +95,12 @@ def discount_for(agent: agent_base.BaseAgent, config: TrainingConfig) -> float |
   return agent_base.python_scalar(agent.discount_factor)  # traced when swept
 
 
-def check_td_error(agent: agent_base.BaseAgent, batch_shape: Any,
-                   abstract_key: Any) -> None:
+def check_td_error(agent: agent_base.BaseAgent, batch_shape: Any, abstract_key: Any) -> None:
   """Verifies by tracing that ``OptimOutput.td_error`` has shape ``(batch_size,)``.
 
   ``batch_shape``: the abstract batch the replay samples for ``agent.update``.
   """
+
   def update_output(key):
     params = agent.init_params(key)
     batch = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), batch_shape)
@@ -106,12 +111,13 @@ def check_td_error(agent: agent_base.BaseAgent, batch_shape: Any,
   td_error = getattr(out, "td_error", None)
   if td_error is None or td_error.shape != (batch_size,):
     raise ConfigError(
-        f"Prioritized sampling needs the agent's OptimOutput to carry per-sample "
-        f"TD errors, td_error of shape ({batch_size},); "
-        f"{type(agent).__name__}.update returns {type(out).__name__} "
-        f"{'without td_error' if td_error is None else f'with td_error {td_error.shape}'}, "
-        f"though its contract declares td_error=True. Fix the agent, or use "
-        f"sampling=uniform.")
+      f"Prioritized sampling needs the agent's OptimOutput to carry per-sample "
+      f"TD errors, td_error of shape ({batch_size},); "
+      f"{type(agent).__name__}.update returns {type(out).__name__} "
+      f"{'without td_error' if td_error is None else f'with td_error {td_error.shape}'}, "
+      f"though its contract declares td_error=True. Fix the agent, or use "
+      f"sampling=uniform."
+    )
 
 
 def check_priorities(agent: agent_base.BaseAgent, replay: Replay) -> None:

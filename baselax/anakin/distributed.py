@@ -38,6 +38,7 @@ class DistributedConfig:
     initialization_timeout: seconds to wait for all processes to reach the
       coordinator before failing.
   """
+
   coordinator_address: str | None = None
   num_processes: int | None = None
   process_id: int | None = None
@@ -48,17 +49,20 @@ class DistributedConfig:
     explicit = (self.coordinator_address, self.num_processes, self.process_id)
     if any(v is not None for v in explicit) and any(v is None for v in explicit):
       raise ValueError(
-          "--coordinator-address, --num-processes and --process-id go together: "
-          "pass all three (or --distributed on a cluster JAX detects).")
+        "--coordinator-address, --num-processes and --process-id go together: "
+        "pass all three (or --distributed on a cluster JAX detects)."
+      )
     if self.num_processes is not None and self.process_id is not None:  # (all or none)
       if self.num_processes < 1:
         raise ValueError(f"--num-processes must be >= 1, got {self.num_processes}.")
       if not 0 <= self.process_id < self.num_processes:
-        raise ValueError(f"--process-id must be in [0, {self.num_processes - 1}], "
-                         f"got {self.process_id}.")
+        raise ValueError(
+          f"--process-id must be in [0, {self.num_processes - 1}], got {self.process_id}."
+        )
     if self.initialization_timeout < 1:
-      raise ValueError(f"--initialization-timeout must be >= 1 s, got "
-                       f"{self.initialization_timeout}.")
+      raise ValueError(
+        f"--initialization-timeout must be >= 1 s, got {self.initialization_timeout}."
+      )
 
   @property
   def enabled(self) -> bool:
@@ -81,30 +85,42 @@ def initialize(config: DistributedConfig) -> None:
     # the coordinator stays unreachable; find out first, and say so clearly.
     wait_for_coordinator(config.coordinator_address, config.initialization_timeout)
   import jax
+
   # CPU processes need a cross-process collectives implementation; GPUs and
   # TPUs bring their own (NCCL, ICI), and the setting is ignored there.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
   kwargs: dict[str, Any] = dict(initialization_timeout=config.initialization_timeout)
   if config.coordinator_address is not None:
-    kwargs.update(coordinator_address=config.coordinator_address,
-                  num_processes=config.num_processes, process_id=config.process_id)
+    kwargs.update(
+      coordinator_address=config.coordinator_address,
+      num_processes=config.num_processes,
+      process_id=config.process_id,
+    )
   if config.process_id == 0:
-    logger.info("process 0: coordinator at %s, waiting up to %ds for %d process(es)",
-                config.coordinator_address, config.initialization_timeout,
-                config.num_processes)
+    logger.info(
+      "process 0: coordinator at %s, waiting up to %ds for %d process(es)",
+      config.coordinator_address,
+      config.initialization_timeout,
+      config.num_processes,
+    )
   try:
     jax.distributed.initialize(**kwargs)
   except Exception as error:  # jax raises XlaRuntimeError / RuntimeError / ValueError
     where = config.coordinator_address or "the address detected from the cluster"
     raise RuntimeError(
-        f"Could not join the multi-process run through the coordinator at "
-        f"{where} within {config.initialization_timeout}s ({type(error).__name__}: "
-        f"{str(error).splitlines()[0][:300]}). Check that process 0 is running "
-        f"and that the address is reachable from this host; "
-        f"--initialization-timeout sets the wait.") from error
-  logger.info("process %d of %d: %d local device(s), %d in all",
-              jax.process_index(), jax.process_count(), jax.local_device_count(),
-              jax.device_count())
+      f"Could not join the multi-process run through the coordinator at "
+      f"{where} within {config.initialization_timeout}s ({type(error).__name__}: "
+      f"{str(error).splitlines()[0][:300]}). Check that process 0 is running "
+      f"and that the address is reachable from this host; "
+      f"--initialization-timeout sets the wait."
+    ) from error
+  logger.info(
+    "process %d of %d: %d local device(s), %d in all",
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+  )
 
 
 def wait_for_coordinator(address: str, timeout: float) -> None:
@@ -120,22 +136,23 @@ def wait_for_coordinator(address: str, timeout: float) -> None:
   last_error: OSError | None = None
   while time.monotonic() < deadline:
     try:
-      with socket.create_connection((host.strip("[]"), int(port)),
-                                    timeout=min(2.0, timeout)):
+      with socket.create_connection((host.strip("[]"), int(port)), timeout=min(2.0, timeout)):
         return
     except OSError as error:
       last_error = error
       time.sleep(0.25)
   raise RuntimeError(
-      f"Could not reach the coordinator at {address} within {timeout}s "
-      f"({last_error}). Start process 0 (--process-id 0) with the same "
-      f"--coordinator-address first, check the address and port are reachable "
-      f"from this host, or raise --initialization-timeout.")
+    f"Could not reach the coordinator at {address} within {timeout}s "
+    f"({last_error}). Start process 0 (--process-id 0) with the same "
+    f"--coordinator-address first, check the address and port are reachable "
+    f"from this host, or raise --initialization-timeout."
+  )
 
 
 def is_main_process() -> bool:
   """True on process 0 (the one that writes files), and in single-process runs."""
   import jax
+
   return jax.process_index() == 0
 
 
@@ -153,25 +170,30 @@ def check_same_everywhere(what: str, obj: Any) -> None:
   silently averaging gradients of different models.
   """
   import jax
+
   if jax.process_count() == 1:
     return
   import numpy as np
   from jax.experimental import multihost_utils
+
   mine = config_hash(obj)
   hashes = np.asarray(multihost_utils.process_allgather(np.array([mine], np.int64))).reshape(-1)
   differ = [i for i, h in enumerate(hashes) if h != hashes[0]]
   if differ:
     raise ValueError(
-        f"The processes were started with different {what}: process(es) "
-        f"{differ} differ from process 0 (hashes {hashes.tolist()}). Start "
-        f"every process with the same flags; only --process-id may differ.")
+      f"The processes were started with different {what}: process(es) "
+      f"{differ} differ from process 0 (hashes {hashes.tolist()}). Start "
+      f"every process with the same flags; only --process-id may differ."
+    )
 
 
 def any_process(flag: bool) -> bool:
   """True if ``flag`` is True on any process (a collective in multi-process runs)."""
   import jax
+
   if jax.process_count() == 1:
     return bool(flag)
   import numpy as np
   from jax.experimental import multihost_utils
+
   return bool(np.any(multihost_utils.process_allgather(np.array([flag], np.int32))))

@@ -52,30 +52,36 @@ RECENT_EPISODES = 100
 
 class TrainState(NamedTuple):
   """Everything that changes during training, for one (device, seed)."""
+
   params: Any
   optimizer_state: Any
   policy_state: Any
   buffer_state: Any
-  env_state: Any             # gymnax env states, leading axis num_envs
-  obs: jax.Array             # (num_envs, *obs_shape) observations to act on
-  key: jax.Array             # the training stream: acting, envs, sampling
+  env_state: Any  # gymnax env states, leading axis num_envs
+  obs: jax.Array  # (num_envs, *obs_shape) observations to act on
+  key: jax.Array  # the training stream: acting, envs, sampling
   episode_return: jax.Array  # (num_envs,) return of the running episodes
   recent_returns: jax.Array  # (RECENT_EPISODES,) returns of the last episodes that ended
-  episodes: jax.Array        # [] training episodes ended (recent_returns' write head)
-  env_steps: jax.Array       # [] env steps taken by this (device, seed)
-  eval_key: jax.Array        # evaluation's own stream (never split by training)
+  episodes: jax.Array  # [] training episodes ended (recent_returns' write head)
+  env_steps: jax.Array  # [] env steps taken by this (device, seed)
+  eval_key: jax.Array  # evaluation's own stream (never split by training)
 
 
 class AnakinFns(NamedTuple):
   """The pure pieces of a run; see :func:`make_anakin`."""
+
   init: Callable[[jax.Array, jax.Array], TrainState]
   run_chunk: Callable[[TrainState, jax.Array], tuple[TrainState, Metrics]]
   evaluate: Callable[[Any, Any, jax.Array], jax.Array]
 
 
-def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
-                config: AnakinConfig, derived: Derived,
-                axis_name: str | None = None) -> AnakinFns:
+def make_anakin(
+  agent: agent_base.BaseAgent,
+  env: JaxEnv,
+  config: AnakinConfig,
+  derived: Derived,
+  axis_name: str | None = None,
+) -> AnakinFns:
   """Builds the pure ``init``/``run_chunk``/``evaluate`` functions of a run.
 
   Args:
@@ -110,15 +116,15 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
     learned = step_index >= derived.learning_starts_step
     keys = (jax.random.fold_in(sample_key, 1),) if update_key else ()
     params, optimizer_state, scalars, priorities = jax.lax.cond(
-        learned, learn, skip_learning,
-        state.params, state.optimizer_state, sample.batch, *keys)
+      learned, learn, skip_learning, state.params, state.optimizer_state, sample.batch, *keys
+    )
     # Masked, not branched: the buffer stays out of the conditional. Before
     # learning starts the draws come from a tree that may hold no sampleable
     # item, so writing priorities then could make unwritten slots sampleable.
-    buffer_state = replay.set_priorities(buffer_state, sample.indices,
-                                         priorities, learned)
-    state = state._replace(params=params, optimizer_state=optimizer_state,
-                           buffer_state=buffer_state, key=key)
+    buffer_state = replay.set_priorities(buffer_state, sample.indices, priorities, learned)
+    state = state._replace(
+      params=params, optimizer_state=optimizer_state, buffer_state=buffer_state, key=key
+    )
     return state, {**stats, **scalars}
 
   def run_chunk(state: TrainState, first_step: jax.Array) -> tuple[TrainState, Metrics]:
@@ -128,7 +134,8 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
     metrics = jax.tree.map(lambda x: jnp.sum(x, axis=0), metrics)
     kept = jnp.minimum(state.episodes, RECENT_EPISODES)
     metrics["recent_return_sum"] = jnp.sum(
-        jnp.where(jnp.arange(RECENT_EPISODES) < kept, state.recent_returns, 0.0))
+      jnp.where(jnp.arange(RECENT_EPISODES) < kept, state.recent_returns, 0.0)
+    )
     metrics["recent_episodes"] = kept.astype(jnp.float32)
     # One reduction per chunk feeds the runner's non-finite guard.
     metrics["params_finite"] = all_finite(state.params)
@@ -136,14 +143,16 @@ def make_anakin(agent: agent_base.BaseAgent, env: JaxEnv,
 
   def evaluate(params: Any, policy_state: Any, key: jax.Array) -> jax.Array:
     """Greedy returns of ``eval_episodes_per_device`` fresh episodes, ``(E,)``."""
-    return greedy_returns(agent, env, params, policy_state, key,
-                          derived.eval_episodes_per_device, eval_max_steps)
+    return greedy_returns(
+      agent, env, params, policy_state, key, derived.eval_episodes_per_device, eval_max_steps
+    )
 
   return AnakinFns(init=init, run_chunk=run_chunk, evaluate=evaluate)
 
 
-def make_init(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
-              empty_buffer: Callable[[], Any]) -> Callable[[jax.Array, jax.Array], TrainState]:
+def make_init(
+  agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig, empty_buffer: Callable[[], Any]
+) -> Callable[[jax.Array, jax.Array], TrainState]:
   """``init(key, device_index) -> TrainState`` of one (device, seed)."""
   num_envs = config.num_envs
 
@@ -161,13 +170,19 @@ def make_init(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
     # evaluated (eval_every, eval_episodes) cannot change how it trains.
     eval_key = jax.random.fold_in(jax.random.fold_in(key, EVAL_STREAM), device_index)
     return TrainState(
-        params=params, optimizer_state=optimizer_state,
-        policy_state=policy_state, buffer_state=buffer_state,
-        env_state=env_state, obs=obs, key=loop_key,
-        episode_return=jnp.zeros((num_envs,), jnp.float32),
-        recent_returns=jnp.zeros((RECENT_EPISODES,), jnp.float32),
-        episodes=jnp.zeros((), jnp.int32),
-        env_steps=jnp.zeros((), jnp.int32), eval_key=eval_key)
+      params=params,
+      optimizer_state=optimizer_state,
+      policy_state=policy_state,
+      buffer_state=buffer_state,
+      env_state=env_state,
+      obs=obs,
+      key=loop_key,
+      episode_return=jnp.zeros((num_envs,), jnp.float32),
+      recent_returns=jnp.zeros((RECENT_EPISODES,), jnp.float32),
+      episodes=jnp.zeros((), jnp.int32),
+      env_steps=jnp.zeros((), jnp.int32),
+      eval_key=eval_key,
+    )
 
   return init
 
@@ -181,24 +196,31 @@ def make_env_iteration(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinC
     """Acts in every env once; returns the transitions ``(num_envs, ...)``."""
     del unused
     key, act_key, env_key = jax.random.split(state.key, 3)
-    out, policy_state = agent.predict(state.params, state.policy_state,
-                                      state.obs, act_key, evaluation=False)
+    out, policy_state = agent.predict(
+      state.params, state.policy_state, state.obs, act_key, evaluation=False
+    )
     env_state, step = env.functional_step(env_key, state.env_state, out.actions)
     done = jnp.logical_or(step.terminated, step.truncated)
     episode_return = state.episode_return + step.reward
     stats = {
-        "episode_return_sum": jnp.sum(jnp.where(done, episode_return, 0.0)),
-        "episodes": jnp.sum(done.astype(jnp.float32)),
+      "episode_return_sum": jnp.sum(jnp.where(done, episode_return, 0.0)),
+      "episodes": jnp.sum(done.astype(jnp.float32)),
     }
     # What each env step hands the replay.
     transitions = records.step_record(state.obs, out.actions, step, config.reward_clip)
-    recent_returns, episodes = remember_returns(state.recent_returns, state.episodes,
-                                                episode_return, done)
+    recent_returns, episodes = remember_returns(
+      state.recent_returns, state.episodes, episode_return, done
+    )
     state = state._replace(
-        policy_state=policy_state, env_state=env_state, obs=step.obs, key=key,
-        episode_return=jnp.where(done, 0.0, episode_return),
-        recent_returns=recent_returns, episodes=episodes,
-        env_steps=state.env_steps + num_envs)
+      policy_state=policy_state,
+      env_state=env_state,
+      obs=step.obs,
+      key=key,
+      episode_return=jnp.where(done, 0.0, episode_return),
+      recent_returns=recent_returns,
+      episodes=episodes,
+      env_steps=state.env_steps + num_envs,
+    )
     return state, (transitions, stats)
 
   return env_iteration
@@ -208,6 +230,7 @@ def make_collect(env_iteration: Callable, train_every: int) -> Callable:
   """``collect(state) -> (state, transitions, stats)``: ``train_every`` env
   iterations, their transitions ``(num_envs, train_every, ...)`` and their
   episode statistics summed."""
+
   def collect(state: TrainState) -> tuple[TrainState, Any, Metrics]:
     if train_every == 1:
       state, (transitions, stats) = env_iteration(state, None)
@@ -220,8 +243,9 @@ def make_collect(env_iteration: Callable, train_every: int) -> Callable:
   return collect
 
 
-def make_learn(agent: agent_base.BaseAgent, config: AnakinConfig, prioritized: bool,
-               axis_name: str | None = None):
+def make_learn(
+  agent: agent_base.BaseAgent, config: AnakinConfig, prioritized: bool, axis_name: str | None = None
+):
   """``(learn, skip_learning)``: the two branches of a scan step's update.
 
   Both map ``(params, optimizer_state, batch, *key)`` to ``(params,
@@ -239,11 +263,15 @@ def make_learn(agent: agent_base.BaseAgent, config: AnakinConfig, prioritized: b
   def learn(params, optimizer_state, batch, *key):
     kwargs = {"key": key[0]} if update_key else {}
     out, params, optimizer_state = agent.update(
-        params, optimizer_state, batch, axis_name=axis_name, **kwargs)
+      params, optimizer_state, batch, axis_name=axis_name, **kwargs
+    )
     scalars = scalar_fields(out)
     scalars["updates"] = jnp.ones((), jnp.float32)
-    priorities = (jnp.abs(out.td_error) + config.priority_epsilon
-                  if prioritized else jnp.ones((config.batch_size,)))
+    priorities = (
+      jnp.abs(out.td_error) + config.priority_epsilon
+      if prioritized
+      else jnp.ones((config.batch_size,))
+    )
     return params, optimizer_state, scalars, priorities
 
   def skip_learning(params, optimizer_state, batch, *key):
@@ -255,8 +283,9 @@ def make_learn(agent: agent_base.BaseAgent, config: AnakinConfig, prioritized: b
   return learn, skip_learning
 
 
-def remember_returns(recent: jax.Array, count: jax.Array, returns: jax.Array,
-                     done: jax.Array) -> tuple[jax.Array, jax.Array]:
+def remember_returns(
+  recent: jax.Array, count: jax.Array, returns: jax.Array, done: jax.Array
+) -> tuple[jax.Array, jax.Array]:
   """Writes the returns of the episodes that ended (``done``) into the ring
   ``recent`` ``(R,)`` at ``count`` onwards; returns the ring and the new count.
 
@@ -269,9 +298,15 @@ def remember_returns(recent: jax.Array, count: jax.Array, returns: jax.Array,
   return recent, count + jnp.sum(done, dtype=count.dtype)
 
 
-def greedy_returns(agent: agent_base.BaseAgent, env: JaxEnv, params: Any,
-                   policy_state: Any, key: jax.Array, num_episodes: int,
-                   max_steps: int) -> jax.Array:
+def greedy_returns(
+  agent: agent_base.BaseAgent,
+  env: JaxEnv,
+  params: Any,
+  policy_state: Any,
+  key: jax.Array,
+  num_episodes: int,
+  max_steps: int,
+) -> jax.Array:
   """Undiscounted returns ``(num_episodes,)`` of fresh greedy episodes.
 
   Each episode counts until its first termination or truncation (or
@@ -293,8 +328,14 @@ def greedy_returns(agent: agent_base.BaseAgent, env: JaxEnv, params: Any,
     done = done | step.terminated | step.truncated
     return key, step.obs, env_state, done, returns, t + 1
 
-  carry = (key, obs, env_state, jnp.zeros((num_episodes,), bool),
-           jnp.zeros((num_episodes,), jnp.float32), jnp.zeros((), jnp.int32))
+  carry = (
+    key,
+    obs,
+    env_state,
+    jnp.zeros((num_episodes,), bool),
+    jnp.zeros((num_episodes,), jnp.float32),
+    jnp.zeros((), jnp.int32),
+  )
   return jax.lax.while_loop(cond, body, carry)[4]
 
 
@@ -308,8 +349,9 @@ def episode_step_limit(env: JaxEnv, max_steps: int | None = None) -> int:
   return min(10_000 if limit is None else int(limit), DEFAULT_EVAL_MAX_STEPS)
 
 
-def chunk_and_evaluate(fns: AnakinFns, state: TrainState, first_step: jax.Array
-                       ) -> tuple[TrainState, Metrics]:
+def chunk_and_evaluate(
+  fns: AnakinFns, state: TrainState, first_step: jax.Array
+) -> tuple[TrainState, Metrics]:
   """One training chunk followed by a greedy evaluation of its final params.
 
   The evaluation key is the run's evaluation stream folded with the step the
@@ -321,9 +363,14 @@ def chunk_and_evaluate(fns: AnakinFns, state: TrainState, first_step: jax.Array
   return state, metrics
 
 
-def make_train(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
-               *, num_devices: int = 1, axis_name: str | None = None
-               ) -> Callable[..., tuple[TrainState, Metrics]]:
+def make_train(
+  agent: agent_base.BaseAgent,
+  env: JaxEnv,
+  config: AnakinConfig,
+  *,
+  num_devices: int = 1,
+  axis_name: str | None = None,
+) -> Callable[..., tuple[TrainState, Metrics]]:
   """Returns a pure ``train_fn(key) -> (final_state, metrics)`` for a whole run.
 
   ``train_fn`` is ``jax.jit``-able and ``jax.vmap``-able over keys (one run per
@@ -344,7 +391,6 @@ def make_train(agent: agent_base.BaseAgent, env: JaxEnv, config: AnakinConfig,
   def train_fn(key: jax.Array, device_index: jax.Array | int = 0):
     state = fns.init(key, jnp.asarray(device_index, jnp.int32))
     chunk_starts = jnp.arange(derived.num_chunks) * derived.steps_per_chunk
-    return jax.lax.scan(lambda s, start: chunk_and_evaluate(fns, s, start),
-                        state, chunk_starts)
+    return jax.lax.scan(lambda s, start: chunk_and_evaluate(fns, s, start), state, chunk_starts)
 
   return train_fn

@@ -61,14 +61,16 @@ def local_num_devices(config: AnakinConfig) -> int:
     return available
   if config.num_devices > available:
     raise ConfigError(
-        f"num_devices={config.num_devices} but only {available} local "
-        f"{jax.default_backend()} device(s) exist: use --num-devices "
-        f"{available} or fewer (none = all). On CPU, XLA_FLAGS="
-        f"--xla_force_host_platform_device_count=N set before JAX starts gives N devices.")
+      f"num_devices={config.num_devices} but only {available} local "
+      f"{jax.default_backend()} device(s) exist: use --num-devices "
+      f"{available} or fewer (none = all). On CPU, XLA_FLAGS="
+      f"--xla_force_host_platform_device_count=N set before JAX starts gives N devices."
+    )
   if jax.process_count() > 1 and config.num_devices != available:
     raise ConfigError(
-        f"In a multi-process run every process maps over all of its devices: "
-        f"num_devices must be None (or {available}), got {config.num_devices}.")
+      f"In a multi-process run every process maps over all of its devices: "
+      f"num_devices must be None (or {available}), got {config.num_devices}."
+    )
   return config.num_devices
 
 
@@ -86,8 +88,7 @@ def seed_keys_for(config: AnakinConfig) -> jax.Array:
   So seed ``i`` of a many-seed run is the same run as ``seed=config.seed + i``
   alone (up to floating-point reassociation under vmap).
   """
-  return jnp.stack([jax.random.PRNGKey(config.seed + i)
-                    for i in range(config.num_seeds)])
+  return jnp.stack([jax.random.PRNGKey(config.seed + i) for i in range(config.num_seeds)])
 
 
 class Program(NamedTuple):
@@ -111,6 +112,7 @@ class Program(NamedTuple):
     compiler_options: what XLA compiles the chunk with
       (``baselax.training.lowering.compiler_options`` of the agent).
   """
+
   init: Callable
   chunk: Any  # jitted (it is lowered and compiled ahead of time on CPU)
   seed_keys: jax.Array
@@ -125,7 +127,8 @@ class Program(NamedTuple):
     group's devices hold equal params: its first device's are taken)."""
     size = min(self.derived.seed_devices, self.local_devices)
     return jax.tree.map(
-        lambda x: x.reshape(-1, size, *x.shape[1:])[:, 0].reshape(-1, *x.shape[2:]), params)
+      lambda x: x.reshape(-1, size, *x.shape[1:])[:, 0].reshape(-1, *x.shape[2:]), params
+    )
 
   def start(self):
     """Builds the initial state and compiles ``chunk``; returns ``(state, compiled_chunk)``.
@@ -160,12 +163,18 @@ def device_axis(num_devices: int, group_size: int) -> Any:
     return None
   if group_size == num_devices:
     return DEVICE_AXIS
-  return agent_base.DeviceGroups(DEVICE_AXIS, tuple(
-      tuple(range(g, g + group_size)) for g in range(0, num_devices, group_size)))
+  return agent_base.DeviceGroups(
+    DEVICE_AXIS, tuple(tuple(range(g, g + group_size)) for g in range(0, num_devices, group_size))
+  )
 
 
-def check_sweep(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
-                sweep: sweep_lib.Sweep, derived: Derived | None = None) -> None:
+def check_sweep(
+  agent: agent_base.BaseAgent,
+  env: Any,
+  config: AnakinConfig,
+  sweep: sweep_lib.Sweep,
+  derived: Derived | None = None,
+) -> None:
   """Refuses, before compiling, a swept setting the agent cannot take as an
   array (``sweep.check_sweepable``): one run's init and chunk are traced
   abstractly with the settings as traced scalars."""
@@ -181,9 +190,14 @@ def check_sweep(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   sweep_lib.check_sweepable(sweep, trace_one_run, type(agent).__name__)
 
 
-def point_fns(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig, derived: Derived,
-              axis_name: str | None, sweep: sweep_lib.Sweep | None
-              ) -> tuple[Callable[[Any], loop.AnakinFns], Callable[[], dict[str, Any]]]:
+def point_fns(
+  agent: agent_base.BaseAgent,
+  env: Any,
+  config: AnakinConfig,
+  derived: Derived,
+  axis_name: str | None,
+  sweep: sweep_lib.Sweep | None,
+) -> tuple[Callable[[Any], loop.AnakinFns], Callable[[], dict[str, Any]]]:
   """``(fns_for(values), values_here())``: the loop's functions of a sweep
   point's values, and the values of this device's runs (``{}``: no sweep)."""
   if sweep is None:
@@ -200,8 +214,10 @@ def point_fns(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig, deriv
   # same with or without a sweep). Groups of `size` consecutive devices.
   size = derived.seed_devices
   groups = derived.num_devices // size
-  run_values = {k: jnp.repeat(jnp.asarray(v).reshape(groups, -1), size, axis=0)
-                for k, v in sweep.run_values(config.num_seeds).items()}
+  run_values = {
+    k: jnp.repeat(jnp.asarray(v).reshape(groups, -1), size, axis=0)
+    for k, v in sweep.run_values(config.num_seeds).items()
+  }
 
   def values_here():
     return {k: v[jax.lax.axis_index(DEVICE_AXIS)] for k, v in run_values.items()}
@@ -209,8 +225,14 @@ def point_fns(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig, deriv
   return fns_for, values_here
 
 
-def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
-          *, evaluate: bool = True, sweep: sweep_lib.Sweep | None = None) -> Program:
+def build(
+  agent: agent_base.BaseAgent,
+  env: Any,
+  config: AnakinConfig,
+  *,
+  evaluate: bool = True,
+  sweep: sweep_lib.Sweep | None = None,
+) -> Program:
   """Maps the Anakin loop over runs (``vmap``) and devices (``pmap``).
 
   The device axis is introduced here, and only here. ``evaluate=False``
@@ -239,7 +261,7 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   def per_device(runs):
     """``(runs, ...)`` -> ``(local devices, runs per group, ...)``: a device gets its group's."""
     by_group = runs.reshape(groups, -1, *runs.shape[1:])
-    return jnp.repeat(by_group, size, axis=0)[first:first + local]
+    return jnp.repeat(by_group, size, axis=0)[first : first + local]
 
   seed_keys = per_device(jnp.tile(seed_keys_for(config), (num_points, 1)))
   device_indices = jnp.arange(first, first + local, dtype=jnp.int32) % size
@@ -248,7 +270,8 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
 
   def init_runs(keys, device_index):
     return jax.vmap(lambda key, values: fns_for(values).init(key, device_index))(
-        keys, values_here())
+      keys, values_here()
+    )
 
   def chunk_everywhere(state, first_step):
     """A chunk whose metrics every device holds for all devices ``(D, ...)``.
@@ -256,18 +279,27 @@ def build(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
     The all-gather lets each process read the whole run's env steps, returns
     and losses from its own first device: one small collective per chunk.
     """
+
     def one_run(run_state, values):
       fns = fns_for(values)
       if evaluate:
         return loop.chunk_and_evaluate(fns, run_state, first_step)
       return fns.run_chunk(run_state, first_step)
+
     state, metrics = jax.vmap(one_run)(state, values_here())
     return state, jax.lax.all_gather(metrics, DEVICE_AXIS)
 
   init = jax.pmap(init_runs, axis_name=DEVICE_AXIS, devices=devices)
-  chunk = jax.pmap(chunk_everywhere, axis_name=DEVICE_AXIS, in_axes=(0, None),
-                   devices=devices, donate_argnums=0)
-  return Program(init=init, chunk=chunk, seed_keys=seed_keys,
-                 device_indices=device_indices, derived=derived,
-                 num_devices=num_devices, local_devices=local,
-                 compiler_options=lowering.compiler_options(agent))
+  chunk = jax.pmap(
+    chunk_everywhere, axis_name=DEVICE_AXIS, in_axes=(0, None), devices=devices, donate_argnums=0
+  )
+  return Program(
+    init=init,
+    chunk=chunk,
+    seed_keys=seed_keys,
+    device_indices=device_indices,
+    derived=derived,
+    num_devices=num_devices,
+    local_devices=local,
+    compiler_options=lowering.compiler_options(agent),
+  )

@@ -37,8 +37,15 @@ logger = logging.getLogger("baselax.anakin")
 ChunkCallback = Callable[[metrics_lib.ChunkRecord], bool | None]
 
 #: Per-chunk device metrics that are bookkeeping, not OptimOutput scalars.
-_LOOP_METRICS = ("episodes", "episode_return_sum", "updates", "eval_returns",
-                 "params_finite", "recent_return_sum", "recent_episodes")
+_LOOP_METRICS = (
+  "episodes",
+  "episode_return_sum",
+  "updates",
+  "eval_returns",
+  "params_finite",
+  "recent_return_sum",
+  "recent_episodes",
+)
 
 
 def nonfinite_names(raw: Mapping[str, np.ndarray]) -> list[str]:
@@ -47,15 +54,19 @@ def nonfinite_names(raw: Mapping[str, np.ndarray]) -> list[str]:
   Sums over the chunk are finite unless some step was not: zeros are summed
   before learning starts, so NaN here means a NaN loss or scalar.
   """
-  bad = [name for name, value in raw.items()
-         if name != "params_finite" and not np.all(np.isfinite(value))]
+  bad = [
+    name
+    for name, value in raw.items()
+    if name != "params_finite" and not np.all(np.isfinite(value))
+  ]
   if not np.all(raw.get("params_finite", 1.0)):
     bad.append("params")
   return bad
 
 
-def chunk_record(raw: Mapping[str, np.ndarray], group_size: int,
-                 **counters: Any) -> metrics_lib.ChunkRecord:
+def chunk_record(
+  raw: Mapping[str, np.ndarray], group_size: int, **counters: Any
+) -> metrics_lib.ChunkRecord:
   """Reduces one chunk's ``(devices, runs per device, ...)`` device metrics to a record.
 
   The devices form groups of ``group_size`` (``Derived.seed_devices``: all
@@ -63,6 +74,7 @@ def chunk_record(raw: Mapping[str, np.ndarray], group_size: int,
   group holds a share of each of the group's runs' envs (summed over the
   group); the groups hold their runs end to end.
   """
+
   def by_group(x):  # (D, S_g, ...) -> (G, k, S_g, ...)
     return x.reshape(-1, group_size, *x.shape[1:])
 
@@ -71,21 +83,25 @@ def chunk_record(raw: Mapping[str, np.ndarray], group_size: int,
 
   eval_returns = np.moveaxis(by_group(raw["eval_returns"]), 1, 2)  # (G, S_g, k, E)
   return metrics_lib.ChunkRecord.from_sums(
-      episode_return_sum=runs(by_group(raw["episode_return_sum"]).sum(1)),
-      episodes=runs(by_group(raw["episodes"]).sum(1)),
-      recent_return_sum=runs(by_group(raw["recent_return_sum"]).sum(1)),
-      recent_episodes=runs(by_group(raw["recent_episodes"]).sum(1)),
-      updates=runs(by_group(raw["updates"])[:, 0]),  # identical within a group
-      # Reported scalars are pmean-ed by the agent; the group mean also
-      # covers agents that report per-device values.
-      scalar_sums={k: runs(by_group(v).mean(1)) for k, v in raw.items()
-                   if k not in _LOOP_METRICS},
-      eval_returns=eval_returns.reshape(-1, np.prod(eval_returns.shape[2:], dtype=int)),
-      **counters)
+    episode_return_sum=runs(by_group(raw["episode_return_sum"]).sum(1)),
+    episodes=runs(by_group(raw["episodes"]).sum(1)),
+    recent_return_sum=runs(by_group(raw["recent_return_sum"]).sum(1)),
+    recent_episodes=runs(by_group(raw["recent_episodes"]).sum(1)),
+    updates=runs(by_group(raw["updates"])[:, 0]),  # identical within a group
+    # Reported scalars are pmean-ed by the agent; the group mean also
+    # covers agents that report per-device values.
+    scalar_sums={k: runs(by_group(v).mean(1)) for k, v in raw.items() if k not in _LOOP_METRICS},
+    eval_returns=eval_returns.reshape(-1, np.prod(eval_returns.shape[2:], dtype=int)),
+    **counters,
+  )
 
 
-def check_processes_agree(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
-                          identity: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def check_processes_agree(
+  agent: agent_base.BaseAgent,
+  env: Any,
+  config: AnakinConfig,
+  identity: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
   """Refuses to go on unless every process runs the same experiment; returns
   its identity (``checkpoint.run_identity``). A no-op with one process.
 
@@ -94,36 +110,41 @@ def check_processes_agree(agent: agent_base.BaseAgent, env: Any, config: AnakinC
   """
   run_identity = checkpoint_lib.run_identity(config, agent, env, identity)
   distributed.check_same_everywhere(
-      "command lines (trainer configs, agents or their settings)", run_identity)
+    "command lines (trainer configs, agents or their settings)", run_identity
+  )
   return run_identity
 
 
 def check_replay_memory(agent: Any, env: Any, config: AnakinConfig, program: Any) -> None:
   """Logs the replay buffers of every run on every local device, and refuses
   them before compiling if they cannot fit (``baselax.replay.memory``)."""
-  replay_memory = memory_lib.plan(agent, env, config, program.derived,
-                                  local_devices=program.local_devices)
+  replay_memory = memory_lib.plan(
+    agent, env, config, program.derived, local_devices=program.local_devices
+  )
   logger.info(replay_memory.line())
   replay_memory.check()
 
 
-def restore(checkpointer: checkpoint_lib.Checkpointer, state: Any, fingerprint: Any,
-            derived: Any):
+def restore(checkpointer: checkpoint_lib.Checkpointer, state: Any, fingerprint: Any, derived: Any):
   """``(state, chunks done, history)`` from the newest checkpoint, each array
   placed as ``state``'s (its devices and sharding)."""
   restored = checkpointer.restore(state, fingerprint)
-  state = jax.tree.map(lambda like, x: jax.device_put(x, like.sharding),
-                       state, restored.state)
-  logger.info("resumed from %s at chunk %d of %d", checkpointer.directory,
-              restored.chunks_done, derived.num_chunks)
+  state = jax.tree.map(lambda like, x: jax.device_put(x, like.sharding), state, restored.state)
+  logger.info(
+    "resumed from %s at chunk %d of %d",
+    checkpointer.directory,
+    restored.chunks_done,
+    derived.num_chunks,
+  )
   return state, restored.chunks_done, list(restored.history)
 
 
 class Training:
   """What a run's chunks advance: the state on the devices, and the records."""
 
-  def __init__(self, program: Any, compiled: Callable, state: Any,
-               history: list[metrics_lib.ChunkRecord]):
+  def __init__(
+    self, program: Any, compiled: Callable, state: Any, history: list[metrics_lib.ChunkRecord]
+  ):
     self.program, self.compiled, self.state, self.history = program, compiled, state, history
     self.started = time.perf_counter()
     self.wall_offset = history[-1].wall_time if history else 0.0
@@ -138,59 +159,88 @@ class Training:
     raw = jax.tree.map(lambda x: np.asarray(x.addressable_data(0))[0], raw)
     elapsed = time.perf_counter() - t0
     record = chunk_record(
-        raw, derived.seed_devices, chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
-        wall_time=self.wall_offset + time.perf_counter() - self.started,
-        sps=derived.env_steps_per_chunk * derived.num_runs / elapsed)
+      raw,
+      derived.seed_devices,
+      chunk=c,
+      env_steps=(c + 1) * derived.env_steps_per_chunk,
+      wall_time=self.wall_offset + time.perf_counter() - self.started,
+      sps=derived.env_steps_per_chunk * derived.num_runs / elapsed,
+    )
     return record, nonfinite_names(raw)
 
-  def save(self, checkpointer: Any, fingerprint: Any, multi_process: bool,
-           chunks_done: int) -> None:
+  def save(
+    self, checkpointer: Any, fingerprint: Any, multi_process: bool, chunks_done: int
+  ) -> None:
     """The checkpoint at ``chunks_done`` (the whole state but in a multi-process run)."""
     if checkpointer is not None:
-      checkpointer.save(chunks_done, self.state, self.history, fingerprint,
-                        params=self.program.params_per_seed(self.state.params),
-                        include_state=not multi_process)
+      checkpointer.save(
+        chunks_done,
+        self.state,
+        self.history,
+        fingerprint,
+        params=self.program.params_per_seed(self.state.params),
+        include_state=not multi_process,
+      )
 
-  def drive(self, first_chunk: int, checkpointer: Any, fingerprint: Any,
-            on_chunk: ChunkCallback | None) -> bool:
+  def drive(
+    self, first_chunk: int, checkpointer: Any, fingerprint: Any, on_chunk: ChunkCallback | None
+  ) -> bool:
     """Runs the chunks from ``first_chunk`` on; whether it stopped early."""
     multi_process = jax.process_count() > 1
     # Every process of a multi-process run turns Ctrl-C into a request and takes
     # the same decision, or the others would wait in the next chunk's collectives.
     return driver.drive(
-        range(first_chunk, self.program.derived.num_chunks), self.run_chunk,
-        self.program.derived, history=self.history, checkpointer=checkpointer,
-        on_chunk=on_chunk, log=logger.info,
-        save=functools.partial(self.save, checkpointer, fingerprint, multi_process),
-        stop_enabled=checkpointer is not None or multi_process,
-        agree=distributed.any_process)
+      range(first_chunk, self.program.derived.num_chunks),
+      self.run_chunk,
+      self.program.derived,
+      history=self.history,
+      checkpointer=checkpointer,
+      on_chunk=on_chunk,
+      log=logger.info,
+      save=functools.partial(self.save, checkpointer, fingerprint, multi_process),
+      stop_enabled=checkpointer is not None or multi_process,
+      agree=distributed.any_process,
+    )
 
-  def result(self, config: AnakinConfig, first_chunk: int, stopped_early: bool,
-             times: dict[str, float]) -> TrainResult:
+  def result(
+    self, config: AnakinConfig, first_chunk: int, stopped_early: bool, times: dict[str, float]
+  ) -> TrainResult:
     """The run's :class:`TrainResult`; ``times``: its compile and total time."""
     metrics = metrics_lib.stack_history(self.history)
     metrics.update(times)
     return metrics_lib.TrainResult(
-        params=self.program.params_per_seed(self.state.params), state=self.state,
-        metrics=metrics, history=self.history, config=config, derived=self.program.derived,
-        stopped_early=stopped_early, first_chunk=first_chunk)
+      params=self.program.params_per_seed(self.state.params),
+      state=self.state,
+      metrics=metrics,
+      history=self.history,
+      config=config,
+      derived=self.program.derived,
+      stopped_early=stopped_early,
+      first_chunk=first_chunk,
+    )
 
 
-def with_sweep(identity: Mapping[str, Any] | None, sweep: sweep_lib.Sweep | None
-               ) -> Mapping[str, Any] | None:
+def with_sweep(
+  identity: Mapping[str, Any] | None, sweep: sweep_lib.Sweep | None
+) -> Mapping[str, Any] | None:
   """``identity`` with the sweep's points (a sweep of other points is another run)."""
   if sweep is None:
     return identity
   sweep.check_points()
-  return {**(identity or {}),
-          "sweep": {k: np.asarray(v).tolist() for k, v in sweep.values.items()}}
+  return {**(identity or {}), "sweep": {k: np.asarray(v).tolist() for k, v in sweep.values.items()}}
 
 
-def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
-          *, on_chunk: ChunkCallback | None = None,
-          checkpointer: checkpoint_lib.Checkpointer | None = None,
-          resume: bool = False, identity: Mapping[str, Any] | None = None,
-          sweep: sweep_lib.Sweep | None = None) -> TrainResult:
+def train(
+  agent: agent_base.BaseAgent,
+  env: Any,
+  config: AnakinConfig,
+  *,
+  on_chunk: ChunkCallback | None = None,
+  checkpointer: checkpoint_lib.Checkpointer | None = None,
+  resume: bool = False,
+  identity: Mapping[str, Any] | None = None,
+  sweep: sweep_lib.Sweep | None = None,
+) -> TrainResult:
   """Trains ``agent`` on ``env`` with the Anakin architecture.
 
   Args:
@@ -242,10 +292,19 @@ def train(agent: agent_base.BaseAgent, env: Any, config: AnakinConfig,
   if resume_from is not None:
     state, first_chunk, history = restore(resume_from, state, fingerprint, derived)
   compile_time = time.perf_counter() - t_start
-  logger.info("compiled in %.1fs: %d chunks of %d env steps per seed on %d device(s), "
-              "%d run(s)", compile_time, derived.num_chunks, derived.env_steps_per_chunk,
-              program.num_devices, derived.num_runs)
+  logger.info(
+    "compiled in %.1fs: %d chunks of %d env steps per seed on %d device(s), %d run(s)",
+    compile_time,
+    derived.num_chunks,
+    derived.env_steps_per_chunk,
+    program.num_devices,
+    derived.num_runs,
+  )
   training = Training(program, compiled, state, history)
   stopped_early = training.drive(first_chunk, checkpointer, fingerprint, on_chunk)
-  return training.result(config, first_chunk, stopped_early, {
-      "compile_time": compile_time, "total_time": time.perf_counter() - t_start})
+  return training.result(
+    config,
+    first_chunk,
+    stopped_early,
+    {"compile_time": compile_time, "total_time": time.perf_counter() - t_start},
+  )

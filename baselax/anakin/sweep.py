@@ -56,15 +56,20 @@ class Sweep:
       called with Python numbers to validate each point on the host, and with
       traced scalars while the program is traced; it must not branch on them.
   """
+
   values: Mapping[str, np.ndarray]
   build: BuildFn
 
   def __post_init__(self):
     sizes = {name: np.shape(v) for name, v in self.values.items()}
-    if not sizes or len({s for s in sizes.values()}) != 1 or any(
-        len(s) != 1 or s[0] < 1 for s in sizes.values()):
-      raise ValueError(f"Sweep.values must be one or more (P,) arrays of equal "
-                       f"length, got shapes {sizes}.")
+    if (
+      not sizes
+      or len({s for s in sizes.values()}) != 1
+      or any(len(s) != 1 or s[0] < 1 for s in sizes.values())
+    ):
+      raise ValueError(
+        f"Sweep.values must be one or more (P,) arrays of equal length, got shapes {sizes}."
+      )
 
   @property
   def names(self) -> tuple[str, ...]:
@@ -83,8 +88,7 @@ class Sweep:
 
   def run_values(self, num_seeds: int) -> dict[str, np.ndarray]:
     """``{setting: (P * num_seeds,)}``: each point's values, once per seed (run order)."""
-    return {name: np.repeat(program_dtype(v), num_seeds)
-            for name, v in self.values.items()}
+    return {name: np.repeat(program_dtype(v), num_seeds) for name, v in self.values.items()}
 
   def check_points(self) -> None:
     """Builds every point's agent from Python values, so the agent's own
@@ -105,8 +109,9 @@ def program_dtype(values: Any) -> np.ndarray:
   """Sweep values as the program holds them: integers int32, the rest float32."""
   values = np.asarray(values)
   if values.dtype == bool:
-    raise ConfigError("boolean settings choose code paths and cannot be swept: "
-                      "run one experiment per value.")
+    raise ConfigError(
+      "boolean settings choose code paths and cannot be swept: run one experiment per value."
+    )
   return values.astype(np.int32 if np.issubdtype(values.dtype, np.integer) else np.float32)
 
 
@@ -116,11 +121,11 @@ def grid(axes: Sequence[tuple[str, Sequence[Any]]]) -> dict[str, np.ndarray]:
   product of the axes' lengths."""
   names = [name for name, _ in axes]
   if len(set(names)) != len(names):
-    raise ConfigError(f"a setting is swept twice: {names}; give each once, with all "
-                      f"its values (name=v1,v2,...).")
+    raise ConfigError(
+      f"a setting is swept twice: {names}; give each once, with all its values (name=v1,v2,...)."
+    )
   product = list(itertools.product(*[tuple(values) for _, values in axes]))
-  return {name: np.asarray([point[i] for point in product])
-          for i, name in enumerate(names)}
+  return {name: np.asarray([point[i] for point in product]) for i, name in enumerate(names)}
 
 
 def replace_values(config: Any, values: Mapping[str, Any]) -> Any:
@@ -139,8 +144,7 @@ def replace_values(config: Any, values: Mapping[str, Any]) -> Any:
   return out
 
 
-def check_sweepable(sweep: Sweep, trace: Callable[[Mapping[str, Any]], Any],
-                    owner: str) -> None:
+def check_sweepable(sweep: Sweep, trace: Callable[[Mapping[str, Any]], Any], owner: str) -> None:
   """Refuses a setting the agent cannot take as an array, naming it.
 
   ``trace(values)`` traces what the program will compile for one run with
@@ -151,8 +155,9 @@ def check_sweepable(sweep: Sweep, trace: Callable[[Mapping[str, Any]], Any],
   Raises:
     ConfigError: ``owner`` (the agent) uses a setting as a Python value.
   """
-  examples = {name: jax.ShapeDtypeStruct((), program_dtype(v).dtype)
-              for name, v in sweep.values.items()}
+  examples = {
+    name: jax.ShapeDtypeStruct((), program_dtype(v).dtype) for name, v in sweep.values.items()
+  }
   try:
     jax.eval_shape(trace, examples)
     return
@@ -164,8 +169,11 @@ def check_sweepable(sweep: Sweep, trace: Callable[[Mapping[str, Any]], Any],
     except _TRACING_ERRORS as error:
       reason = str(error).strip().splitlines()[0][:160]
       raise ConfigError(
-          f"sweep: {owner} cannot take {name} as an array (it uses it as a Python "
-          f"value: a shape, a branch or a check; {type(error).__name__}: {reason}). "
-          f"Run one experiment per value of {name} instead.") from None
-  raise ConfigError(f"sweep: {owner} cannot take {', '.join(sweep.names)} together "
-                    f"as arrays; sweep them one at a time.")
+        f"sweep: {owner} cannot take {name} as an array (it uses it as a Python "
+        f"value: a shape, a branch or a check; {type(error).__name__}: {reason}). "
+        f"Run one experiment per value of {name} instead."
+      ) from None
+  raise ConfigError(
+    f"sweep: {owner} cannot take {', '.join(sweep.names)} together "
+    f"as arrays; sweep them one at a time."
+  )

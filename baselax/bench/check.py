@@ -64,17 +64,29 @@ def run_child(item: dict[str, Any], out_dir: str, timeout: float) -> dict[str, A
     flags += ["--run-dir", run_dir]
   else:
     flags += ["--json", os.path.join(out_dir, "logs", f"{name}.bench.json")]
-  cmd = [sys.executable, "-m", "baselax.hardware", "--report", report, "--module", "--",
-         "baselax", item["script"], *flags]
-  result: dict[str, Any] = dict(name=name, what=item["what"], command=" ".join(
-      ["baselax", item["script"], *flags]))
+  cmd = [
+    sys.executable,
+    "-m",
+    "baselax.hardware",
+    "--report",
+    report,
+    "--module",
+    "--",
+    "baselax",
+    item["script"],
+    *flags,
+  ]
+  result: dict[str, Any] = dict(
+    name=name, what=item["what"], command=" ".join(["baselax", item["script"], *flags])
+  )
   t = time.perf_counter()
   with open(log_path, "w") as log:
     log.write("$ " + " ".join(cmd) + "\n")
     log.flush()
     # Its own process group, so a timeout stops everything it started.
-    proc = subprocess.Popen(cmd, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+      cmd, cwd=out_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
       code = proc.wait(timeout=timeout)
       status = "ok" if code == 0 else f"exit {code}"
@@ -104,14 +116,31 @@ def run_child(item: dict[str, Any], out_dir: str, timeout: float) -> dict[str, A
 
 def bench_rows_from_output(output: str) -> list[dict[str, Any]]:
   """The rows bench.py printed before it was stopped (its fixed-width table)."""
-  names = ("kind", "num_envs", "num_seeds", "env_steps_per_s", "per_seed_env_steps_per_s",
-           "updates_per_s", "ratio_vs_limit_policy", "ratio_vs_hostloop", "compile_s")
-  bounds = [(0, 13), (13, 20), (20, 27), (27, 40), (40, 53), (53, 66), (66, 79),
-            (79, 92), (92, 104)]
+  names = (
+    "kind",
+    "num_envs",
+    "num_seeds",
+    "env_steps_per_s",
+    "per_seed_env_steps_per_s",
+    "updates_per_s",
+    "ratio_vs_limit_policy",
+    "ratio_vs_hostloop",
+    "compile_s",
+  )
+  bounds = [
+    (0, 13),
+    (13, 20),
+    (20, 27),
+    (27, 40),
+    (40, 53),
+    (53, 66),
+    (66, 79),
+    (79, 92),
+    (92, 104),
+  ]
   rows = []
   for line in output.splitlines():
-    if line[:13].strip() not in ("limit", "limit+policy", "anakin", "hostloop", "seeds",
-                                 "scaling"):
+    if line[:13].strip() not in ("limit", "limit+policy", "anakin", "hostloop", "seeds", "scaling"):
       continue
     row: dict[str, Any] = {}
     try:
@@ -146,12 +175,16 @@ def read_run(run_dir: str, output: str) -> dict[str, Any]:
     return out
   last = lines[-1]
   seeds = len(last.get("eval_return") or [1])
-  out.update(env_steps_per_seed=last["env_steps"], num_seeds=seeds,
-             run_s=last["wall_time"], chunks=len(lines),
-             env_steps_per_s=last["env_steps"] * seeds / last["wall_time"],
-             final_return=_finite_mean(last.get("eval_return", [])),
-             final_return_min=min(last["eval_return"]) if last.get("eval_return") else None,
-             final_train_return=_finite_mean(last.get("train_return", [])))
+  out.update(
+    env_steps_per_seed=last["env_steps"],
+    num_seeds=seeds,
+    run_s=last["wall_time"],
+    chunks=len(lines),
+    env_steps_per_s=last["env_steps"] * seeds / last["wall_time"],
+    final_return=_finite_mean(last.get("eval_return", [])),
+    final_return_min=min(last["eval_return"]) if last.get("eval_return") else None,
+    final_train_return=_finite_mean(last.get("train_return", [])),
+  )
   return out
 
 
@@ -160,10 +193,15 @@ def nvidia_smi() -> str | None:
   if shutil.which("nvidia-smi") is None:
     return None
   try:
-    return subprocess.run(
-        ["nvidia-smi", "--query-gpu=name,memory.total,driver_version",
-         "--format=csv,noheader"], capture_output=True, text=True, timeout=30
-    ).stdout.strip() or None
+    return (
+      subprocess.run(
+        ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+      ).stdout.strip()
+      or None
+    )
   except (OSError, subprocess.SubprocessError):
     return None
 
@@ -184,45 +222,61 @@ def _mem(result: dict[str, Any]) -> str:
 def markdown(summary: dict[str, Any]) -> str:
   """The tables: the runs, then the bench rows."""
   h = summary["header"]
-  lines = [f"# accelerator check{' (smoke)' if summary['smoke'] else ''}", "",
-           f"{h.get('device_kind', '?')} x{h.get('device_count', '?')} | backend "
-           f"{h.get('backend', '?')} | jax {h.get('jax', '?')} | "
-           f"{h.get('nvidia_smi') or 'no nvidia-smi'} | {h['date']} | "
-           f"total {summary['wall_s']:.0f} s", ""]
+  lines = [
+    f"# accelerator check{' (smoke)' if summary['smoke'] else ''}",
+    "",
+    f"{h.get('device_kind', '?')} x{h.get('device_count', '?')} | backend "
+    f"{h.get('backend', '?')} | jax {h.get('jax', '?')} | "
+    f"{h.get('nvidia_smi') or 'no nvidia-smi'} | {h['date']} | "
+    f"total {summary['wall_s']:.0f} s",
+    "",
+  ]
   if summary.get("hint"):
     lines += [summary["hint"], ""]
-  lines += ["| item | what | status | compile s | run s | env steps/s (all seeds) | "
-            "final return, mean (min) | peak memory MiB |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+  lines += [
+    "| item | what | status | compile s | run s | env steps/s (all seeds) | "
+    "final return, mean (min) | peak memory MiB |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ]
   for r in summary["items"]:
     if r["name"].startswith("bench"):
-      lines.append(f"| {r['name']} | {r['what']} | {r['status']} | | "
-                   f"{_fmt(r.get('wall_s'), '.1f')} (wall) | see below | | {_mem(r)} |")
+      lines.append(
+        f"| {r['name']} | {r['what']} | {r['status']} | | "
+        f"{_fmt(r.get('wall_s'), '.1f')} (wall) | see below | | {_mem(r)} |"
+      )
       continue
     ret = _fmt(r.get("final_return"), ".1f")
     if ret and r.get("num_seeds", 1) > 1:
       ret += f" ({_fmt(r.get('final_return_min'), '.1f')})"
-    lines.append(f"| {r['name']} | {r['what']} | {r['status']} | "
-                 f"{_fmt(r.get('compile_s'), '.1f')} | {_fmt(r.get('run_s'), '.1f')} | "
-                 f"{_fmt(r.get('env_steps_per_s'))} | {ret} | {_mem(r)} |")
-  bench_rows = [(r["name"], row) for r in summary["items"]
-                for row in r.get("bench", {}).get("rows", [])]
+    lines.append(
+      f"| {r['name']} | {r['what']} | {r['status']} | "
+      f"{_fmt(r.get('compile_s'), '.1f')} | {_fmt(r.get('run_s'), '.1f')} | "
+      f"{_fmt(r.get('env_steps_per_s'))} | {ret} | {_mem(r)} |"
+    )
+  bench_rows = [
+    (r["name"], row) for r in summary["items"] for row in r.get("bench", {}).get("rows", [])
+  ]
   if bench_rows:
-    lines += ["", "bench.py rows (`anakin` is the whole loop; ratios from the same process):", "",
-              "| kind | N | seeds | env steps/s | per seed | updates/s | vs limit+policy | "
-              "vs hostloop | compile s | buffer MiB |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [
+      "",
+      "bench.py rows (`anakin` is the whole loop; ratios from the same process):",
+      "",
+      "| kind | N | seeds | env steps/s | per seed | updates/s | vs limit+policy | "
+      "vs hostloop | compile s | buffer MiB |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, row in bench_rows:
       if name == "bench-large" and row["kind"] == "seeds":
         continue  # the one-seed row that bench.py always adds: the anakin row again
       lines.append(
-          f"| {row['kind']} | {row['num_envs']:,} | {row['num_seeds']} | "
-          f"{_fmt(row.get('env_steps_per_s'))} | "
-          f"{_fmt(row.get('per_seed_env_steps_per_s', row.get('env_steps_per_s')))} | "
-          f"{_fmt(row.get('updates_per_s'))} | "
-          f"{_fmt(row.get('ratio_vs_limit_policy'), '.2f')} | "
-          f"{_fmt(row.get('ratio_vs_hostloop'), '.1f')} | {_fmt(row.get('compile_s'), '.1f')} | "
-          f"{_fmt(row.get('buffer_bytes', 0) / 2**20, '.1f')} |")
+        f"| {row['kind']} | {row['num_envs']:,} | {row['num_seeds']} | "
+        f"{_fmt(row.get('env_steps_per_s'))} | "
+        f"{_fmt(row.get('per_seed_env_steps_per_s', row.get('env_steps_per_s')))} | "
+        f"{_fmt(row.get('updates_per_s'))} | "
+        f"{_fmt(row.get('ratio_vs_limit_policy'), '.2f')} | "
+        f"{_fmt(row.get('ratio_vs_hostloop'), '.1f')} | {_fmt(row.get('compile_s'), '.1f')} | "
+        f"{_fmt(row.get('buffer_bytes', 0) / 2**20, '.1f')} |"
+      )
   return "\n".join(lines) + "\n"
 
 
@@ -235,15 +289,16 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
   t0 = time.perf_counter()
   deadline = t0 + args.time_budget
   smi = nvidia_smi()
-  print(f"accelerator check{' (smoke)' if args.smoke else ''}: {len(items)} items, "
-        f"budget {args.time_budget:.0f} s -> {out_dir}" +
-        (f" | {smi}" if smi else ""), flush=True)
+  print(
+    f"accelerator check{' (smoke)' if args.smoke else ''}: {len(items)} items, "
+    f"budget {args.time_budget:.0f} s -> {out_dir}" + (f" | {smi}" if smi else ""),
+    flush=True,
+  )
   results = []
   for item in items:
     left = deadline - time.perf_counter()
     if left < 15:
-      results.append(dict(name=item["name"], what=item["what"],
-                          status="skipped (time budget)"))
+      results.append(dict(name=item["name"], what=item["what"], status="skipped (time budget)"))
       print(f"  {item['name']:<12} skipped: the time budget is spent", flush=True)
       continue
     result = run_child(item, out_dir, min(item["timeout"], left))
@@ -251,22 +306,36 @@ def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     if item["script"] == BENCH:
       figures = f"{len(result.get('bench', {}).get('rows', []))} bench rows"
     else:
-      figures = (f"env steps/s {_fmt(result.get('env_steps_per_s'), none='-')}, "
-                 f"final return {_fmt(result.get('final_return'), '.1f', none='-')}, "
-                 f"compile {_fmt(result.get('compile_s'), '.1f', none='-')} s")
-    print(f"  {item['name']:<12} {result['status']:<10} {result['wall_s']:6.1f} s | "
-          f"{figures} | peak memory {_mem(result)} MiB", flush=True)
+      figures = (
+        f"env steps/s {_fmt(result.get('env_steps_per_s'), none='-')}, "
+        f"final return {_fmt(result.get('final_return'), '.1f', none='-')}, "
+        f"compile {_fmt(result.get('compile_s'), '.1f', none='-')} s"
+      )
+    print(
+      f"  {item['name']:<12} {result['status']:<10} {result['wall_s']:6.1f} s | "
+      f"{figures} | peak memory {_mem(result)} MiB",
+      flush=True,
+    )
   reports = [r["report"] for r in results if r.get("report", {}).get("backend")]
-  header = {k: reports[0].get(k) for k in
-            ("jax", "backend", "device_kind", "device_count")} if reports else {}
-  header.update(nvidia_smi=smi, date=stamp, python=sys.version.split()[0],
-                cpu_count=os.cpu_count())
+  header = (
+    {k: reports[0].get(k) for k in ("jax", "backend", "device_kind", "device_count")}
+    if reports
+    else {}
+  )
+  header.update(nvidia_smi=smi, date=stamp, python=sys.version.split()[0], cpu_count=os.cpu_count())
   hint = None
   if header.get("backend"):
     from baselax import hardware  # no JAX import: the children hold the device
+
     hint = hardware.accelerator_hint(header["backend"])
-  summary = dict(header=header, smoke=args.smoke, hint=hint, items=results,
-                 wall_s=time.perf_counter() - t0, time_budget_s=args.time_budget)
+  summary = dict(
+    header=header,
+    smoke=args.smoke,
+    hint=hint,
+    items=results,
+    wall_s=time.perf_counter() - t0,
+    time_budget_s=args.time_budget,
+  )
   with open(os.path.join(out_dir, "accelerator_check.json"), "w") as f:
     json.dump(summary, f, indent=1)
   table = markdown(summary)

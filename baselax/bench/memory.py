@@ -19,26 +19,44 @@ def memory_rows(env, agent, args) -> list[dict[str, Any]]:
   """
   from baselax import replay
   from baselax.envs.protocol import truncation_interval
+
   n = args.num_envs[0]
   example = replay.example_record(agent, env)
   rows = []
   for storage in ("float32", "auto"):
     for n_step, prioritized in ((1, False), (1, True), (3, False), (3, True)):
       config = anakin.AnakinConfig(
-          buffer_size=max(args.buffer_size, 2 * n), num_envs=n, n_step=n_step,
-          batch_size=min(args.batch_size, args.buffer_size), prioritized=prioritized,
-          obs_storage=storage)
+        buffer_size=max(args.buffer_size, 2 * n),
+        num_envs=n,
+        n_step=n_step,
+        batch_size=min(args.batch_size, args.buffer_size),
+        prioritized=prioritized,
+        obs_storage=storage,
+      )
       try:
         codec = replay.obs_codec(storage, env)
       except ConfigError:
         continue
-      buf = replay.make_replay(replay.ReplayConfig.of(config), example, 0.99, codec=codec,
-                               truncation_interval=truncation_interval(env))
+      buf = replay.make_replay(
+        replay.ReplayConfig.of(config),
+        example,
+        0.99,
+        codec=codec,
+        truncation_interval=truncation_interval(env),
+      )
       state = jax.jit(buf.init)()
       nbytes = sum(x.nbytes for x in jax.tree.leaves(state))
-      rows.append(dict(kind="memory", buffer=replay.memory.buffer_kind(config),
-                       requested=storage, obs_storage=codec.name, obs_bytes=codec.obs_bytes,
-                       stored_obs_bytes=codec.stored_bytes, capacity=buf.capacity,
-                       bytes_per_transition=nbytes / buf.capacity))
+      rows.append(
+        dict(
+          kind="memory",
+          buffer=replay.memory.buffer_kind(config),
+          requested=storage,
+          obs_storage=codec.name,
+          obs_bytes=codec.obs_bytes,
+          stored_obs_bytes=codec.stored_bytes,
+          capacity=buf.capacity,
+          bytes_per_transition=nbytes / buf.capacity,
+        )
+      )
       del state
   return rows

@@ -14,14 +14,31 @@ importable before ``jax.distributed.initialize``.
 from baselax._lazy import lazy_attributes
 
 _WHERE = {
-    "EnvStep": "protocol", "JaxEnv": "protocol", "JaxVectorEnv": "protocol",
-    "action_mask": "protocol", "vector_env": "protocol",
-    "GymnaxEnv": "gymnax_env",
-    "make": "suites", "registered_ids": "suites", "SUITES": "suites",
-    "env_spaces": "spaces", "to_gymnasium_space": "spaces",
+  "EnvStep": "protocol",
+  "JaxEnv": "protocol",
+  "JaxVectorEnv": "protocol",
+  "action_mask": "protocol",
+  "vector_env": "protocol",
+  "GymnaxEnv": "gymnax_env",
+  "make": "suites",
+  "registered_ids": "suites",
+  "SUITES": "suites",
+  "env_spaces": "spaces",
+  "to_gymnasium_space": "spaces",
 }
-_SUBMODULES = ("protocol", "observations", "suite_env", "suites", "gymnax_env",
-               "minatar_env", "spaces", "craftax_env", "jumanji_env", "navix_env", "xminigrid_env")
+_SUBMODULES = (
+  "protocol",
+  "observations",
+  "suite_env",
+  "suites",
+  "gymnax_env",
+  "minatar_env",
+  "spaces",
+  "craftax_env",
+  "jumanji_env",
+  "navix_env",
+  "xminigrid_env",
+)
 
 __all__ = list(_WHERE)
 

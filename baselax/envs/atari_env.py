@@ -52,6 +52,7 @@ class AtariConfig:
     clip_rewards: learn from the sign of each reward (DQN's reward clipping); returns are always
       reported in game score.
   """
+
   noop_max: int = 30
   frame_skip: int = 4
   screen_size: int = 84
@@ -62,8 +63,13 @@ class AtariConfig:
   clip_rewards: bool = True
 
   def __post_init__(self):
-    for name, low in (("noop_max", 0), ("frame_skip", 1), ("screen_size", 8),
-                      ("frame_stack", 1), ("max_episode_frames", 1)):
+    for name, low in (
+      ("noop_max", 0),
+      ("frame_skip", 1),
+      ("screen_size", 8),
+      ("frame_stack", 1),
+      ("max_episode_frames", 1),
+    ):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}.")
@@ -78,9 +84,11 @@ def _ale():
     import ale_py
     import cv2  # noqa: F401  (gymnasium's AtariPreprocessing resizes with it)
   except ImportError as error:
-    raise ConfigError(f"Atari needs ale-py (its ROMs ship with it) and OpenCV: "
-                      f"{INSTALL} ({error}).") from error
+    raise ConfigError(
+      f"Atari needs ale-py (its ROMs ship with it) and OpenCV: {INSTALL} ({error})."
+    ) from error
   import gymnasium
+
   gymnasium.register_envs(ale_py)
   return ale_py
 
@@ -89,8 +97,10 @@ def atari_ids() -> Sequence[str]:
   """Every gymnasium id registered by ale-py (``ALE/Pong-v5``, ``PongNoFrameskip-v4``, ...)."""
   _ale()
   import gymnasium
-  return sorted(k for k, spec in gymnasium.registry.items()
-                if str(spec.entry_point).startswith("ale_py"))
+
+  return sorted(
+    k for k, spec in gymnasium.registry.items() if str(spec.entry_point).startswith("ale_py")
+  )
 
 
 def check_env_id(env_id: str) -> None:
@@ -104,9 +114,11 @@ def check_env_id(env_id: str) -> None:
     return
   close = difflib.get_close_matches(env_id, ids, n=3)
   hint = f"did you mean {', '.join(close)}? " if close else ""
-  raise ConfigError(f"env_id {env_id!r} is not an Atari id of ale-py: {hint}ids are "
-                    f"ALE/<Game>-v5 (e.g. ALE/Pong-v5, ALE/Breakout-v5), "
-                    f"<Game>NoFrameskip-v4, ...; {len(ids)} in all.")
+  raise ConfigError(
+    f"env_id {env_id!r} is not an Atari id of ale-py: {hint}ids are "
+    f"ALE/<Game>-v5 (e.g. ALE/Pong-v5, ALE/Breakout-v5), "
+    f"<Game>NoFrameskip-v4, ...; {len(ids)} in all."
+  )
 
 
 def make_env(env_id: str, config: AtariConfig = AtariConfig()) -> Any:
@@ -121,17 +133,24 @@ def make_env(env_id: str, config: AtariConfig = AtariConfig()) -> Any:
   import gymnasium
   from gymnasium import wrappers
 
-  kwargs: dict[str, Any] = dict(frameskip=1,  # AtariPreprocessing skips and max-pools
-                                max_num_frames_per_episode=config.max_episode_frames)
+  kwargs: dict[str, Any] = dict(
+    frameskip=1,  # AtariPreprocessing skips and max-pools
+    max_num_frames_per_episode=config.max_episode_frames,
+  )
   if config.repeat_action_probability is not None:
     kwargs["repeat_action_probability"] = config.repeat_action_probability
   env = gymnasium.make(env_id, disable_env_checker=True, **kwargs)
   env = wrappers.AtariPreprocessing(
-      env, noop_max=config.noop_max, frame_skip=config.frame_skip,
-      screen_size=config.screen_size,
-      # A life loss is a learning signal (LifeLossTerminal), not an episode
-      # end: with the wrapper's own flag every lost life would reset the game.
-      terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+    env,
+    noop_max=config.noop_max,
+    frame_skip=config.frame_skip,
+    screen_size=config.screen_size,
+    # A life loss is a learning signal (LifeLossTerminal), not an episode
+    # end: with the wrapper's own flag every lost life would reset the game.
+    terminal_on_life_loss=False,
+    grayscale_obs=True,
+    scale_obs=False,
+  )
   return wrappers.FrameStackObservation(env, config.frame_stack)
 
 
@@ -147,11 +166,11 @@ class LifeLossTerminal:
   def __init__(self):
     self.lives: np.ndarray | None = None
 
-  def __call__(self, terminated: np.ndarray, truncated: np.ndarray,
-               info: dict[str, Any]) -> np.ndarray:
+  def __call__(
+    self, terminated: np.ndarray, truncated: np.ndarray, info: dict[str, Any]
+  ) -> np.ndarray:
     lives = np.asarray(info["lives"])
-    lost = (np.zeros_like(terminated, bool) if self.lives is None
-            else lives < self.lives)
+    lost = np.zeros_like(terminated, bool) if self.lives is None else lives < self.lives
     self.lives = lives
     return np.logical_or(terminated, lost & ~np.logical_or(terminated, truncated))
 
@@ -165,6 +184,7 @@ def make_vector_env(env_id: str, num_envs: int, config: AtariConfig = AtariConfi
   """
   import gymnasium
   from gymnasium.vector import AutoresetMode
+
   return gymnasium.vector.SyncVectorEnv(
-      [lambda: make_env(env_id, config)] * num_envs,
-      autoreset_mode=AutoresetMode.SAME_STEP)
+    [lambda: make_env(env_id, config)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP
+  )

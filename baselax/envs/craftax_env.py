@@ -31,8 +31,12 @@ from craftax import craftax_env
 from baselax.envs import observations, suite_env
 
 #: The ids ``craftax.craftax_env.make_craftax_env_from_name`` knows.
-IDS = ("Craftax-Classic-Symbolic-v1", "Craftax-Classic-Pixels-v1",
-       "Craftax-Symbolic-v1", "Craftax-Pixels-v1")
+IDS = (
+  "Craftax-Classic-Symbolic-v1",
+  "Craftax-Classic-Pixels-v1",
+  "Craftax-Symbolic-v1",
+  "Craftax-Pixels-v1",
+)
 
 #: Envs per fresh reset per step (see :mod:`baselax.envs.suite_env`).
 DEFAULT_RESET_RATIO = 16
@@ -53,22 +57,29 @@ class CraftaxEnv(suite_env.SuiteEnv):
     **kwargs: fields of its ``EnvParams`` (``max_timesteps``, ...).
   """
 
-  def __init__(self, name: str, num_envs: int = 1, *,
-               reset_ratio: int | None = DEFAULT_RESET_RATIO, **kwargs: Any):
+  def __init__(
+    self,
+    name: str,
+    num_envs: int = 1,
+    *,
+    reset_ratio: int | None = DEFAULT_RESET_RATIO,
+    **kwargs: Any,
+  ):
     self.env = craftax_env.make_craftax_env_from_name(name, auto_reset=False)
     self.env_params = self.env.default_params.replace(**kwargs)
     # The same params without a time limit: is_terminal then reports only
     # what ends an episode for good (death, lava, the boss).
-    self._no_time_limit = self.env_params.replace(
-        max_timesteps=np.iinfo(np.int32).max)
+    self._no_time_limit = self.env_params.replace(max_timesteps=np.iinfo(np.int32).max)
     space = self.env.observation_space(self.env_params)
-    shown = kwargs if reset_ratio == DEFAULT_RESET_RATIO else dict(
-        kwargs, reset_ratio=reset_ratio)
+    shown = kwargs if reset_ratio == DEFAULT_RESET_RATIO else dict(kwargs, reset_ratio=reset_ratio)
     self._init_suite(
-        suite_env.identity("craftax", name, shown), num_envs,
-        observations.array_space(self.example_raw_obs(), (space.low, space.high)),
-        gymnasium.spaces.Discrete(int(self.env.num_actions)),
-        self.env_params.max_timesteps, reset_ratio=reset_ratio)
+      suite_env.identity("craftax", name, shown),
+      num_envs,
+      observations.array_space(self.example_raw_obs(), (space.low, space.high)),
+      gymnasium.spaces.Discrete(int(self.env.num_actions)),
+      self.env_params.max_timesteps,
+      reset_ratio=reset_ratio,
+    )
 
   def reset_one(self, key: jax.Array):
     obs, state = self.env.reset(key, self.env_params)

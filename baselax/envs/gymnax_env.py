@@ -54,16 +54,16 @@ class GymnaxEnv(JaxVectorEnv):
 
   has_action_mask = False
 
-  def __init__(self,
-               env: gymnax_environment.Environment,
-               env_params: Any = None,
-               num_envs: int = 1):
+  def __init__(
+    self, env: gymnax_environment.Environment, env_params: Any = None, num_envs: int = 1
+  ):
     if not isinstance(env, (gymnax_environment.Environment, GymnaxWrapper)):
       raise TypeError(
-          f"GymnaxEnv wraps a gymnax Environment instance, got "
-          f"{type(env).__name__}. Use baselax.envs.make('CartPole-v1') for a "
-          f"registered id, or pass an instance of your gymnax.environments."
-          f"environment.Environment subclass.")
+        f"GymnaxEnv wraps a gymnax Environment instance, got "
+        f"{type(env).__name__}. Use baselax.envs.make('CartPole-v1') for a "
+        f"registered id, or pass an instance of your gymnax.environments."
+        f"environment.Environment subclass."
+      )
     check_num_envs(num_envs)
     self.env = env
     self.env_params = env.default_params if env_params is None else env_params
@@ -73,24 +73,24 @@ class GymnaxEnv(JaxVectorEnv):
     # gymnax's own is_truncated (time >= max_steps_in_episode, time counted
     # from 0 at reset) truncates max_episode_steps apart; an env that
     # overrides it may truncate at any step.
-    own_rule = (not isinstance(env, gymnax_environment.Environment) or
-                type(env).is_truncated is gymnax_environment.Environment.is_truncated)
+    own_rule = (
+      not isinstance(env, gymnax_environment.Environment)
+      or type(env).is_truncated is gymnax_environment.Environment.is_truncated
+    )
     self.min_truncation_interval = self.max_episode_steps if own_rule else 1
 
-    example_obs, _ = jax.eval_shape(self.env.reset, jax.random.PRNGKey(1),
-                                    self.env_params)
+    example_obs, _ = jax.eval_shape(self.env.reset, jax.random.PRNGKey(1), self.env_params)
     self._init_vector(
-        spaces_lib.to_gymnasium_space(self.env.observation_space(self.env_params),
-                                      example_obs),
-        spaces_lib.to_gymnasium_space(self.env.action_space(self.env_params)),
-        num_envs)
+      spaces_lib.to_gymnasium_space(self.env.observation_space(self.env_params), example_obs),
+      spaces_lib.to_gymnasium_space(self.env.action_space(self.env_params)),
+      num_envs,
+    )
 
   # ---------------------------------------------------------------------------
   # The pure functional core (what the Anakin trainer compiles).
   # ---------------------------------------------------------------------------
 
-  def functional_reset(self, key: jax.Array, num_envs: int | None = None
-                       ) -> tuple[jax.Array, Any]:
+  def functional_reset(self, key: jax.Array, num_envs: int | None = None) -> tuple[jax.Array, Any]:
     """Resets ``num_envs`` envs (default ``self.num_envs``); pure and jittable.
 
     Args:
@@ -104,8 +104,7 @@ class GymnaxEnv(JaxVectorEnv):
     keys = jax.random.split(key, n)
     return jax.vmap(self.env.reset, in_axes=(0, None))(keys, self.env_params)
 
-  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> tuple[Any, EnvStep]:
+  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array) -> tuple[Any, EnvStep]:
     """Steps a batch of envs with auto-reset; pure and jittable.
 
     Args:
@@ -120,21 +119,24 @@ class GymnaxEnv(JaxVectorEnv):
     n = jax.tree_util.tree_leaves(state)[0].shape[0]
     keys = jax.random.split(key, n)
     obs, state, reward, terminated, truncated, info = jax.vmap(
-        self.env.step, in_axes=(0, 0, 0, None))(keys, state, actions,
-                                                self.env_params)
+      self.env.step, in_axes=(0, 0, 0, None)
+    )(keys, state, actions, self.env_params)
     return state, EnvStep(
-        obs=obs,
-        reward=reward.astype(jnp.float32),
-        terminated=terminated.astype(jnp.bool_),
-        # gymnax reports truncated=True also when the last step terminated;
-        # a terminal transition never bootstraps, so keep the flags disjoint.
-        truncated=jnp.logical_and(truncated, jnp.logical_not(terminated)),
-        final_obs=info["final_observation"])
+      obs=obs,
+      reward=reward.astype(jnp.float32),
+      terminated=terminated.astype(jnp.bool_),
+      # gymnax reports truncated=True also when the last step terminated;
+      # a terminal transition never bootstraps, so keep the flags disjoint.
+      truncated=jnp.logical_and(truncated, jnp.logical_not(terminated)),
+      final_obs=info["final_observation"],
+    )
 
   def __repr__(self) -> str:
-    return (f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, "
-            f"obs={self.single_observation_space}, "
-            f"action={self.single_action_space})")
+    return (
+      f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, "
+      f"obs={self.single_observation_space}, "
+      f"action={self.single_action_space})"
+    )
 
 
 def registered_ids() -> tuple[str, ...]:
@@ -157,8 +159,8 @@ def make(env_id: str, num_envs: int = 1, **env_kwargs: Any) -> GymnaxEnv:
   """
   if env_id not in gymnax.registered_envs:
     raise ConfigError(
-        f"Unknown gymnax env_id {env_id!r}. Valid ids: "
-        f"{', '.join(gymnax.registered_envs)}.")
+      f"Unknown gymnax env_id {env_id!r}. Valid ids: {', '.join(gymnax.registered_envs)}."
+    )
   check_num_envs(num_envs)
   env, env_params = gymnax.make(env_id, **env_kwargs)
   return GymnaxEnv(env, env_params, num_envs=num_envs)
@@ -174,10 +176,11 @@ def check_env(env: Any) -> JaxEnv:
   if isinstance(env, gymnax_environment.Environment):
     return GymnaxEnv(env)
   raise TypeError(
-      f"The Anakin trainer compiles the environment into its scan, so it needs "
-      f"a JAX-native env implementing baselax.envs.JaxEnv (pure "
-      f"functional_reset/functional_step, single spaces, max_episode_steps, "
-      f"env_id, has_action_mask), got {type(env).__name__}. Make one with "
-      f"baselax.envs.make('CartPole-v1') or make('navix:Navix-Empty-5x5-v0'), or "
-      f"baselax.envs.GymnaxEnv(my_gymnax_env, env_params). Environments not "
-      f"written in JAX (gymnasium, Atari) need a host loop instead.")
+    f"The Anakin trainer compiles the environment into its scan, so it needs "
+    f"a JAX-native env implementing baselax.envs.JaxEnv (pure "
+    f"functional_reset/functional_step, single spaces, max_episode_steps, "
+    f"env_id, has_action_mask), got {type(env).__name__}. Make one with "
+    f"baselax.envs.make('CartPole-v1') or make('navix:Navix-Empty-5x5-v0'), or "
+    f"baselax.envs.GymnaxEnv(my_gymnax_env, env_params). Environments not "
+    f"written in JAX (gymnasium, Atari) need a host loop instead."
+  )

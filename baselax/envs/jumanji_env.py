@@ -62,8 +62,14 @@ class JumanjiEnv(suite_env.SuiteEnv):
     **kwargs: forwarded to ``jumanji.make`` (the env's constructor), with an id.
   """
 
-  def __init__(self, env: str | jumanji.Environment, num_envs: int = 1, *,
-               reset_ratio: int | None = None, **kwargs: Any):
+  def __init__(
+    self,
+    env: str | jumanji.Environment,
+    num_envs: int = 1,
+    *,
+    reset_ratio: int | None = None,
+    **kwargs: Any,
+  ):
     if isinstance(env, str):
       name, self.env = env, jumanji.make(env, **kwargs)
     else:
@@ -74,22 +80,30 @@ class JumanjiEnv(suite_env.SuiteEnv):
       self.min_truncation_interval = 1
     if tuple(self.env.reward_spec.shape) != ():
       raise ConfigError(
-          f"jumanji:{name} is a multi-agent env (rewards of shape "
-          f"{tuple(self.env.reward_spec.shape)}); baselax trains single-agent envs. "
-          f"Pick one of jumanji's single-agent ids, e.g. jumanji:Snake-v1.")
+        f"jumanji:{name} is a multi-agent env (rewards of shape "
+        f"{tuple(self.env.reward_spec.shape)}); baselax trains single-agent envs. "
+        f"Pick one of jumanji's single-agent ids, e.g. jumanji:Snake-v1."
+      )
     action_space = specs.jumanji_specs_to_gym_spaces(self.env.action_spec)
-    num_actions = (int(action_space.n) if isinstance(action_space, gymnasium.spaces.Discrete)
-                   else None)
+    num_actions = (
+      int(action_space.n) if isinstance(action_space, gymnasium.spaces.Discrete) else None
+    )
     self.layout = observations.flattener(
-        self.example_raw_obs(), spec_bounds(self.env.observation_spec),
-        mask_name="action_mask", num_actions=num_actions)
-    env_id = suite_env.identity("jumanji", name,
-                                suite_env.shown(kwargs, reset_ratio=reset_ratio))
-    self._init_suite(env_id, num_envs,
-                     self.layout.space, action_space,
-                     getattr(self.env.unwrapped, "time_limit", None),
-                     self.layout.has_action_mask,
-                     reset_ratio=reset_ratio)
+      self.example_raw_obs(),
+      spec_bounds(self.env.observation_spec),
+      mask_name="action_mask",
+      num_actions=num_actions,
+    )
+    env_id = suite_env.identity("jumanji", name, suite_env.shown(kwargs, reset_ratio=reset_ratio))
+    self._init_suite(
+      env_id,
+      num_envs,
+      self.layout.space,
+      action_space,
+      getattr(self.env.unwrapped, "time_limit", None),
+      self.layout.has_action_mask,
+      reset_ratio=reset_ratio,
+    )
 
   def reset_one(self, key: jax.Array):
     state, timestep = self.env.reset(key)
@@ -100,8 +114,13 @@ class JumanjiEnv(suite_env.SuiteEnv):
     state, timestep = self.env.step(state, action)
     last = timestep.last()
     ended_by_task = jnp.asarray(timestep.discount) == 0.0
-    return (state, timestep.observation, timestep.reward,
-            last & ended_by_task, last & ~ended_by_task)
+    return (
+      state,
+      timestep.observation,
+      timestep.reward,
+      last & ended_by_task,
+      last & ~ended_by_task,
+    )
 
   def observe(self, raw_obs: Any) -> jax.Array:
     return self.layout.flatten(raw_obs)

@@ -41,11 +41,11 @@ from baselax.errors import ConfigError
 
 #: ``minatar:GAME`` -> the gymnax id it is built on.
 GAMES = {
-    "Asterix": "Asterix-MinAtar",
-    "Breakout": "Breakout-MinAtar",
-    "Freeway": "Freeway-MinAtar",
-    "Seaquest": "Seaquest-MinAtar",
-    "SpaceInvaders": "SpaceInvaders-MinAtar",
+  "Asterix": "Asterix-MinAtar",
+  "Breakout": "Breakout-MinAtar",
+  "Freeway": "Freeway-MinAtar",
+  "Seaquest": "Seaquest-MinAtar",
+  "SpaceInvaders": "SpaceInvaders-MinAtar",
 }
 
 #: The original package's default, which both papers used.
@@ -76,17 +76,25 @@ class MinAtarEnv(GymnaxEnv):
       Space Invaders always does: False is refused for it). Defaults to True.
   """
 
-  def __init__(self, game: str, num_envs: int = 1, *,
-               sticky_action_prob: float = STICKY_ACTION_PROB,
-               difficulty_ramping: bool = True):
+  def __init__(
+    self,
+    game: str,
+    num_envs: int = 1,
+    *,
+    sticky_action_prob: float = STICKY_ACTION_PROB,
+    difficulty_ramping: bool = True,
+  ):
     if game not in GAMES:
-      raise ConfigError(f"Unknown MinAtar game {game!r}; the games are "
-                        f"{', '.join(GAMES)} (e.g. minatar:Breakout).")
+      raise ConfigError(
+        f"Unknown MinAtar game {game!r}; the games are {', '.join(GAMES)} (e.g. minatar:Breakout)."
+      )
     if not 0.0 <= sticky_action_prob <= 1.0:
       raise ConfigError(f"sticky_action_prob must be in [0, 1], got {sticky_action_prob!r}.")
     if game == "SpaceInvaders" and not difficulty_ramping:
-      raise ConfigError("minatar:SpaceInvaders always ramps up (gymnax's Space Invaders "
-                        "has no switch for it): leave difficulty_ramping at True.")
+      raise ConfigError(
+        "minatar:SpaceInvaders always ramps up (gymnax's Space Invaders "
+        "has no switch for it): leave difficulty_ramping at True."
+      )
     env, params = gymnax.make(GAMES[game], use_minimal_action_set=False)
     params = params.replace(max_steps_in_episode=GAME_LENGTH.get(game, NO_TIME_LIMIT))
     if hasattr(params, "ramping"):
@@ -103,13 +111,13 @@ class MinAtarEnv(GymnaxEnv):
     self.max_episode_steps = GAME_LENGTH.get(game)
     self.min_truncation_interval = NO_TIME_LIMIT
 
-  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> tuple[Any, EnvStep]:
+  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array) -> tuple[Any, EnvStep]:
     """gymnax's step (see :class:`GymnaxEnv`), Freeway's end a termination."""
     state, step = super().functional_step(key, state, actions)
     if self.game in GAME_LENGTH:
-      step = step._replace(terminated=step.terminated | step.truncated,
-                           truncated=jnp.zeros_like(step.truncated))
+      step = step._replace(
+        terminated=step.terminated | step.truncated, truncated=jnp.zeros_like(step.truncated)
+      )
     return state, step
 
 

@@ -42,17 +42,20 @@ class NavixEnv(suite_env.SuiteEnv):
       ``observation_fn``).
   """
 
-  def __init__(self, name: str, num_envs: int = 1, *,
-               reset_ratio: int | None = None, **kwargs: Any):
+  def __init__(
+    self, name: str, num_envs: int = 1, *, reset_ratio: int | None = None, **kwargs: Any
+  ):
     self.env = navix.make(name, **kwargs)
     example = self.example_raw_obs()
-    env_id = suite_env.identity("navix", name,
-                                suite_env.shown(kwargs, reset_ratio=reset_ratio))
-    self._init_suite(env_id, num_envs,
-                     observations.array_space(example),
-                     gymnasium.spaces.Discrete(len(self.env.action_set)),
-                     self.env.max_steps,
-                     reset_ratio=reset_ratio)
+    env_id = suite_env.identity("navix", name, suite_env.shown(kwargs, reset_ratio=reset_ratio))
+    self._init_suite(
+      env_id,
+      num_envs,
+      observations.array_space(example),
+      gymnasium.spaces.Discrete(len(self.env.action_set)),
+      self.env.max_steps,
+      reset_ratio=reset_ratio,
+    )
 
   def reset_one(self, key: jax.Array):
     timestep = self.env.reset(key)
@@ -61,9 +64,13 @@ class NavixEnv(suite_env.SuiteEnv):
   def step_one(self, key: jax.Array, timestep: Any, action: jax.Array):
     del key  # Navix draws its randomness from the key in its state
     timestep = self.env._step(timestep, action)  # pylint: disable=protected-access
-    return (timestep, timestep.observation, timestep.reward,
-            timestep.step_type == StepType.TERMINATION,
-            timestep.step_type == StepType.TRUNCATION)
+    return (
+      timestep,
+      timestep.observation,
+      timestep.reward,
+      timestep.step_type == StepType.TERMINATION,
+      timestep.step_type == StepType.TRUNCATION,
+    )
 
   def observe(self, raw_obs: jax.Array) -> jax.Array:
     return observations.as_float(raw_obs)
@@ -71,4 +78,3 @@ class NavixEnv(suite_env.SuiteEnv):
 
 def make(name: str, num_envs: int = 1, **kwargs: Any) -> NavixEnv:
   return NavixEnv(name, num_envs, **kwargs)
-

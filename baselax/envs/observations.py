@@ -60,9 +60,11 @@ def array_space(example: Any, declared: Bounds | None = None) -> gymnasium.space
   else:
     low, high = dtype_bounds(dtype)
   return gymnasium.spaces.Box(
-      low=np.broadcast_to(np.asarray(low, np.float32), shape),
-      high=np.broadcast_to(np.asarray(high, np.float32), shape),
-      shape=shape, dtype=np.float32)
+    low=np.broadcast_to(np.asarray(low, np.float32), shape),
+    high=np.broadcast_to(np.asarray(high, np.float32), shape),
+    shape=shape,
+    dtype=np.float32,
+  )
 
 
 def as_float(obs: jax.Array) -> jax.Array:
@@ -92,15 +94,19 @@ class Flattener(NamedTuple):
     names: the leaves in the order they are concatenated (the mask last).
     has_action_mask: the last ``num_actions`` entries are the action mask.
   """
+
   flatten: Callable[[Any], jax.Array]
   space: gymnasium.spaces.Box
   names: tuple[str, ...]
   has_action_mask: bool
 
 
-def flattener(example: Any, bounds: dict[str, Bounds],
-              mask_name: str | None = None,
-              num_actions: int | None = None) -> Flattener:
+def flattener(
+  example: Any,
+  bounds: dict[str, Bounds],
+  mask_name: str | None = None,
+  num_actions: int | None = None,
+) -> Flattener:
   """Builds the conversion of a structured observation (see the module doc).
 
   Args:
@@ -112,8 +118,9 @@ def flattener(example: Any, bounds: dict[str, Bounds],
       ordinary leaf and the env has no action mask for the trainer.
     num_actions: the size of the Discrete action space (``None``: not one).
   """
-  named = [(leaf_name(path), leaf)
-           for path, leaf in jax.tree_util.tree_flatten_with_path(example)[0]]
+  named = [
+    (leaf_name(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(example)[0]
+  ]
   mask = None
   if mask_name is not None and num_actions is not None:
     found = [leaf for name, leaf in named if name == mask_name]
@@ -126,8 +133,13 @@ def flattener(example: Any, bounds: dict[str, Bounds],
     low, high = bounds.get(name, (None, None))
     low = None if low is None else np.broadcast_to(np.asarray(low, np.float64), leaf.shape)
     high = None if high is None else np.broadcast_to(np.asarray(high, np.float64), leaf.shape)
-    if (low is not None and high is not None and np.all(np.isfinite(low))
-        and np.all(np.isfinite(high)) and np.all(high > low)):
+    if (
+      low is not None
+      and high is not None
+      and np.all(np.isfinite(low))
+      and np.all(np.isfinite(high))
+      and np.all(high > low)
+    ):
       offsets.append(low.reshape(-1).astype(np.float32))
       scales.append((1.0 / (high - low)).reshape(-1).astype(np.float32))
       # A suite's integer counters can pass their declared maximum (Jumanji's
@@ -150,10 +162,14 @@ def flattener(example: Any, bounds: dict[str, Bounds],
   order = [name for name, _ in parts] + ([mask] if mask is not None else [])
 
   def flatten(obs: Any) -> jax.Array:
-    leaves = dict((leaf_name(path), leaf) for path, leaf in
-                  jax.tree_util.tree_flatten_with_path(obs)[0])
-    x = jnp.concatenate([jnp.ravel(jnp.asarray(leaves[name], jnp.float32))
-                         for name, _ in parts]) if parts else jnp.zeros((0,))
+    leaves = dict(
+      (leaf_name(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(obs)[0]
+    )
+    x = (
+      jnp.concatenate([jnp.ravel(jnp.asarray(leaves[name], jnp.float32)) for name, _ in parts])
+      if parts
+      else jnp.zeros((0,))
+    )
     x = (x - offset) * scale
     if mask is not None:
       x = jnp.concatenate([x, jnp.asarray(leaves[mask], jnp.float32)])

@@ -58,6 +58,7 @@ class EnvStep(NamedTuple):
     final_obs: ``(N, *obs_shape)``, the true observation reached by this
       step, before any auto-reset. Equal to ``obs`` where the episode goes on.
   """
+
   obs: jax.Array
   reward: jax.Array
   terminated: jax.Array
@@ -72,24 +73,22 @@ class JaxEnv(Protocol):
   ``isinstance(env, JaxEnv)`` checks that the members exist; the trainer
   asks for this protocol, never for a class.
   """
+
   single_observation_space: gymnasium.Space
   single_action_space: gymnasium.Space
   max_episode_steps: int | None
   env_id: str
   has_action_mask: bool
 
-  def functional_reset(self, key: jax.Array, num_envs: int | None = None
-                       ) -> tuple[jax.Array, Any]:
+  def functional_reset(self, key: jax.Array, num_envs: int | None = None) -> tuple[jax.Array, Any]:
     """``(obs (N, *obs_shape), env_state)`` of ``num_envs`` fresh episodes."""
 
-  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> tuple[Any, EnvStep]:
+  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array) -> tuple[Any, EnvStep]:
     """One step of every env ``(N,)`` with same-step auto-reset."""
 
 
 def check_num_envs(num_envs: Any) -> None:
-  if (isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer))
-      or num_envs < 1):
+  if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
     raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
 
 
@@ -133,37 +132,39 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
   max_episode_steps: int | None = None
   has_action_mask: bool = False
 
-  def _init_vector(self, single_observation_space: gymnasium.Space,
-                   single_action_space: gymnasium.Space, num_envs: int) -> None:
+  def _init_vector(
+    self,
+    single_observation_space: gymnasium.Space,
+    single_action_space: gymnasium.Space,
+    num_envs: int,
+  ) -> None:
     """Sets the spaces and the jitted core the gym methods call."""
     check_num_envs(num_envs)
     self.num_envs = int(num_envs)
     self.single_observation_space = single_observation_space
     self.single_action_space = single_action_space
     self.observation_space = gymnasium.vector.utils.batch_space(
-        single_observation_space, self.num_envs)
-    self.action_space = gymnasium.vector.utils.batch_space(
-        single_action_space, self.num_envs)
+      single_observation_space, self.num_envs
+    )
+    self.action_space = gymnasium.vector.utils.batch_space(single_action_space, self.num_envs)
     self._jit_reset = jax.jit(self.functional_reset, static_argnums=1)
     self._jit_step = jax.jit(self.functional_step)
     self._key: jax.Array | None = None
     self._state: Any = None
 
-  def functional_reset(self, key: jax.Array, num_envs: int | None = None
-                       ) -> tuple[jax.Array, Any]:
+  def functional_reset(self, key: jax.Array, num_envs: int | None = None) -> tuple[jax.Array, Any]:
     raise NotImplementedError
 
-  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> tuple[Any, EnvStep]:
+  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array) -> tuple[Any, EnvStep]:
     raise NotImplementedError
 
   # ---------------------------------------------------------------------------
   # The gymnasium vector API (numpy in, numpy out).
   # ---------------------------------------------------------------------------
 
-  def reset(self, *, seed: int | None = None,
-            options: dict[str, Any] | None = None
-            ) -> tuple[np.ndarray, dict[str, Any]]:
+  def reset(
+    self, *, seed: int | None = None, options: dict[str, Any] | None = None
+  ) -> tuple[np.ndarray, dict[str, Any]]:
     """Resets all envs. ``seed`` makes the whole episode sequence reproducible."""
     del options
     super().reset(seed=seed)
@@ -176,12 +177,14 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
     obs, self._state = self._jit_reset(reset_key, self.num_envs)
     return np.asarray(obs), {}
 
-  def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                        np.ndarray, dict[str, Any]]:
+  def step(
+    self, actions: Any
+  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
     """Steps all envs; see the class docstring for the autoreset convention."""
     if self._state is None or self._key is None:
-      raise RuntimeError(f"{type(self).__name__}.step called before reset(); call "
-                         f"env.reset(seed=...) first.")
+      raise RuntimeError(
+        f"{type(self).__name__}.step called before reset(); call env.reset(seed=...) first."
+      )
     actions = self._check_actions(actions)
     self._key, step_key = jax.random.split(self._key)
     self._state, out = self._jit_step(step_key, self._state, actions)
@@ -201,28 +204,31 @@ class JaxVectorEnv(gymnasium.vector.VectorEnv):
     expected = (self.num_envs, *(space.shape or ()))
     if actions.shape != expected:
       raise ValueError(
-          f"{type(self).__name__}.step expects actions of shape {expected} "
-          f"(num_envs={self.num_envs}), got {actions.shape}. Pass one action per "
-          f"env, e.g. env.action_space.sample().")
+        f"{type(self).__name__}.step expects actions of shape {expected} "
+        f"(num_envs={self.num_envs}), got {actions.shape}. Pass one action per "
+        f"env, e.g. env.action_space.sample()."
+      )
     if isinstance(space, gymnasium.spaces.Discrete):
       if not np.issubdtype(actions.dtype, np.integer):
-        raise ValueError(f"Discrete actions must be integers, got dtype "
-                         f"{actions.dtype}.")
+        raise ValueError(f"Discrete actions must be integers, got dtype {actions.dtype}.")
       start, n = int(space.start), int(space.n)
       if actions.min() < start or actions.max() >= start + n:
         raise ValueError(
-            f"Actions out of range: the action space is {space} (valid "
-            f"actions {start}..{start + n - 1}), got "
-            f"{actions.tolist()}.")
+          f"Actions out of range: the action space is {space} (valid "
+          f"actions {start}..{start + n - 1}), got "
+          f"{actions.tolist()}."
+        )
       actions = actions.astype(np.int32)
     elif isinstance(space, gymnasium.spaces.Box) and not np.all(np.isfinite(actions)):
       raise ValueError(f"Actions must be finite, got {actions.tolist()}.")
     return jnp.asarray(actions)
 
   def __repr__(self) -> str:
-    return (f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, "
-            f"obs={self.single_observation_space}, "
-            f"action={self.single_action_space})")
+    return (
+      f"{type(self).__name__}({self.env_id}, num_envs={self.num_envs}, "
+      f"obs={self.single_observation_space}, "
+      f"action={self.single_action_space})"
+    )
 
 
 class _VectorView(JaxVectorEnv):
@@ -233,8 +239,7 @@ class _VectorView(JaxVectorEnv):
     self.env_id = env.env_id
     self.max_episode_steps = env.max_episode_steps
     self.has_action_mask = bool(env.has_action_mask)
-    self._init_vector(env.single_observation_space, env.single_action_space,
-                      num_envs)
+    self._init_vector(env.single_observation_space, env.single_action_space, num_envs)
 
   def functional_reset(self, key, num_envs=None):
     return self.env.functional_reset(key, self.num_envs if num_envs is None else num_envs)
@@ -252,6 +257,7 @@ def vector_env(env: JaxEnv, num_envs: int | None = None) -> JaxVectorEnv:
   if isinstance(env, JaxVectorEnv) and num_envs in (None, env.num_envs):
     return env
   if not isinstance(env, JaxEnv):
-    raise TypeError(f"vector_env needs an implementation of baselax.envs.JaxEnv, "
-                    f"got {type(env).__name__}.")
+    raise TypeError(
+      f"vector_env needs an implementation of baselax.envs.JaxEnv, got {type(env).__name__}."
+    )
   return _VectorView(env, int(getattr(env, "num_envs", 1)) if num_envs is None else num_envs)

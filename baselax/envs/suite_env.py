@@ -42,8 +42,10 @@ from baselax.errors import ConfigError
 
 def select_tree(done: jax.Array, on_done: Any, otherwise: Any) -> Any:
   """Per env, ``on_done`` where ``done`` ``(N,)`` else ``otherwise`` (pytrees, leading axis N)."""
+
   def select(a, b):
     return jnp.where(done.reshape(done.shape + (1,) * (a.ndim - 1)), a, b)
+
   return jax.tree.map(select, on_done, otherwise)
 
 
@@ -71,16 +73,23 @@ class SuiteEnv(JaxVectorEnv):
 
   reset_ratio: int | None = None
 
-  def _init_suite(self, env_id: str, num_envs: int,
-                  single_observation_space: gymnasium.Space,
-                  single_action_space: gymnasium.Space,
-                  max_episode_steps: int | None,
-                  has_action_mask: bool = False,
-                  reset_ratio: int | None = None) -> None:
-    if reset_ratio is not None and (isinstance(reset_ratio, bool) or
-                                    not isinstance(reset_ratio, int) or reset_ratio < 1):
-      raise ConfigError(f"reset_ratio must be an integer >= 1 (envs per fresh reset) "
-                        f"or None (a reset per env), got {reset_ratio!r}.")
+  def _init_suite(
+    self,
+    env_id: str,
+    num_envs: int,
+    single_observation_space: gymnasium.Space,
+    single_action_space: gymnasium.Space,
+    max_episode_steps: int | None,
+    has_action_mask: bool = False,
+    reset_ratio: int | None = None,
+  ) -> None:
+    if reset_ratio is not None and (
+      isinstance(reset_ratio, bool) or not isinstance(reset_ratio, int) or reset_ratio < 1
+    ):
+      raise ConfigError(
+        f"reset_ratio must be an integer >= 1 (envs per fresh reset) "
+        f"or None (a reset per env), got {reset_ratio!r}."
+      )
     self.reset_ratio = reset_ratio
     self.env_id = env_id
     self.max_episode_steps = None if max_episode_steps is None else int(max_episode_steps)
@@ -92,8 +101,9 @@ class SuiteEnv(JaxVectorEnv):
   def reset_one(self, key: jax.Array) -> tuple[Any, Any]:
     raise NotImplementedError
 
-  def step_one(self, key: jax.Array, state: Any, action: jax.Array
-               ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array]:
+  def step_one(
+    self, key: jax.Array, state: Any, action: jax.Array
+  ) -> tuple[Any, Any, jax.Array, jax.Array, jax.Array]:
     raise NotImplementedError
 
   def observe(self, raw_obs: Any) -> jax.Array:
@@ -101,20 +111,19 @@ class SuiteEnv(JaxVectorEnv):
 
   def example_raw_obs(self) -> Any:
     """One env's raw observation, abstractly (shapes and dtypes, no compute)."""
-    return jax.eval_shape(lambda key: self.reset_one(key)[1],
-                          jax.ShapeDtypeStruct((2,), jnp.uint32))
+    return jax.eval_shape(
+      lambda key: self.reset_one(key)[1], jax.ShapeDtypeStruct((2,), jnp.uint32)
+    )
 
   # --- the functional core ----------------------------------------------------
 
-  def functional_reset(self, key: jax.Array, num_envs: int | None = None
-                       ) -> tuple[jax.Array, Any]:
+  def functional_reset(self, key: jax.Array, num_envs: int | None = None) -> tuple[jax.Array, Any]:
     """``(obs (N, *obs_shape), state)`` of ``num_envs`` fresh episodes; pure."""
     n = self.num_envs if num_envs is None else num_envs
     state, raw = jax.vmap(self.reset_one)(jax.random.split(key, n))
     return jax.vmap(self.observe)(raw), state
 
-  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array
-                      ) -> tuple[Any, EnvStep]:
+  def functional_step(self, key: jax.Array, state: Any, actions: jax.Array) -> tuple[Any, EnvStep]:
     """Steps every env; an ended episode restarts in the same step; pure.
 
     Returns ``(state, EnvStep)`` with ``final_obs`` the observation the step
@@ -124,12 +133,10 @@ class SuiteEnv(JaxVectorEnv):
     num_resets = n if self.reset_ratio is None else -(-n // self.reset_ratio)
     keys = jax.random.split(key, n + num_resets)
     step_keys, reset_keys = keys[:n], keys[n:]
-    stepped, raw, reward, terminated, truncated = jax.vmap(self.step_one)(
-        step_keys, state, actions)
+    stepped, raw, reward, terminated, truncated = jax.vmap(self.step_one)(step_keys, state, actions)
     final_obs = jax.vmap(self.observe)(raw)
     terminated = jnp.asarray(terminated, jnp.bool_)
-    truncated = jnp.logical_and(jnp.asarray(truncated, jnp.bool_),
-                                jnp.logical_not(terminated))
+    truncated = jnp.logical_and(jnp.asarray(truncated, jnp.bool_), jnp.logical_not(terminated))
     done = jnp.logical_or(terminated, truncated)
     reset_state, reset_raw = jax.vmap(self.reset_one)(reset_keys)
     reset_obs = jax.vmap(self.observe)(reset_raw)
@@ -138,5 +145,9 @@ class SuiteEnv(JaxVectorEnv):
       reset_state, reset_obs = jax.tree.map(lambda x: x[slot], (reset_state, reset_obs))
     obs = select_tree(done, reset_obs, final_obs)
     return select_tree(done, reset_state, stepped), EnvStep(
-        obs=obs, reward=jnp.asarray(reward, jnp.float32), terminated=terminated,
-        truncated=truncated, final_obs=final_obs)
+      obs=obs,
+      reward=jnp.asarray(reward, jnp.float32),
+      terminated=terminated,
+      truncated=truncated,
+      final_obs=final_obs,
+    )

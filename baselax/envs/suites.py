@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # imported when used: it imports jax and gymnasium
 class Suite(NamedTuple):
   """One suite: its adapter module, the package it needs and the extra that
   installs it (``None``: a core dependency)."""
+
   module: str
   package: str
   extra: str | None
@@ -31,12 +32,12 @@ class Suite(NamedTuple):
 
 #: Every suite ``make`` knows. Adding one is an adapter module and a line here.
 SUITES = {
-    "gymnax": Suite("baselax.envs.gymnax_env", "gymnax", None),
-    "minatar": Suite("baselax.envs.minatar_env", "gymnax", None),
-    "craftax": Suite("baselax.envs.craftax_env", "craftax", "craftax"),
-    "jumanji": Suite("baselax.envs.jumanji_env", "jumanji", "jumanji"),
-    "navix": Suite("baselax.envs.navix_env", "navix", "navix"),
-    "xminigrid": Suite("baselax.envs.xminigrid_env", "xminigrid", "xminigrid"),
+  "gymnax": Suite("baselax.envs.gymnax_env", "gymnax", None),
+  "minatar": Suite("baselax.envs.minatar_env", "gymnax", None),
+  "craftax": Suite("baselax.envs.craftax_env", "craftax", "craftax"),
+  "jumanji": Suite("baselax.envs.jumanji_env", "jumanji", "jumanji"),
+  "navix": Suite("baselax.envs.navix_env", "navix", "navix"),
+  "xminigrid": Suite("baselax.envs.xminigrid_env", "xminigrid", "xminigrid"),
 }
 
 
@@ -44,15 +45,19 @@ def split_id(env_id: str) -> tuple[str, str]:
   """``("navix", "Navix-Empty-5x5-v0")`` for ``"navix:Navix-Empty-5x5-v0"``;
   ``("gymnax", id)`` for an id without a prefix."""
   if not isinstance(env_id, str):
-    raise ConfigError(f"env_id must be a string such as 'CartPole-v1' or "
-                      f"'navix:Navix-Empty-5x5-v0', got {env_id!r}.")
+    raise ConfigError(
+      f"env_id must be a string such as 'CartPole-v1' or "
+      f"'navix:Navix-Empty-5x5-v0', got {env_id!r}."
+    )
   suite, sep, name = env_id.partition(":")
   if not sep:
     return "gymnax", env_id
   if suite not in SUITES:
-    raise ConfigError(f"Unknown env suite {suite!r} in env_id {env_id!r}. Suites: "
-                      f"{', '.join(SUITES)} (e.g. navix:Navix-Empty-5x5-v0; a gymnax "
-                      f"id needs no prefix).")
+    raise ConfigError(
+      f"Unknown env suite {suite!r} in env_id {env_id!r}. Suites: "
+      f"{', '.join(SUITES)} (e.g. navix:Navix-Empty-5x5-v0; a gymnax "
+      f"id needs no prefix)."
+    )
   return suite, name
 
 
@@ -62,8 +67,9 @@ def adapter(suite: str, env_id: str | None = None):
   entry = SUITES[suite]
   if importlib.util.find_spec(entry.package) is None:
     what = f"env_id {env_id}" if env_id else f"env suite {suite}"
-    raise ConfigError(f"{what} needs the {entry.package} package: "
-                      f"pip install -e \".[{entry.extra}]\"")
+    raise ConfigError(
+      f'{what} needs the {entry.package} package: pip install -e ".[{entry.extra}]"'
+    )
   return importlib.import_module(entry.module)
 
 
@@ -100,9 +106,11 @@ def make(env_id: str, num_envs: int = 1, **kwargs: Any) -> JaxVectorEnv:
   if suite == "gymnax":
     return module.make(name, num_envs, **kwargs)
   from baselax.envs.protocol import check_num_envs
+
   check_num_envs(num_envs)
   names = module.registered_ids()
   if name not in names:
-    raise ConfigError(f"Unknown {suite} env_id {env_id!r}. Valid ids: "
-                      f"{', '.join(f'{suite}:{n}' for n in names)}.")
+    raise ConfigError(
+      f"Unknown {suite} env_id {env_id!r}. Valid ids: {', '.join(f'{suite}:{n}' for n in names)}."
+    )
   return module.make(name, num_envs, **kwargs)

@@ -42,17 +42,20 @@ class XMiniGridEnv(suite_env.SuiteEnv):
     **kwargs: fields of its ``EnvParams`` (``max_steps``, ``view_size``, ...).
   """
 
-  def __init__(self, name: str, num_envs: int = 1, *,
-               reset_ratio: int | None = None, **kwargs: Any):
+  def __init__(
+    self, name: str, num_envs: int = 1, *, reset_ratio: int | None = None, **kwargs: Any
+  ):
     self.env, self.env_params = xminigrid.make(name, **kwargs)
     example = self.example_raw_obs()
-    env_id = suite_env.identity("xminigrid", name,
-                                suite_env.shown(kwargs, reset_ratio=reset_ratio))
-    self._init_suite(env_id, num_envs,
-                     observations.array_space(example),
-                     gymnasium.spaces.Discrete(int(self.env.num_actions(self.env_params))),
-                     self.env_params.max_steps,
-                     reset_ratio=reset_ratio)
+    env_id = suite_env.identity("xminigrid", name, suite_env.shown(kwargs, reset_ratio=reset_ratio))
+    self._init_suite(
+      env_id,
+      num_envs,
+      observations.array_space(example),
+      gymnasium.spaces.Discrete(int(self.env.num_actions(self.env_params))),
+      self.env_params.max_steps,
+      reset_ratio=reset_ratio,
+    )
 
   def reset_one(self, key: jax.Array):
     timestep = self.env.reset(self.env_params, key)
@@ -63,8 +66,13 @@ class XMiniGridEnv(suite_env.SuiteEnv):
     timestep = self.env.step(self.env_params, timestep, action)
     last = timestep.step_type == StepType.LAST
     ended_by_task = timestep.discount == 0.0
-    return (timestep, timestep.observation, timestep.reward,
-            last & ended_by_task, last & ~ended_by_task)
+    return (
+      timestep,
+      timestep.observation,
+      timestep.reward,
+      last & ended_by_task,
+      last & ~ended_by_task,
+    )
 
   def observe(self, raw_obs: jax.Array) -> jax.Array:
     return observations.as_float(raw_obs)

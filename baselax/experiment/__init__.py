@@ -21,8 +21,17 @@ from baselax.experiment.summary import ExperimentResult
 def evaluate(argv=None, prog: str = "evaluate.py") -> dict:
   """``experiments/evaluate.py``: see :mod:`baselax.experiment.evaluation`."""
   from baselax.experiment import evaluation
+
   return evaluation.main(argv, prog)
 
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "LoggerConfig", "RunConfig",
-           "evaluate", "main", "parse", "run"]
+__all__ = [
+  "ExperimentConfig",
+  "ExperimentResult",
+  "LoggerConfig",
+  "RunConfig",
+  "evaluate",
+  "main",
+  "parse",
+  "run",
+]

@@ -21,8 +21,9 @@ import numpy as np
 BOOTSTRAP_REPS = 2000
 
 
-def summarise_final_returns(final_returns: Any, reps: int = BOOTSTRAP_REPS,
-                            seed: int = 0) -> dict[str, Any]:
+def summarise_final_returns(
+  final_returns: Any, reps: int = BOOTSTRAP_REPS, seed: int = 0
+) -> dict[str, Any]:
   """Mean, std, range and (with rliable, 2 seeds or more) IQM with a 95% CI.
 
   Args:
@@ -37,9 +38,15 @@ def summarise_final_returns(final_returns: Any, reps: int = BOOTSTRAP_REPS,
   """
   scores = np.asarray(final_returns, np.float64).reshape(-1)
   out: dict[str, Any] = dict(
-      seeds=int(scores.size), final_returns=scores.tolist(), mean=float(scores.mean()),
-      std=float(scores.std()), min=float(scores.min()), max=float(scores.max()),
-      iqm=None, iqm_ci95=None)
+    seeds=int(scores.size),
+    final_returns=scores.tolist(),
+    mean=float(scores.mean()),
+    std=float(scores.std()),
+    min=float(scores.min()),
+    max=float(scores.max()),
+    iqm=None,
+    iqm_ci95=None,
+  )
   if scores.size < 2:
     return out
   try:
@@ -55,8 +62,8 @@ def summarise_final_returns(final_returns: Any, reps: int = BOOTSTRAP_REPS,
   np.random.seed(seed)
   try:
     points, intervals = rly.get_interval_estimates(
-        {"run": scores[:, None]}, lambda x: np.array([metrics.aggregate_iqm(x)]),
-        reps=reps)
+      {"run": scores[:, None]}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps
+    )
   finally:
     np.random.set_state(saved)
   out["iqm"] = float(points["run"][0])
@@ -66,13 +73,16 @@ def summarise_final_returns(final_returns: Any, reps: int = BOOTSTRAP_REPS,
 
 def describe(summary: dict[str, Any]) -> str:
   """One line: IQM and CI when known, then mean ± std and the minimum."""
-  spread = (f"mean {summary['mean']:.1f} ± {summary['std']:.1f}, min {summary['min']:.1f}")
+  spread = f"mean {summary['mean']:.1f} ± {summary['std']:.1f}, min {summary['min']:.1f}"
   if summary["iqm"] is None:
     return f"{summary['seeds']} seed(s): {spread}" + (
-        f" ({summary['note']})" if "note" in summary else "")
+      f" ({summary['note']})" if "note" in summary else ""
+    )
   low, high = summary["iqm_ci95"]
-  return (f"{summary['seeds']} seeds: IQM {summary['iqm']:.1f} (95% CI {low:.1f} to "
-          f"{high:.1f}, stratified bootstrap), {spread}")
+  return (
+    f"{summary['seeds']} seeds: IQM {summary['iqm']:.1f} (95% CI {low:.1f} to "
+    f"{high:.1f}, stratified bootstrap), {spread}"
+  )
 
 
 def write_summary(run_path: str, summary: dict[str, Any]) -> str:

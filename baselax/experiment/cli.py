@@ -125,8 +125,9 @@ NONE = type("NoneToken", (), {"__repr__": lambda self: "none"})()
 def _as_tuple(name: str, value: list) -> tuple:
   if NONE in value:
     if len(value) > 1:
-      raise ValueError(f"{flag_name(name)}: none stands alone (no values), got "
-                     f"{' '.join(map(repr, value))}.")
+      raise ValueError(
+        f"{flag_name(name)}: none stands alone (no values), got {' '.join(map(repr, value))}."
+      )
     return ()
   return tuple(value)
 
@@ -156,6 +157,7 @@ def _parser_for(tp: Any):
 
     def optional(text, _f=type_fn):
       return None if text.lower() == "none" else _f(text)
+
     optional.__name__ = getattr(type_fn, "__name__", "value") + " or None"
     return optional, nargs
   if origin in (tuple, tuple):
@@ -163,6 +165,7 @@ def _parser_for(tp: Any):
 
     def item(text, _f=inner):  # "none" alone: the empty tuple
       return NONE if text.lower() == "none" else _f(text)
+
     item.__name__ = getattr(inner, "__name__", "value")
     return item, "+"
   if tp is int:
@@ -172,8 +175,7 @@ def _parser_for(tp: Any):
   raise TypeError(f"unsupported field type {tp!r}")
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
-                        title: str) -> None:
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
   """Adds one ``--field-name`` flag per field of the dataclass ``cls``."""
   group = parser.add_argument_group(title)
   hints = typing.get_type_hints(cls)
@@ -184,31 +186,53 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type,
     default: typing.Any = field.default  # config fields all have plain defaults
     help_text = f"{docs.get(field.name, '')} (default: {default})"
     if tp is bool:
-      group.add_argument(flag, dest=field.name, default=default,
-                         action=argparse.BooleanOptionalAction, help=help_text)
+      group.add_argument(
+        flag,
+        dest=field.name,
+        default=default,
+        action=argparse.BooleanOptionalAction,
+        help=help_text,
+      )
       continue
     type_fn, nargs = _parser_for(tp)
     if field.metadata.get("repeatable"):  # --flag A --flag B == --flag A B
-      group.add_argument(flag, dest=field.name, type=type_fn, nargs="+",
-                         action="extend", default=list(default), help=help_text)
+      group.add_argument(
+        flag,
+        dest=field.name,
+        type=type_fn,
+        nargs="+",
+        action="extend",
+        default=list(default),
+        help=help_text,
+      )
       continue
-    group.add_argument(flag, dest=field.name, type=type_fn, nargs=nargs,
-                       default=default, help=help_text)
+    group.add_argument(
+      flag, dest=field.name, type=type_fn, nargs=nargs, default=default, help=help_text
+    )
   # Old names of a setting, kept as flags: --prioritized is --sampling prioritized.
   for alias, (field_name, on, off) in getattr(cls, "FLAG_ALIASES", {}).items():
-    group.add_argument(flag_name(alias), dest=field_name, action="store_const", const=on,
-                       default=argparse.SUPPRESS,
-                       help=f"the same as {flag_name(field_name)} {on}")
-    group.add_argument(flag_name("no_" + alias), dest=field_name, action="store_const",
-                       const=off, default=argparse.SUPPRESS,
-                       help=f"the same as {flag_name(field_name)} {off}")
+    group.add_argument(
+      flag_name(alias),
+      dest=field_name,
+      action="store_const",
+      const=on,
+      default=argparse.SUPPRESS,
+      help=f"the same as {flag_name(field_name)} {on}",
+    )
+    group.add_argument(
+      flag_name("no_" + alias),
+      dest=field_name,
+      action="store_const",
+      const=off,
+      default=argparse.SUPPRESS,
+      help=f"the same as {flag_name(field_name)} {off}",
+    )
 
 
 def build_from_dict(cls: type[Any], values: dict[str, Any]) -> Any:
   """Rebuilds ``cls`` from a saved ``{field: value}`` dict (JSON lists -> tuples)."""
   names = {f.name for f in dataclasses.fields(cls)}
-  return cls(**{k: tuple(v) if isinstance(v, list) else v
-                for k, v in values.items() if k in names})
+  return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})
 
 
 def build(namespace: argparse.Namespace, cls: type[Any]) -> Any:
@@ -232,16 +256,20 @@ def build(namespace: argparse.Namespace, cls: type[Any]) -> Any:
 
 def sections_of(configs: Sequence[Any]) -> list:
   """``[(type, {field: value})]`` of config instances, for :func:`name_the_flag`."""
-  return [(type(c), {f.name: getattr(c, f.name) for f in dataclasses.fields(c)})
-          for c in configs]
+  return [(type(c), {f.name: getattr(c, f.name) for f in dataclasses.fields(c)}) for c in configs]
 
 
-def parse(classes: Sequence[tuple[type, str]], description: str,
-          argv=None, defaults: dict[str, Any] | None = None,
-          check: Callable[[tuple[Any, ...]], str | None] | None = None,
-          prog: str | None = None, epilog: str | None = None,
-          extra: Callable[[argparse.ArgumentParser], None] | None = None,
-          unknown_hint: str | None = None) -> tuple[Any, ...]:
+def parse(
+  classes: Sequence[tuple[type, str]],
+  description: str,
+  argv=None,
+  defaults: dict[str, Any] | None = None,
+  check: Callable[[tuple[Any, ...]], str | None] | None = None,
+  prog: str | None = None,
+  epilog: str | None = None,
+  extra: Callable[[argparse.ArgumentParser], None] | None = None,
+  unknown_hint: str | None = None,
+) -> tuple[Any, ...]:
   """Parses ``argv`` into one instance of each dataclass in ``classes``.
 
   A value the dataclass rejects (its ``__post_init__`` raises ValueError) is
@@ -255,9 +283,13 @@ def parse(classes: Sequence[tuple[type, str]], description: str,
     extra: adds flags that belong to no dataclass (parsed and ignored here).
     unknown_hint: what an unknown flag's error suggests.
   """
-  parser = OneLineParser(description=description, prog=prog, epilog=epilog,
-                         formatter_class=argparse.RawDescriptionHelpFormatter,
-                         unknown_hint=unknown_hint)
+  parser = OneLineParser(
+    description=description,
+    prog=prog,
+    epilog=epilog,
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+    unknown_hint=unknown_hint,
+  )
   if extra is not None:
     extra(parser)
   names: set[str] = set()

@@ -33,6 +33,7 @@ class ExperimentConfig:
       learning_rate=1e-4,3e-4,1e-3 --sweep target_update_interval=50,200. Settings that set shapes
       or code paths (hidden_sizes, n_step, booleans) cannot be swept.
   """
+
   agent: str = "dqn"
   env_id: str = "CartPole-v1"
   preset: str | None = None
@@ -57,6 +58,7 @@ class RunConfig:
     compilation_cache: directory of JAX's persistent compilation cache (re-runs skip most of the
       compile time); none to disable.
   """
+
   run_dir: str | None = None
   resume: str | None = None
   checkpoint_every: int = 100_000
@@ -66,10 +68,12 @@ class RunConfig:
 
   def __post_init__(self):
     if self.checkpoint_every < 1:
-      raise ConfigError(f"checkpoint_every must be >= 1 env step, got "
-                        f"{self.checkpoint_every}.")
-    if self.resume is not None and self.run_dir is not None and (
-        os.path.abspath(self.run_dir) != os.path.abspath(self.resume)):
+      raise ConfigError(f"checkpoint_every must be >= 1 env step, got {self.checkpoint_every}.")
+    if (
+      self.resume is not None
+      and self.run_dir is not None
+      and (os.path.abspath(self.run_dir) != os.path.abspath(self.resume))
+    ):
       raise ConfigError("resume RUN_DIR continues in RUN_DIR; leave out --run-dir.")
 
 
@@ -86,6 +90,7 @@ class LoggerConfig:
     wandb_mode: online, or offline (written under the run directory's wandb/, for `wandb sync`
       later; needs no network).
   """
+
   tensorboard: bool = True
   wandb_project: str | None = None
   wandb_entity: str | None = None

@@ -28,27 +28,48 @@ PROG = "evaluate.py"
 
 #: Envs that gymnax's Visualizer can draw (gymnax 1.0.1); the classic-control
 #: ones are drawn by gymnasium, with pygame.
-CLASSIC_CONTROL = ("Acrobot-v1", "CartPole-v1", "Pendulum-v1", "MountainCar-v0",
-                   "MountainCarContinuous-v0")
-GIF_ENVS = CLASSIC_CONTROL + ("Catch-bsuite", "Asterix-MinAtar",
-            "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar",
-            "SpaceInvaders-MinAtar", "Pong-misc", "PointRobot-misc",
-            "MetaMaze-misc", "FourRooms-misc")
+CLASSIC_CONTROL = (
+  "Acrobot-v1",
+  "CartPole-v1",
+  "Pendulum-v1",
+  "MountainCar-v0",
+  "MountainCarContinuous-v0",
+)
+GIF_ENVS = CLASSIC_CONTROL + (
+  "Catch-bsuite",
+  "Asterix-MinAtar",
+  "Breakout-MinAtar",
+  "Freeway-MinAtar",
+  "Seaquest-MinAtar",
+  "SpaceInvaders-MinAtar",
+  "Pong-misc",
+  "PointRobot-misc",
+  "MetaMaze-misc",
+  "FourRooms-misc",
+)
 
 
 def parse_args(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Namespace:
   parser = cli.OneLineParser(description=__doc__.splitlines()[0], prog=prog)
   parser.add_argument("run_dir", help="a run directory written by anakin_dqn.py")
-  parser.add_argument("--episodes", type=int, default=32,
-                      help="greedy episodes per seed (default: 32)")
-  parser.add_argument("--seed", type=int, default=0,
-                      help="seed of the evaluation episodes (default: 0)")
-  parser.add_argument("--max-steps", type=int, default=None,
-                      help="cap on an episode's length (default: the env's limit)")
-  parser.add_argument("--step", type=int, default=None,
-                      help="checkpoint to load, in chunks done (default: newest)")
-  parser.add_argument("--gif", default=None, metavar="PATH",
-                      help="render one greedy episode of seed 0 to this GIF")
+  parser.add_argument(
+    "--episodes", type=int, default=32, help="greedy episodes per seed (default: 32)"
+  )
+  parser.add_argument(
+    "--seed", type=int, default=0, help="seed of the evaluation episodes (default: 0)"
+  )
+  parser.add_argument(
+    "--max-steps",
+    type=int,
+    default=None,
+    help="cap on an episode's length (default: the env's limit)",
+  )
+  parser.add_argument(
+    "--step", type=int, default=None, help="checkpoint to load, in chunks done (default: newest)"
+  )
+  parser.add_argument(
+    "--gif", default=None, metavar="PATH", help="render one greedy episode of seed 0 to this GIF"
+  )
   args = parser.parse_args(argv)
   if args.episodes < 1:
     parser.error(f"--episodes must be >= 1, got {args.episodes}")
@@ -71,10 +92,11 @@ def registered_entry(saved: dict[str, Any]) -> registry.AgentEntry:
       importlib.import_module(module)
   if name not in registry.names():
     raise ConfigError(
-        f"the run was trained with agent {name!r}, which is not registered in this "
-        f"process (it was registered by {module or 'an unknown module'}). Evaluate it "
-        f"from the program that registers it, e.g. python experiments/custom_agent.py "
-        f"evaluate RUN_DIR, or import that module before calling evaluation.main.")
+      f"the run was trained with agent {name!r}, which is not registered in this "
+      f"process (it was registered by {module or 'an unknown module'}). Evaluate it "
+      f"from the program that registers it, e.g. python experiments/custom_agent.py "
+      f"evaluate RUN_DIR, or import that module before calling evaluation.main."
+    )
   return registry.get(name)
 
 
@@ -101,8 +123,9 @@ def load_agent(run_dir: str, step: int | None = None):
   runs = config.num_seeds * sweeps.num_points(saved["experiment"].get("sweep", ()))
   like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((runs, *x.shape), x.dtype), like)
   if not os.path.isdir(rundir_lib.checkpoint_dir(run_dir)):
-    raise ConfigError(f"{run_dir} has no checkpoints/ (the run stopped before its "
-                      f"first checkpoint).")
+    raise ConfigError(
+      f"{run_dir} has no checkpoints/ (the run stopped before its first checkpoint)."
+    )
   checkpointer = Checkpointer(rundir_lib.checkpoint_dir(run_dir))
   try:
     params = checkpointer.restore_params(like, step)
@@ -113,8 +136,7 @@ def load_agent(run_dir: str, step: int | None = None):
   return agent, env, params, saved
 
 
-def evaluate_hostloop_run(args: argparse.Namespace, saved: dict[str, Any],
-                          prog: str) -> dict:
+def evaluate_hostloop_run(args: argparse.Namespace, saved: dict[str, Any], prog: str) -> dict:
   """Greedy episodes of an Atari (host-loop) run, on the game as it was
   preprocessed in training: the run's ``atari`` section."""
   import jax
@@ -129,11 +151,13 @@ def evaluate_hostloop_run(args: argparse.Namespace, saved: dict[str, Any],
     entry = registered_entry(saved)
     env_id = saved["experiment"]["env_id"]
     atari.check_env_id(env_id)
-    env = atari.make_vector_env(env_id, min(args.episodes, 8),
-                                cli.build_from_dict(atari.AtariConfig, saved["atari"]))
+    env = atari.make_vector_env(
+      env_id, min(args.episodes, 8), cli.build_from_dict(atari.AtariConfig, saved["atari"])
+    )
     trainer = cli.build_from_dict(atari.HostLoopConfig, saved["trainer"]).anakin()
-    agent = entry.build(cli.build_from_dict(entry.config_cls, saved["agent"]), env,
-                        trainer.derive(1))
+    agent = entry.build(
+      cli.build_from_dict(entry.config_cls, saved["agent"]), env, trainer.derive(1)
+    )
     like = jax.eval_shape(agent.init_params, jax.ShapeDtypeStruct((2,), jax.numpy.uint32))
     like = jax.tree.map(lambda x: jax.ShapeDtypeStruct((1, *x.shape), x.dtype), like)
     checkpointer = Checkpointer(rundir_lib.checkpoint_dir(args.run_dir))
@@ -147,8 +171,15 @@ def evaluate_hostloop_run(args: argparse.Namespace, saved: dict[str, Any],
     cli.usage_error(error, prog)
   first = jax.tree.map(lambda x: x[0], params)
   try:
-    returns = hostloop.evaluate(agent, first, agent.init_policy(jax.random.PRNGKey(args.seed)),
-                                env, args.episodes, args.seed, max_steps=args.max_steps)
+    returns = hostloop.evaluate(
+      agent,
+      first,
+      agent.init_policy(jax.random.PRNGKey(args.seed)),
+      env,
+      args.episodes,
+      args.seed,
+      max_steps=args.max_steps,
+    )
   finally:
     env.close()
   returns = np.asarray(returns)[None]
@@ -193,8 +224,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> dict:
     return evaluate_hostloop_run(args, saved, prog)
   env_id = saved["experiment"]["env_id"]
   if args.gif and env_id not in GIF_ENVS:
-    cli.usage_error(f"--gif: gymnax has no visualiser for {env_id}; --gif works "
-                    f"for {', '.join(GIF_ENVS)}.", prog)
+    cli.usage_error(
+      f"--gif: gymnax has no visualiser for {env_id}; --gif works for {', '.join(GIF_ENVS)}.", prog
+    )
 
   if args.gif and env_id in CLASSIC_CONTROL:
     # Off-screen drawing: no window, no sound device, no display warnings.
@@ -204,8 +236,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> dict:
     try:
       import pygame  # noqa: F401  (gymnasium draws the classic-control envs)
     except ImportError:
-      cli.usage_error(f"--gif for {env_id} needs pygame: pip install -e '.[render]'.",
-                      prog)
+      cli.usage_error(f"--gif for {env_id} needs pygame: pip install -e '.[render]'.", prog)
 
   import jax
   import numpy as np
@@ -219,26 +250,32 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> dict:
   max_steps = loop.episode_step_limit(env, args.max_steps)
   key = jax.random.PRNGKey(args.seed)
   policy_state = agent.init_policy(key)
-  evaluate = jax.jit(jax.vmap(
-      lambda p, k: loop.greedy_returns(agent, env, p, policy_state, k,
-                                       args.episodes, max_steps),
-      in_axes=(0, None)))
+  evaluate = jax.jit(
+    jax.vmap(
+      lambda p, k: loop.greedy_returns(agent, env, p, policy_state, k, args.episodes, max_steps),
+      in_axes=(0, None),
+    )
+  )
   returns = np.asarray(evaluate(params, key))  # (runs, episodes)
   num_seeds, first_seed = saved["trainer"]["num_seeds"], saved["trainer"]["seed"]
   entry = registered_entry(saved)
-  points = sweeps.grid_points(sweeps.parse_axes(
-      saved["experiment"].get("sweep", ()), entry.config_cls, entry.name))
+  points = sweeps.grid_points(
+    sweeps.parse_axes(saved["experiment"].get("sweep", ()), entry.config_cls, entry.name)
+  )
   print(f"{env_id}: greedy return over {args.episodes} episodes per seed")
   for i, r in enumerate(returns):
-    point = f"point {i // num_seeds} ({sweeps.label(points[i // num_seeds])}) " if (
-        points and points[0]) else ""
+    point = (
+      f"point {i // num_seeds} ({sweeps.label(points[i // num_seeds])}) "
+      if (points and points[0])
+      else ""
+    )
     print(f"  {point}seed {first_seed + i % num_seeds}: {r.mean():.1f} ± {r.std():.1f}")
-  print(f"  all {'runs' if len(points) > 1 else 'seeds'}: {returns.mean():.1f} ± "
-        f"{returns.std():.1f}")
+  print(
+    f"  all {'runs' if len(points) > 1 else 'seeds'}: {returns.mean():.1f} ± {returns.std():.1f}"
+  )
   out = {"returns": returns, "mean": float(returns.mean()), "std": float(returns.std())}
   if args.gif:
     first = jax.tree.map(lambda x: x[0], params)
     out["gif_return"] = render_gif(agent, env, first, args.gif, key, max_steps)
     print(f"wrote {args.gif} (one greedy episode, return {out['gif_return']:.1f})")
   return out
-

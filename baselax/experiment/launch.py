@@ -42,8 +42,9 @@ def usage_errors(spec: Any, prog: str = PROG):
   try:
     yield
   except ConfigError as error:
-    cli.usage_error(cli.name_the_flag(str(error), cli.sections_of(
-        list(spec.sections.values()))), prog)
+    cli.usage_error(
+      cli.name_the_flag(str(error), cli.sections_of(list(spec.sections.values()))), prog
+    )
 
 
 @contextlib.contextmanager
@@ -51,6 +52,7 @@ def training_errors(prog: str, run_dir: Any):
   """A non-finite chunk, or a write that failed (a full disk, a lost mount),
   ends the run in one line with exit code 1; the newest checkpoint stands."""
   from baselax.training import guards
+
   try:
     yield
   except guards.NonFiniteError as error:
@@ -58,15 +60,19 @@ def training_errors(prog: str, run_dir: Any):
     raise SystemExit(1) from None
   except OSError as error:
     where = run_dir.path if run_dir is not None else "the run directory"
-    print(f"{prog}: error: writing to {where} failed ({error}); its newest checkpoint "
-          f"is kept: make room and continue with --resume {where}", file=sys.stderr,
-          flush=True)
+    print(
+      f"{prog}: error: writing to {where} failed ({error}); its newest checkpoint "
+      f"is kept: make room and continue with --resume {where}",
+      file=sys.stderr,
+      flush=True,
+    )
     raise SystemExit(1) from None
 
 
 def use_compilation_cache(run: config_lib.RunConfig) -> None:
   """Points JAX's persistent compilation cache at ``--compilation-cache`` (``none``: off)."""
   import jax
+
   if run.compilation_cache.lower() != "none":
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(run.compilation_cache))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
@@ -83,11 +89,12 @@ def close_run(sinks: Any, checkpointer: Any, run_dir: Any) -> None:
 
 class Prepared(NamedTuple):
   """What :func:`prepare` built and checked, all before compiling."""
+
   env: Any
   agent: Any
   num_devices: int
   sizes: Any
-  sweep: Any = None   # a baselax.anakin.sweep.Sweep with --sweep, else None
+  sweep: Any = None  # a baselax.anakin.sweep.Sweep with --sweep, else None
   replay_memory: Any = None  # the checked baselax.replay.MemoryPlan
 
 
@@ -124,8 +131,9 @@ def prepare(spec: Spec, traced_checks: bool = True) -> Prepared:
     return Prepared(env, agent, num_devices, sizes, sweep)
   # The replay buffers must fit the devices' memory: refused before any run
   # directory exists (baselax.replay.memory; anakin.train checks and logs it again).
-  replay_memory = memory.plan(agent, env, spec.trainer, sizes,
-                              local_devices=program.local_num_devices(spec.trainer))
+  replay_memory = memory.plan(
+    agent, env, spec.trainer, sizes, local_devices=program.local_num_devices(spec.trainer)
+  )
   replay_memory.check()
   return Prepared(env, agent, num_devices, sizes, sweep, replay_memory)
 
@@ -139,12 +147,14 @@ def build_agent(spec: Any, env: Any, sizes: Any, trainer: AnakinConfig) -> Any:
       ``--wandb-project`` without wandb installed.
   """
   from baselax.anakin import contract
+
   entry = registry.get(spec.experiment.agent)
   try:
     agent = entry.build(spec.agent, env, sizes)
   except ConfigError as error:
-    raise ConfigError(f"agent {entry.name} cannot train on env_id "
-                      f"{spec.experiment.env_id}: {error}") from error
+    raise ConfigError(
+      f"agent {entry.name} cannot train on env_id {spec.experiment.env_id}: {error}"
+    ) from error
   contract.check_agent(agent, trainer)
   if spec.loggers.wandb_project is not None:
     try:
@@ -158,12 +168,15 @@ def seeds_line(trainer: AnakinConfig, sizes: Any) -> str:
   """How seeds and envs sit on the devices, for the header line."""
   if sizes.num_runs > trainer.num_seeds:
     points = sizes.num_runs // trainer.num_seeds
-    where = (f", {sizes.runs_per_device} per device" if sizes.layout == "seeds" else "")
-    return (f"{points} sweep points x {trainer.num_seeds} seed(s) = {sizes.num_runs} "
-            f"runs{where}, x {trainer.num_envs} envs")
+    where = f", {sizes.runs_per_device} per device" if sizes.layout == "seeds" else ""
+    return (
+      f"{points} sweep points x {trainer.num_seeds} seed(s) = {sizes.num_runs} "
+      f"runs{where}, x {trainer.num_envs} envs"
+    )
   if sizes.layout == "seeds":
-    return (f"{trainer.num_seeds} seed(s), {sizes.runs_per_device} per device, x "
-            f"{trainer.num_envs} envs")
+    return (
+      f"{trainer.num_seeds} seed(s), {sizes.runs_per_device} per device, x {trainer.num_envs} envs"
+    )
   return f"{trainer.num_seeds} seed(s) x {trainer.num_envs} envs/device"
 
 
@@ -179,23 +192,31 @@ def use_all_cores(spec: Spec) -> int:
   """
   trainer = spec.trainer
   runs = trainer.num_seeds * sweeps.num_points(spec.experiment.sweep)
-  if (not spec.run.all_cores or runs < 2 or trainer.num_devices is not None
-      or trainer.parallel in ("data", "groups") or spec.distributed.enabled
-      or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")):
+  if (
+    not spec.run.all_cores
+    or runs < 2
+    or trainer.num_devices is not None
+    or trainer.parallel in ("data", "groups")
+    or spec.distributed.enabled
+    or "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", "")
+  ):
     return 1
   from jax._src import xla_bridge  # no public way to ask whether JAX has started
+
   if getattr(xla_bridge, "backends_are_initialized", lambda: True)():
     return 1
   cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
   count = max(d for d in range(1, min(cores or 1, runs) + 1) if runs % d == 0)
   if count > 1:
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={count}").strip()
+    os.environ["XLA_FLAGS"] = (
+      os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}"
+    ).strip()
   return count
 
 
-def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
-        loggers: Sequence[loggers_lib.Logger] = ()) -> summary_lib.ExperimentResult:
+def run(
+  argv: Sequence[str] | None = None, *, prog: str = PROG, loggers: Sequence[loggers_lib.Logger] = ()
+) -> summary_lib.ExperimentResult:
   """Runs the experiment a command line describes (see the module doc).
 
   In a multi-process run every process calls this with the same flags (and
@@ -225,33 +246,48 @@ def run(argv: Sequence[str] | None = None, *, prog: str = PROG,
     if spec.run.resume is not None:
       guards.check_resumable()
     prepared = prepare(spec)
-    anakin.runner.check_processes_agree(prepared.agent, prepared.env, spec.trainer,
-                                        spec.identity())
+    anakin.runner.check_processes_agree(prepared.agent, prepared.env, spec.trainer, spec.identity())
     if main_process:
       run_dir, checkpointer, chunks_done = rundir_lib.open_run(
-          spec, prepared, extra={"replay_memory": prepared.replay_memory.to_json()})
+        spec, prepared, extra={"replay_memory": prepared.replay_memory.to_json()}
+      )
   sizes = prepared.sizes
   if run_dir is not None:  # the main process's
     hardware.print_accelerator_hint()
     print(banner(spec, prepared, run_dir.path), flush=True)
-  console = (loggers_lib.ConsoleLogger.for_run(sizes, chunks_done)
-             if main_process and not spec.run.quiet else None)
+  console = (
+    loggers_lib.ConsoleLogger.for_run(sizes, chunks_done)
+    if main_process and not spec.run.quiet
+    else None
+  )
   points = prepared.sweep.points() if prepared.sweep is not None else None
   sinks = loggers_lib.make_loggers(
-      run_dir, spec.loggers, console=console, extra=loggers, points=points,
-      title=f"{registry.get(spec.experiment.agent).name} on {spec.experiment.env_id}",
-      config={k: dataclasses.asdict(v) for k, v in spec.sections.items()})
+    run_dir,
+    spec.loggers,
+    console=console,
+    extra=loggers,
+    points=points,
+    title=f"{registry.get(spec.experiment.agent).name} on {spec.experiment.env_id}",
+    config={k: dataclasses.asdict(v) for k, v in spec.sections.items()},
+  )
   try:
     with training_errors(prog, run_dir), usage_errors(spec, prog):
-      result = anakin.train(prepared.agent, prepared.env, spec.trainer,
-                            on_chunk=sinks.write, checkpointer=checkpointer,
-                            resume=chunks_done is not None, identity=spec.identity(),
-                            sweep=prepared.sweep)
+      result = anakin.train(
+        prepared.agent,
+        prepared.env,
+        spec.trainer,
+        on_chunk=sinks.write,
+        checkpointer=checkpointer,
+        resume=chunks_done is not None,
+        identity=spec.identity(),
+        sweep=prepared.sweep,
+      )
   finally:
     close_run(sinks, checkpointer, run_dir)
   wall = time.perf_counter() - t0
-  out = summary_lib.summarise(result, sizes.env_steps_per_chunk,
-                              sizes.num_runs, run_dir, wall, points=points)
+  out = summary_lib.summarise(
+    result, sizes.env_steps_per_chunk, sizes.num_runs, run_dir, wall, points=points
+  )
   if main_process:
     summary_lib.print_summary(out, prog)
   return out
@@ -261,6 +297,7 @@ def join(spec: Any, prog: str) -> bool:
   """Joins the multi-process run the flags describe, if any (before anything
   touches a device); whether this is the main process. Exits 2 on a bad setting."""
   from baselax.anakin import distributed
+
   try:
     distributed.initialize(spec.distributed)
   except (RuntimeError, ValueError) as error:
@@ -271,14 +308,17 @@ def join(spec: Any, prog: str) -> bool:
 def banner(spec: Any, prepared: Any, path: str) -> str:
   """The run's first line: agent, env, JAX and its devices, seeds, budget, directory."""
   import jax
+
   name = registry.get(spec.experiment.agent).name
   processes = jax.process_count()
-  return (f"baselax {name} ({type(prepared.agent).__name__}) on {spec.experiment.env_id} "
-          f"| jax {jax.__version__} {jax.default_backend()} "
-          f"({jax.devices()[0].device_kind}) x{prepared.num_devices}"
-          f"{f' over {processes} processes' if processes > 1 else ''} | "
-          f"{seeds_line(spec.trainer, prepared.sizes)} | "
-          f"{spec.trainer.total_env_steps:,} env steps per seed | {path}")
+  return (
+    f"baselax {name} ({type(prepared.agent).__name__}) on {spec.experiment.env_id} "
+    f"| jax {jax.__version__} {jax.default_backend()} "
+    f"({jax.devices()[0].device_kind}) x{prepared.num_devices}"
+    f"{f' over {processes} processes' if processes > 1 else ''} | "
+    f"{seeds_line(spec.trainer, prepared.sizes)} | "
+    f"{spec.trainer.total_env_steps:,} env steps per seed | {path}"
+  )
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

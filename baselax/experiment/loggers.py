@@ -71,6 +71,7 @@ class ConsoleHandler(logging.Handler):
   def emit(self, record: logging.LogRecord) -> None:
     try:
       import tqdm
+
       stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
       tqdm.tqdm.write(self.format(record), file=stream)
     except Exception:  # pragma: no cover - logging must never raise
@@ -100,8 +101,7 @@ class ConsoleLogger(Logger):
     initial: env steps already done (a resumed run).
   """
 
-  def __init__(self, total_env_steps: int, *, bar: bool | None = None,
-               initial: int = 0):
+  def __init__(self, total_env_steps: int, *, bar: bool | None = None, initial: int = 0):
     self._use_bar = bar if bar is not None else sys.stderr.isatty()
     self._total, self._initial = total_env_steps, initial
     self._bar: Any = None  # a tqdm bar, made at the first record
@@ -110,8 +110,7 @@ class ConsoleLogger(Logger):
   def for_run(cls, sizes: Any, chunks_done: int | None = None) -> ConsoleLogger:
     """Progress of a run of ``sizes`` (its ``total_env_steps`` and
     ``env_steps_per_chunk``), resumed after ``chunks_done`` chunks (if any)."""
-    return cls(sizes.total_env_steps,
-               initial=(chunks_done or 0) * sizes.env_steps_per_chunk)
+    return cls(sizes.total_env_steps, initial=(chunks_done or 0) * sizes.env_steps_per_chunk)
 
   def write(self, record: metrics_lib.ChunkRecord) -> None:
     if not self._use_bar:
@@ -120,12 +119,15 @@ class ConsoleLogger(Logger):
     if self._bar is None:
       # Made at the first record, so its rate and ETA leave compilation out.
       import tqdm
-      self._bar = tqdm.tqdm(total=self._total, initial=self._initial, unit="step",
-                            unit_scale=True, dynamic_ncols=True)
+
+      self._bar = tqdm.tqdm(
+        total=self._total, initial=self._initial, unit="step", unit_scale=True, dynamic_ncols=True
+      )
     self._bar.update(record.env_steps - self._bar.n)
     self._bar.set_postfix_str(
-        f"sps {record.sps:,.0f} | train {metrics_lib.seed_mean(record.train_return):.1f}"
-        f" | eval {metrics_lib.seed_mean(record.eval_return):.1f}")
+      f"sps {record.sps:,.0f} | train {metrics_lib.seed_mean(record.train_return):.1f}"
+      f" | eval {metrics_lib.seed_mean(record.eval_return):.1f}"
+    )
 
   def close(self) -> None:
     if self._bar is not None:
@@ -146,12 +148,18 @@ class JsonlLogger(Logger):
 def scalars_for_dashboards(record: metrics_lib.ChunkRecord) -> dict[str, float]:
   """``{tag: value}`` of a record for TensorBoard and W&B: counters as they
   are, per-seed metrics as their mean over seeds (finite values only)."""
-  out = {"sps": record.sps, "wall_time": record.wall_time,
-         "updates": metrics_lib.seed_mean(record.updates)}
-  per_seed = {"train_return": record.train_return, "eval_return": record.eval_return,
-              "train_episodes": record.train_episodes, **record.scalars}
-  out.update({f"{k}/mean_over_seeds": metrics_lib.seed_mean(v)
-              for k, v in per_seed.items()})
+  out = {
+    "sps": record.sps,
+    "wall_time": record.wall_time,
+    "updates": metrics_lib.seed_mean(record.updates),
+  }
+  per_seed = {
+    "train_return": record.train_return,
+    "eval_return": record.eval_return,
+    "train_episodes": record.train_episodes,
+    **record.scalars,
+  }
+  out.update({f"{k}/mean_over_seeds": metrics_lib.seed_mean(v) for k, v in per_seed.items()})
   return {k: float(v) for k, v in out.items() if np.isfinite(v)}
 
 
@@ -166,8 +174,10 @@ class TensorBoardLogger(Logger):
     try:
       import tensorboardX
     except ImportError as error:
-      raise ImportError("TensorBoard logging needs tensorboardX: pip install -e "
-                        "'.[tensorboard]' (or pass --no-tensorboard).") from error
+      raise ImportError(
+        "TensorBoard logging needs tensorboardX: pip install -e "
+        "'.[tensorboard]' (or pass --no-tensorboard)."
+      ) from error
     self._writer = tensorboardX.SummaryWriter(directory)
 
   def write(self, record: metrics_lib.ChunkRecord) -> None:
@@ -190,9 +200,17 @@ class WandbLogger(Logger):
     ImportError: wandb is not installed (``pip install -e ".[wandb]"``).
   """
 
-  def __init__(self, directory: str, *, project: str, entity: str | None = None,
-               mode: str = "online", name: str | None = None,
-               config: Mapping[str, Any] | None = None, group: str | None = None):
+  def __init__(
+    self,
+    directory: str,
+    *,
+    project: str,
+    entity: str | None = None,
+    mode: str = "online",
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    group: str | None = None,
+  ):
     try:
       import wandb
     except ImportError as error:
@@ -205,10 +223,18 @@ class WandbLogger(Logger):
       run_id = uuid.uuid4().hex[:8]
       with open(id_path, "w") as f:
         f.write(run_id)
-    self._run = wandb.init(project=project, entity=entity, mode=mode,  # type: ignore[arg-type]
-                           dir=directory,  # (mode: checked by LoggersConfig)
-                           id=run_id, resume="allow", name=name, group=group,
-                           config=dict(config or {}), reinit="create_new")
+    self._run = wandb.init(
+      project=project,
+      entity=entity,
+      mode=mode,  # type: ignore[arg-type]
+      dir=directory,  # (mode: checked by LoggersConfig)
+      id=run_id,
+      resume="allow",
+      name=name,
+      group=group,
+      config=dict(config or {}),
+      reinit="create_new",
+    )
 
   def write(self, record: metrics_lib.ChunkRecord) -> None:
     values: dict[str, float] = dict(scalars_for_dashboards(record))
@@ -233,14 +259,19 @@ class SweepLogger(Logger):
       or W&B run per point).
   """
 
-  def __init__(self, points: Sequence[Mapping[str, Any]], shared: Sequence[Logger] = (),
-               per_point: Sequence[Sequence[Logger]] = ()):
+  def __init__(
+    self,
+    points: Sequence[Mapping[str, Any]],
+    shared: Sequence[Logger] = (),
+    per_point: Sequence[Sequence[Logger]] = (),
+  ):
     self.points = list(points)
     self.shared = MultiLogger(shared)
     self.per_point = [MultiLogger(sinks) for sinks in per_point]
 
   def write(self, record: metrics_lib.ChunkRecord) -> bool:
     from baselax.experiment import sweeps
+
     stop = False
     for p, point_record in enumerate(sweeps.point_records(record, self.points)):
       stop |= self.shared.write(point_record)
@@ -263,10 +294,16 @@ class LearningCurveLogger(Logger):
       self.run_dir.write_learning_curve(self.title)
 
 
-def make_loggers(run_dir: rundir_lib.RunDirectory | None, loggers_config: Any, *,
-                 console: ConsoleLogger | None, title: str,
-                 config: Mapping[str, Any], extra: Sequence[Logger] = (),
-                 points: Sequence[Mapping[str, Any]] | None = None) -> MultiLogger:
+def make_loggers(
+  run_dir: rundir_lib.RunDirectory | None,
+  loggers_config: Any,
+  *,
+  console: ConsoleLogger | None,
+  title: str,
+  config: Mapping[str, Any],
+  extra: Sequence[Logger] = (),
+  points: Sequence[Mapping[str, Any]] | None = None,
+) -> MultiLogger:
   """The loggers of an experiment (``run_dir`` is ``None`` on processes other than 0).
 
   TensorBoard is on when asked and tensorboardX is installed (a missing
@@ -280,8 +317,9 @@ def make_loggers(run_dir: rundir_lib.RunDirectory | None, loggers_config: Any, *
   if run_dir is not None:
     name = os.path.basename(run_dir.path)
 
-    def dashboards(directory: str, label: str | None = None,
-                   hyperparams: Mapping[str, Any] | None = None) -> list[Logger]:
+    def dashboards(
+      directory: str, label: str | None = None, hyperparams: Mapping[str, Any] | None = None
+    ) -> list[Logger]:
       out: list[Logger] = []
       if loggers_config.tensorboard:
         try:
@@ -290,12 +328,17 @@ def make_loggers(run_dir: rundir_lib.RunDirectory | None, loggers_config: Any, *
           logger.info("tensorboardX is not installed: no TensorBoard event files.")
       if loggers_config.wandb_project is not None:
         os.makedirs(directory, exist_ok=True)
-        out.append(WandbLogger(
-            directory, project=loggers_config.wandb_project,
-            entity=loggers_config.wandb_entity, mode=loggers_config.wandb_mode,
+        out.append(
+          WandbLogger(
+            directory,
+            project=loggers_config.wandb_project,
+            entity=loggers_config.wandb_entity,
+            mode=loggers_config.wandb_mode,
             name=f"{name}/{label}" if label else name,
             group=name if label else None,
-            config={**config, **({"point": dict(hyperparams)} if hyperparams else {})}))
+            config={**config, **({"point": dict(hyperparams)} if hyperparams else {})},
+          )
+        )
       return out
 
     jsonl = JsonlLogger(run_dir.metrics_path)
@@ -304,8 +347,17 @@ def make_loggers(run_dir: rundir_lib.RunDirectory | None, loggers_config: Any, *
       sinks += [jsonl, curve, *dashboards(run_dir.path)]
     else:
       from baselax.experiment import sweeps
+
       labels = [sweeps.label(h) for h in points]
-      sinks += [SweepLogger(points, shared=[jsonl], per_point=[
-          dashboards(os.path.join(run_dir.path, "points", label), label, h)
-          for label, h in zip(labels, points, strict=True)]), curve]
+      sinks += [
+        SweepLogger(
+          points,
+          shared=[jsonl],
+          per_point=[
+            dashboards(os.path.join(run_dir.path, "points", label), label, h)
+            for label, h in zip(labels, points, strict=True)
+          ],
+        ),
+        curve,
+      ]
   return MultiLogger([*sinks, *extra])

@@ -57,8 +57,10 @@ def load_config(run_path: str) -> dict[str, Any]:
   """
   path = os.path.join(run_path, "config.json")
   if not os.path.isfile(path):
-    raise ConfigError(f"{run_path} is not a run directory (no config.json): pass "
-                      f"the directory a run printed at its end.")
+    raise ConfigError(
+      f"{run_path} is not a run directory (no config.json): pass "
+      f"the directory a run printed at its end."
+    )
   try:
     with open(path) as f:
       saved = json.load(f)
@@ -66,8 +68,9 @@ def load_config(run_path: str) -> dict[str, Any]:
     raise ConfigError(f"{path} is not valid JSON ({error}).") from error
   missing = [k for k in ("agent", "trainer") if k not in saved]
   if missing:
-    raise ConfigError(f"{path} is not a baselax run's config.json (no "
-                      f"{' or '.join(missing)} section).")
+    raise ConfigError(
+      f"{path} is not a baselax run's config.json (no {' or '.join(missing)} section)."
+    )
   if "experiment" not in saved:
     agent = dict(saved.get("agent", {}))
     saved["experiment"] = {"agent": "dqn", "env_id": agent.pop("env_id", "CartPole-v1")}
@@ -94,9 +97,12 @@ def fingerprint_changes(agent: str) -> dict[str, Any]:
   """The agent's renamed and introduced settings as checkpoint fingerprint
   keys (``meta.agent.<name>``), for :class:`~baselax.training.Checkpointer`."""
   renamed, introduced = agent_changes(agent)
-  return {"renamed": {f"meta.agent.{old}": (f"meta.agent.{new}", convert)
-                      for old, (new, convert) in renamed.items()},
-          "introduced": {f"meta.agent.{k}": v for k, v in introduced.items()}}
+  return {
+    "renamed": {
+      f"meta.agent.{old}": (f"meta.agent.{new}", convert) for old, (new, convert) in renamed.items()
+    },
+    "introduced": {f"meta.agent.{k}": v for k, v in introduced.items()},
+  }
 
 
 #: Run settings that say where a session goes, not how the run is run.
@@ -109,8 +115,7 @@ def resume_defaults(saved: dict[str, Any], sections: Any) -> dict[str, Any]:
   run) and the run section (its checkpoint cadence, compilation cache, ...),
   but where the run goes. Flags given again override them; the experiment's
   may not change (checked by the caller)."""
-  defaults = {k: v for section in (*sections, "loggers")
-              for k, v in saved.get(section, {}).items()}
+  defaults = {k: v for section in (*sections, "loggers") for k, v in saved.get(section, {}).items()}
   defaults.update({k: v for k, v in saved.get("run", {}).items() if k not in SESSION_ONLY})
   return defaults
 
@@ -165,11 +170,16 @@ class RunLock:
         holder = self._holder()
         if holder is not None and self._alive(holder):
           raise ConfigError(
-              f"{os.path.dirname(self.path)} is in use by pid {holder.get('pid')} on "
-              f"{holder.get('host')} (its run.lock): wait for that run to end or stop it; "
-              f"a second writer would mix two runs' checkpoints and metrics.") from None
-        logger.warning("taking over %s from pid %s on %s, which is no longer running",
-                       self.path, (holder or {}).get("pid"), (holder or {}).get("host"))
+            f"{os.path.dirname(self.path)} is in use by pid {holder.get('pid')} on "
+            f"{holder.get('host')} (its run.lock): wait for that run to end or stop it; "
+            f"a second writer would mix two runs' checkpoints and metrics."
+          ) from None
+        logger.warning(
+          "taking over %s from pid %s on %s, which is no longer running",
+          self.path,
+          (holder or {}).get("pid"),
+          (holder or {}).get("host"),
+        )
         with contextlib.suppress(FileNotFoundError):
           os.remove(self.path)
         continue
@@ -219,19 +229,27 @@ class RunDirectory:
     lock: the directory's :class:`RunLock`, released by :meth:`close`.
   """
 
-  def __init__(self, path: str, config: Mapping[str, Any], *,
-               resume_from_chunk: int | None = None, lock: RunLock | None = None):
+  def __init__(
+    self,
+    path: str,
+    config: Mapping[str, Any],
+    *,
+    resume_from_chunk: int | None = None,
+    lock: RunLock | None = None,
+  ):
     self.path = os.path.abspath(os.path.expanduser(path))
     self.lock = lock
     os.makedirs(self.path, exist_ok=True)
     self.metrics_path = os.path.join(self.path, "metrics.jsonl")
     self.config_path = os.path.join(self.path, "config.json")
     if resume_from_chunk is None or not os.path.exists(self.config_path):
-      write_atomically(self.config_path, json.dumps(
-          metrics_lib.to_json(dict(config)), indent=2, sort_keys=True))
+      write_atomically(
+        self.config_path, json.dumps(metrics_lib.to_json(dict(config)), indent=2, sort_keys=True)
+      )
     if resume_from_chunk is not None and os.path.exists(self.metrics_path):
-      kept = [line for line, row in complete_lines(self.metrics_path)
-              if row["chunk"] < resume_from_chunk]
+      kept = [
+        line for line, row in complete_lines(self.metrics_path) if row["chunk"] < resume_from_chunk
+      ]
       write_atomically(self.metrics_path, "".join(kept))
 
   @property
@@ -251,6 +269,7 @@ class RunDirectory:
     """Plots evaluation return vs env steps (mean over seeds, min-max band);
     a sweep gets one curve (and band) per grid point."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -263,16 +282,27 @@ class RunDirectory:
       steps = np.array([r.env_steps for r in rows], np.float64)
       returns = np.array([np.atleast_1d(r.eval_return) for r in rows])
       seeds = f"mean over {returns.shape[1]} seed(s)"
-      name = seeds if point is None else f"{point}: " + ",".join(
-          f"{k}={v:g}" for k, v in (rows[0].hyperparams or {}).items())
-      line, = ax.plot(steps, returns.mean(1), label=name)
+      name = (
+        seeds
+        if point is None
+        else f"{point}: " + ",".join(f"{k}={v:g}" for k, v in (rows[0].hyperparams or {}).items())
+      )
+      (line,) = ax.plot(steps, returns.mean(1), label=name)
       if returns.shape[1] > 1:
-        ax.fill_between(steps, returns.min(1), returns.max(1), alpha=0.25 if point is None
-                        else 0.1, color=line.get_color(),
-                        label="min-max over seeds" if point is None else None)
+        ax.fill_between(
+          steps,
+          returns.min(1),
+          returns.max(1),
+          alpha=0.25 if point is None else 0.1,
+          color=line.get_color(),
+          label="min-max over seeds" if point is None else None,
+        )
     if records:
-      ax.legend(loc="lower right", fontsize="small" if len(curves) > 1 else None,
-                title=f"point ({seeds})" if len(curves) > 1 else None)
+      ax.legend(
+        loc="lower right",
+        fontsize="small" if len(curves) > 1 else None,
+        title=f"point ({seeds})" if len(curves) > 1 else None,
+      )
     ax.set_xlabel("env steps (per seed)")
     ax.set_ylabel("greedy evaluation return")
     ax.set_title(title)
@@ -306,18 +336,21 @@ def open_run(spec: Any, prepared: Any, extra: dict[str, Any] | None = None):
   from baselax.training import checkpoint
 
   resuming = spec.run.resume is not None
-  run_path = (spec.run.resume or spec.run.run_dir or
-              default_run_dir(spec.experiment.env_id, spec.experiment.agent))
+  run_path = (
+    spec.run.resume
+    or spec.run.run_dir
+    or default_run_dir(spec.experiment.env_id, spec.experiment.agent)
+  )
   os.makedirs(run_path, exist_ok=True)
   lock = RunLock(run_path)
   lock.acquire()  # one writer: refuses a directory a live run holds
   try:
     checkpointer = checkpoint.Checkpointer(
-        checkpoint_dir(run_path),
-        every_chunks=max(1, round(spec.run.checkpoint_every /
-                                  prepared.sizes.env_steps_per_chunk)),
-        writer=True,  # the lock's holder: a killed writer's unfinished saves go
-        **fingerprint_changes(spec.experiment.agent))
+      checkpoint_dir(run_path),
+      every_chunks=max(1, round(spec.run.checkpoint_every / prepared.sizes.env_steps_per_chunk)),
+      writer=True,  # the lock's holder: a killed writer's unfinished saves go
+      **fingerprint_changes(spec.experiment.agent),
+    )
     # Resuming: the newest intact checkpoint (damaged ones are set aside).
     try:
       chunks_done = checkpointer.intact_step() if resuming else checkpointer.latest_step()
@@ -326,24 +359,32 @@ def open_run(spec: Any, prepared: Any, extra: dict[str, Any] | None = None):
       raise ConfigError(f"--resume {run_path}: {error}") from error
     if not resuming and chunks_done is not None:
       checkpointer.close()
-      raise ConfigError(f"run_dir {run_path} already holds a run: continue it with "
-                        f"--resume {run_path}, or pick another --run-dir.")
+      raise ConfigError(
+        f"run_dir {run_path} already holds a run: continue it with "
+        f"--resume {run_path}, or pick another --run-dir."
+      )
     if resuming and chunks_done is None:
       # Stopped before its first checkpoint: the recorded configuration (the
       # flags' defaults, parse) starts again from the beginning.
-      print(f"{run_path} has no checkpoint yet: starting it afresh from its recorded "
-            f"configuration.", flush=True)
+      print(
+        f"{run_path} has no checkpoint yet: starting it afresh from its recorded configuration.",
+        flush=True,
+      )
     entry = registry.get(spec.experiment.agent)
-    config: dict[str, Any] = {
-        name: dataclasses.asdict(c) for name, c in spec.sections.items()}
-    config.update(agent_class=type(prepared.agent).__name__, agent_module=entry.module,
-                  num_devices=getattr(prepared, "num_devices", 1),
-                  num_processes=jax.process_count(),
-                  jax=jax.__version__, backend=jax.default_backend(),
-                  device_kind=jax.devices()[0].device_kind, **(extra or {}))
+    config: dict[str, Any] = {name: dataclasses.asdict(c) for name, c in spec.sections.items()}
+    config.update(
+      agent_class=type(prepared.agent).__name__,
+      agent_module=entry.module,
+      num_devices=getattr(prepared, "num_devices", 1),
+      num_processes=jax.process_count(),
+      jax=jax.__version__,
+      backend=jax.default_backend(),
+      device_kind=jax.devices()[0].device_kind,
+      **(extra or {}),
+    )
     run_dir = RunDirectory(
-        run_path, config, resume_from_chunk=(chunks_done or 0) if resuming else None,
-        lock=lock)
+      run_path, config, resume_from_chunk=(chunks_done or 0) if resuming else None, lock=lock
+    )
   except BaseException:
     lock.release()
     raise

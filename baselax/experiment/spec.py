@@ -32,8 +32,9 @@ PROG = "anakin_dqn.py"
 
 class Spec(NamedTuple):
   """A parsed command line: one frozen config per section."""
+
   experiment: config_lib.ExperimentConfig
-  agent: Any                      # the registered agent's config dataclass
+  agent: Any  # the registered agent's config dataclass
   trainer: AnakinConfig
   run: config_lib.RunConfig
   loggers: config_lib.LoggerConfig
@@ -42,8 +43,13 @@ class Spec(NamedTuple):
   @property
   def sections(self) -> dict[str, Any]:
     """``{name: config}`` of the sections saved to ``config.json``."""
-    return {"experiment": self.experiment, "agent": self.agent,
-            "trainer": self.trainer, "run": self.run, "loggers": self.loggers}
+    return {
+      "experiment": self.experiment,
+      "agent": self.agent,
+      "trainer": self.trainer,
+      "run": self.run,
+      "loggers": self.loggers,
+    }
 
   def identity(self) -> dict[str, Any]:
     """The experiment's settings beyond the trainer's (for checkpoints and processes)."""
@@ -67,6 +73,7 @@ class Pipeline(NamedTuple):
       trainer defaults, a preset and the flags.
     epilog: what ``--help`` ends with (the agents, the presets).
   """
+
   prog: str
   description: str
   spec_type: Any
@@ -84,8 +91,9 @@ def _pre_parse(argv: Sequence[str] | None) -> argparse.Namespace:
   return pre.parse_known_args(argv)[0]
 
 
-def parse(argv: Sequence[str] | None = None, prog: str | None = None,
-          pipeline: Pipeline | None = None) -> Any:
+def parse(
+  argv: Sequence[str] | None = None, prog: str | None = None, pipeline: Pipeline | None = None
+) -> Any:
   """The parsed sections of a command line (a :class:`Spec` for the main job,
   ``pipeline.spec_type`` for another); refuses bad flags (one line, exit 2).
 
@@ -108,13 +116,15 @@ def parse(argv: Sequence[str] | None = None, prog: str | None = None,
       saved = rundir_lib.load_config(pre.resume)
       missing = [s for s in pipeline.experiment_sections if s not in saved]
       if missing:
-        raise ConfigError(f"--resume: {pre.resume} is not a {prog} run (no "
-                          f"{', '.join(missing)} section in config.json).")
+        raise ConfigError(
+          f"--resume: {pre.resume} is not a {prog} run (no "
+          f"{', '.join(missing)} section in config.json)."
+        )
       defaults = rundir_lib.resume_defaults(saved, pipeline.experiment_sections)
-    preset = (presets_lib.get(pre.preset) if pre.preset and presets_here and saved is None
-              else None)
-    agent_name = (pre.agent or (defaults or {}).get("agent")
-                  or (preset.default_agent if preset else "dqn"))
+    preset = presets_lib.get(pre.preset) if pre.preset and presets_here and saved is None else None
+    agent_name = (
+      pre.agent or (defaults or {}).get("agent") or (preset.default_agent if preset else "dqn")
+    )
     entry = registry.get(agent_name)
     if saved is None:
       # The agent's own trainer defaults, then the preset's; flags override them.
@@ -122,27 +132,42 @@ def parse(argv: Sequence[str] | None = None, prog: str | None = None,
       defaults.update(preset.values(agent_name) if preset else {})
   except ConfigError as error:
     cli.usage_error(error, prog)
-  classes = [(cls or entry.config_cls,
-              title if cls is not None else f"agent ({entry.name}: "
-              f"{entry.config_cls.__name__})") for _, cls, title in pipeline.sections]
+  classes = [
+    (
+      cls or entry.config_cls,
+      title if cls is not None else f"agent ({entry.name}: {entry.config_cls.__name__})",
+    )
+    for _, cls, title in pipeline.sections
+  ]
 
   def check(parsed):
     if "sweep" in {f.name for f in dataclasses.fields(parsed[0])}:
       try:  # the sweep's settings, before JAX starts (values are checked in prepare)
-        sweeps.parse_axes(parsed[0].sweep, entry.config_cls, entry.name,
-                          [f.name for f in dataclasses.fields(fields["trainer"])])
+        sweeps.parse_axes(
+          parsed[0].sweep,
+          entry.config_cls,
+          entry.name,
+          [f.name for f in dataclasses.fields(fields["trainer"])],
+        )
       except ConfigError as error:
         return f"--{error}"
     if saved is None:
       return None
     named = dict(zip([name for name, _, _ in pipeline.sections], parsed, strict=True))
-    return resume_differences(pre.resume, saved, {
-        section: named[section] for section in pipeline.experiment_sections})
+    return resume_differences(
+      pre.resume, saved, {section: named[section] for section in pipeline.experiment_sections}
+    )
 
   parsed = cli.parse(
-      classes, description=pipeline.description, argv=argv, defaults=defaults,
-      check=check, prog=prog, epilog=pipeline.epilog(),
-      unknown_hint=f"agent {entry.name}'s flags and the others: --agent {entry.name} --help")
+    classes,
+    description=pipeline.description,
+    argv=argv,
+    defaults=defaults,
+    check=check,
+    prog=prog,
+    epilog=pipeline.epilog(),
+    unknown_hint=f"agent {entry.name}'s flags and the others: --agent {entry.name} --help",
+  )
   return pipeline.spec_type(*parsed)
 
 
@@ -152,50 +177,67 @@ def trainer_defaults(entry: Any, trainer_cls: type, prog: str) -> dict[str, Any]
   names = {f.name for f in dataclasses.fields(trainer_cls)}
   dropped = {k: v for k, v in entry.trainer_defaults.items() if k not in names}
   if dropped:
-    print(f"{prog}: warning: agent {entry.name}'s trainer defaults "
-          f"{', '.join(f'{k}={v}' for k, v in dropped.items())} are not settings of this "
-          f"trainer ({trainer_cls.__name__}): it trains without them.", file=sys.stderr,
-          flush=True)
+    print(
+      f"{prog}: warning: agent {entry.name}'s trainer defaults "
+      f"{', '.join(f'{k}={v}' for k, v in dropped.items())} are not settings of this "
+      f"trainer ({trainer_cls.__name__}): it trains without them.",
+      file=sys.stderr,
+      flush=True,
+    )
   return {k: v for k, v in entry.trainer_defaults.items() if k in names}
 
 
-def resume_differences(run_path: str, saved: Mapping[str, Any],
-                       sections: Mapping[str, Any]) -> str | None:
+def resume_differences(
+  run_path: str, saved: Mapping[str, Any], sections: Mapping[str, Any]
+) -> str | None:
   """What refuses ``--resume``: the settings of ``sections`` that differ from
   the saved run's (``None``: none). A setting added since the run was saved
   compares with its default."""
+
   def saved_value(section, config, k):
     if k in saved[section]:
       return saved[section][k]
     field = {f.name: f for f in dataclasses.fields(config)}[k]
-    return (metrics_lib.to_json(field.default)
-            if field.default is not dataclasses.MISSING else None)
+    return metrics_lib.to_json(field.default) if field.default is not dataclasses.MISSING else None
 
-  diffs = [f"{cli.flag_name(k)}: the run has {saved_value(section, config, k)!r}, "
-           f"you asked for {v!r}"
-           for section, config in sections.items()
-           for k, v in metrics_lib.to_json(dataclasses.asdict(config)).items()
-           if saved_value(section, config, k) != v]
+  diffs = [
+    f"{cli.flag_name(k)}: the run has {saved_value(section, config, k)!r}, you asked for {v!r}"
+    for section, config in sections.items()
+    for k, v in metrics_lib.to_json(dataclasses.asdict(config)).items()
+    if saved_value(section, config, k) != v
+  ]
   if not diffs:
     return None
-  return (f"cannot resume {run_path} with a different experiment: " + "; ".join(diffs) +
-          ". Leave these flags out to continue the run as it was, or start a new run.")
+  return (
+    f"cannot resume {run_path} with a different experiment: "
+    + "; ".join(diffs)
+    + ". Leave these flags out to continue the run as it was, or start a new run."
+  )
 
 
 def _anakin_epilog() -> str:
-  return (f"registered agents: {', '.join(registry.names())} (--agent NAME --help lists "
-          f"that agent's flags; baselax train --import MODULE first imports a module that "
-          f"registers agents of its own)\n\nAtari ids (ALE/Pong-v5, ...) train through the "
-          f"host loop: baselax train --env-id ALE/Pong-v5 --help lists their flags.\n\n"
-          f"{presets_lib.help_text()}")
+  return (
+    f"registered agents: {', '.join(registry.names())} (--agent NAME --help lists "
+    f"that agent's flags; baselax train --import MODULE first imports a module that "
+    f"registers agents of its own)\n\nAtari ids (ALE/Pong-v5, ...) train through the "
+    f"host loop: baselax train --env-id ALE/Pong-v5 --help lists their flags.\n\n"
+    f"{presets_lib.help_text()}"
+  )
 
 
 #: The main job: the Anakin trainer on a JAX env, with presets and sweeps.
 ANAKIN = Pipeline(
-    prog=PROG, description=DESCRIPTION, spec_type=Spec,
-    sections=(("experiment", config_lib.ExperimentConfig, "experiment"),
-              ("agent", None, "agent"), ("trainer", AnakinConfig, "trainer"),
-              ("run", config_lib.RunConfig, "run"),
-              ("loggers", config_lib.LoggerConfig, "loggers"),
-              ("distributed", DistributedConfig, "multi-process")),
-    experiment_sections=config_lib.EXPERIMENT_SECTIONS, epilog=_anakin_epilog)
+  prog=PROG,
+  description=DESCRIPTION,
+  spec_type=Spec,
+  sections=(
+    ("experiment", config_lib.ExperimentConfig, "experiment"),
+    ("agent", None, "agent"),
+    ("trainer", AnakinConfig, "trainer"),
+    ("run", config_lib.RunConfig, "run"),
+    ("loggers", config_lib.LoggerConfig, "loggers"),
+    ("distributed", DistributedConfig, "multi-process"),
+  ),
+  experiment_sections=config_lib.EXPERIMENT_SECTIONS,
+  epilog=_anakin_epilog,
+)

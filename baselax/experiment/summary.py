@@ -29,6 +29,7 @@ class ExperimentResult:
       for a sweep, that of every grid point and the best point
       (``sweeps.summarise_points``).
   """
+
   eval_return: Any
   sps: float
   env_steps: int
@@ -39,9 +40,14 @@ class ExperimentResult:
   aggregate: dict[str, Any]
 
 
-def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: Any,
-              wall: float, points: list[dict[str, Any]] | None = None
-              ) -> ExperimentResult:
+def summarise(
+  result: Any,
+  env_steps_per_chunk: int,
+  num_seeds: int,
+  run_dir: Any,
+  wall: float,
+  points: list[dict[str, Any]] | None = None,
+) -> ExperimentResult:
   """This session's figures: a resumed run counts only the chunks it ran.
 
   Args:
@@ -53,7 +59,7 @@ def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: An
     points: a sweep's grid points (``{setting: value}``), in run order.
   """
   history: list[metrics_lib.ChunkRecord] = result.history
-  ran = history[result.first_chunk:]
+  ran = history[result.first_chunk :]
   before = history[result.first_chunk - 1].wall_time if result.first_chunk else 0.0
   run_time = (ran[-1].wall_time - before) if ran else 0.0
   steps = len(ran) * env_steps_per_chunk
@@ -66,10 +72,15 @@ def summarise(result: Any, env_steps_per_chunk: int, num_seeds: int, run_dir: An
     if run_dir is not None:
       aggregate_lib.write_summary(run_dir.path, aggregate)
   return ExperimentResult(
-      eval_return=history[-1].eval_return, env_steps=steps, wall_time=wall,
-      sps=steps * num_seeds / run_time if run_time > 0 else float("nan"),
-      run_dir=run_dir.path if run_dir else None, interrupted=result.stopped_early,
-      result=result, aggregate=aggregate)
+    eval_return=history[-1].eval_return,
+    env_steps=steps,
+    wall_time=wall,
+    sps=steps * num_seeds / run_time if run_time > 0 else float("nan"),
+    run_dir=run_dir.path if run_dir else None,
+    interrupted=result.stopped_early,
+    result=result,
+    aggregate=aggregate,
+  )
 
 
 def print_summary(out: ExperimentResult, prog: str) -> None:
@@ -79,28 +90,42 @@ def print_summary(out: ExperimentResult, prog: str) -> None:
   final = np.asarray(out.eval_return)
   print("---")
   if out.interrupted:
-    print(f"stopped after {result.history[-1].env_steps:,} env steps; checkpoint "
-          f"saved. Continue with:\n  {cli.invocation(prog)} --resume {out.run_dir}")
+    print(
+      f"stopped after {result.history[-1].env_steps:,} env steps; checkpoint "
+      f"saved. Continue with:\n  {cli.invocation(prog)} --resume {out.run_dir}"
+    )
   episodes = result.history[-1].eval_returns.shape[-1]
   if "points" in out.aggregate:
-    print(f"final greedy eval return per sweep point ({result.config.num_seeds} seed(s) "
-          f"x {episodes} episodes each):")
+    print(
+      f"final greedy eval return per sweep point ({result.config.num_seeds} seed(s) "
+      f"x {episodes} episodes each):"
+    )
     print(sweeps.table(out.aggregate))
     print(sweeps.describe_best(out.aggregate))
   else:
-    print(f"final greedy eval return per seed ({episodes} episodes each): "
-          f"{np.array2string(final, precision=1)}  mean {final.mean():.1f}")
+    print(
+      f"final greedy eval return per seed ({episodes} episodes each): "
+      f"{np.array2string(final, precision=1)}  mean {final.mean():.1f}"
+    )
     if out.aggregate["seeds"] > 1:
       print(f"final greedy eval return over {aggregate_lib.describe(out.aggregate)}")
   recent = result.history[-1].recent_return
   if recent is not None and "points" not in out.aggregate:
-    print(f"training return of the last 100 episodes per seed: "
-          f"{np.array2string(np.asarray(recent), precision=1)}")
-  resumed = (f" (resumed at chunk {result.first_chunk}: {out.env_steps:,} env steps "
-             f"per seed in this session)" if result.first_chunk else "")
+    print(
+      f"training return of the last 100 episodes per seed: "
+      f"{np.array2string(np.asarray(recent), precision=1)}"
+    )
+  resumed = (
+    f" (resumed at chunk {result.first_chunk}: {out.env_steps:,} env steps "
+    f"per seed in this session)"
+    if result.first_chunk
+    else ""
+  )
   run_time = out.env_steps * num_seeds / out.sps if out.sps > 0 else 0.0
   runs = "runs" if "points" in out.aggregate else "seeds"
-  print(f"env steps per second: {out.sps:,.0f} (all {runs}){resumed} | compile "
-        f"{result.metrics['compile_time']:.1f}s | run {run_time:.1f}s | total wall "
-        f"{out.wall_time:.1f}s")
+  print(
+    f"env steps per second: {out.sps:,.0f} (all {runs}){resumed} | compile "
+    f"{result.metrics['compile_time']:.1f}s | run {run_time:.1f}s | total wall "
+    f"{out.wall_time:.1f}s"
+  )
   print(f"run directory: {out.run_dir}")

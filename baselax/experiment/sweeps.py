@@ -51,8 +51,9 @@ def num_points(texts: Sequence[str]) -> int:
   return math.prod(len(t.partition("=")[2].split(",")) for t in texts) if texts else 1
 
 
-def parse_axes(texts: Sequence[str], agent_cls: type, agent_name: str,
-               trainer_fields: Sequence[str] = ()) -> Axes:
+def parse_axes(
+  texts: Sequence[str], agent_cls: type, agent_name: str, trainer_fields: Sequence[str] = ()
+) -> Axes:
   """``["learning_rate=1e-4,3e-4", ...]`` -> ``[("learning_rate", (1e-4, 3e-4)), ...]``.
 
   Raises:
@@ -68,29 +69,34 @@ def parse_axes(texts: Sequence[str], agent_cls: type, agent_name: str,
     name, sep, listed = text.partition("=")
     name = name.strip().replace("-", "_")
     if not sep or not name or not listed.strip():
-      raise ConfigError(f"sweep {text!r} is not SETTING=V1,V2,...: write e.g. "
-                        f"--sweep learning_rate=1e-4,3e-4,1e-3.")
+      raise ConfigError(
+        f"sweep {text!r} is not SETTING=V1,V2,...: write e.g. --sweep learning_rate=1e-4,3e-4,1e-3."
+      )
     if name in trainer_fields:
       raise ConfigError(
-          f"sweep: {name} is a trainer setting: it sets the program's shapes or loop, "
-          f"which one program cannot vary. Sweep {agent_name}'s numeric settings "
-          f"({sweepable}), or run one experiment per {name}.")
+        f"sweep: {name} is a trainer setting: it sets the program's shapes or loop, "
+        f"which one program cannot vary. Sweep {agent_name}'s numeric settings "
+        f"({sweepable}), or run one experiment per {name}."
+      )
     if name not in fields:
-      raise ConfigError(f"sweep: agent {agent_name} has no setting {name!r}; its "
-                        f"numeric settings are {sweepable}.")
+      raise ConfigError(
+        f"sweep: agent {agent_name} has no setting {name!r}; its numeric settings are {sweepable}."
+      )
     kind = _number_type(hints[name])
     if kind is None:
       raise ConfigError(
-          f"sweep: {name} is not a number (it chooses code or shapes), so it cannot "
-          f"vary within one program. Sweep {agent_name}'s numeric settings "
-          f"({sweepable}), or run one experiment per value.")
+        f"sweep: {name} is not a number (it chooses code or shapes), so it cannot "
+        f"vary within one program. Sweep {agent_name}'s numeric settings "
+        f"({sweepable}), or run one experiment per value."
+      )
     values = []
     for item in listed.split(","):
       try:
         value = kind(item.strip()) if kind is float else int(item.strip())
       except ValueError:
-        raise ConfigError(f"sweep: {name} takes {kind.__name__} values, got "
-                          f"{item.strip()!r} in {text!r}.") from None
+        raise ConfigError(
+          f"sweep: {name} takes {kind.__name__} values, got {item.strip()!r} in {text!r}."
+        ) from None
       if value in values:
         raise ConfigError(f"sweep: {name} lists {item.strip()} twice in {text!r}.")
       values.append(value)
@@ -100,8 +106,10 @@ def parse_axes(texts: Sequence[str], agent_cls: type, agent_name: str,
 
 def grid_points(axes: Axes) -> list[dict[str, Any]]:
   """The grid points of ``axes`` in run order (row-major, first axis slowest)."""
-  return [dict(zip([name for name, _ in axes], values, strict=True))
-          for values in itertools.product(*[values for _, values in axes])]
+  return [
+    dict(zip([name for name, _ in axes], values, strict=True))
+    for values in itertools.product(*[values for _, values in axes])
+  ]
 
 
 def make_sweep(axes: Axes, agent_config: Any, build_agent: Any):
@@ -114,25 +122,29 @@ def make_sweep(axes: Axes, agent_config: Any, build_agent: Any):
 
   def build(values):
     return build_agent(sweep_lib.replace_values(agent_config, values))
+
   return sweep_lib.Sweep(values=sweep_lib.grid(axes), build=build)
 
 
 def label(hyperparams: Mapping[str, Any]) -> str:
   """A short, file-name-safe name of a point: ``learning_rate=0.0001,target_update_interval=50``."""
-  return ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                  for k, v in hyperparams.items())
+  return ",".join(
+    f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in hyperparams.items()
+  )
 
 
-def point_records(record: metrics_lib.ChunkRecord, points: Sequence[Mapping[str, Any]]
-                  ) -> list[metrics_lib.ChunkRecord]:
+def point_records(
+  record: metrics_lib.ChunkRecord, points: Sequence[Mapping[str, Any]]
+) -> list[metrics_lib.ChunkRecord]:
   """A whole-run record (runs point-major) split into one record per point."""
   seeds = record.num_seeds // len(points)
-  return [record.select(slice(p * seeds, (p + 1) * seeds), point=p, hyperparams=dict(h))
-          for p, h in enumerate(points)]
+  return [
+    record.select(slice(p * seeds, (p + 1) * seeds), point=p, hyperparams=dict(h))
+    for p, h in enumerate(points)
+  ]
 
 
-def summarise_points(final_returns: Any, points: Sequence[Mapping[str, Any]]
-                     ) -> dict[str, Any]:
+def summarise_points(final_returns: Any, points: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
   """Per point: the final returns' IQM with its 95% stratified bootstrap CI
   (rliable), mean, std, range; and the best point (highest IQM, else mean).
 
@@ -140,9 +152,10 @@ def summarise_points(final_returns: Any, points: Sequence[Mapping[str, Any]]
     ``{"points": [{"point", "hyperparams", **aggregate}], "best_point": int}``.
   """
   returns = np.asarray(final_returns, np.float64).reshape(len(points), -1)
-  rows = [{"point": p, "hyperparams": dict(h),
-           **aggregate_lib.summarise_final_returns(returns[p])}
-          for p, h in enumerate(points)]
+  rows = [
+    {"point": p, "hyperparams": dict(h), **aggregate_lib.summarise_final_returns(returns[p])}
+    for p, h in enumerate(points)
+  ]
   score = lambda row: row["iqm"] if row["iqm"] is not None else row["mean"]  # noqa: E731
   best = max(range(len(rows)), key=lambda p: score(rows[p]))
   return {"points": rows, "best_point": best}
@@ -155,20 +168,24 @@ def table(summary: Mapping[str, Any]) -> str:
   head = ["point", *names, "IQM", "95% CI", "mean ± std", "min"]
   lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
   for row in rows:
-    ci = ("-" if row["iqm_ci95"] is None
-          else f"{row['iqm_ci95'][0]:.1f} to {row['iqm_ci95'][1]:.1f}")
+    ci = "-" if row["iqm_ci95"] is None else f"{row['iqm_ci95'][0]:.1f} to {row['iqm_ci95'][1]:.1f}"
     iqm = "-" if row["iqm"] is None else f"{row['iqm']:.1f}"
     best = " (best)" if row["point"] == summary["best_point"] else ""
-    cells = [f"{row['point']}{best}", *(f"{row['hyperparams'][n]:g}" for n in names),
-             iqm, ci, f"{row['mean']:.1f} ± {row['std']:.1f}", f"{row['min']:.1f}"]
+    cells = [
+      f"{row['point']}{best}",
+      *(f"{row['hyperparams'][n]:g}" for n in names),
+      iqm,
+      ci,
+      f"{row['mean']:.1f} ± {row['std']:.1f}",
+      f"{row['min']:.1f}",
+    ]
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
 
 def describe_best(summary: Mapping[str, Any]) -> str:
   row = summary["points"][summary["best_point"]]
-  return (f"best point {row['point']} ({label(row['hyperparams'])}): "
-          f"{aggregate_lib.describe(row)}")
+  return f"best point {row['point']} ({label(row['hyperparams'])}): {aggregate_lib.describe(row)}"
 
 
 def write(run_path: str, summary: Mapping[str, Any]) -> None:

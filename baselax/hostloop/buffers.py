@@ -31,8 +31,9 @@ class ReplayBuffer:
 
   def __init__(self, capacity: int, example: Mapping[str, Any]):
     self.capacity = capacity
-    self.storage = {k: np.zeros((capacity, *np.shape(v)), np.asarray(v).dtype)
-                    for k, v in example.items()}
+    self.storage = {
+      k: np.zeros((capacity, *np.shape(v)), np.asarray(v).dtype) for k, v in example.items()
+    }
     self.index = 0
     self.size = 0
 
@@ -40,8 +41,9 @@ class ReplayBuffer:
   def nbytes(self) -> int:
     return sum(v.nbytes for v in self.storage.values())
 
-  def add(self, batch: Batch, env_ids: np.ndarray | None = None,
-          ended: np.ndarray | None = None) -> None:
+  def add(
+    self, batch: Batch, env_ids: np.ndarray | None = None, ended: np.ndarray | None = None
+  ) -> None:
     """Adds a batch ``{key: (n, ...)}`` of transitions (``env_ids`` and
     ``ended`` are for :class:`FrameStackReplay`; unused here)."""
     del env_ids, ended
@@ -58,8 +60,11 @@ class ReplayBuffer:
 
   def state_dict(self) -> dict[str, Any]:
     """Everything the buffer holds, as arrays (for a checkpoint)."""
-    return {"storage": self.storage, "index": np.asarray(self.index, np.int64),
-            "size": np.asarray(self.size, np.int64)}
+    return {
+      "storage": self.storage,
+      "index": np.asarray(self.index, np.int64),
+      "size": np.asarray(self.size, np.int64),
+    }
 
   def load_state_dict(self, state: Mapping[str, Any]) -> None:
     self.storage = {k: np.asarray(v) for k, v in state["storage"].items()}
@@ -99,17 +104,21 @@ class FrameStackReplay:
   def __init__(self, capacity: int, num_envs: int, example: Mapping[str, Any]):
     obs = np.asarray(example["obs"])
     if obs.ndim < 2 or obs.shape[0] < 2:
-      raise ValueError(f"FrameStackReplay needs stacked observations (k >= 2, "
-                       f"*frame) along axis 0, got shape {obs.shape}.")
+      raise ValueError(
+        f"FrameStackReplay needs stacked observations (k >= 2, "
+        f"*frame) along axis 0, got shape {obs.shape}."
+      )
     self.stack = int(obs.shape[0])
     self.num_envs = int(num_envs)
     # Each env's ring must hold a whole stack and its next frame with room to spare.
     self.slots = max(-(-int(capacity) // self.num_envs), 2 * self.stack + 2)
     self.capacity = self.slots * self.num_envs
     self.frames = np.zeros((self.num_envs, self.slots, *obs.shape[1:]), obs.dtype)
-    self.fields = {k: np.zeros((self.num_envs, self.slots, *np.shape(v)),
-                               np.asarray(v).dtype)
-                   for k, v in example.items() if k not in ("obs", "next_obs")}
+    self.fields = {
+      k: np.zeros((self.num_envs, self.slots, *np.shape(v)), np.asarray(v).dtype)
+      for k, v in example.items()
+      if k not in ("obs", "next_obs")
+    }
     self.valid = np.zeros((self.num_envs, self.slots), bool)  # slot starts a transition
     self.end = np.zeros(self.num_envs, np.int64)  # slots written so far, per env
     self.starting = np.ones(self.num_envs, bool)  # the next add begins an episode
@@ -117,11 +126,11 @@ class FrameStackReplay:
 
   @property
   def nbytes(self) -> int:
-    return (self.frames.nbytes + self.valid.nbytes +
-            sum(v.nbytes for v in self.fields.values()))
+    return self.frames.nbytes + self.valid.nbytes + sum(v.nbytes for v in self.fields.values())
 
-  def _write(self, env: int, slot: int, frame: np.ndarray,
-             fields: Mapping[str, Any] | None = None) -> None:
+  def _write(
+    self, env: int, slot: int, frame: np.ndarray, fields: Mapping[str, Any] | None = None
+  ) -> None:
     """Writes ``frame`` (and a transition, if ``fields``) at absolute ``slot``."""
     p = slot % self.slots
     self.size -= int(self.valid[env, p])
@@ -135,8 +144,9 @@ class FrameStackReplay:
   def _stacks(self, env: np.ndarray, slot: np.ndarray, length: int) -> np.ndarray:
     """Frames of absolute slots ``slot-k+1 .. slot-k+length`` of each ``env``:
     ``(n, length, *frame)``."""
-    idx = (np.asarray(slot)[:, None] + np.arange(1 - self.stack, 1 - self.stack + length)
-           ) % self.slots
+    idx = (
+      np.asarray(slot)[:, None] + np.arange(1 - self.stack, 1 - self.stack + length)
+    ) % self.slots
     return self.frames[np.asarray(env)[:, None], idx]
 
   def add(self, batch: Batch, env_ids: np.ndarray, ended: np.ndarray) -> None:
@@ -163,20 +173,20 @@ class FrameStackReplay:
         slot = self.end[env] + k - 1
       else:
         slot = self.end[env] - 1  # holds the previous next_obs' newest frame
-        if not np.array_equal(self._stacks(np.array([env]), np.array([slot]), k)[0],
-                              obs[row]):
+        if not np.array_equal(self._stacks(np.array([env]), np.array([slot]), k)[0], obs[row]):
           raise ValueError(
-              f"FrameStackReplay: env {env}'s observation is not its previous "
-              f"next observation (an episode ended without ended=True?). Use "
-              f"ReplayBuffer for envs whose observations are not frame stacks.")
+            f"FrameStackReplay: env {env}'s observation is not its previous "
+            f"next observation (an episode ended without ended=True?). Use "
+            f"ReplayBuffer for envs whose observations are not frame stacks."
+          )
       if not np.array_equal(next_obs[row, :-1], obs[row, 1:]):
         raise ValueError(
-            f"FrameStackReplay: env {env}'s next observation is not its "
-            f"observation shifted by one frame along axis 0; its observations "
-            f"are not frame stacks (gymnasium FrameStackObservation). Use "
-            f"ReplayBuffer (compact_frames=False) for this env.")
-      self._write(env, slot, obs[row, -1],
-                  {k_: batch[k_][row] for k_ in self.fields})
+          f"FrameStackReplay: env {env}'s next observation is not its "
+          f"observation shifted by one frame along axis 0; its observations "
+          f"are not frame stacks (gymnasium FrameStackObservation). Use "
+          f"ReplayBuffer (compact_frames=False) for this env."
+        )
+      self._write(env, slot, obs[row, -1], {k_: batch[k_][row] for k_ in self.fields})
       self._write(env, slot + 1, next_obs[row, -1])  # next obs' newest frame
       self.end[env] = slot + 2
       self.starting[env] = bool(ended[row])
@@ -193,16 +203,18 @@ class FrameStackReplay:
       u = rng.integers(0, bounds[-1], 2 * (batch_size - count) + 8)
       env = np.searchsorted(bounds, u, side="right")
       slot = first[env] + u - (bounds - held)[env]
-      ok = (self.valid[env, slot % self.slots] &
-            (slot - (self.stack - 1) >= self.end[env] - self.slots))
+      ok = self.valid[env, slot % self.slots] & (
+        slot - (self.stack - 1) >= self.end[env] - self.slots
+      )
       envs.append(env[ok])
       slots.append(slot[ok])
       count += int(ok.sum())
       if count >= batch_size:
         break
     else:
-      raise RuntimeError("FrameStackReplay.sample: no complete transition held; "
-                         "add more steps before sampling.")
+      raise RuntimeError(
+        "FrameStackReplay.sample: no complete transition held; add more steps before sampling."
+      )
     env = np.concatenate(envs)[:batch_size]
     slot = np.concatenate(slots)[:batch_size]
     frames = self._stacks(env, slot, self.stack + 1)  # obs and next_obs' new frame
@@ -212,8 +224,13 @@ class FrameStackReplay:
 
   def state_dict(self) -> dict[str, Any]:
     """Everything the buffer holds, as arrays (for a checkpoint)."""
-    return {"frames": self.frames, "fields": self.fields, "valid": self.valid,
-            "end": self.end, "size": np.asarray(self.size, np.int64)}
+    return {
+      "frames": self.frames,
+      "fields": self.fields,
+      "valid": self.valid,
+      "end": self.end,
+      "size": np.asarray(self.size, np.int64),
+    }
 
   def load_state_dict(self, state: Mapping[str, Any]) -> None:
     """Restores :meth:`state_dict`; every env's next add starts an episode

@@ -30,34 +30,43 @@ def autoreset_mode(env: gymnasium.vector.VectorEnv) -> AutoresetMode:
 def check(env: Any, config: TrainingConfig) -> None:
   if not isinstance(env, gymnasium.vector.VectorEnv):
     raise TypeError(
-        f"hostloop.train needs a gymnasium.vector.VectorEnv, got "
-        f"{type(env).__name__}; wrap a single env with "
-        f"gymnasium.vector.SyncVectorEnv([lambda: env]) or use "
-        f"gymnasium.make_vec(env_id, num_envs=N).")
+      f"hostloop.train needs a gymnasium.vector.VectorEnv, got "
+      f"{type(env).__name__}; wrap a single env with "
+      f"gymnasium.vector.SyncVectorEnv([lambda: env]) or use "
+      f"gymnasium.make_vec(env_id, num_envs=N)."
+    )
   if env.num_envs != config.num_envs:
-    raise ValueError(f"config.num_envs ({config.num_envs}) must equal the vector "
-                     f"env's num_envs ({env.num_envs}).")
+    raise ValueError(
+      f"config.num_envs ({config.num_envs}) must equal the vector env's num_envs ({env.num_envs})."
+    )
   # A TrainingConfig is one run; an AnakinConfig may ask for more.
-  if getattr(config, "num_seeds", 1) != 1 or getattr(config, "num_devices", None) not in (
-      None, 1):
-    raise ValueError("The host loop runs one seed on one device: set "
-                     "num_seeds=1 and num_devices=None or 1.")
+  if getattr(config, "num_seeds", 1) != 1 or getattr(config, "num_devices", None) not in (None, 1):
+    raise ValueError(
+      "The host loop runs one seed on one device: set num_seeds=1 and num_devices=None or 1."
+    )
   if config.n_step != 1 or config.sampling != "uniform":
-    raise ValueError("The host loop's replay buffer is uniform and one-step: "
-                     "n_step>1 and other sampling are Anakin-trainer features "
-                     "(baselax.anakin.train). Set n_step=1, sampling=uniform.")
+    raise ValueError(
+      "The host loop's replay buffer is uniform and one-step: "
+      "n_step>1 and other sampling are Anakin-trainer features "
+      "(baselax.anakin.train). Set n_step=1, sampling=uniform."
+    )
 
 
 def greedy_actions(agent: agent_base.BaseAgent) -> Callable:
   """A jitted ``(params, policy_state, obs, key) -> actions`` with ``evaluation=True``."""
-  return jax.jit(
-      lambda p, s, o, k: agent.predict(p, s, o, k, evaluation=True)[0].actions)
+  return jax.jit(lambda p, s, o, k: agent.predict(p, s, o, k, evaluation=True)[0].actions)
 
 
-def evaluate(agent: agent_base.BaseAgent, params: Any, policy_state: Any,
-             env: gymnasium.vector.VectorEnv, episodes: int, seed: int,
-             predict: Callable | None = None,
-             max_steps: int | None = None) -> np.ndarray:
+def evaluate(
+  agent: agent_base.BaseAgent,
+  params: Any,
+  policy_state: Any,
+  env: gymnasium.vector.VectorEnv,
+  episodes: int,
+  seed: int,
+  predict: Callable | None = None,
+  max_steps: int | None = None,
+) -> np.ndarray:
   """Greedy returns of ``episodes`` episodes on the vector env ``env``.
 
   ``predict``: a :func:`greedy_actions` to reuse (saves a compile per call).
@@ -103,17 +112,22 @@ def evaluate(agent: agent_base.BaseAgent, params: Any, policy_state: Any,
   return np.asarray(returns[:episodes])
 
 
-def example_transition(env: gymnasium.vector.VectorEnv, act: Callable, params: Any,
-                        policy_state: Any, key: jax.Array) -> dict[str, np.ndarray]:
+def example_transition(
+  env: gymnasium.vector.VectorEnv, act: Callable, params: Any, policy_state: Any, key: jax.Array
+) -> dict[str, np.ndarray]:
   """One zero transition with the run's shapes and dtypes (obs from the
   env's space, actions as the agent gives them), to size the buffer."""
   space = env.single_observation_space
   obs = np.zeros((env.num_envs, *(space.shape or ())), space.dtype)
   actions = jax.eval_shape(act, params, policy_state, obs, key)[0]
   zero = lambda shape, dtype: np.zeros(shape, dtype)  # noqa: E731
-  return {"obs": obs[0], "action": zero(actions.shape[1:], actions.dtype),
-          "reward": zero((), np.float32), "terminated": zero((), bool),
-          "next_obs": obs[0]}
+  return {
+    "obs": obs[0],
+    "action": zero(actions.shape[1:], actions.dtype),
+    "reward": zero((), np.float32),
+    "terminated": zero((), bool),
+    "next_obs": obs[0],
+  }
 
 
 class Collector:
@@ -132,14 +146,20 @@ class Collector:
       stored for learning (the episodes themselves go on).
   """
 
-  def __init__(self, env: gymnasium.vector.VectorEnv, buffer: Any, obs: np.ndarray,
-               reward_fn: Callable | None = None, terminal_fn: Callable | None = None):
+  def __init__(
+    self,
+    env: gymnasium.vector.VectorEnv,
+    buffer: Any,
+    obs: np.ndarray,
+    reward_fn: Callable | None = None,
+    terminal_fn: Callable | None = None,
+  ):
     self.env, self.buffer, self.obs = env, buffer, obs
     self.reward_fn, self.terminal_fn = reward_fn, terminal_fn
     self.mode = autoreset_mode(env)
     self.skip = np.zeros(env.num_envs, bool)  # NEXT_STEP: this step only resets
-    self.running = np.zeros(env.num_envs)     # returns of the running episodes
-    self.episodes, self.return_sum = 0, 0.0   # episodes ended since the last count()
+    self.running = np.zeros(env.num_envs)  # returns of the running episodes
+    self.episodes, self.return_sum = 0, 0.0  # episodes ended since the last count()
 
   def count(self):
     """``(episodes, sum of their returns)`` since the last call."""
@@ -163,15 +183,22 @@ class Collector:
         final_obs[i] = info["final_obs"][i]
     keep = ~self.skip
     stored = reward if self.reward_fn is None else self.reward_fn(np.asarray(reward))
-    stored_terminated = (terminated if self.terminal_fn is None else
-                         self.terminal_fn(terminated, truncated, info))
-    transition = {"obs": obs, "action": actions, "reward": stored,
-                  "terminated": stored_terminated, "next_obs": final_obs}
+    stored_terminated = (
+      terminated if self.terminal_fn is None else self.terminal_fn(terminated, truncated, info)
+    )
+    transition = {
+      "obs": obs,
+      "action": actions,
+      "reward": stored,
+      "terminated": stored_terminated,
+      "next_obs": final_obs,
+    }
     if keep.all():
       self.buffer.add(transition, np.arange(env.num_envs), done)
     elif keep.any():
-      self.buffer.add({k: np.asarray(v)[keep] for k, v in transition.items()},
-                      np.flatnonzero(keep), done[keep])
+      self.buffer.add(
+        {k: np.asarray(v)[keep] for k, v in transition.items()}, np.flatnonzero(keep), done[keep]
+      )
     self.running += np.where(keep, reward, 0.0)
     finished = np.logical_and(done, keep)
     self.episodes += int(finished.sum())

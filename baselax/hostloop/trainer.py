@@ -37,11 +37,11 @@ def jitted_steps(agent: agent_base.BaseAgent):
   ``learn(params, optimizer_state, batch, sums, key) -> (sums, params,
   optimizer_state)``, the logged scalars summed on device (no eager host ops).
   """
+
   # Compiled as the Anakin chunk is (baselax.training.lowering).
   def act(params, policy_state, obs, key):
     key, act_key = jax.random.split(key)
-    out, policy_state = agent.predict(params, policy_state, obs, act_key,
-                                      evaluation=False)
+    out, policy_state = agent.predict(params, policy_state, obs, act_key, evaluation=False)
     return out.actions, policy_state, key
 
   # Only an agent whose update draws randomness gets a key (AgentContract.update_key).
@@ -49,8 +49,7 @@ def jitted_steps(agent: agent_base.BaseAgent):
 
   def learn(params, optimizer_state, batch, sums, key):
     kwargs = {"key": jax.random.fold_in(key, 1)} if update_key else {}
-    out, params, optimizer_state = agent.update(params, optimizer_state, batch,
-                                                **kwargs)
+    out, params, optimizer_state = agent.update(params, optimizer_state, batch, **kwargs)
     scalars = scalar_fields(out)
     sums = {k: sums[k] + v for k, v in scalars.items()}
     return sums, params, optimizer_state
@@ -61,20 +60,26 @@ def jitted_steps(agent: agent_base.BaseAgent):
 @dataclasses.dataclass
 class Learner:
   """What training changes, on the host side of the loop (checkpointed whole)."""
+
   params: Any
   optimizer_state: Any
   policy_state: Any
   key: Any
 
   def state(self, buffer: Any) -> dict[str, Any]:
-    return {"params": self.params, "optimizer_state": self.optimizer_state,
-            "policy_state": self.policy_state, "key": self.key,
-            "buffer": buffer.state_dict()}
+    return {
+      "params": self.params,
+      "optimizer_state": self.optimizer_state,
+      "policy_state": self.policy_state,
+      "key": self.key,
+      "buffer": buffer.state_dict(),
+    }
 
 
 @dataclasses.dataclass
 class Run:
   """One host-loop run's fixed pieces (a chunk reads them; see :func:`run_chunk`)."""
+
   agent: Any
   config: TrainingConfig
   act: Callable
@@ -107,29 +112,49 @@ def run_chunk(run: Run, c: int):
   updates = 0
   for iteration in range(c * per_chunk + 1, (c + 1) * per_chunk + 1):
     actions, learner.policy_state, learner.key = run.act(
-        learner.params, learner.policy_state, collector.obs, learner.key)
+      learner.params, learner.policy_state, collector.obs, learner.key
+    )
     collector.step(np.asarray(actions))
-    if (iteration % config.train_every == 0 and iteration > learning_starts
-        and collector.buffer.size >= config.batch_size):
+    if (
+      iteration % config.train_every == 0
+      and iteration > learning_starts
+      and collector.buffer.size >= config.batch_size
+    ):
       batch = collector.buffer.sample(rng, config.batch_size)
       if not sums:
         sums = zero_scalars(run.agent, learner.params, learner.optimizer_state, batch)
       sums, learner.params, learner.optimizer_state = run.learn(
-          learner.params, learner.optimizer_state, batch, sums, learner.key)
+        learner.params, learner.optimizer_state, batch, sums, learner.key
+      )
       updates += 1
   sums = {k: float(v) for k, v in jax.device_get(sums).items()}
   elapsed = time.perf_counter() - t0
-  returns = (np.full(config.eval_episodes, np.nan) if run.eval_env is None else
-             evaluate(run.agent, learner.params, learner.policy_state, run.eval_env,
-                      config.eval_episodes, config.seed + c, run.greedy,
-                      max_steps=config.eval_max_steps))
+  returns = (
+    np.full(config.eval_episodes, np.nan)
+    if run.eval_env is None
+    else evaluate(
+      run.agent,
+      learner.params,
+      learner.policy_state,
+      run.eval_env,
+      config.eval_episodes,
+      config.seed + c,
+      run.greedy,
+      max_steps=config.eval_max_steps,
+    )
+  )
   episodes, return_sum = collector.count()
   record = ChunkRecord.from_sums(
-      chunk=c, env_steps=(c + 1) * derived.env_steps_per_chunk,
-      wall_time=run.wall_offset + time.perf_counter() - run.started,
-      sps=derived.env_steps_per_chunk / elapsed,
-      episode_return_sum=[return_sum], episodes=[episodes], updates=[updates],
-      scalar_sums={k: [v] for k, v in sums.items()}, eval_returns=returns[None])
+    chunk=c,
+    env_steps=(c + 1) * derived.env_steps_per_chunk,
+    wall_time=run.wall_offset + time.perf_counter() - run.started,
+    sps=derived.env_steps_per_chunk / elapsed,
+    episode_return_sum=[return_sum],
+    episodes=[episodes],
+    updates=[updates],
+    scalar_sums={k: [v] for k, v in sums.items()},
+    eval_returns=returns[None],
+  )
   bad = [k for k, v in sums.items() if not np.isfinite(v)]
   # On the host: once a chunk, and no program to compile.
   if not all(np.isfinite(x).all() for x in jax.device_get(jax.tree.leaves(learner.params))):
@@ -137,14 +162,20 @@ def run_chunk(run: Run, c: int):
   return record, bad
 
 
-def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
-          config: TrainingConfig, *, eval_env: gymnasium.vector.VectorEnv | None = None,
-          on_chunk: Callable[[ChunkRecord], Any] | None = None,
-          compact_frames: bool = False,
-          reward_fn: Callable[[np.ndarray], np.ndarray] | None = None,
-          terminal_fn: Callable[..., np.ndarray] | None = None,
-          checkpointer: Any = None, resume: bool = False,
-          identity: Mapping[str, Any] | None = None) -> TrainResult:
+def train(
+  agent: agent_base.BaseAgent,
+  env: gymnasium.vector.VectorEnv,
+  config: TrainingConfig,
+  *,
+  eval_env: gymnasium.vector.VectorEnv | None = None,
+  on_chunk: Callable[[ChunkRecord], Any] | None = None,
+  compact_frames: bool = False,
+  reward_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+  terminal_fn: Callable[..., np.ndarray] | None = None,
+  checkpointer: Any = None,
+  resume: bool = False,
+  identity: Mapping[str, Any] | None = None,
+) -> TrainResult:
   """Trains ``agent`` on a gymnasium vector env with a Python loop.
 
   ``config`` fields mean what they mean for the Anakin trainer (env steps
@@ -198,47 +229,75 @@ def train(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
 
   # A resumed run's envs start new episodes, from seeds of their own.
   obs, _ = env.reset(seed=config.seed + 100_003 * first_chunk)
-  run = Run(agent, config, act, learn, learner,
-            Collector(env, buffer, obs, reward_fn, terminal_fn), eval_env,
-            history[-1].wall_time if history else 0.0)
+  run = Run(
+    agent,
+    config,
+    act,
+    learn,
+    learner,
+    Collector(env, buffer, obs, reward_fn, terminal_fn),
+    eval_env,
+    history[-1].wall_time if history else 0.0,
+  )
   stopped_early = drive(run, first_chunk, history, checkpointer, fingerprint, on_chunk)
   return result(run, history, stopped_early, first_chunk)
 
 
-def drive(run: Run, first_chunk: int, history: list[ChunkRecord], checkpointer: Any,
-          fingerprint: Any, on_chunk: Callable[[ChunkRecord], Any] | None) -> bool:
+def drive(
+  run: Run,
+  first_chunk: int,
+  history: list[ChunkRecord],
+  checkpointer: Any,
+  fingerprint: Any,
+  on_chunk: Callable[[ChunkRecord], Any] | None,
+) -> bool:
   """Runs the chunks from ``first_chunk`` on (``baselax.training.driver``):
   checkpoints, stops on a signal, and says whether it stopped early."""
   return driver.drive(
-      range(first_chunk, run.derived.num_chunks), functools.partial(run_chunk, run),
-      run.derived, history=history,
-      save=functools.partial(save, run, checkpointer, history, fingerprint),
-      checkpointer=checkpointer, on_chunk=on_chunk,
-      log=logger.info, stop_enabled=checkpointer is not None)
+    range(first_chunk, run.derived.num_chunks),
+    functools.partial(run_chunk, run),
+    run.derived,
+    history=history,
+    save=functools.partial(save, run, checkpointer, history, fingerprint),
+    checkpointer=checkpointer,
+    on_chunk=on_chunk,
+    log=logger.info,
+    stop_enabled=checkpointer is not None,
+  )
 
 
-def fresh(agent: agent_base.BaseAgent, env: gymnasium.vector.VectorEnv,
-          config: TrainingConfig, compact_frames: bool) -> tuple[Learner, tuple, Any]:
+def fresh(
+  agent: agent_base.BaseAgent,
+  env: gymnasium.vector.VectorEnv,
+  config: TrainingConfig,
+  compact_frames: bool,
+) -> tuple[Learner, tuple, Any]:
   """A new run's ``(learner, (act, learn), replay)``: the seed's params and
   states, the jitted steps and an empty buffer sized for the env's transitions."""
   params_key, policy_key, key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
   params = agent.init_params(params_key)
-  learner = Learner(params, agent.init_optimizer(params, params_key),
-                    agent.init_policy(policy_key), key)
+  learner = Learner(
+    params, agent.init_optimizer(params, params_key), agent.init_policy(policy_key), key
+  )
   act, learn = jitted_steps(agent)
   example = example_transition(env, act, learner.params, learner.policy_state, key)
-  buffer: Any = (FrameStackReplay(config.buffer_size, env.num_envs, example)
-                 if compact_frames else ReplayBuffer(config.buffer_size, example))
+  buffer: Any = (
+    FrameStackReplay(config.buffer_size, env.num_envs, example)
+    if compact_frames
+    else ReplayBuffer(config.buffer_size, example)
+  )
   return learner, (act, learn), buffer
 
 
-def save(run: Run, checkpointer: Any, history: list[ChunkRecord], fingerprint: Any,
-         chunks_done: int) -> None:
+def save(
+  run: Run, checkpointer: Any, history: list[ChunkRecord], fingerprint: Any, chunks_done: int
+) -> None:
   """Writes the run's checkpoint at ``chunks_done`` (nothing without a checkpointer)."""
   if checkpointer is not None:
     params = jax.tree.map(lambda x: np.asarray(x)[None], run.learner.params)
-    checkpointer.save(chunks_done, run.learner.state(run.collector.buffer), history,
-                      fingerprint, params=params)
+    checkpointer.save(
+      chunks_done, run.learner.state(run.collector.buffer), history, fingerprint, params=params
+    )
 
 
 def restore(checkpointer: Any, learner: Learner, buffer: Any, fingerprint: Any):
@@ -246,13 +305,15 @@ def restore(checkpointer: Any, learner: Learner, buffer: Any, fingerprint: Any):
   buffer is loaded in place."""
   restored = checkpointer.restore(learner.state(buffer), fingerprint)
   buffer.load_state_dict(restored.state["buffer"])
-  learner = Learner(**{k: restored.state[k] for k in
-                       ("params", "optimizer_state", "policy_state", "key")})
+  learner = Learner(
+    **{k: restored.state[k] for k in ("params", "optimizer_state", "policy_state", "key")}
+  )
   return learner, restored.chunks_done, list(restored.history)
 
 
-def result(run: Run, history: list[ChunkRecord], stopped_early: bool,
-           first_chunk: int) -> TrainResult:
+def result(
+  run: Run, history: list[ChunkRecord], stopped_early: bool, first_chunk: int
+) -> TrainResult:
   """The :class:`TrainResult` of a run (a seed axis of size 1 on params)."""
   learner, buffer = run.learner, run.collector.buffer
   metrics = stack_history(history)
@@ -260,8 +321,17 @@ def result(run: Run, history: list[ChunkRecord], stopped_early: bool,
   metrics["total_time"] = time.perf_counter() - run.started
   metrics["buffer_bytes"] = buffer.nbytes
   return TrainResult(
-      params=jax.tree.map(lambda x: np.asarray(x)[None], learner.params),
-      state=dict(params=learner.params, optimizer_state=learner.optimizer_state,
-                 policy_state=learner.policy_state, buffer=buffer),
-      metrics=metrics, history=history, config=run.config, derived=run.derived,
-      stopped_early=stopped_early, first_chunk=first_chunk)
+    params=jax.tree.map(lambda x: np.asarray(x)[None], learner.params),
+    state=dict(
+      params=learner.params,
+      optimizer_state=learner.optimizer_state,
+      policy_state=learner.policy_state,
+      buffer=buffer,
+    ),
+    metrics=metrics,
+    history=history,
+    config=run.config,
+    derived=run.derived,
+    stopped_early=stopped_early,
+    first_chunk=first_chunk,
+  )

@@ -42,14 +42,12 @@ class NoisyLinear(hk.Module):
   its slice of one draw instead (``noise``, from :func:`factorised_noise`).
   """
 
-  def __init__(self, output_size: int, sigma0: float = 0.5,
-               name: str | None = None):
+  def __init__(self, output_size: int, sigma0: float = 0.5, name: str | None = None):
     super().__init__(name=name)
     self.output_size = int(output_size)
     self.sigma0 = float(sigma0)
 
-  def __call__(self, x: jax.Array,
-               noise: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
+  def __call__(self, x: jax.Array, noise: tuple[jax.Array, jax.Array] | None = None) -> jax.Array:
     """``x`` ``(..., p)`` -> ``(..., output_size)``; ``noise``: ``(f(e_in) [p],
     f(e_out) [output_size])`` to use instead of a draw of its own."""
     p = x.shape[-1]
@@ -64,7 +62,7 @@ class NoisyLinear(hk.Module):
       key = hk.maybe_next_rng_key()
       if key is None:
         return x @ w_mu + b_mu
-      noise, = factorised_noise(key, [(p, self.output_size)], x.dtype)
+      (noise,) = factorised_noise(key, [(p, self.output_size)], x.dtype)
     e_in, e_out = noise
     if math.prod(x.shape[:-1]) > 1:
       # The rows share the draw: one matmul with the noisy weights (their
@@ -104,12 +102,16 @@ class Conv2D(hk.Conv2D):
     self.lowering = lowering
 
   def _as_matmul(self, inputs: jax.Array) -> bool:
-    if self.lowering == "xla" or (self.lowering == "auto"
-                                  and jax.default_backend() != "cpu"):
+    if self.lowering == "xla" or (self.lowering == "auto" and jax.default_backend() != "cpu"):
       return False
-    return (isinstance(self.padding, str) and self.channel_index == -1
-            and self.mask is None and self.feature_group_count == 1
-            and set(self.kernel_dilation) == {1} and inputs.ndim == 4)
+    return (
+      isinstance(self.padding, str)
+      and self.channel_index == -1
+      and self.mask is None
+      and self.feature_group_count == 1
+      and set(self.kernel_dilation) == {1}
+      and inputs.ndim == 4
+    )
 
   def __call__(self, inputs: jax.Array, **kwargs) -> jax.Array:
     inputs = jnp.asarray(inputs)
@@ -118,29 +120,28 @@ class Conv2D(hk.Conv2D):
     # hk.Conv2D's parameters, created exactly as it creates them.
     w_shape = self.kernel_shape + (inputs.shape[-1], self.output_channels)
     w_init = self.w_init or hk.initializers.TruncatedNormal(
-        stddev=1. / np.sqrt(np.prod(w_shape[:-1])))
+      stddev=1.0 / np.sqrt(np.prod(w_shape[:-1]))
+    )
     w = hk.get_parameter("w", w_shape, inputs.dtype, init=w_init)
     out = conv_as_matmul(inputs, w, self.stride, self.padding)
     if self.with_bias:
-      out = out + hk.get_parameter("b", (self.output_channels,), inputs.dtype,
-                                   init=self.b_init)
+      out = out + hk.get_parameter("b", (self.output_channels,), inputs.dtype, init=self.b_init)
     return out
 
 
 def check_lowering(lowering: str) -> None:
   if lowering not in CONV_LOWERINGS:
-    raise ValueError(f"conv lowering must be one of {', '.join(CONV_LOWERINGS)}, "
-                     f"got {lowering!r}.")
+    raise ValueError(f"conv lowering must be one of {', '.join(CONV_LOWERINGS)}, got {lowering!r}.")
 
 
-def conv_as_matmul(x: jax.Array, w: jax.Array, stride: Sequence[int],
-                   padding: str) -> jax.Array:
+def conv_as_matmul(x: jax.Array, w: jax.Array, stride: Sequence[int], padding: str) -> jax.Array:
   """``lax.conv_general_dilated(x, w, stride, padding)`` for NHWC ``x``
   ``(B, H, W, C)`` and HWIO ``w`` ``(kh, kw, C, O)``, as patches ``@`` kernel:
   returns ``(B, H', W', O)``."""
   kh, kw, cin, cout = w.shape
   (top, bottom), (left, right) = jax.lax.padtype_to_pads(
-      x.shape[1:3], (kh, kw), tuple(stride), padding)
+    x.shape[1:3], (kh, kw), tuple(stride), padding
+  )
   x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
   sh, sw = stride
   out_h = (x.shape[1] - kh) // sh + 1
@@ -148,13 +149,19 @@ def conv_as_matmul(x: jax.Array, w: jax.Array, stride: Sequence[int],
   # Window (i, j) of every output pixel; concatenated in (i, j, c) order,
   # which is the order of the kernel's rows once reshaped.
   patches = jnp.concatenate(
-      [x[:, i:i + sh * (out_h - 1) + 1:sh, j:j + sw * (out_w - 1) + 1:sw, :]
-       for i in range(kh) for j in range(kw)], axis=-1)
+    [
+      x[:, i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :]
+      for i in range(kh)
+      for j in range(kw)
+    ],
+    axis=-1,
+  )
   return patches @ w.reshape(kh * kw * cin, cout)
 
 
-def factorised_noise(key: jax.Array, shapes: Sequence[tuple[int, int]],
-                     dtype=jnp.float32) -> list[tuple[jax.Array, jax.Array]]:
+def factorised_noise(
+  key: jax.Array, shapes: Sequence[tuple[int, int]], dtype=jnp.float32
+) -> list[tuple[jax.Array, jax.Array]]:
   """Factorised noise ``(f(e_in) [p], f(e_out) [out])`` for each layer of
   ``shapes`` (``(p, out)`` pairs), ``f(e) = sign(e) sqrt(|e|)``, ``e ~ N(0, 1)``.
 
@@ -186,20 +193,23 @@ def materialised(noise):
   return jax.lax.cond(finite, lambda t: t, lambda t: jax.tree.map(jnp.zeros_like, t), noise)
 
 
-def noisy_mlp(output_sizes: Sequence[int],
-              activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-              name: str | None = None) -> Callable[..., jax.Array]:
+def noisy_mlp(
+  output_sizes: Sequence[int],
+  activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
+  name: str | None = None,
+) -> Callable[..., jax.Array]:
   """``hk.nets.MLP`` with :class:`NoisyLinear` layers (no activation after the last).
 
   The returned ``forward(x, noise=None)`` takes one ``(f(e_in), f(e_out))``
   pair per layer (:func:`factorised_noise`), or draws a pair per layer.
   """
+
   def forward(x, noise=None):
     with hk.experimental.name_scope(name or "noisy_mlp"):
       for i, size in enumerate(output_sizes):
-        x = NoisyLinear(size, name=f"noisy_linear_{i}")(
-            x, None if noise is None else noise[i])
+        x = NoisyLinear(size, name=f"noisy_linear_{i}")(x, None if noise is None else noise[i])
         if i < len(output_sizes) - 1:
           x = activation(x)
     return x
+
   return forward

@@ -37,31 +37,43 @@ DUELING_HIDDEN = ("shared", "per-stream")
 
 def check_dueling_hidden(dueling_hidden: str) -> None:
   if dueling_hidden not in DUELING_HIDDEN:
-    raise ValueError(f"dueling_hidden must be one of {', '.join(DUELING_HIDDEN)}, got "
-                     f"{dueling_hidden!r}.")
+    raise ValueError(
+      f"dueling_hidden must be one of {', '.join(DUELING_HIDDEN)}, got {dueling_hidden!r}."
+    )
 
 
 Stack = tuple[str | None, tuple[int, ...], bool]
 
 
-def _stacks(hidden_sizes: tuple[int, ...], outputs: int, per_action: int, dueling: bool,
-            dueling_hidden: str) -> list[Stack]:
+def _stacks(
+  hidden_sizes: tuple[int, ...], outputs: int, per_action: int, dueling: bool, dueling_hidden: str
+) -> list[Stack]:
   """The layer stacks of a head: ``(name, sizes, reads the shared hidden stack)``.
   The plain head is one stack (its hidden layers and the output layer)."""
   if not dueling:
     return [(None, (*hidden_sizes, outputs), False)]
   if dueling_hidden == "per-stream" or not hidden_sizes:
-    return [("value", (*hidden_sizes, per_action), False),
-            ("advantage", (*hidden_sizes, outputs), False)]
-  return [("hidden", hidden_sizes, False), ("value", (per_action,), True),
-          ("advantage", (outputs,), True)]
+    return [
+      ("value", (*hidden_sizes, per_action), False),
+      ("advantage", (*hidden_sizes, outputs), False),
+    ]
+  return [
+    ("hidden", hidden_sizes, False),
+    ("value", (per_action,), True),
+    ("advantage", (outputs,), True),
+  ]
 
 
-def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
-           dueling: bool = False,
-           activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-           atoms: int | None = None, noisy: bool = False,
-           dueling_hidden: str = "shared") -> jax.Array:
+def q_head(
+  x: jax.Array,
+  hidden_sizes: Sequence[int],
+  num_actions: int,
+  dueling: bool = False,
+  activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
+  atoms: int | None = None,
+  noisy: bool = False,
+  dueling_hidden: str = "shared",
+) -> jax.Array:
   """Hidden layers then Q-values ``(B, num_actions)`` from features ``(B, F)``.
 
   With ``dueling=True`` (Wang et al. 2016, "Dueling network architectures")
@@ -79,25 +91,28 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
   hidden_sizes = tuple(int(h) for h in hidden_sizes)
   check_dueling_hidden(dueling_hidden)
   per_action = 1 if atoms is None else int(atoms)
-  stacks = _stacks(hidden_sizes, num_actions * per_action, per_action, dueling,
-                   dueling_hidden)
+  stacks = _stacks(hidden_sizes, num_actions * per_action, per_action, dueling, dueling_hidden)
   # Noisy: one draw for every layer of every stack (factorised_noise's why),
   # on a batch of rows. A single row (an agent vmapping over rows for a draw
   # each) draws per layer: under vmap ``materialised`` is a select, and one
   # vector sliced among the layers had its hash fused into every slice.
   key = hk.maybe_next_rng_key() if noisy and math.prod(x.shape[:-1]) > 1 else None
-  widths = [hidden_sizes[-1] if reads and hidden_sizes else x.shape[-1]
-            for _, _, reads in stacks]
-  shapes = [list(zip((w, *sizes[:-1]), sizes, strict=True))
-            for w, (_, sizes, _) in zip(widths, stacks, strict=True)]
-  noise = None if key is None else factorised_noise(
-      key, [shape for layers in shapes for shape in layers], x.dtype)
+  widths = [hidden_sizes[-1] if reads and hidden_sizes else x.shape[-1] for _, _, reads in stacks]
+  shapes = [
+    list(zip((w, *sizes[:-1]), sizes, strict=True))
+    for w, (_, sizes, _) in zip(widths, stacks, strict=True)
+  ]
+  noise = (
+    None
+    if key is None
+    else factorised_noise(key, [shape for layers in shapes for shape in layers], x.dtype)
+  )
 
   outputs: dict[str | None, jax.Array] = {}
   hidden, used = x, 0
   for (name, sizes, reads), layers in zip(stacks, shapes, strict=True):
     source = hidden if reads else x
-    draws = None if noise is None else noise[used:used + len(layers)]
+    draws = None if noise is None else noise[used : used + len(layers)]
     used += len(layers)
     final = name == "hidden"  # the shared stack ends in an activation too
     if noisy:
@@ -117,10 +132,14 @@ def q_head(x: jax.Array, hidden_sizes: Sequence[int], num_actions: int,
   return q[..., 0] if atoms is None else q
 
 
-def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
-                  activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
-                  dueling: bool = False, atoms: int | None = None,
-                  noisy: bool = False, dueling_hidden: str = "shared") -> NetworkFn:
+def mlp_q_network(
+  hidden_sizes: Sequence[int] = (64, 64),
+  activation: Callable[[jax.Array], jax.Array] = jax.nn.relu,
+  dueling: bool = False,
+  atoms: int | None = None,
+  noisy: bool = False,
+  dueling_hidden: str = "shared",
+) -> NetworkFn:
   """An MLP Q-network: flatten -> hidden layers -> ``num_actions`` linear head.
 
   Args:
@@ -142,21 +161,24 @@ def mlp_q_network(hidden_sizes: Sequence[int] = (64, 64),
 
     def forward(obs: jax.Array) -> jax.Array:
       x = hk.Flatten()(jnp.asarray(obs, jnp.float32))
-      return q_head(x, hidden_sizes, num_actions, dueling, activation, atoms, noisy,
-                    dueling_hidden)
+      return q_head(x, hidden_sizes, num_actions, dueling, activation, atoms, noisy, dueling_hidden)
 
     return _transform(forward, noisy)
 
   return creator
 
 
-def conv_q_network(channels: Sequence[int] = (16,),
-                   kernel_size: int = 3,
-                   hidden_sizes: Sequence[int] = (128,),
-                   dueling: bool = False, atoms: int | None = None,
-                   noisy: bool = False, padding: str = "VALID",
-                   conv_lowering: str = "auto",
-                   dueling_hidden: str = "per-stream") -> NetworkFn:
+def conv_q_network(
+  channels: Sequence[int] = (16,),
+  kernel_size: int = 3,
+  hidden_sizes: Sequence[int] = (128,),
+  dueling: bool = False,
+  atoms: int | None = None,
+  noisy: bool = False,
+  padding: str = "VALID",
+  conv_lowering: str = "auto",
+  dueling_hidden: str = "per-stream",
+) -> NetworkFn:
   """A small conv Q-network for image observations ``(B, H, W, C)``.
 
   The default is the MinAtar network of Young & Tian 2019 ("MinAtar: an
@@ -184,22 +206,34 @@ def conv_q_network(channels: Sequence[int] = (16,),
       if x.ndim == 3:  # (B, H, W) single-channel frames
         x = x[..., None]
       for c in channels:
-        x = jax.nn.relu(Conv2D(c, kernel_size, stride=1, padding=padding,
-                               lowering=conv_lowering)(x))
+        x = jax.nn.relu(
+          Conv2D(c, kernel_size, stride=1, padding=padding, lowering=conv_lowering)(x)
+        )
       x = hk.Flatten()(x)
-      return q_head(x, hidden_sizes, num_actions, dueling, atoms=atoms, noisy=noisy,
-                    dueling_hidden=dueling_hidden)
+      return q_head(
+        x,
+        hidden_sizes,
+        num_actions,
+        dueling,
+        atoms=atoms,
+        noisy=noisy,
+        dueling_hidden=dueling_hidden,
+      )
 
     return _transform(forward, noisy)
 
   return creator
 
 
-def nature_q_network(hidden_sizes: Sequence[int] = (512,), dueling: bool = False,
-                     atoms: int | None = None, noisy: bool = False,
-                     channels_first: bool = True,
-                     conv_lowering: str = "auto",
-                     dueling_hidden: str = "per-stream") -> NetworkFn:
+def nature_q_network(
+  hidden_sizes: Sequence[int] = (512,),
+  dueling: bool = False,
+  atoms: int | None = None,
+  noisy: bool = False,
+  channels_first: bool = True,
+  conv_lowering: str = "auto",
+  dueling_hidden: str = "per-stream",
+) -> NetworkFn:
   """The Nature DQN network (Mnih et al. 2015, "Human-level control through
   deep reinforcement learning", Methods, "Model architecture").
 
@@ -225,16 +259,26 @@ def nature_q_network(hidden_sizes: Sequence[int] = (512,), dueling: bool = False
     def forward(obs: jax.Array) -> jax.Array:
       x = jnp.asarray(obs, jnp.float32) / 255.0
       if x.ndim != 4:
-        raise ValueError(f"nature_q_network takes stacked frames (B, C, H, W) or "
-                         f"(B, H, W, C), got shape {x.shape}.")
+        raise ValueError(
+          f"nature_q_network takes stacked frames (B, C, H, W) or "
+          f"(B, H, W, C), got shape {x.shape}."
+        )
       if channels_first:  # haiku convolves NHWC, the layout XLA prefers on CPU
         x = jnp.transpose(x, (0, 2, 3, 1))
       for channels, kernel, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
-        x = jax.nn.relu(Conv2D(channels, kernel, stride=stride, padding="VALID",
-                               lowering=conv_lowering)(x))
+        x = jax.nn.relu(
+          Conv2D(channels, kernel, stride=stride, padding="VALID", lowering=conv_lowering)(x)
+        )
       x = hk.Flatten()(x)
-      return q_head(x, hidden_sizes, num_actions, dueling, atoms=atoms, noisy=noisy,
-                    dueling_hidden=dueling_hidden)
+      return q_head(
+        x,
+        hidden_sizes,
+        num_actions,
+        dueling,
+        atoms=atoms,
+        noisy=noisy,
+        dueling_hidden=dueling_hidden,
+      )
 
     return _transform(forward, noisy)
 
@@ -256,7 +300,10 @@ def is_image(observation_space: gymnasium.Space) -> bool:
 
 #: The network kinds, by the name ``--network`` takes.
 CREATORS: dict[str, Callable[..., NetworkFn]] = {
-    "mlp": mlp_q_network, "conv": conv_q_network, "nature": nature_q_network}
+  "mlp": mlp_q_network,
+  "conv": conv_q_network,
+  "nature": nature_q_network,
+}
 
 
 def auto_kind(observation_space: gymnasium.Space) -> str:

@@ -22,6 +22,17 @@ from baselax.replay.memory import MemoryPlan
 from baselax.replay.records import example_record, step_record
 from baselax.replay.store import ReplaySample, ReplayState
 
-__all__ = ["SAMPLINGS", "MemoryPlan", "ObsCodec", "Replay", "ReplayConfig", "ReplaySample",
-           "ReplayState", "example_record", "make_replay", "obs_codec", "register_sampling",
-           "step_record"]
+__all__ = [
+  "SAMPLINGS",
+  "MemoryPlan",
+  "ObsCodec",
+  "Replay",
+  "ReplayConfig",
+  "ReplaySample",
+  "ReplayState",
+  "example_record",
+  "make_replay",
+  "obs_codec",
+  "register_sampling",
+  "step_record",
+]

@@ -71,11 +71,14 @@ def register_sampling(name: str, variant: Any, *, overwrite: bool = False) -> No
   """
   missing = [a for a in VARIANT_API if not hasattr(variant, a)]
   if missing:
-    raise ValueError(f"sampling variant {name!r} lacks {', '.join(missing)} "
-                     f"(see baselax.replay.uniform).")
+    raise ValueError(
+      f"sampling variant {name!r} lacks {', '.join(missing)} (see baselax.replay.uniform)."
+    )
   if name in SAMPLINGS and not overwrite:
-    raise ValueError(f"a sampling variant named {name!r} is registered already; pick "
-                     f"another name or pass overwrite=True.")
+    raise ValueError(
+      f"a sampling variant named {name!r} is registered already; pick "
+      f"another name or pass overwrite=True."
+    )
   SAMPLINGS[name] = variant
 
 
@@ -86,9 +89,11 @@ def variant(name: str) -> Any:
     ConfigError: no such variant; the message lists them.
   """
   if name not in SAMPLINGS:
-    raise ConfigError(f"sampling {name!r} is not a registered sampling variant "
-                      f"({', '.join(sorted(SAMPLINGS))}); register yours with "
-                      f"baselax.replay.register_sampling.")
+    raise ConfigError(
+      f"sampling {name!r} is not a registered sampling variant "
+      f"({', '.join(sorted(SAMPLINGS))}); register yours with "
+      f"baselax.replay.register_sampling."
+    )
   return SAMPLINGS[name]
 
 
@@ -108,6 +113,7 @@ class ReplayConfig:
     importance_exponent_end: its beta at the end.
     obs_storage: how observations are stored (``baselax.replay.codecs``).
   """
+
   buffer_size: int
   num_envs: int
   batch_size: int
@@ -152,6 +158,7 @@ class Replay(NamedTuple):
     final_slots: ``K``, true final observations kept per env.
     codec: how observations are stored.
   """
+
   init: Callable[[], Any]
   add: Callable[[Any, Batch], Any]
   sample: Callable[[Any, jax.Array, jax.Array], ReplaySample]
@@ -162,9 +169,14 @@ class Replay(NamedTuple):
   codec: ObsCodec
 
 
-def make_replay(config: ReplayConfig, record: Batch, discount: float | None = None, *,
-                codec: ObsCodec | None = None,
-                truncation_interval: int = 1) -> Replay:
+def make_replay(
+  config: ReplayConfig,
+  record: Batch,
+  discount: float | None = None,
+  *,
+  codec: ObsCodec | None = None,
+  truncation_interval: int = 1,
+) -> Replay:
   """The replay buffer for ``config`` (per device, per seed).
 
   Args:
@@ -179,34 +191,56 @@ def make_replay(config: ReplayConfig, record: Batch, discount: float | None = No
       (:func:`~baselax.envs.protocol.truncation_interval`); 1 is always exact.
   """
   if not isinstance(config, ReplayConfig):
-    raise TypeError(f"make_replay takes a ReplayConfig, got {type(config).__name__}; "
-                    f"ReplayConfig.of(trainer_config) is a run's.")
+    raise TypeError(
+      f"make_replay takes a ReplayConfig, got {type(config).__name__}; "
+      f"ReplayConfig.of(trainer_config) is a run's."
+    )
   n = config.n_step
   if n > 1 and discount is None:
-    raise ValueError("n_step > 1 needs the discount: the trainer reads it from "
-                     "agent.discount_factor.")
+    raise ValueError(
+      "n_step > 1 needs the discount: the trainer reads it from agent.discount_factor."
+    )
   codec = native_codec(None) if codec is None else codec
   chosen = variant(config.sampling)
   rows, length = config.num_envs, config.buffer_size // config.num_envs
   interval = max(1, min(truncation_interval, length))
   trajectory = chosen.trajectory_buffer(
-      config, add_batch_size=rows, sample_batch_size=config.batch_size,
-      sample_sequence_length=n + 1, period=1, min_length_time_axis=n + 1,
-      max_length_time_axis=length)
-  store = Store(rows=rows, length=length, n_step=n,
-                slots=store_lib.final_slots(length, interval), interval=interval,
-                batch_size=config.batch_size, discount=discount, codec=codec,
-                layout=store_lib.layout_of(record, codec), trajectory=trajectory)
+    config,
+    add_batch_size=rows,
+    sample_batch_size=config.batch_size,
+    sample_sequence_length=n + 1,
+    period=1,
+    min_length_time_axis=n + 1,
+    max_length_time_axis=length,
+  )
+  store = Store(
+    rows=rows,
+    length=length,
+    n_step=n,
+    slots=store_lib.final_slots(length, interval),
+    interval=interval,
+    batch_size=config.batch_size,
+    discount=discount,
+    codec=codec,
+    layout=store_lib.layout_of(record, codec),
+    trajectory=trajectory,
+  )
   bind = functools.partial
-  return Replay(init=bind(store_lib.init, store), add=bind(store_lib.add, store),
-                sample=bind(chosen.sample, store, config),
-                set_priorities=bind(chosen.set_priorities, store),
-                prioritized=bool(chosen.USES_PRIORITIES), capacity=rows * length,
-                final_slots=store.slots, codec=codec)
+  return Replay(
+    init=bind(store_lib.init, store),
+    add=bind(store_lib.add, store),
+    sample=bind(chosen.sample, store, config),
+    set_priorities=bind(chosen.set_priorities, store),
+    prioritized=bool(chosen.USES_PRIORITIES),
+    capacity=rows * length,
+    final_slots=store.slots,
+    codec=codec,
+  )
 
 
-def run_replay(agent: Any, env: Any, config: Any, discount: float | None = None,
-               example: Batch | None = None) -> Replay:
+def run_replay(
+  agent: Any, env: Any, config: Any, discount: float | None = None, example: Batch | None = None
+) -> Replay:
   """The replay buffer of a run of ``agent`` on ``env`` with trainer ``config``:
   one copy of each observation, stored as ``config.obs_storage`` says
   (:func:`~baselax.replay.codecs.obs_codec`), true final observations kept as
@@ -216,6 +250,9 @@ def run_replay(agent: Any, env: Any, config: Any, discount: float | None = None,
   (:func:`~baselax.replay.records.example_record`), if known.
   """
   return make_replay(
-      ReplayConfig.of(config), example_record(agent, env) if example is None else example,
-      discount, codec=obs_codec(config.obs_storage, env),
-      truncation_interval=truncation_interval(env))
+    ReplayConfig.of(config),
+    example_record(agent, env) if example is None else example,
+    discount,
+    codec=obs_codec(config.obs_storage, env),
+    truncation_interval=truncation_interval(env),
+  )

@@ -31,7 +31,7 @@ from baselax.replay.integers import proven_range, within
 from baselax.training.config import OBS_STORAGES as STORAGES
 
 #: Largest integer a float32 holds exactly (2^24).
-_FLOAT32_EXACT = float(2 ** 24)
+_FLOAT32_EXACT = float(2**24)
 
 
 class ObsCodec(NamedTuple):
@@ -45,6 +45,7 @@ class ObsCodec(NamedTuple):
     obs: the observation's ``jax.ShapeDtypeStruct`` (no batch axis).
     stored: the stored ``jax.ShapeDtypeStruct`` (no batch axis).
   """
+
   name: str
   encode: Callable[[Any], Any]
   decode: Callable[[Any], Any]
@@ -62,13 +63,12 @@ class ObsCodec(NamedTuple):
 
 def nbytes(tree: Any) -> int:
   """Bytes of the arrays (or ``ShapeDtypeStruct``s) of ``tree``."""
-  return int(sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize
-                 for x in jax.tree.leaves(tree)))
+  return int(sum(math.prod(x.shape) * np.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree)))
 
 
 def _lead(x: Any, ndim: int) -> tuple[int, ...]:
   """The leading (batch) axes of ``x`` in front of a ``ndim``-dimensional item."""
-  return tuple(x.shape[:x.ndim - ndim])
+  return tuple(x.shape[: x.ndim - ndim])
 
 
 def native_codec(obs: Any) -> ObsCodec:
@@ -81,8 +81,13 @@ def native_codec(obs: Any) -> ObsCodec:
 def cast_codec(obs: jax.ShapeDtypeStruct, dtype: Any, name: str) -> ObsCodec:
   """Stores each value cast to ``dtype`` (exact when every value fits it)."""
   dtype = np.dtype(dtype)
-  return ObsCodec(name, lambda x: x.astype(dtype), lambda x: x.astype(obs.dtype), obs,
-                  jax.ShapeDtypeStruct(obs.shape, dtype))
+  return ObsCodec(
+    name,
+    lambda x: x.astype(dtype),
+    lambda x: x.astype(obs.dtype),
+    obs,
+    jax.ShapeDtypeStruct(obs.shape, dtype),
+  )
 
 
 def bits_codec(obs: jax.ShapeDtypeStruct) -> ObsCodec:
@@ -97,14 +102,14 @@ def bits_codec(obs: jax.ShapeDtypeStruct) -> ObsCodec:
     flat = jnp.unpackbits(packed, axis=-1, count=size)
     return flat.reshape(*packed.shape[:-1], *obs.shape).astype(obs.dtype)
 
-  return ObsCodec("bool", encode, decode, obs,
-                  jax.ShapeDtypeStruct((-(-size // 8),), np.uint8))
+  return ObsCodec("bool", encode, decode, obs, jax.ShapeDtypeStruct((-(-size // 8),), np.uint8))
 
 
 def observation_spec(env: Any) -> Any:
   """``jax.ShapeDtypeStruct`` (pytree) of one observation as the trainer gets it."""
-  obs = jax.eval_shape(lambda key: env.functional_reset(key, 1)[0],
-                       jax.ShapeDtypeStruct((2,), jnp.uint32))
+  obs = jax.eval_shape(
+    lambda key: env.functional_reset(key, 1)[0], jax.ShapeDtypeStruct((2,), jnp.uint32)
+  )
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape[1:], s.dtype), obs)
 
 
@@ -131,20 +136,29 @@ def obs_codec(storage: str, env: Any) -> ObsCodec:
     if within(values, 0, 255) and dtype.itemsize > 1:
       return cast_codec(obs, np.uint8, "uint8")
     return native_codec(obs)
-  exact = array and {
-      "float32": lambda: (dtype.kind == "f" and dtype.itemsize <= 4) or within(
-          values, -_FLOAT32_EXACT, _FLOAT32_EXACT),
+  exact = (
+    array
+    and {
+      "float32": lambda: (
+        (dtype.kind == "f" and dtype.itemsize <= 4)
+        or within(values, -_FLOAT32_EXACT, _FLOAT32_EXACT)
+      ),
       "uint8": lambda: within(values, 0, 255),
       "bool": lambda: within(values, 0, 1),
-  }[storage]()
+    }[storage]()
+  )
   if not exact:
     space = getattr(env, "single_observation_space", obs)
-    proven = ("not proven to be integers" if values is None
-              else f"integers in [{values[0]:g}, {values[1]:g}]")
+    proven = (
+      "not proven to be integers"
+      if values is None
+      else f"integers in [{values[0]:g}, {values[1]:g}]"
+    )
     raise ConfigError(
-        f"obs_storage={storage} cannot store the observations of {_env_name(env)} "
-        f"exactly: {space} holds values {proven}. Use obs_storage=auto (the "
-        f"smallest exact storage) or float32.")
+      f"obs_storage={storage} cannot store the observations of {_env_name(env)} "
+      f"exactly: {space} holds values {proven}. Use obs_storage=auto (the "
+      f"smallest exact storage) or float32."
+    )
   if storage == "bool":
     return bits_codec(obs)
   return cast_codec(obs, {"float32": np.float32, "uint8": np.uint8}[storage], storage)

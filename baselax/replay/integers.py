@@ -94,14 +94,34 @@ def _dtype_range(dtype: Any) -> Range:
 #: Primitives whose output values are some of their operands' values (by
 #: position; ``None``: all operands).
 _PASS_THROUGH = {
-    "reshape": (0,), "broadcast_in_dim": (0,), "squeeze": (0,), "expand_dims": (0,),
-    "transpose": (0,), "rev": (0,), "copy": (0,), "copy_p": (0,), "slice": (0,),
-    "dynamic_slice": (0,), "gather": (0,), "reduce_max": (0,), "reduce_min": (0,),
-    "convert_element_type": (0,), "reduce_precision": (0,), "stop_gradient": (0,),
-    "optimization_barrier": None,
-    "dynamic_update_slice": (0, 1), "pad": (0, 1), "scatter": (0, 2),
-    "scatter-max": (0, 2), "scatter-min": (0, 2), "scatter_max": (0, 2), "scatter_min": (0, 2),
-    "concatenate": None, "max": None, "min": None, "clamp": None,
+  "reshape": (0,),
+  "broadcast_in_dim": (0,),
+  "squeeze": (0,),
+  "expand_dims": (0,),
+  "transpose": (0,),
+  "rev": (0,),
+  "copy": (0,),
+  "copy_p": (0,),
+  "slice": (0,),
+  "dynamic_slice": (0,),
+  "gather": (0,),
+  "reduce_max": (0,),
+  "reduce_min": (0,),
+  "convert_element_type": (0,),
+  "reduce_precision": (0,),
+  "stop_gradient": (0,),
+  "optimization_barrier": None,
+  "dynamic_update_slice": (0, 1),
+  "pad": (0, 1),
+  "scatter": (0, 2),
+  "scatter-max": (0, 2),
+  "scatter-min": (0, 2),
+  "scatter_max": (0, 2),
+  "scatter_min": (0, 2),
+  "concatenate": None,
+  "max": None,
+  "min": None,
+  "clamp": None,
 }
 #: Call-like primitives and the parameter holding the called jaxpr.
 _CALLS = ("jaxpr", "call_jaxpr", "fun_jaxpr")
@@ -156,8 +176,9 @@ def _sub_frame(frame: _Frame, key: Any, closed: Any, operands) -> _Frame | None:
     if len(jaxpr.invars) != len(operands):
       frame.calls[key] = None
     else:
-      frame.calls[key] = _Frame(jaxpr, consts, [
-          (lambda op=op: _atom_range(frame, op)) for op in operands])
+      frame.calls[key] = _Frame(
+        jaxpr, consts, [(lambda op=op: _atom_range(frame, op)) for op in operands]
+      )
   return frame.calls[key]
 
 
@@ -168,12 +189,15 @@ def _eqn_range(frame: _Frame, eqn: Any, index: int) -> Range:
     return _union(_atom_range(frame, op) for op in operands[1:])
   if name in _PASS_THROUGH:
     positions = _PASS_THROUGH[name]
-    chosen = operands if positions is None else [operands[p] for p in positions
-                                                 if p < len(operands)]
+    chosen = (
+      operands if positions is None else [operands[p] for p in positions if p < len(operands)]
+    )
     return _union(_atom_range(frame, op) for op in chosen)
   if name == "cond":
-    subs = [_sub_frame(frame, (id(eqn), b), branch, operands[1:])
-            for b, branch in enumerate(eqn.params["branches"])]
+    subs = [
+      _sub_frame(frame, (id(eqn), b), branch, operands[1:])
+      for b, branch in enumerate(eqn.params["branches"])
+    ]
     frames = [sub for sub in subs if sub is not None]
     if len(frames) < len(subs):
       return None
@@ -195,8 +219,11 @@ def traced_integer_range(fn: Callable[..., Any], *args: Any) -> Range:
   them; any other producer of a float (arithmetic, a division) is unproven.
   """
   closed = jax.make_jaxpr(fn)(*args)
-  root = _Frame(closed.jaxpr, closed.consts,
-                [(lambda v=v: _dtype_range(v.aval.dtype)) for v in closed.jaxpr.invars])
+  root = _Frame(
+    closed.jaxpr,
+    closed.consts,
+    [(lambda v=v: _dtype_range(v.aval.dtype)) for v in closed.jaxpr.invars],
+  )
   limit = sys.getrecursionlimit()
   sys.setrecursionlimit(max(limit, 20_000))
   try:
@@ -238,5 +265,9 @@ def env_integer_range(env: Any) -> Range:
     step = env.functional_step(key, state, actions)[1]
     return step.obs, step.final_obs
 
-  return _union([traced_integer_range(lambda k: env.functional_reset(k, 1)[0], key),
-                 traced_integer_range(step_obs, key, state, actions)])
+  return _union(
+    [
+      traced_integer_range(lambda k: env.functional_reset(k, 1)[0], key),
+      traced_integer_range(step_obs, key, state, actions),
+    ]
+  )

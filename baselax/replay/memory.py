@@ -51,6 +51,7 @@ class MemoryPlan:
     largest_buffer_size: when the buffers do not fit, the largest
       ``buffer_size`` that does (0 if none does); else None.
   """
+
   buffer_kind: str
   obs_storage: str
   obs_bytes: int
@@ -84,25 +85,30 @@ class MemoryPlan:
 
   @property
   def fits(self) -> bool:
-    return (self.available_bytes is None
-            or self.required_bytes <= USABLE_FRACTION * self.available_bytes)
+    return (
+      self.available_bytes is None or self.required_bytes <= USABLE_FRACTION * self.available_bytes
+    )
 
   def line(self) -> str:
     """The start-up log line."""
     kind = "available RAM" if self.memory == "host" else "per device"
-    where = ("" if self.available_bytes is None else
-             f"; {_size(self.available_bytes)} {kind}")
-    return (f"replay memory: {_size(self.total_bytes)} = {self.buffers_per_device} "
-            f"buffer(s) per device x {self.local_devices} device(s) x "
-            f"{self.capacity:,} transitions x {self.bytes_per_transition:,.1f} B "
-            f"({self.buffer_kind} buffer, observations stored as {self.obs_storage}: "
-            f"{self.stored_obs_bytes:,} B of {self.obs_bytes:,}){where}")
+    where = "" if self.available_bytes is None else f"; {_size(self.available_bytes)} {kind}"
+    return (
+      f"replay memory: {_size(self.total_bytes)} = {self.buffers_per_device} "
+      f"buffer(s) per device x {self.local_devices} device(s) x "
+      f"{self.capacity:,} transitions x {self.bytes_per_transition:,.1f} B "
+      f"({self.buffer_kind} buffer, observations stored as {self.obs_storage}: "
+      f"{self.stored_obs_bytes:,} B of {self.obs_bytes:,}){where}"
+    )
 
   def to_json(self) -> dict[str, Any]:
     """The plan for ``config.json`` (its fields and the derived totals)."""
     out = dataclasses.asdict(self)
-    out.update(bytes_per_transition=self.bytes_per_transition,
-               device_bytes=self.device_bytes, total_bytes=self.total_bytes)
+    out.update(
+      bytes_per_transition=self.bytes_per_transition,
+      device_bytes=self.device_bytes,
+      total_bytes=self.total_bytes,
+    )
     return out
 
   def check(self) -> None:
@@ -113,17 +119,24 @@ class MemoryPlan:
     """
     if self.fits:
       return
-    where = (f"the {_size(self.available_bytes)} of RAM available" if self.memory == "host"
-             else f"a device's {_size(self.available_bytes)} of free memory")
-    fix = (f"the largest buffer_size that fits is {self.largest_buffer_size:,}"
-           if self.largest_buffer_size else "no buffer_size fits")
+    where = (
+      f"the {_size(self.available_bytes)} of RAM available"
+      if self.memory == "host"
+      else f"a device's {_size(self.available_bytes)} of free memory"
+    )
+    fix = (
+      f"the largest buffer_size that fits is {self.largest_buffer_size:,}"
+      if self.largest_buffer_size
+      else "no buffer_size fits"
+    )
     raise ConfigError(
-        f"the replay buffers (buffer_size {self.capacity:,}) need "
-        f"{_size(self.required_bytes)} ({self.buffers_per_device} buffer(s) per device"
-        f"{f' x {self.local_devices} device(s)' if self.memory == 'host' else ''} x "
-        f"{self.capacity:,} transitions x {self.bytes_per_transition:,.1f} B) but only "
-        f"{USABLE_FRACTION:.0%} of {where} may hold them: {fix}. Lower buffer_size "
-        f"or num_seeds, or store observations compactly (obs_storage).")
+      f"the replay buffers (buffer_size {self.capacity:,}) need "
+      f"{_size(self.required_bytes)} ({self.buffers_per_device} buffer(s) per device"
+      f"{f' x {self.local_devices} device(s)' if self.memory == 'host' else ''} x "
+      f"{self.capacity:,} transitions x {self.bytes_per_transition:,.1f} B) but only "
+      f"{USABLE_FRACTION:.0%} of {where} may hold them: {fix}. Lower buffer_size "
+      f"or num_seeds, or store observations compactly (obs_storage)."
+    )
 
 
 def _size(n: float | None) -> str:
@@ -163,8 +176,9 @@ def buffer_kind(config: TrainingConfig) -> str:
   return ReplayConfig.of(config).kind
 
 
-def replay_bytes(agent: Any, env: Any, config: TrainingConfig,
-                 example: Any = None) -> tuple[int, int, ObsCodec]:
+def replay_bytes(
+  agent: Any, env: Any, config: TrainingConfig, example: Any = None
+) -> tuple[int, int, ObsCodec]:
   """``(bytes, capacity, codec)`` of one replay buffer of ``config``, from its shapes.
 
   ``example``: the abstract step record (:func:`~baselax.replay.records.example_record`),
@@ -175,9 +189,15 @@ def replay_bytes(agent: Any, env: Any, config: TrainingConfig,
   return nbytes(jax.eval_shape(buffer.init)), buffer.capacity, buffer.codec
 
 
-def plan(agent: Any, env: Any, config: TrainingConfig, derived: Any, *,
-         local_devices: int,
-         available: tuple[str, int | None] | None = None) -> MemoryPlan:
+def plan(
+  agent: Any,
+  env: Any,
+  config: TrainingConfig,
+  derived: Any,
+  *,
+  local_devices: int,
+  available: tuple[str, int | None] | None = None,
+) -> MemoryPlan:
   """The :class:`MemoryPlan` of a run (nothing is allocated or compiled).
 
   Args:
@@ -191,22 +211,31 @@ def plan(agent: Any, env: Any, config: TrainingConfig, derived: Any, *,
   kind, free = available if available is not None else available_memory()
   nbytes, capacity, codec = replay_bytes(agent, env, config)
   out = MemoryPlan(
-      buffer_kind=buffer_kind(config), obs_storage=codec.name, obs_bytes=codec.obs_bytes,
-      stored_obs_bytes=codec.stored_bytes, capacity=capacity, buffer_bytes=nbytes,
-      buffers_per_device=derived.runs_per_device, local_devices=local_devices,
-      memory=kind, available_bytes=free)
+    buffer_kind=buffer_kind(config),
+    obs_storage=codec.name,
+    obs_bytes=codec.obs_bytes,
+    stored_obs_bytes=codec.stored_bytes,
+    capacity=capacity,
+    buffer_bytes=nbytes,
+    buffers_per_device=derived.runs_per_device,
+    local_devices=local_devices,
+    memory=kind,
+    available_bytes=free,
+  )
   if out.fits:
     return out
-  return dataclasses.replace(out, largest_buffer_size=_largest_fitting(
-      agent, env, config, out))
+  return dataclasses.replace(out, largest_buffer_size=_largest_fitting(agent, env, config, out))
 
 
 def _largest_fitting(agent: Any, env: Any, config: TrainingConfig, out: MemoryPlan) -> int:
   """The largest ``buffer_size`` (a multiple of ``num_envs``) whose buffers fit, or 0."""
   assert out.available_bytes is not None  # (an unknown size always fits)
   example = example_record(agent, env)
-  per_buffer = USABLE_FRACTION * out.available_bytes / (
-      out.buffers_per_device * (out.local_devices if out.memory == "host" else 1))
+  per_buffer = (
+    USABLE_FRACTION
+    * out.available_bytes
+    / (out.buffers_per_device * (out.local_devices if out.memory == "host" else 1))
+  )
 
   def fits(size: int) -> bool:
     try:

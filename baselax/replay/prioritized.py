@@ -39,7 +39,8 @@ def trajectory_buffer(config: Any, **kwargs: Any) -> Any:
   """flashbax's prioritized trajectory buffer: the write head and the sum tree."""
   device = jax.default_backend() if jax.default_backend() in ("gpu", "tpu") else "cpu"
   return fbx.make_prioritised_trajectory_buffer(
-      **kwargs, priority_exponent=config.priority_exponent, device=device)
+    **kwargs, priority_exponent=config.priority_exponent, device=device
+  )
 
 
 def importance_weights(probabilities: chex.Array, beta: chex.Numeric) -> chex.Array:
@@ -77,29 +78,40 @@ def draw(store: Store, state: ReplayState, key: jax.Array):
   return indices // length, indices % length, indices, probabilities
 
 
-def sample(store: Store, config: Any, state: ReplayState, key: jax.Array,
-           progress: jax.Array) -> ReplaySample:
+def sample(
+  store: Store, config: Any, state: ReplayState, key: jax.Array, progress: jax.Array
+) -> ReplaySample:
   """A prioritized batch with ``weight``; ``progress`` in [0, 1] anneals ``beta``."""
   row, start, indices, probabilities = draw(store, state, key)
   batch = store_lib.transitions(store, state, row, start)
-  beta = config.importance_exponent + (
-      config.importance_exponent_end - config.importance_exponent) * progress
-  return ReplaySample(batch={**batch, "weight": importance_weights(probabilities, beta)},
-                      indices=indices)
+  beta = (
+    config.importance_exponent
+    + (config.importance_exponent_end - config.importance_exponent) * progress
+  )
+  return ReplaySample(
+    batch={**batch, "weight": importance_weights(probabilities, beta)}, indices=indices
+  )
 
 
-def set_priorities(store: Store, state: ReplayState, indices: jax.Array,
-                   priorities: jax.Array, mask: jax.Array | None = None) -> ReplayState:
+def set_priorities(
+  store: Store,
+  state: ReplayState,
+  indices: jax.Array,
+  priorities: jax.Array,
+  mask: jax.Array | None = None,
+) -> ReplayState:
   """Writes ``priorities`` where ``mask`` holds, the priority is > 0 (not NaN)
   and the item is sampleable now; everything else is left as it is."""
   tree = state.steps.sum_tree_state
-  write = ((indices < tree.capacity) & (sum_tree.get_batch(tree, indices) > 0)
-           & (priorities > 0))  # also refuses NaN
+  write = (
+    (indices < tree.capacity) & (sum_tree.get_batch(tree, indices) > 0) & (priorities > 0)
+  )  # also refuses NaN
   if mask is not None:
     write = write & mask
   # An index past the tree with priority 0 is flashbax's own padding: it
   # changes no node (and no max_recorded_priority).
   padding = tree.nodes.shape[0] + 1
-  steps = store.trajectory.set_priorities(state.steps, jnp.where(write, indices, padding),
-                                          jnp.where(write, priorities, 0.0))
+  steps = store.trajectory.set_priorities(
+    state.steps, jnp.where(write, indices, padding), jnp.where(write, priorities, 0.0)
+  )
   return state._replace(steps=steps)

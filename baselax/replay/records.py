@@ -18,8 +18,7 @@ import numpy as np
 Batch = dict[str, jax.Array]
 
 
-def step_record(obs: Any, actions: jax.Array, step: Any,
-                reward_clip: float | None = None) -> Batch:
+def step_record(obs: Any, actions: jax.Array, step: Any, reward_clip: float | None = None) -> Batch:
   """What the loop hands the replay for one env step (leading axes kept).
 
   ``obs`` is what the envs acted on; ``next_obs`` the true next observation
@@ -29,23 +28,31 @@ def step_record(obs: Any, actions: jax.Array, step: Any,
   reward = step.reward
   if reward_clip is not None:
     reward = jnp.clip(reward, -reward_clip, reward_clip)
-  return {"obs": obs, "action": actions, "reward": reward,
-          "terminated": step.terminated, "truncated": step.truncated,
-          "next_obs": step.final_obs}
+  return {
+    "obs": obs,
+    "action": actions,
+    "reward": reward,
+    "terminated": step.terminated,
+    "truncated": step.truncated,
+    "next_obs": step.final_obs,
+  }
 
 
 def example_record(agent: Any, env: Any) -> Batch:
   """The abstract :func:`step_record` of one env step (no env axis), by tracing only."""
+
   def record(key):
     params = agent.init_params(key)
     obs, env_state = env.functional_reset(key, 1)
     out, _ = agent.predict(params, agent.init_policy(key), obs, key, evaluation=False)
     _, step = env.functional_step(key, env_state, out.actions)
     return jax.tree.map(lambda x: x[0], step_record(obs, out.actions, step))
+
   return jax.eval_shape(record, jax.ShapeDtypeStruct((2,), jnp.uint32))
 
 
 # --- one step as uint32 words --------------------------------------------------------
+
 
 def num_words(spec: Any) -> int:
   """uint32 words holding one array of ``spec`` (its bytes, rounded up)."""
@@ -54,7 +61,7 @@ def num_words(spec: Any) -> int:
 
 def to_words(x: jax.Array, spec: Any) -> jax.Array:
   """``(..., *spec.shape) spec.dtype -> (..., num_words(spec)) uint32``, bit for bit."""
-  lead = x.shape[:x.ndim - len(spec.shape)]
+  lead = x.shape[: x.ndim - len(spec.shape)]
   dtype = np.dtype(spec.dtype)
   if dtype == np.bool_:
     x, dtype = x.astype(jnp.uint8), np.dtype(np.uint8)
@@ -81,7 +88,7 @@ def from_words(words: jax.Array, spec: Any) -> jax.Array:
     x = jax.lax.bitcast_convert_type(words, target)[..., :size]
   else:
     data = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(*lead, -1)
-    data = data[..., :size * target.itemsize]
+    data = data[..., : size * target.itemsize]
     if target.itemsize == 1:
       x = data if target == np.uint8 else jax.lax.bitcast_convert_type(data, target)
     else:
@@ -102,6 +109,7 @@ class RecordLayout(NamedTuple):
     flags: the word of ``terminated | truncated << 1``.
     width: words per row.
   """
+
   obs: Any
   action: Any
   reward: int
@@ -127,20 +135,24 @@ def record_layout(stored_obs: Any, action: Any) -> RecordLayout:
   """The :class:`RecordLayout` of steps whose stored observation is ``stored_obs``."""
   obs, offset = _place(stored_obs, 0)
   action, offset = _place(action, offset)
-  return RecordLayout(obs=obs, action=action, reward=offset, flags=offset + 1,
-                      width=offset + 2)
+  return RecordLayout(obs=obs, action=action, reward=offset, flags=offset + 1, width=offset + 2)
 
 
 def pack(placed: Any, tree: Any) -> jax.Array:
   """The leaves of ``tree`` (leading axes kept) as words, where ``placed`` puts them."""
   _, leaves = placed
-  return jnp.concatenate([to_words(x, spec) for x, (_, spec) in
-                          zip(jax.tree.leaves(tree), leaves, strict=True)], axis=-1)
+  return jnp.concatenate(
+    [to_words(x, spec) for x, (_, spec) in zip(jax.tree.leaves(tree), leaves, strict=True)], axis=-1
+  )
 
 
 def unpack(placed: Any, words: jax.Array, base: int = 0) -> Any:
   """The inverse of :func:`pack` on words that start at word ``base`` of a row."""
   treedef, leaves = placed
-  return jax.tree.unflatten(treedef, [
-      from_words(words[..., offset - base:offset - base + num_words(spec)], spec)
-      for offset, spec in leaves])
+  return jax.tree.unflatten(
+    treedef,
+    [
+      from_words(words[..., offset - base : offset - base + num_words(spec)], spec)
+      for offset, spec in leaves
+    ],
+  )

@@ -56,6 +56,7 @@ from baselax.replay.records import Batch, RecordLayout
 
 class ReplaySample(NamedTuple):
   """A sampled batch: ``batch`` for ``agent.update``, ``indices`` ``(B,)`` for priorities."""
+
   batch: Batch
   indices: jax.Array
 
@@ -70,6 +71,7 @@ class ReplayState(NamedTuple):
       experience: the write head, and the sum tree if prioritized.
     clock: ``[]`` int32, steps added per env modulo ``K * T``.
   """
+
   records: jax.Array
   steps: Any
   clock: jax.Array
@@ -91,6 +93,7 @@ class Store(NamedTuple):
     trajectory: the flashbax buffer that keeps the write head (and the sum
       tree), over an empty field.
   """
+
   rows: int
   length: int
   n_step: int
@@ -138,27 +141,30 @@ def init(store: Store) -> ReplayState:
   """An empty buffer."""
   steps = store.trajectory.init(jax.tree.map(lambda x: x[0, 0], empty(store.rows, 1)))
   return ReplayState(
-      records=jnp.zeros((store.rows, store.length + store.slots, store.layout.width),
-                        jnp.uint32),
-      steps=steps.replace(experience={}),
-      clock=jnp.zeros((), jnp.int32))
+    records=jnp.zeros((store.rows, store.length + store.slots, store.layout.width), jnp.uint32),
+    steps=steps.replace(experience={}),
+    clock=jnp.zeros((), jnp.int32),
+  )
 
 
 def add(store: Store, state: ReplayState, records: Batch) -> ReplayState:
   """Appends ``records`` ``(num_envs, T, ...)`` (:func:`~baselax.replay.records.step_record`)."""
   layout, length = store.layout, store.length
   if layout_of(records, store.codec) != layout:
-    raise ValueError(f"replay: step records changed shape: "
-                     f"{layout_of(records, store.codec)} after {layout}")
+    raise ValueError(
+      f"replay: step records changed shape: {layout_of(records, store.codec)} after {layout}"
+    )
   t = records["reward"].shape[1]
-  flags = (records["terminated"].astype(jnp.uint32)
-           | records["truncated"].astype(jnp.uint32) << 1)
-  steps = jnp.concatenate([
+  flags = records["terminated"].astype(jnp.uint32) | records["truncated"].astype(jnp.uint32) << 1
+  steps = jnp.concatenate(
+    [
       records_lib.pack(layout.obs, store.codec.encode(records["obs"])),
       records_lib.pack(layout.action, records["action"]),
-      jax.lax.bitcast_convert_type(records["reward"].astype(jnp.float32),
-                                   jnp.uint32)[..., None],
-      flags[..., None]], axis=-1)
+      jax.lax.bitcast_convert_type(records["reward"].astype(jnp.float32), jnp.uint32)[..., None],
+      flags[..., None],
+    ],
+    axis=-1,
+  )
   finals = records_lib.pack(layout.obs, store.codec.encode(records["next_obs"]))
   finals = jnp.pad(finals, [(0, 0), (0, 0), (0, layout.width - finals.shape[-1])])
   columns = (state.steps.current_index + jnp.arange(t)) % length
@@ -167,14 +173,15 @@ def add(store: Store, state: ReplayState, records: Batch) -> ReplayState:
   # every other step's index is past the store, so its write is dropped.
   # (Two scatters: one over both, its updates concatenated, ran slower on CPU.)
   bucket = ((state.clock + jnp.arange(t)) % store.period) // store.interval
-  final_columns = jnp.where(records["truncated"], length + bucket[None],
-                            length + store.slots)
+  final_columns = jnp.where(records["truncated"], length + bucket[None], length + store.slots)
   env_rows = jnp.broadcast_to(jnp.arange(store.rows)[:, None], final_columns.shape)
   written = written.at[env_rows, final_columns].set(finals, mode="drop")
-  steps = store.trajectory.add(state.steps.replace(experience=empty(store.rows, length)),
-                               empty(store.rows, t))
-  return ReplayState(records=written, steps=steps.replace(experience={}),
-                     clock=(state.clock + t) % store.period)
+  steps = store.trajectory.add(
+    state.steps.replace(experience=empty(store.rows, length)), empty(store.rows, t)
+  )
+  return ReplayState(
+    records=written, steps=steps.replace(experience={}), clock=(state.clock + t) % store.period
+  )
 
 
 def final_column(store: Store, state: ReplayState, column: jax.Array) -> jax.Array:
@@ -183,14 +190,13 @@ def final_column(store: Store, state: ReplayState, column: jax.Array) -> jax.Arr
   return store.length + ((state.clock - 1 - back) % store.period) // store.interval
 
 
-def transitions(store: Store, state: ReplayState, row: jax.Array,
-                start: jax.Array) -> Batch:
+def transitions(store: Store, state: ReplayState, row: jax.Array, start: jax.Array) -> Batch:
   """The batch of the windows starting at ``(row, start)``, ``(B,)`` each."""
   layout, length, n = store.layout, store.length, store.n_step
   obs_words = layout.obs_words
   records = state.records
   if n == 1:
-    first = records[row, start]                                     # (B, W)
+    first = records[row, start]  # (B, W)
     flags = first[:, layout.flags]
     terminated, truncated = (flags & 1) > 0, (flags & 2) > 0
     reward = jax.lax.bitcast_convert_type(first[:, layout.reward], jnp.float32)
@@ -200,25 +206,28 @@ def transitions(store: Store, state: ReplayState, row: jax.Array,
     discount = store.discount
     assert discount is not None  # n > 1 stores its gamma
     times = (start[:, None] + jnp.arange(n)) % length
-    tail = records[row[:, None], times, obs_words:]                 # (B, n, W - O)
+    tail = records[row[:, None], times, obs_words:]  # (B, n, W - O)
     flags = tail[..., layout.flags - obs_words]
-    k, reward, bootstrap = jax.vmap(
-        lambda r, te, tr: windows.window_return(r, te, tr, discount))(
-            jax.lax.bitcast_convert_type(tail[..., layout.reward - obs_words],
-                                         jnp.float32),
-            (flags & 1) > 0, (flags & 2) > 0)
+    k, reward, bootstrap = jax.vmap(lambda r, te, tr: windows.window_return(r, te, tr, discount))(
+      jax.lax.bitcast_convert_type(tail[..., layout.reward - obs_words], jnp.float32),
+      (flags & 1) > 0,
+      (flags & 2) > 0,
+    )
     last = jnp.take_along_axis(flags, (k - 1)[:, None], 1)[:, 0]
     terminated, truncated = (last & 1) > 0, (last & 2) > 0
     obs_row = records[row, start, :obs_words]
     action = records_lib.unpack(layout.action, tail[:, 0], base=obs_words)
   last_column = (start + k - 1) % length
-  next_column = jnp.where(truncated, final_column(store, state, last_column),
-                          (start + k) % length)
+  next_column = jnp.where(truncated, final_column(store, state, last_column), (start + k) % length)
   next_row = records[row, next_column, :obs_words]
   decode = store.codec.decode
-  batch = {"obs": decode(records_lib.unpack(layout.obs, obs_row)), "action": action,
-           "reward": reward, "terminated": terminated,
-           "next_obs": decode(records_lib.unpack(layout.obs, next_row))}
+  batch = {
+    "obs": decode(records_lib.unpack(layout.obs, obs_row)),
+    "action": action,
+    "reward": reward,
+    "terminated": terminated,
+    "next_obs": decode(records_lib.unpack(layout.obs, next_row)),
+  }
   if bootstrap is not None:
     batch["discount"] = bootstrap
   return batch

@@ -31,17 +31,25 @@ def draw(store: Store, state: ReplayState, key: jax.Array):
   return item // starts, (head + item % starts) % length
 
 
-def sample(store: Store, config: Any, state: ReplayState, key: jax.Array,
-           progress: jax.Array) -> ReplaySample:
+def sample(
+  store: Store, config: Any, state: ReplayState, key: jax.Array, progress: jax.Array
+) -> ReplaySample:
   """A uniform batch (``indices`` are zeros: there are no priorities)."""
   del config, progress
   row, start = draw(store, state, key)
-  return ReplaySample(batch=store_lib.transitions(store, state, row, start),
-                      indices=jnp.zeros((store.batch_size,), jnp.int32))
+  return ReplaySample(
+    batch=store_lib.transitions(store, state, row, start),
+    indices=jnp.zeros((store.batch_size,), jnp.int32),
+  )
 
 
-def set_priorities(store: Store, state: ReplayState, indices: jax.Array,
-                   priorities: jax.Array, mask: jax.Array | None = None) -> ReplayState:
+def set_priorities(
+  store: Store,
+  state: ReplayState,
+  indices: jax.Array,
+  priorities: jax.Array,
+  mask: jax.Array | None = None,
+) -> ReplayState:
   """Uniform replay has no priorities: the state as it is."""
   del store, indices, priorities, mask
   return state

@@ -15,8 +15,7 @@ import jax.numpy as jnp
 from baselax.replay.records import Batch
 
 
-def window_return(reward: jax.Array, terminated: jax.Array, truncated: jax.Array,
-                  discount: float):
+def window_return(reward: jax.Array, terminated: jax.Array, truncated: jax.Array, discount: float):
   """The k-step return of a window of ``n`` one-step transitions of one env.
 
   The window stops at the first episode end inside it (``k <= n`` steps)::
@@ -40,8 +39,7 @@ def window_return(reward: jax.Array, terminated: jax.Array, truncated: jax.Array
   k = jnp.sum(inside)  # window length, 1..n
   powers = discount ** jnp.arange(n, dtype=jnp.float32)
   total = jnp.sum(jnp.where(inside, powers * reward, 0.0))
-  bootstrap = (discount ** k.astype(jnp.float32)) * (
-      1.0 - terminated[k - 1].astype(jnp.float32))
+  bootstrap = (discount ** k.astype(jnp.float32)) * (1.0 - terminated[k - 1].astype(jnp.float32))
   return k, total, bootstrap
 
 
@@ -62,14 +60,15 @@ def n_step_transition(sequence: Batch, discount: float) -> Batch:
     One transition (no leading axis) with ``obs``, ``action``, ``reward``,
     ``terminated``, ``next_obs`` and ``discount``.
   """
-  k, reward, bootstrap = window_return(sequence["reward"], sequence["terminated"],
-                                       sequence["truncated"], discount)
+  k, reward, bootstrap = window_return(
+    sequence["reward"], sequence["terminated"], sequence["truncated"], discount
+  )
   last = k - 1
   return {
-      "obs": jax.tree.map(lambda x: x[0], sequence["obs"]),
-      "action": sequence["action"][0],
-      "reward": reward,
-      "terminated": sequence["terminated"][last],
-      "next_obs": jax.tree.map(lambda x: x[last], sequence["next_obs"]),
-      "discount": bootstrap,
+    "obs": jax.tree.map(lambda x: x[0], sequence["obs"]),
+    "action": sequence["action"][0],
+    "reward": reward,
+    "terminated": sequence["terminated"][last],
+    "next_obs": jax.tree.map(lambda x: x[last], sequence["next_obs"]),
+    "discount": bootstrap,
   }

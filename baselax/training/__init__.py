@@ -20,10 +20,11 @@ The Anakin trainer (``baselax.anakin``) and the host loop
 from baselax._lazy import lazy_attributes
 
 _WHERE = {
-    "TrainingConfig": "config", "Derived": "config",
-    "Checkpointer": "checkpoint",
-    "NonFiniteError": "guards",
-    "drive": "driver",
+  "TrainingConfig": "config",
+  "Derived": "config",
+  "Checkpointer": "checkpoint",
+  "NonFiniteError": "guards",
+  "drive": "driver",
 }
 _SUBMODULES = ("checkpoint", "config", "driver", "guards", "lowering")
 

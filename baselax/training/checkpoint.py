@@ -47,13 +47,15 @@ logger = logging.getLogger("baselax.anakin")
 
 class Restored(NamedTuple):
   """What :meth:`Checkpointer.restore` returns (host numpy arrays)."""
+
   state: Any
   chunks_done: int
   history: list[metrics_lib.ChunkRecord]
 
 
-def run_identity(config: Any, agent: Any, env: Any,
-                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def run_identity(
+  config: Any, agent: Any, env: Any, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
   """The trainer config (``trainer.<field>``), agent class, env name and
   ``extra`` settings (``meta.<key>``, e.g. agent hyper-parameters) of a run.
 
@@ -62,12 +64,12 @@ def run_identity(config: Any, agent: Any, env: Any,
   compare it (an exact continuation needs the same run), and so do the
   processes of a multi-process run (they must run the same program).
   """
-  out = {f"trainer.{k}": v for k, v in
-         metrics_lib.to_json(dataclasses.asdict(config)).items()}
+  out = {f"trainer.{k}": v for k, v in metrics_lib.to_json(dataclasses.asdict(config)).items()}
   out["agent"] = type(agent).__name__
   # The env protocol's identity string (a GymnaxEnv's is its gymnax name).
   out["env"] = getattr(env, "env_id", None) or getattr(
-      getattr(env, "env", None), "name", type(env).__name__)
+    getattr(env, "env", None), "name", type(env).__name__
+  )
   out.update({f"meta.{k}": v for k, v in metrics_lib.to_json(dict(extra or {})).items()})
   return out
 
@@ -75,9 +77,12 @@ def run_identity(config: Any, agent: Any, env: Any,
 def _describe_tree(tree: Any) -> dict[str, str]:
   """``{leaf path: "shape dtype"}`` for comparing checkpoint and run state
   (read from the arrays' metadata: nothing is copied off a device)."""
-  return {jax.tree_util.keystr(path):
-          f"{tuple(np.shape(x))} {getattr(x, 'dtype', None) or np.asarray(x).dtype}"
-          for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {
+    jax.tree_util.keystr(
+      path
+    ): f"{tuple(np.shape(x))} {getattr(x, 'dtype', None) or np.asarray(x).dtype}"
+    for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
 
 
 def differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
@@ -161,13 +166,20 @@ class Checkpointer:
   and passes to :meth:`save` and :meth:`restore`.
   """
 
-  def __init__(self, directory: str, *, every_chunks: int = 1, max_to_keep: int = 2,
-               writer: bool = False,
-               renamed: Mapping[str, tuple[str, Any]] | None = None,
-               introduced: Mapping[str, Any] | None = None):
+  def __init__(
+    self,
+    directory: str,
+    *,
+    every_chunks: int = 1,
+    max_to_keep: int = 2,
+    writer: bool = False,
+    renamed: Mapping[str, tuple[str, Any]] | None = None,
+    introduced: Mapping[str, Any] | None = None,
+  ):
     if isinstance(every_chunks, bool) or not isinstance(every_chunks, int) or every_chunks < 1:
       raise ValueError(f"every_chunks must be an integer >= 1, got {every_chunks!r}.")
     import orbax.checkpoint as ocp  # imported here: orbax is slow to import
+
     self._ocp = ocp
     self.directory = os.path.abspath(os.path.expanduser(directory))
     self.every_chunks = every_chunks
@@ -177,15 +189,21 @@ class Checkpointer:
     # not wait for the others at its barriers (and then cannot create the
     # directory itself).
     os.makedirs(self.directory, exist_ok=True)
-    multiprocessing = (ocp.options.MultiprocessingOptions(primary_host=0,
-                                                          active_processes={0})
-                       if jax.process_count() > 1 else ocp.options.MultiprocessingOptions())
+    multiprocessing = (
+      ocp.options.MultiprocessingOptions(primary_host=0, active_processes={0})
+      if jax.process_count() > 1
+      else ocp.options.MultiprocessingOptions()
+    )
     self._intact: int | None = None  # verified by intact_step, or written here
     self._manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=False,
-                                             multiprocessing_options=multiprocessing,
-                                             cleanup_tmp_directories=writer))
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        max_to_keep=max_to_keep,
+        create=False,
+        multiprocessing_options=multiprocessing,
+        cleanup_tmp_directories=writer,
+      ),
+    )
 
   def latest_step(self) -> int | None:
     """Chunks done at the newest checkpoint, or ``None`` if there is none."""
@@ -212,20 +230,35 @@ class Checkpointer:
         break
       problems.append(f"checkpoint {step} ({problem})")
     if problems and self._intact is None:
-      raise ConfigError(f"no intact checkpoint in {self.directory}: " + "; ".join(problems) +
-                        ". Start a new run, or restore the files from a backup.")
+      raise ConfigError(
+        f"no intact checkpoint in {self.directory}: "
+        + "; ".join(problems)
+        + ". Start a new run, or restore the files from a backup."
+      )
     for step in steps:
       if step > self._intact:
-        os.replace(os.path.join(self.directory, str(step)),
-                   os.path.join(self.directory, f"damaged-{step}"))
+        os.replace(
+          os.path.join(self.directory, str(step)), os.path.join(self.directory, f"damaged-{step}")
+        )
     if problems:
       self._manager.reload()
-      logger.warning("%s damaged in %s: set aside as damaged-<step>; resuming from "
-                     "checkpoint %d", "; ".join(problems), self.directory, self._intact)
+      logger.warning(
+        "%s damaged in %s: set aside as damaged-<step>; resuming from checkpoint %d",
+        "; ".join(problems),
+        self.directory,
+        self._intact,
+      )
     return self._intact
 
-  def save(self, chunks_done: int, state: Any, history: list[metrics_lib.ChunkRecord],
-           fingerprint: dict[str, Any], params: Any, include_state: bool = True) -> None:
+  def save(
+    self,
+    chunks_done: int,
+    state: Any,
+    history: list[metrics_lib.ChunkRecord],
+    fingerprint: dict[str, Any],
+    params: Any,
+    include_state: bool = True,
+  ) -> None:
     """Writes a checkpoint after ``chunks_done`` chunks (blocks until written).
 
     ``params``: the params of every seed, leading axis seeds (what evaluation
@@ -235,8 +268,11 @@ class Checkpointer:
     """
     ocp = self._ocp
     params = jax.device_get(params)
-    meta = {"chunks_done": chunks_done, "fingerprint": fingerprint,
-            "history": [metrics_lib.record_to_json(r) for r in history]}
+    meta = {
+      "chunks_done": chunks_done,
+      "fingerprint": fingerprint,
+      "history": [metrics_lib.record_to_json(r) for r in history],
+    }
     items = dict(params=ocp.args.StandardSave(params))
     if include_state:
       # The device arrays go to orbax as they are: it stages a numpy tree
@@ -261,10 +297,12 @@ class Checkpointer:
     """The JSON part of a checkpoint (newest if ``step`` is None)."""
     step = self._require_step(step)
     return self._manager.restore(
-        step, args=self._ocp.args.Composite(meta=self._ocp.args.JsonRestore()))["meta"]
+      step, args=self._ocp.args.Composite(meta=self._ocp.args.JsonRestore())
+    )["meta"]
 
-  def check_fingerprint(self, fingerprint: Mapping[str, Any],
-                        step: int | None = None) -> dict[str, Any]:
+  def check_fingerprint(
+    self, fingerprint: Mapping[str, Any], step: int | None = None
+  ) -> dict[str, Any]:
     """Refuses a checkpoint of another run; returns its JSON part.
 
     Raises:
@@ -278,14 +316,17 @@ class Checkpointer:
     diffs = differences(saved, fingerprint)
     if diffs:
       raise ConfigError(
-          f"Checkpoint {self.directory} (step {step}) belongs to a different "
-          f"run and cannot be continued: " + "; ".join(diffs) +
-          ". Resume with the checkpoint's settings, or start a new run in "
-          "another directory.")
+        f"Checkpoint {self.directory} (step {step}) belongs to a different "
+        f"run and cannot be continued: "
+        + "; ".join(diffs)
+        + ". Resume with the checkpoint's settings, or start a new run in "
+        "another directory."
+      )
     return meta
 
-  def restore(self, like_state: Any, fingerprint: dict[str, Any],
-              step: int | None = None) -> Restored:
+  def restore(
+    self, like_state: Any, fingerprint: dict[str, Any], step: int | None = None
+  ) -> Restored:
     """Restores the newest (or ``step``) checkpoint into host arrays shaped like ``like_state``.
 
     Raises:
@@ -297,35 +338,43 @@ class Checkpointer:
     meta = self.check_fingerprint(fingerprint, step)
     if "state_layout" not in meta:
       raise ConfigError(
-          f"Checkpoint {self.directory} (step {step}) holds params only (it is "
-          f"from a multi-process run): it can be evaluated, not resumed.")
+        f"Checkpoint {self.directory} (step {step}) holds params only (it is "
+        f"from a multi-process run): it can be evaluated, not resumed."
+      )
     like = jax.tree.map(lambda x: np.zeros(np.shape(x), x.dtype), like_state)
     diffs = differences(meta["state_layout"], _describe_tree(like))
     if diffs:
       raise ConfigError(
-          f"Checkpoint {self.directory} (step {step}) holds a differently shaped "
-          f"training state (another network or agent?): " + "; ".join(diffs[:10]))
-    restored = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(like)))["state"]
-    return Restored(state=restored, chunks_done=int(meta["chunks_done"]),
-                    history=[metrics_lib.record_from_json(h) for h in meta["history"]])
+        f"Checkpoint {self.directory} (step {step}) holds a differently shaped "
+        f"training state (another network or agent?): " + "; ".join(diffs[:10])
+      )
+    restored = self._manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(like))
+    )["state"]
+    return Restored(
+      state=restored,
+      chunks_done=int(meta["chunks_done"]),
+      history=[metrics_lib.record_from_json(h) for h in meta["history"]],
+    )
 
   def restore_params(self, like_params: Any, step: int | None = None) -> Any:
     """The params (leading axis seeds) of the newest (or ``step``) checkpoint."""
     ocp = self._ocp
     step = self._require_step(step)
     like = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), like_params)
-    return self._manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(like)))["params"]
+    return self._manager.restore(
+      step, args=ocp.args.Composite(params=ocp.args.StandardRestore(like))
+    )["params"]
 
   def _require_step(self, step: int | None) -> int:
     if step is None:
       step = self._intact if self._intact is not None else self.latest_step()
     if step is None:
       raise FileNotFoundError(
-          f"No checkpoint in {self.directory}. Checkpoints are written every "
-          f"{self.every_chunks} chunk(s) and at the end of a run; a run stopped "
-          f"before its first one cannot be resumed.")
+        f"No checkpoint in {self.directory}. Checkpoints are written every "
+        f"{self.every_chunks} chunk(s) and at the end of a run; a run stopped "
+        f"before its first one cannot be resumed."
+      )
     return step
 
   def close(self) -> None:

@@ -85,6 +85,7 @@ class TrainingConfig:
       bool (0/1 values, packed 8 per byte). Observations are decoded before the network sees them; a
       storage that could not hold every observation exactly is refused.
   """
+
   total_env_steps: int = 300_000
   num_envs: int = 10
   buffer_size: int = 10_000
@@ -109,53 +110,76 @@ class TrainingConfig:
 
   #: Flags that set a field: ``{flag: (field, value on, value off)}``.
   FLAG_ALIASES: ClassVar[Mapping[str, tuple[str, Any, Any]]] = types.MappingProxyType(
-      {"prioritized": ("sampling", "prioritized", "uniform")})
+    {"prioritized": ("sampling", "prioritized", "uniform")}
+  )
   #: Settings renamed since runs were first written: ``{old: (new, convert)}``.
   #: Saved configurations and checkpoint fingerprints are read through
   #: :func:`migrate`, so an older run resumes as it was.
   RENAMED: ClassVar[Mapping[str, tuple[str, Callable[[Any], Any]]]] = types.MappingProxyType(
-      {"prioritized": ("sampling", lambda on: "prioritized" if on else "uniform")})
+    {"prioritized": ("sampling", lambda on: "prioritized" if on else "uniform")}
+  )
 
   def __post_init__(self, prioritized: bool | None = None):
     if prioritized is not None:
       if prioritized and self.sampling not in ("uniform", "prioritized"):
-        raise ConfigError(f"prioritized=True asks for sampling='prioritized', but sampling "
-                          f"is {self.sampling!r}: pass one of them.")
+        raise ConfigError(
+          f"prioritized=True asks for sampling='prioritized', but sampling "
+          f"is {self.sampling!r}: pass one of them."
+        )
       object.__setattr__(self, "sampling", "prioritized" if prioritized else "uniform")
     if not isinstance(self.sampling, str) or not self.sampling:
-      raise ConfigError(f"{self.name_of('sampling')} must be the name of a sampling "
-                        f"variant (uniform, prioritized), got {self.sampling!r}.")
+      raise ConfigError(
+        f"{self.name_of('sampling')} must be the name of a sampling "
+        f"variant (uniform, prioritized), got {self.sampling!r}."
+      )
     self._check_values()
     self._check_sizes()
 
   def _check_values(self) -> None:
     """Each setting on its own."""
+
     def positive(name):
       value = getattr(self, name)
       if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{self.name_of(name)} must be a positive integer, got {value!r}.")
-    for name in ("total_env_steps", "num_envs", "buffer_size", "batch_size",
-                 "train_every", "eval_every", "eval_episodes", "n_step"):
+
+    for name in (
+      "total_env_steps",
+      "num_envs",
+      "buffer_size",
+      "batch_size",
+      "train_every",
+      "eval_every",
+      "eval_episodes",
+      "n_step",
+    ):
       positive(name)
     for name in ("priority_exponent", "importance_exponent", "importance_exponent_end"):
       if not 0.0 <= getattr(self, name) <= 1.0:
-        raise ConfigError(f"{self.name_of(name)} must be in [0, 1], got "
-                          f"{getattr(self, name)!r}.")
+        raise ConfigError(f"{self.name_of(name)} must be in [0, 1], got {getattr(self, name)!r}.")
     if self.reward_clip is not None and not self.reward_clip > 0:
-      raise ConfigError(f"{self.name_of('reward_clip')} must be > 0 (or none), got "
-                        f"{self.reward_clip!r}.")
+      raise ConfigError(
+        f"{self.name_of('reward_clip')} must be > 0 (or none), got {self.reward_clip!r}."
+      )
     if not self.priority_epsilon > 0:
-      raise ConfigError(f"{self.name_of('priority_epsilon')} must be > 0, got "
-                        f"{self.priority_epsilon!r}.")
+      raise ConfigError(
+        f"{self.name_of('priority_epsilon')} must be > 0, got {self.priority_epsilon!r}."
+      )
     if self.obs_storage not in OBS_STORAGES:
-      raise ConfigError(f"{self.name_of('obs_storage')} must be one of "
-                        f"{', '.join(OBS_STORAGES)}, got {self.obs_storage!r}.")
+      raise ConfigError(
+        f"{self.name_of('obs_storage')} must be one of "
+        f"{', '.join(OBS_STORAGES)}, got {self.obs_storage!r}."
+      )
     if self.eval_max_steps is not None:
       positive("eval_max_steps")
-    if isinstance(self.learning_starts, bool) or not isinstance(
-        self.learning_starts, int) or self.learning_starts < 0:
-      raise ConfigError(f"{self.name_of('learning_starts')} must be an integer >= 0, "
-                        f"got {self.learning_starts!r}.")
+    if (
+      isinstance(self.learning_starts, bool)
+      or not isinstance(self.learning_starts, int)
+      or self.learning_starts < 0
+    ):
+      raise ConfigError(
+        f"{self.name_of('learning_starts')} must be an integer >= 0, got {self.learning_starts!r}."
+      )
     if not isinstance(self.seed, int) or isinstance(self.seed, bool):
       raise ConfigError(f"{self.name_of('seed')} must be an integer, got {self.seed!r}.")
 
@@ -165,25 +189,29 @@ class TrainingConfig:
     # windows of n_step + 1 of them (baselax.replay).
     if self.buffer_size // self.num_envs < max(2 * self.n_step, self.train_every):
       raise ConfigError(
-          f"With n_step={self.n_step} the buffer keeps buffer_size // num_envs "
-          f"= {self.buffer_size // self.num_envs} steps per env, fewer than "
-          f"max(2 * n_step, train_every) = {max(2 * self.n_step, self.train_every)}. "
-          f"Raise buffer_size.")
+        f"With n_step={self.n_step} the buffer keeps buffer_size // num_envs "
+        f"= {self.buffer_size // self.num_envs} steps per env, fewer than "
+        f"max(2 * n_step, train_every) = {max(2 * self.n_step, self.train_every)}. "
+        f"Raise buffer_size."
+      )
     if self.batch_size > self.buffer_size:
       raise ConfigError(
-          f"batch_size ({self.batch_size}) is larger than buffer_size "
-          f"({self.buffer_size}): a batch is drawn from one buffer. Lower "
-          f"batch_size or raise buffer_size.")
+        f"batch_size ({self.batch_size}) is larger than buffer_size "
+        f"({self.buffer_size}): a batch is drawn from one buffer. Lower "
+        f"batch_size or raise buffer_size."
+      )
     if self.buffer_size < 2 * self.num_envs:
       raise ConfigError(
-          f"buffer_size ({self.buffer_size}) must hold at least two steps of "
-          f"all {self.num_envs} envs (>= {2 * self.num_envs}).")
+        f"buffer_size ({self.buffer_size}) must hold at least two steps of "
+        f"all {self.num_envs} envs (>= {2 * self.num_envs})."
+      )
     if self.learning_starts < self.batch_size:
       raise ConfigError(
-          f"learning_starts ({self.learning_starts}) is below batch_size "
-          f"({self.batch_size}): the first update would sample from a buffer "
-          f"holding fewer transitions than a batch. Set learning_starts >= "
-          f"batch_size.")
+        f"learning_starts ({self.learning_starts}) is below batch_size "
+        f"({self.batch_size}): the first update would sample from a buffer "
+        f"holding fewer transitions than a batch. Set learning_starts >= "
+        f"batch_size."
+      )
 
   def name_of(self, field: str) -> str:
     """``Class.field``, as the messages name a setting."""
@@ -204,14 +232,17 @@ class TrainingConfig:
 # ``config.prioritized`` reads as before: whether sampling is prioritized.
 # (the InitVar of that name is no class attribute, hence the ignore)
 TrainingConfig.prioritized = property(  # type: ignore[attr-defined]
-    lambda self: self.sampling == "prioritized",
-    doc="Whether ``sampling`` is ``prioritized`` (the constructor's old boolean).")
+  lambda self: self.sampling == "prioritized",
+  doc="Whether ``sampling`` is ``prioritized`` (the constructor's old boolean).",
+)
 
 
-def migrate(settings: Mapping[str, Any],
-            renamed: Mapping[str, tuple[str, Callable[[Any], Any]]] = TrainingConfig.RENAMED,
-            prefix: str = "", introduced: Mapping[str, Any] | None = None
-            ) -> dict[str, Any]:
+def migrate(
+  settings: Mapping[str, Any],
+  renamed: Mapping[str, tuple[str, Callable[[Any], Any]]] = TrainingConfig.RENAMED,
+  prefix: str = "",
+  introduced: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
   """``settings`` (a saved config section, or a fingerprint whose keys are
   ``prefix + name``) with the ``renamed`` settings (a config class's
   ``RENAMED``) under their new names, and the ``introduced`` ones (``{name:
@@ -228,6 +259,7 @@ def migrate(settings: Mapping[str, Any],
 class Placement(NamedTuple):
   """Where a run's pieces go: the layout's name, the devices one run is
   spread over, and the independent runs (seeds x sweep points)."""
+
   layout: str
   seed_devices: int
   num_runs: int
@@ -245,17 +277,18 @@ class Derived:
   devices: all of them (``layout == "data"``) or one (``"seeds"``,
   ``runs_per_device`` runs vmapped on each).
   """
+
   num_devices: int
-  layout: str                    # "data", "seeds" or "groups"
-  seed_devices: int              # devices one run is spread over
-  runs_per_device: int           # runs (seeds x sweep points) held by one device
-  env_steps_per_iteration: int   # num_envs * seed_devices
-  env_steps_per_step: int        # ... * train_every
+  layout: str  # "data", "seeds" or "groups"
+  seed_devices: int  # devices one run is spread over
+  runs_per_device: int  # runs (seeds x sweep points) held by one device
+  env_steps_per_iteration: int  # num_envs * seed_devices
+  env_steps_per_step: int  # ... * train_every
   steps_per_chunk: int
   num_chunks: int
-  learning_starts_step: int      # first scan step that updates
+  learning_starts_step: int  # first scan step that updates
   eval_episodes_per_device: int
-  num_runs: int = 1              # seeds x sweep points
+  num_runs: int = 1  # seeds x sweep points
 
   @property
   def env_steps_per_chunk(self) -> int:
@@ -280,18 +313,18 @@ class Derived:
     return max(1, int(env_steps / self.env_steps_per_iteration))
 
   @classmethod
-  def from_config(cls, config: TrainingConfig, num_devices: int,
-                  num_points: int = 1) -> Derived:
+  def from_config(cls, config: TrainingConfig, num_devices: int, num_points: int = 1) -> Derived:
     layout, seed_devices, num_runs = config.placement(num_devices, num_points)
     total_devices, num_devices = num_devices, seed_devices
     per_iteration = config.num_envs * num_devices
     per_step = per_iteration * config.train_every
     if config.total_env_steps < per_step:
       raise ConfigError(
-          f"total_env_steps ({config.total_env_steps}) is smaller than one "
-          f"scan step ({per_step} = num_envs {config.num_envs} x devices "
-          f"{num_devices} x train_every {config.train_every}). Raise "
-          f"total_env_steps or lower num_envs/train_every.")
+        f"total_env_steps ({config.total_env_steps}) is smaller than one "
+        f"scan step ({per_step} = num_envs {config.num_envs} x devices "
+        f"{num_devices} x train_every {config.train_every}). Raise "
+        f"total_env_steps or lower num_envs/train_every."
+      )
     total_steps = math.ceil(config.total_env_steps / per_step)
     steps_per_eval = max(1, round(config.eval_every / per_step))
     num_chunks = max(1, math.ceil(total_steps / steps_per_eval))
@@ -300,24 +333,28 @@ class Derived:
     per_env_steps = learning_starts_step * config.train_every
     if per_env_steps < config.n_step:
       raise ConfigError(
-          f"Learning starts after {per_env_steps} steps of each env, fewer than "
-          f"n_step ({config.n_step}): no n-step window exists yet. Raise "
-          f"learning_starts to at least {config.n_step * per_iteration}.")
+        f"Learning starts after {per_env_steps} steps of each env, fewer than "
+        f"n_step ({config.n_step}): no n-step window exists yet. Raise "
+        f"learning_starts to at least {config.n_step * per_iteration}."
+      )
     per_device_items = per_env_steps * config.num_envs
     if per_device_items < config.batch_size:
       raise ConfigError(
-          f"With {num_devices} devices each buffer holds only "
-          f"{per_device_items} transitions when learning starts, fewer than "
-          f"batch_size ({config.batch_size}). Raise learning_starts to at "
-          f"least {config.batch_size * num_devices}.")
+        f"With {num_devices} devices each buffer holds only "
+        f"{per_device_items} transitions when learning starts, fewer than "
+        f"batch_size ({config.batch_size}). Raise learning_starts to at "
+        f"least {config.batch_size * num_devices}."
+      )
     return cls(
-        num_devices=total_devices, layout=layout, seed_devices=num_devices,
-        runs_per_device=num_runs // (total_devices // num_devices),
-        env_steps_per_iteration=per_iteration,
-        env_steps_per_step=per_step,
-        steps_per_chunk=steps_per_chunk,
-        num_chunks=num_chunks,
-        learning_starts_step=learning_starts_step,
-        eval_episodes_per_device=math.ceil(config.eval_episodes / num_devices),
-        num_runs=num_runs,
+      num_devices=total_devices,
+      layout=layout,
+      seed_devices=num_devices,
+      runs_per_device=num_runs // (total_devices // num_devices),
+      env_steps_per_iteration=per_iteration,
+      env_steps_per_step=per_step,
+      steps_per_chunk=steps_per_chunk,
+      num_chunks=num_chunks,
+      learning_starts_step=learning_starts_step,
+      eval_episodes_per_device=math.ceil(config.eval_episodes / num_devices),
+      num_runs=num_runs,
     )

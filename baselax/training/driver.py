@@ -22,12 +22,19 @@ from baselax.training import guards
 ChunkFn = Callable[[int], tuple[ChunkRecord, Sequence[str]]]
 
 
-def drive(chunks: range, run_chunk: ChunkFn, derived: Any, *,
-          history: list[ChunkRecord], save: Callable[[int], Any],
-          checkpointer: Any = None,
-          on_chunk: Callable[[ChunkRecord], Any] | None = None,
-          log: Callable[[str], Any] = print, stop_enabled: bool = False,
-          agree: Callable[[bool], bool] = bool) -> bool:
+def drive(
+  chunks: range,
+  run_chunk: ChunkFn,
+  derived: Any,
+  *,
+  history: list[ChunkRecord],
+  save: Callable[[int], Any],
+  checkpointer: Any = None,
+  on_chunk: Callable[[ChunkRecord], Any] | None = None,
+  log: Callable[[str], Any] = print,
+  stop_enabled: bool = False,
+  agree: Callable[[bool], bool] = bool,
+) -> bool:
   """Runs ``chunks`` (``range(first_chunk, derived.num_chunks)``); returns
   whether the run stopped before its last chunk.
 
@@ -58,9 +65,13 @@ def drive(chunks: range, run_chunk: ChunkFn, derived: Any, *,
           stop.requested = True
       else:
         log(format_record(record))
-      guards.check_finite(list(nonfinite), c, derived,
-                          checkpointer.latest_step() if checkpointer else None,
-                          checkpointer.directory if checkpointer else None)
+      guards.check_finite(
+        list(nonfinite),
+        c,
+        derived,
+        checkpointer.latest_step() if checkpointer else None,
+        checkpointer.directory if checkpointer else None,
+      )
       done = c + 1
       stopping = agree(stop.requested)  # every chunk: it may be a collective
       if done == derived.num_chunks or stopping:

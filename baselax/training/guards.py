@@ -42,8 +42,10 @@ class StopRequests:
     if self.requested:
       raise KeyboardInterrupt
     self.requested = True
-    logger.warning("Ctrl-C: stopping after this chunk and writing a checkpoint "
-                   "(Ctrl-C again to abort without one).")
+    logger.warning(
+      "Ctrl-C: stopping after this chunk and writing a checkpoint "
+      "(Ctrl-C again to abort without one)."
+    )
 
   def __exit__(self, *exc):
     if self._enabled:
@@ -51,8 +53,13 @@ class StopRequests:
     return False
 
 
-def check_finite(bad: list[str], chunk: int, derived: Derived,
-                 last_checkpoint: int | None, checkpoint_dir: str | None) -> None:
+def check_finite(
+  bad: list[str],
+  chunk: int,
+  derived: Derived,
+  last_checkpoint: int | None,
+  checkpoint_dir: str | None,
+) -> None:
   """The non-finite guard: raises :class:`NonFiniteError` naming ``chunk``.
 
   Args:
@@ -61,15 +68,19 @@ def check_finite(bad: list[str], chunk: int, derived: Derived,
   """
   if not bad:
     return
-  kept = (f"The last good checkpoint ({last_checkpoint} chunks, "
-          f"{last_checkpoint * derived.env_steps_per_chunk:,} env steps) is kept in "
-          f"{checkpoint_dir}." if last_checkpoint is not None else
-          "No checkpoint was written before it.")
+  kept = (
+    f"The last good checkpoint ({last_checkpoint} chunks, "
+    f"{last_checkpoint * derived.env_steps_per_chunk:,} env steps) is kept in "
+    f"{checkpoint_dir}."
+    if last_checkpoint is not None
+    else "No checkpoint was written before it."
+  )
   raise NonFiniteError(
-      f"Non-finite {', '.join(bad)} in chunk {chunk} (env steps "
-      f"{chunk * derived.env_steps_per_chunk:,} to "
-      f"{(chunk + 1) * derived.env_steps_per_chunk:,}); training stopped. {kept} "
-      f"Lower the learning rate, clip gradients or check the rewards.")
+    f"Non-finite {', '.join(bad)} in chunk {chunk} (env steps "
+    f"{chunk * derived.env_steps_per_chunk:,} to "
+    f"{(chunk + 1) * derived.env_steps_per_chunk:,}); training stopped. {kept} "
+    f"Lower the learning rate, clip gradients or check the rewards."
+  )
 
 
 def check_resumable() -> None:
@@ -80,6 +91,7 @@ def check_resumable() -> None:
   """
   if jax.process_count() > 1:
     raise ConfigError(
-        "Resuming a multi-process run is not supported: its replay buffers and "
-        "env states live on every host, and checkpoints of multi-process runs "
-        "hold the params only (enough for evaluation). Start a new run.")
+      "Resuming a multi-process run is not supported: its replay buffers and "
+      "env states live on every host, and checkpoints of multi-process runs "
+      "hold the params only (enough for evaluation). Start a new run."
+    )

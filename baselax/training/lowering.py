@@ -40,6 +40,7 @@ import jax
 try:  # JAX internals: without them the default (rolled) lowering stays.
   from jax._src.interpreters import mlir
   from jax._src.random import threefry2x32 as _threefry
+
   _ROLLED = _threefry._threefry2x32_cpu_lowering_rule
   _UNROLLED = _threefry._threefry2x32_lowering_rule
   _PRIMITIVE = _threefry.threefry2x32_p
@@ -66,7 +67,8 @@ def unrolled_threefry() -> Iterator[None]:
 
 #: XLA debug options every program is compiled with on a CPU backend.
 CPU_COMPILER_OPTIONS: dict[str, Any] = {
-    "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"}
+  "xla_cpu_scheduler_type": "CPU_SCHEDULER_TYPE_MEMORY_OPTIMIZED"
+}
 
 #: XLA:CPU hands single dots, and by default also elementwise and reduce
 #: fusions, to the YNNPACK library. Its reduce and elementwise kernels run
@@ -76,7 +78,8 @@ CPU_COMPILER_OPTIONS: dict[str, Any] = {
 #: pairwise (``AgentContract.pairwise_loss``) keeps YNNPACK to single dots.
 #: Reductions then run in XLA's order: results may differ in the last bits.
 DOTS_ONLY_TO_YNNPACK: Mapping[str, str] = MappingProxyType(
-    {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"})
+  {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
+)
 
 
 def compiler_options(agent: Any) -> dict[str, Any]:

@@ -42,15 +42,31 @@ class Cell(dict):
 
 
 def run_dir_of(runs_dir: str, cell: Mapping[str, Any]) -> str:
-  return os.path.join(runs_dir, cell["preset"], f"{cell['agent']}-{specs.label(cell['env_id'])}-"
-                      f"{cell['frames']}f-{cell['seeds']}s")
+  return os.path.join(
+    runs_dir,
+    cell["preset"],
+    f"{cell['agent']}-{specs.label(cell['env_id'])}-{cell['frames']}f-{cell['seeds']}s",
+  )
 
 
 def main_job_flags(cell: Mapping[str, Any], first_seed: int = 0) -> list[str]:
   """The main job's flags for a cell (the same run anyone can type)."""
-  return ["--preset", cell["preset"], "--agent", cell["agent"], "--env-id", cell["env_id"],
-          "--total-env-steps", str(cell["frames"]), "--num-seeds", str(cell["seeds"]),
-          "--seed", str(first_seed), "--quiet", "--no-tensorboard"]
+  return [
+    "--preset",
+    cell["preset"],
+    "--agent",
+    cell["agent"],
+    "--env-id",
+    cell["env_id"],
+    "--total-env-steps",
+    str(cell["frames"]),
+    "--num-seeds",
+    str(cell["seeds"]),
+    "--seed",
+    str(first_seed),
+    "--quiet",
+    "--no-tensorboard",
+  ]
 
 
 def read_metrics(run_dir: str) -> list[dict[str, Any]]:
@@ -60,8 +76,11 @@ def read_metrics(run_dir: str) -> list[dict[str, Any]]:
 
 def finished(run_dir: str, frames: int) -> bool:
   rows = read_metrics(run_dir)
-  return bool(rows) and rows[-1]["env_steps"] >= frames and os.path.exists(
-      os.path.join(run_dir, "summary.json"))
+  return (
+    bool(rows)
+    and rows[-1]["env_steps"] >= frames
+    and os.path.exists(os.path.join(run_dir, "summary.json"))
+  )
 
 
 def code_version() -> dict[str, Any]:
@@ -69,10 +88,16 @@ def code_version() -> dict[str, Any]:
   (``None`` outside a git checkout, e.g. an installed wheel)."""
   where = os.path.dirname(os.path.abspath(__file__))
   try:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
-                            text=True, timeout=10)
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                            cwd=where, capture_output=True, text=True, timeout=10)
+    commit = subprocess.run(
+      ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10
+    )
+    status = subprocess.run(
+      ["git", "status", "--porcelain", "--untracked-files=no"],
+      cwd=where,
+      capture_output=True,
+      text=True,
+      timeout=10,
+    )
   except (OSError, subprocess.SubprocessError):
     return {"commit": None, "dirty": None}
   if commit.returncode != 0:
@@ -80,8 +105,13 @@ def code_version() -> dict[str, Any]:
   return {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
 
 
-def run(cell: Mapping[str, Any], runs_dir: str, extra: Sequence[str] = (),
-        first_seed: int = 0, dry_run: bool = False) -> str | None:
+def run(
+  cell: Mapping[str, Any],
+  runs_dir: str,
+  extra: Sequence[str] = (),
+  first_seed: int = 0,
+  dry_run: bool = False,
+) -> str | None:
   """Runs (or resumes) one cell in a process of its own; its run directory once finished.
 
   Returns ``None`` when the cell stopped before its budget on an error (it
@@ -94,22 +124,35 @@ def run(cell: Mapping[str, Any], runs_dir: str, extra: Sequence[str] = (),
   if finished(run_dir, cell["frames"]):
     return run_dir
   resuming = os.path.exists(rundir.checkpoint_dir(run_dir))
-  cmd = [sys.executable, "-m", "baselax.experiment", *main_job_flags(cell, first_seed),
-         *extra, *(["--resume", run_dir] if resuming else ["--run-dir", run_dir])]
+  cmd = [
+    sys.executable,
+    "-m",
+    "baselax.experiment",
+    *main_job_flags(cell, first_seed),
+    *extra,
+    *(["--resume", run_dir] if resuming else ["--run-dir", run_dir]),
+  ]
   print(f"[{time.strftime('%H:%M:%S')}] {' '.join(cmd[1:])}", flush=True)
   if dry_run:
     return None
   t0 = time.perf_counter()
   proc = subprocess.run(cmd)
-  session = {"wall_s": time.perf_counter() - t0, "host": platform.node(),
-             "exit_code": proc.returncode, **code_version()}
+  session = {
+    "wall_s": time.perf_counter() - t0,
+    "host": platform.node(),
+    "exit_code": proc.returncode,
+    **code_version(),
+  }
   if os.path.isdir(run_dir):
     with open(os.path.join(run_dir, "sessions.jsonl"), "a") as f:
       f.write(json.dumps(session) + "\n")
   if proc.returncode != 0:
-    print(f"cell {cell['preset']}/{cell['agent']}/{specs.label(cell['env_id'])} stopped "
-          f"with exit code {proc.returncode}; run the same command again to resume it.",
-          file=sys.stderr, flush=True)
+    print(
+      f"cell {cell['preset']}/{cell['agent']}/{specs.label(cell['env_id'])} stopped "
+      f"with exit code {proc.returncode}; run the same command again to resume it.",
+      file=sys.stderr,
+      flush=True,
+    )
     if proc.returncode == 130 or proc.returncode < 0:
       raise Interrupted(run_dir)
     return None
@@ -133,8 +176,10 @@ def iteration_returns(rows: Sequence[Mapping[str, Any]], frames: int) -> np.ndar
   ``frames`` env steps, from the chunks' episode sums (NaN: none ended)."""
   last = rows[-1]["env_steps"]
   window = [r for r in rows if r["env_steps"] > last - frames]
-  sums = sum(np.nan_to_num(np.asarray(r["train_return"], float) *
-                           np.asarray(r["train_episodes"], float)) for r in window)
+  sums = sum(
+    np.nan_to_num(np.asarray(r["train_return"], float) * np.asarray(r["train_episodes"], float))
+    for r in window
+  )
   episodes = sum(np.asarray(r["train_episodes"], float) for r in window)
   return np.where(episodes > 0, sums / np.maximum(episodes, 1), np.nan)
 
@@ -147,44 +192,65 @@ def result(run_dir: str, cell: Mapping[str, Any]) -> dict[str, Any]:
   with open(os.path.join(run_dir, "config.json")) as f:
     config = json.load(f)
   last = rows[-1]
-  per_seed = {"recent_return": np.asarray(_floats(last["recent_return"]), float),
-              "eval_return": np.asarray(_floats(last["eval_return"]), float)}
+  per_seed = {
+    "recent_return": np.asarray(_floats(last["recent_return"]), float),
+    "eval_return": np.asarray(_floats(last["eval_return"]), float),
+  }
   if table.iteration_frames:
     per_seed["iteration_return"] = iteration_returns(rows, table.iteration_frames)
   sessions = _sessions(run_dir)
   commits = sorted({s["commit"] for s in sessions if s.get("commit")})
   env_id = config["experiment"]["env_id"]
   return {
-      "table": table.name, "preset": cell["preset"], "agent": cell["agent"],
-      "env": specs.label(env_id), "env_id": env_id, "frames": int(last["env_steps"]),
-      "seeds": len(last["eval_return"]), "metric": table.metric,
-      **{k: _floats(v) for k, v in per_seed.items()},
-      "summary": {k: stats.summary(v) for k, v in per_seed.items()},
-      "published": {str(f): p.to_json()
-                    for f, p in table.published_for(cell["agent"], env_id).items()},
-      "curve": {"env_steps": [r["env_steps"] for r in rows],
-                "recent_return": [_floats(r["recent_return"]) for r in rows],
-                "train_return": [_floats(r["train_return"]) for r in rows],
-                "train_episodes": [_floats(r["train_episodes"]) for r in rows],
-                "eval_return": [_floats(r["eval_return"]) for r in rows]},
-      "train_wall_s": float(last["wall_time"]),
-      "session_wall_s": [s["wall_s"] for s in sessions],
-      "code": {"commits": commits,
-               "dirty": any(s.get("dirty") for s in sessions) if commits else None},
-      "machine": {"backend": config.get("backend"), "jax": config.get("jax"),
-                  "devices": config.get("num_devices"), "cpus": os.cpu_count(),
-                  "device_kind": config.get("device_kind"),
-                  "host": sessions[-1]["host"] if sessions else platform.node()},
-      "command": "python experiments/anakin_dqn.py " + " ".join(
-          main_job_flags({**cell, "seeds": len(last["eval_return"]),
-                          "frames": cell["frames"]}, config["trainer"]["seed"])),
-      "config": {k: config[k] for k in ("experiment", "agent", "trainer")},
+    "table": table.name,
+    "preset": cell["preset"],
+    "agent": cell["agent"],
+    "env": specs.label(env_id),
+    "env_id": env_id,
+    "frames": int(last["env_steps"]),
+    "seeds": len(last["eval_return"]),
+    "metric": table.metric,
+    **{k: _floats(v) for k, v in per_seed.items()},
+    "summary": {k: stats.summary(v) for k, v in per_seed.items()},
+    "published": {
+      str(f): p.to_json() for f, p in table.published_for(cell["agent"], env_id).items()
+    },
+    "curve": {
+      "env_steps": [r["env_steps"] for r in rows],
+      "recent_return": [_floats(r["recent_return"]) for r in rows],
+      "train_return": [_floats(r["train_return"]) for r in rows],
+      "train_episodes": [_floats(r["train_episodes"]) for r in rows],
+      "eval_return": [_floats(r["eval_return"]) for r in rows],
+    },
+    "train_wall_s": float(last["wall_time"]),
+    "session_wall_s": [s["wall_s"] for s in sessions],
+    "code": {
+      "commits": commits,
+      "dirty": any(s.get("dirty") for s in sessions) if commits else None,
+    },
+    "machine": {
+      "backend": config.get("backend"),
+      "jax": config.get("jax"),
+      "devices": config.get("num_devices"),
+      "cpus": os.cpu_count(),
+      "device_kind": config.get("device_kind"),
+      "host": sessions[-1]["host"] if sessions else platform.node(),
+    },
+    "command": "python experiments/anakin_dqn.py "
+    + " ".join(
+      main_job_flags(
+        {**cell, "seeds": len(last["eval_return"]), "frames": cell["frames"]},
+        config["trainer"]["seed"],
+      )
+    ),
+    "config": {k: config[k] for k in ("experiment", "agent", "trainer")},
   }
 
 
 def path_of(out: str, cell: Mapping[str, Any]) -> str:
-  return os.path.join(out, cell["preset"], f"{cell['agent']}-{specs.label(cell['env_id'])}-"
-                      f"{cell['frames']}.json")
+  return os.path.join(
+    out, cell["preset"], f"{cell['agent']}-{specs.label(cell['env_id'])}-{cell['frames']}.json"
+  )
 
 
 def write(out: str, cell_json: Mapping[str, Any]) -> str:
@@ -199,6 +265,7 @@ def write(out: str, cell_json: Mapping[str, Any]) -> str:
 def load(out: str) -> list[dict[str, Any]]:
   """Every cell file under ``out`` (``out/PRESET/*.json``)."""
   import glob
+
   found = []
   for path in sorted(glob.glob(os.path.join(out, "*", "*.json"))):
     with open(path) as f:

@@ -24,35 +24,59 @@ from baselax.experiment.tables import cells, report, specs
 PROG = "table.py"
 
 #: The title of each results directory's README.
-TITLES = {"minatar": "MinAtar: two papers' tables, reproduced",
-          "classic": "Classic control: CleanRL's DQN and C51 table, reproduced"}
+TITLES = {
+  "minatar": "MinAtar: two papers' tables, reproduced",
+  "classic": "Classic control: CleanRL's DQN and C51 table, reproduced",
+}
 
 
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
-  p = cli_lib.OneLineParser(prog=prog, description=__doc__.split("\n\n")[0],
-                            epilog="tables: " + "; ".join(
-                                f"{t.name} ({', '.join(t.agents)} on "
-                                f"{', '.join(specs.label(e) for e in t.envs)})"
-                                for t in specs.TABLES.values()),
-                            formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = cli_lib.OneLineParser(
+    prog=prog,
+    description=__doc__.split("\n\n")[0],
+    epilog="tables: "
+    + "; ".join(
+      f"{t.name} ({', '.join(t.agents)} on {', '.join(specs.label(e) for e in t.envs)})"
+      for t in specs.TABLES.values()
+    ),
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   p.add_argument("--table", default=None, help=f"one of {', '.join(specs.TABLES)}")
-  p.add_argument("--agents", nargs="+", default=None,
-                 help="rows to fill (default: all of the table's)")
-  p.add_argument("--envs", nargs="+", default=None,
-                 help="columns to fill, by id or short name (default: all)")
-  p.add_argument("--seeds", type=cli_lib.integer, default=None,
-                 help="seeds per cell, one program (default: the table's)")
+  p.add_argument(
+    "--agents", nargs="+", default=None, help="rows to fill (default: all of the table's)"
+  )
+  p.add_argument(
+    "--envs", nargs="+", default=None, help="columns to fill, by id or short name (default: all)"
+  )
+  p.add_argument(
+    "--seeds",
+    type=cli_lib.integer,
+    default=None,
+    help="seeds per cell, one program (default: the table's)",
+  )
   p.add_argument("--first-seed", type=cli_lib.integer, default=0)
-  p.add_argument("--frames", type=cli_lib.integer, default=None,
-                 help="env steps per seed (default: the paper's budget; 2e6 works)")
-  p.add_argument("--fast", action="store_true",
-                 help="the table's Anakin preset (PRESET-fast) instead of the paper's own")
-  p.add_argument("--runs-dir", default=None,
-                 help="where the cells' run directories go (default: runs/OUT)")
-  p.add_argument("--out", default=None,
-                 help="where cell files and the report go (default: docs/results/OUT)")
-  p.add_argument("--report-only", action="store_true",
-                 help="only rebuild the report and figures from the cell files")
+  p.add_argument(
+    "--frames",
+    type=cli_lib.integer,
+    default=None,
+    help="env steps per seed (default: the paper's budget; 2e6 works)",
+  )
+  p.add_argument(
+    "--fast",
+    action="store_true",
+    help="the table's Anakin preset (PRESET-fast) instead of the paper's own",
+  )
+  p.add_argument(
+    "--runs-dir", default=None, help="where the cells' run directories go (default: runs/OUT)"
+  )
+  p.add_argument(
+    "--out", default=None, help="where cell files and the report go (default: docs/results/OUT)"
+  )
+  p.add_argument(
+    "--report-only",
+    action="store_true",
+    help="only rebuild the report and figures from the cell files",
+  )
   p.add_argument("--dry-run", action="store_true", help="print the cells' commands only")
   p.add_argument("extra", nargs="*", help="more main-job flags, after --")
   return p
@@ -64,16 +88,16 @@ def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Names
   args = p.parse_args(argv)
   if args.table is None:
     if not (args.report_only and args.out):
-      p.error(f"--table: name a table ({', '.join(specs.TABLES)}), or --report-only "
-              f"--out DIR.")
+      p.error(f"--table: name a table ({', '.join(specs.TABLES)}), or --report-only --out DIR.")
     return args
   try:
     table = specs.get(args.table)
     args.agents = args.agents or list(table.agents)
     unknown = [a for a in args.agents if a not in table.agents]
     if unknown:
-      raise ConfigError(f"--agents {' '.join(unknown)}: not in the {table.name} table "
-                        f"({', '.join(table.agents)}).")
+      raise ConfigError(
+        f"--agents {' '.join(unknown)}: not in the {table.name} table ({', '.join(table.agents)})."
+      )
     args.envs = [table.env_id(e) for e in (args.envs or table.envs)]
   except ConfigError as error:
     p.error(str(error))
@@ -92,9 +116,18 @@ def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Names
 def planned(args: argparse.Namespace) -> list[cells.Cell]:
   table = specs.get(args.table)
   preset = table.fast_preset if args.fast else table.preset
-  return [cells.Cell(table=table.name, preset=preset, agent=agent, env_id=env_id,
-                     frames=args.frames, seeds=args.seeds)
-          for agent in args.agents for env_id in args.envs]
+  return [
+    cells.Cell(
+      table=table.name,
+      preset=preset,
+      agent=agent,
+      env_id=env_id,
+      frames=args.frames,
+      seeds=args.seeds,
+    )
+    for agent in args.agents
+    for env_id in args.envs
+  ]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:

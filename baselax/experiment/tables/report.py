@@ -22,8 +22,9 @@ from baselax.experiment.tables import specs, stats
 AT_OR_ABOVE, WITHIN, BELOW = "≥", "≈", "<"
 
 
-def published_point(table: specs.Table, cell: Mapping[str, Any]
-                    ) -> tuple[dict[str, Any] | None, str]:
+def published_point(
+  table: specs.Table, cell: Mapping[str, Any]
+) -> tuple[dict[str, Any] | None, str]:
   """The published value a cell stands beside, and how it is marked: at the
   same frame count (no mark), at the paper's end (``end``), or the
   reference agent's (``dqn``) for an agent the paper has no value for."""
@@ -54,8 +55,10 @@ def standing(ours: Mapping[str, Any], published: Mapping[str, Any] | None) -> st
 
 def _keys(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, int]]:
   order = {a: i for i, a in enumerate(table.agents)}
-  return sorted({(c["agent"], c["preset"], c["frames"]) for c in mine},
-                key=lambda k: (order.get(k[0], 99), k[1], k[2]))
+  return sorted(
+    {(c["agent"], c["preset"], c["frames"]) for c in mine},
+    key=lambda k: (order.get(k[0], 99), k[1], k[2]),
+  )
 
 
 def _row(mine: Sequence[Mapping[str, Any]], key: tuple[str, str, int]) -> dict[str, Any]:
@@ -64,11 +67,21 @@ def _row(mine: Sequence[Mapping[str, Any]], key: tuple[str, str, int]) -> dict[s
 
 def measure_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str]:
   """Rows ``agent | preset | frames | seeds | env...`` of ours / published."""
-  spread = "std" if any(p.std is not None for per in table.published.values()
-                        for row in per.values() for p in row.values()) else "ci95"
+  spread = (
+    "std"
+    if any(
+      p.std is not None
+      for per in table.published.values()
+      for row in per.values()
+      for p in row.values()
+    )
+    else "ci95"
+  )
   envs = [specs.label(e) for e in table.envs]
-  lines = ["| agent | preset | frames | seeds | " + " | ".join(envs) + " |",
-           "| --- | --- | --- | --- |" + " --- |" * len(envs)]
+  lines = [
+    "| agent | preset | frames | seeds | " + " | ".join(envs) + " |",
+    "| --- | --- | --- | --- |" + " --- |" * len(envs),
+  ]
   for key in _keys(table, mine):
     row = _row(mine, key)
     cols = []
@@ -80,8 +93,10 @@ def measure_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list
       ours = c["summary"][table.metric]
       pub, mark = published_point(table, c)
       ref = "n/a" if pub is None else stats.fmt(pub, "std", 2 if spread == "std" else 1)
-      cols.append(f"{stats.fmt(ours, spread, 1)} / {ref}{f' ({mark})' if mark else ''} "
-                  f"{standing(ours, pub)}".rstrip())
+      cols.append(
+        f"{stats.fmt(ours, spread, 1)} / {ref}{f' ({mark})' if mark else ''} "
+        f"{standing(ours, pub)}".rstrip()
+      )
     seeds = ", ".join(map(str, sorted({c["seeds"] for c in row.values()})))
     lines.append(f"| {key[0]} | {key[1]} | {key[2]:,} | {seeds} | " + " | ".join(cols) + " |")
   return lines
@@ -90,14 +105,21 @@ def measure_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list
 def detail_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str]:
   """Rows of the 95% CI of the measure, greedy evaluation and wall clock per cell."""
   envs = [specs.label(e) for e in table.envs]
-  lines = ["| agent | preset | frames | " + " | ".join(
-      f"{e}: measure [95% CI]; greedy eval [95% CI]; wall" for e in envs) + " |",
-           "| --- | --- | --- |" + " --- |" * len(envs)]
+  lines = [
+    "| agent | preset | frames | "
+    + " | ".join(f"{e}: measure [95% CI]; greedy eval [95% CI]; wall" for e in envs)
+    + " |",
+    "| --- | --- | --- |" + " --- |" * len(envs),
+  ]
   for key in _keys(table, mine):
     row = _row(mine, key)
-    cols = [f"{stats.fmt(row[e]['summary'][table.metric])}; "
-            f"{stats.fmt(row[e]['summary']['eval_return'])}; {wall(row[e])}"
-            if e in row else "-" for e in table.envs]
+    cols = [
+      f"{stats.fmt(row[e]['summary'][table.metric])}; "
+      f"{stats.fmt(row[e]['summary']['eval_return'])}; {wall(row[e])}"
+      if e in row
+      else "-"
+      for e in table.envs
+    ]
     lines.append(f"| {key[0]} | {key[1]} | {key[2]:,} | " + " | ".join(cols) + " |")
   return lines
 
@@ -120,8 +142,9 @@ def iqm_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str
     for env_id, c in row.items():
       scores = np.asarray([np.nan if v is None else v for v in c[table.metric]], float)
       pub = {int(k): v["mean"] for k, v in c["published"].items()}.get(frames)
-      dqn = {f: p[env_id].mean for f, p in table.published.get("dqn", {}).items()
-             if env_id in p}.get(frames)
+      dqn = {
+        f: p[env_id].mean for f, p in table.published.get("dqn", {}).items() if env_id in p
+      }.get(frames)
       if pub and pub > 0:
         own.append(scores / pub)
       if dqn and dqn > 0:
@@ -132,16 +155,22 @@ def iqm_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str
         cols.append("-")
         continue
       out = stats.iqm(np.stack(normalised, axis=1))
-      cols.append("needs rliable: pip install -e '.[stats]'" if out is None else
-                  f"{out['iqm']:.2f} [{out['ci95'][0]:.2f}, {out['ci95'][1]:.2f}] "
-                  f"({out['tasks']} env(s))")
+      cols.append(
+        "needs rliable: pip install -e '.[stats]'"
+        if out is None
+        else f"{out['iqm']:.2f} [{out['ci95'][0]:.2f}, {out['ci95'][1]:.2f}] "
+        f"({out['tasks']} env(s))"
+      )
     if cols != ["-", "-"]:
       rows.append(f"| {agent} | {preset} | {frames:,} | " + " | ".join(cols) + " |")
   if not rows:
     return []
-  return ["| agent | preset | frames | IQM of score / its published value [95% CI] | "
-          "IQM of score / the published DQN's [95% CI] |",
-          "| --- | --- | --- | --- | --- |", *rows]
+  return [
+    "| agent | preset | frames | IQM of score / its published value [95% CI] | "
+    "IQM of score / the published DQN's [95% CI] |",
+    "| --- | --- | --- | --- | --- |",
+    *rows,
+  ]
 
 
 def metric_curve(table: specs.Table, cell: Mapping[str, Any]) -> np.ndarray:
@@ -150,40 +179,60 @@ def metric_curve(table: specs.Table, cell: Mapping[str, Any]) -> np.ndarray:
   curve = cell["curve"]
   frames = table.iteration_frames  # (set with iteration_return: Table checks)
   if table.metric == "iteration_return" and frames and "train_return" in curve:
-    rows = [{"env_steps": s, "train_return": r, "train_episodes": n} for s, r, n in
-            zip(curve["env_steps"], curve["train_return"], curve["train_episodes"], strict=True)]
-    return np.asarray([cells_lib.iteration_returns(rows[:i + 1], frames)
-                       for i in range(len(rows))], float)
-  return np.asarray([[np.nan if v is None else v for v in row]
-                     for row in curve["recent_return"]], float)
+    rows = [
+      {"env_steps": s, "train_return": r, "train_episodes": n}
+      for s, r, n in zip(
+        curve["env_steps"], curve["train_return"], curve["train_episodes"], strict=True
+      )
+    ]
+    return np.asarray(
+      [cells_lib.iteration_returns(rows[: i + 1], frames) for i in range(len(rows))], float
+    )
+  return np.asarray(
+    [[np.nan if v is None else v for v in row] for row in curve["recent_return"]], float
+  )
 
 
-def plot(out: str, table: specs.Table, env_id: str, mine: Sequence[Mapping[str, Any]]
-         ) -> str | None:
+def plot(
+  out: str, table: specs.Table, env_id: str, mine: Sequence[Mapping[str, Any]]
+) -> str | None:
   """Learning curves (mean over seeds, shaded 95% CI) with the published points."""
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   ours = [c for c in mine if c["env_id"] == env_id]
   if not ours:
     return None
   fig, ax = plt.subplots(figsize=(5.5, 3.6))
-  for c in sorted(ours, key=lambda c: (table.agents.index(c["agent"])
-                                       if c["agent"] in table.agents else 99,
-                                       c["preset"], c["frames"])):
+  for c in sorted(
+    ours,
+    key=lambda c: (
+      table.agents.index(c["agent"]) if c["agent"] in table.agents else 99,
+      c["preset"],
+      c["frames"],
+    ),
+  ):
     steps = np.asarray(c["curve"]["env_steps"], float) / 1e6
     values = metric_curve(table, c)
     summaries = [stats.summary(v) for v in values]
     mean = np.asarray([np.nan if s["mean"] is None else s["mean"] for s in summaries])
-    line, = ax.plot(steps, mean, label=f"{c['agent']} ({c['preset']}, {c['seeds']} seeds)")
+    (line,) = ax.plot(steps, mean, label=f"{c['agent']} ({c['preset']}, {c['seeds']} seeds)")
     lo = [s["ci95"][0] if s["ci95"] else np.nan for s in summaries]
     hi = [s["ci95"][1] if s["ci95"] else np.nan for s in summaries]
     ax.fill_between(steps, lo, hi, alpha=0.2, color=line.get_color())
     points = {int(k): v for k, v in c["published"].items()}
     if points:
-      ax.errorbar(np.asarray(list(points), float) / 1e6, [p["mean"] for p in points.values()],
-                  yerr=[p["std"] or 0.0 for p in points.values()], fmt="x", ms=8, capsize=3,
-                  color=line.get_color())
+      ax.errorbar(
+        np.asarray(list(points), float) / 1e6,
+        [p["mean"] for p in points.values()],
+        yerr=[p["std"] or 0.0 for p in points.values()],
+        fmt="x",
+        ms=8,
+        capsize=3,
+        color=line.get_color(),
+      )
   ax.set_xlabel("env steps (millions)")
   ax.set_ylabel(table.metric.replace("_", " "))
   ax.set_title(f"{specs.label(env_id)} ({table.name}); x: published")
@@ -196,25 +245,39 @@ def plot(out: str, table: specs.Table, env_id: str, mine: Sequence[Mapping[str, 
 
 
 def section(out: str, table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str]:
-  lines = [f"## {table.name}", "", f"{table.title}. Published values: "
-           f"{table.published_source}.", "",
-           f"Each cell: ours, the {table.metric_text} (`{table.metric}`), mean "
-           + ("± std over seeds (the paper's form)" if table.reference_agent else
-              "[95% CI] over seeds")
-           + ", then the published value at the same frame count (`end`: at the paper's "
-           "end; `dqn`: the paper's DQN, for an agent it did not run), and how ours "
-           f"stands: {AT_OR_ABOVE} at or above, {WITHIN} within the published ± std or our "
-           f"95% CI, {BELOW} below.", ""]
+  lines = [
+    f"## {table.name}",
+    "",
+    f"{table.title}. Published values: {table.published_source}.",
+    "",
+    f"Each cell: ours, the {table.metric_text} (`{table.metric}`), mean "
+    + ("± std over seeds (the paper's form)" if table.reference_agent else "[95% CI] over seeds")
+    + ", then the published value at the same frame count (`end`: at the paper's "
+    "end; `dqn`: the paper's DQN, for an agent it did not run), and how ours "
+    f"stands: {AT_OR_ABOVE} at or above, {WITHIN} within the published ± std or our "
+    f"95% CI, {BELOW} below.",
+    "",
+  ]
   lines += measure_table(table, mine) + [""]
-  lines += ["The measure with its 95% CI, the greedy evaluation return (epsilon 0) at the "
-            "budget with its 95% CI, and the training wall clock of all seeds at once "
-            "(compilation excluded):", ""]
+  lines += [
+    "The measure with its 95% CI, the greedy evaluation return (epsilon 0) at the "
+    "budget with its 95% CI, and the training wall clock of all seeds at once "
+    "(compilation excluded):",
+    "",
+  ]
   lines += detail_table(table, mine) + [""]
   iqm = iqm_table(table, mine)
   if iqm:
-    lines += ["Across the envs filled (rliable's IQM, 95% stratified bootstrap CI; "
-              "1.0 = the published value; only envs whose published value is positive, "
-              "as a ratio of negative returns has no meaning):", ""] + iqm + [""]
+    lines += (
+      [
+        "Across the envs filled (rliable's IQM, 95% stratified bootstrap CI; "
+        "1.0 = the published value; only envs whose published value is positive, "
+        "as a ratio of negative returns has no meaning):",
+        "",
+      ]
+      + iqm
+      + [""]
+    )
   for env_id in table.envs:
     figure = plot(out, table, env_id, mine)
     if figure:
@@ -225,11 +288,18 @@ def section(out: str, table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> 
 def write(out: str, title: str) -> str:
   """Rebuilds ``out/README.md`` (and the figures) from the cell files; returns the text."""
   found = cells_lib.load(out)
-  lines = [f"# {title}", "", "Generated by `python scripts/table.py --report-only --out "
-           f"{os.path.relpath(out)}` from the cell files in this directory"
-           + ("; how the runs are set up and what differs from the papers is in "
-              "[NOTES.md](NOTES.md)." if os.path.exists(os.path.join(out, "NOTES.md"))
-              else "."), ""]
+  lines = [
+    f"# {title}",
+    "",
+    "Generated by `python scripts/table.py --report-only --out "
+    f"{os.path.relpath(out)}` from the cell files in this directory"
+    + (
+      "; how the runs are set up and what differs from the papers is in [NOTES.md](NOTES.md)."
+      if os.path.exists(os.path.join(out, "NOTES.md"))
+      else "."
+    ),
+    "",
+  ]
   for table in specs.TABLES.values():
     mine = [c for c in found if c.get("table") == table.name]
     if mine:

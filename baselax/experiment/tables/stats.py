@@ -23,9 +23,14 @@ def summary(values: Sequence[float | None] | np.ndarray) -> dict[str, Any]:
   if len(x) == 0:
     return {"mean": None, "std": None, "ci95": None, "n": 0}
   out: dict[str, Any] = {
-      "mean": float(x.mean()), "std": float(x.std()), "ci95": None, "n": int(len(x))}
+    "mean": float(x.mean()),
+    "std": float(x.std()),
+    "ci95": None,
+    "n": int(len(x)),
+  }
   if len(x) > 1:
     from scipy import stats
+
     half = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
     out["ci95"] = [out["mean"] - half, out["mean"] + half]
   return out
@@ -46,13 +51,18 @@ def iqm(scores: np.ndarray, reps: int = 2000, seed: int = 0) -> dict[str, Any] |
   np.random.seed(seed)
   try:
     points, intervals = rly.get_interval_estimates(
-        {"x": np.asarray(scores, np.float64)},
-        lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps)
+      {"x": np.asarray(scores, np.float64)},
+      lambda x: np.array([metrics.aggregate_iqm(x)]),
+      reps=reps,
+    )
   finally:
     np.random.set_state(saved)
-  return {"iqm": float(points["x"][0]),
-          "ci95": [float(intervals["x"][0, 0]), float(intervals["x"][1, 0])],
-          "runs": int(scores.shape[0]), "tasks": int(scores.shape[1])}
+  return {
+    "iqm": float(points["x"][0]),
+    "ci95": [float(intervals["x"][0, 0]), float(intervals["x"][1, 0])],
+    "runs": int(scores.shape[0]),
+    "tasks": int(scores.shape[1]),
+  }
 
 
 def fmt(stat: dict[str, Any] | None, spread: str = "ci95", digits: int = 1) -> str:

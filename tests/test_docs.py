@@ -255,11 +255,14 @@ def built_page(site, doc):
 def test_the_readme_is_short_and_links_into_the_docs(site):
   readme = open(os.path.join(helpers.REPO, "README.md"), encoding="utf-8").read()
   assert readme.count("\n") <= 300
-  # The two set-up commands; .ci/run runs the second.
+  # The two set-up commands; .ci/run runs the second: its install first and
+  # its pytest last, the lint, format and type checks between them.
   assert "```bash\npip install -e . && python experiments/anakin_dqn.py\n```" in readme
   assert '```bash\npip install -e ".[dev]" && pytest\n```' in readme
   with open(os.path.join(helpers.REPO, ".ci", "run")) as f:
-    assert 'pip install -e ".[dev]" && pytest' in f.read()
+    steps = [line for line in f.read().splitlines()
+             if line and not line.startswith(("#", "set ", "cd "))]
+  assert steps[0] == 'pip install -e ".[dev]"' and steps[-1] == "pytest", steps
   links = re.findall(r"\]\(([^)#]+)(?:#([^)]*))?\)", readme)
   assert sum(path.startswith("docs/") for path, _ in links) >= 10
   for path, anchor in links:

@@ -150,9 +150,12 @@ class DQN(base.BaseAgent):
         huber_delta=huber_delta,
         max_grad_norm=max_grad_norm,
         epsilon_schedule=epsilon_schedule,
-        optimizer=optimizer,
       )
     )
+    if optimizer is not None and not callable(optimizer):  # (no rule: the flag is a name)
+      raise TypeError(
+        f"optimizer must be a function of the learning rate (e.g. optax.adam), got {optimizer!r}."
+      )
     num_actions = base.discrete_actions(env, type(self).__name__)
     self.discount_factor = base.python_scalar(discount_factor)
     self.epsilon_schedule = epsilon_schedule
@@ -196,8 +199,7 @@ class DQN(base.BaseAgent):
     policy = super().init_params(rng)
     return self.Params(policy=policy, target=policy)
 
-  # The ignores: each agent's states are NamedTuples of its own (the contract
-  # is their fields), which the base class's annotations cannot express.
+  # The ignores: an agent's states are its own NamedTuples (their fields are the contract).
   def init_optimizer(  # type: ignore[override]
     self, params: DQN.Params, rng: base.KeyLike | None = None
   ) -> DQN.OptimState:

@@ -69,12 +69,6 @@ RULES: dict[str, Rule] = {
     callable,
     TypeError,
   ),
-  "optimizer": Rule(
-    "a function of the learning rate returning an optax.GradientTransformation "
-    "(or None: optax.adam), e.g. lambda lr: optax.adam(lr, eps=1e-4)",
-    _optional(callable),
-    TypeError,
-  ),
 }
 
 

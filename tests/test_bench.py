@@ -86,3 +86,23 @@ def test_variant_table_prints_one_row_per_variant():
   assert rows[0].startswith("| variant |") and len(rows) == 4  # header, rule, 2 rows
   assert rows[2].startswith("| DQN |") and rows[3].startswith("| Double DQN |")
   assert rows[2].endswith("| 1.00× |")
+
+
+@pytest.mark.parametrize("module, argv, flag", [
+    ("baselax.bench.cli", ["--num-envs", "-1"], "--num-envs"),
+    ("baselax.bench.cli", ["--seeds", "0"], "--seeds"),
+    ("baselax.bench.cli", ["--env-steps", "many"], "--env-steps"),
+    ("baselax.bench.cli", ["--learning-rate", "0"], "--learning-rate"),
+    ("baselax.bench.check_items", ["--seeds", "0"], "--seeds"),
+    ("baselax.bench.check_items", ["--only", "nothing"], "--only"),
+    ("baselax.bench.check_items", ["--time-budget", "-5"], "--time-budget"),
+])
+def test_bench_and_check_refuse_bad_flags_in_one_line(module, argv, flag, capsys):
+  import importlib
+  parse = importlib.import_module(module)
+  parse = getattr(parse, "parse", None) or parse.parse_args
+  with pytest.raises(SystemExit) as exited:
+    parse(argv)
+  err = capsys.readouterr().err.strip()
+  assert exited.value.code == 2 and len(err.splitlines()) == 1, err
+  assert f"error: {flag}" in err, err

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from baselax.experiment import cli
+
 #: What an item runs: ``python -m baselax COMMAND`` (the installed package's
 #: own command, so the check runs from a wheel as from a checkout).
 MAIN_JOB = "train"
@@ -31,7 +33,7 @@ BREAKOUT_FLAGS = [
 
 
 def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Namespace:
-  parser = argparse.ArgumentParser(description=DESCRIPTION, prog=prog)
+  parser = cli.OneLineParser(description=DESCRIPTION, prog=prog)
   parser.add_argument(
     "--smoke",
     action="store_true",
@@ -56,19 +58,19 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
   )
   parser.add_argument(
     "--total-env-steps",
-    type=int,
+    type=cli.positive_int,
     default=300_000,
     help="env steps per seed of the default and seeds items",
   )
   parser.add_argument(
     "--seeds",
-    type=int,
+    type=cli.positive_int,
     nargs="+",
     default=[8, 64, 256],
     help="--num-seeds of the seeds items (1 is the default item)",
   )
-  parser.add_argument("--breakout-env-steps", type=int, default=1_000_000)
-  parser.add_argument("--breakout-eval-every", type=int, default=100_000)
+  parser.add_argument("--breakout-env-steps", type=cli.positive_int, default=1_000_000)
+  parser.add_argument("--breakout-eval-every", type=cli.positive_int, default=100_000)
   _add_bench_flags(parser)
   parser.add_argument(
     "--extra-flags",
@@ -77,6 +79,8 @@ def parse_args(argv: list[str] | None = None, prog: str = PROG) -> argparse.Name
     help="passed to every main-job item (e.g. --num-devices 1)",
   )
   args = parser.parse_args(argv)
+  if not args.time_budget > 0:
+    parser.error(f"--time-budget must be > 0 seconds, got {args.time_budget}.")
   return _smoke_budgets(args) if args.smoke else args
 
 
@@ -84,31 +88,31 @@ def _add_bench_flags(parser: argparse.ArgumentParser) -> None:
   """The flags of the bench items."""
   parser.add_argument(
     "--bench-num-envs",
-    type=int,
+    type=cli.positive_int,
     nargs="+",
     default=[1, 8, 64, 512, 4096],
     help="N of the bench sweep (with host-loop rows)",
   )
   parser.add_argument(
     "--bench-large-num-envs",
-    type=int,
+    type=cli.positive_int,
     nargs="+",
     default=[65_536],
     help="N of the large bench rows (no host loop)",
   )
   parser.add_argument(
     "--bench-seeds",
-    type=int,
+    type=cli.positive_int,
     nargs="+",
     default=[1, 8, 64, 256],
     help="seed counts of the bench seeds rows",
   )
   parser.add_argument(
-    "--bench-seeds-num-envs", type=int, default=64, help="N of the bench seeds rows"
+    "--bench-seeds-num-envs", type=cli.positive_int, default=64, help="N of the bench seeds rows"
   )
   parser.add_argument(
     "--bench-env-steps",
-    type=int,
+    type=cli.positive_int,
     default=1_000_000,
     help="bench.py --env-steps (target env steps per timed row)",
   )

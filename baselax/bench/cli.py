@@ -66,36 +66,43 @@ def _parser(prog: str) -> cli.OneLineParser:
   )
   parser.add_argument(
     "--num-envs",
-    type=int,
+    type=cli.positive_int,
     nargs="+",
     default=None,
     help="values of N to sweep (default 1 8 64 512 4096; agent rows: the first value, default 10)",
   )
   parser.add_argument(
     "--seeds",
-    type=int,
+    type=cli.positive_int,
     nargs="*",
     default=[1, 8, 32],
     help="seed counts for the seeds rows (none: no seeds rows)",
   )
-  parser.add_argument("--seeds-num-envs", type=int, default=64, help="N for the seeds rows")
-  parser.add_argument("--train-every", type=int, default=1, help="scan iterations between updates")
-  parser.add_argument("--batch-size", type=int, default=128)
-  parser.add_argument("--buffer-size", type=int, default=10_000)
+  parser.add_argument(
+    "--seeds-num-envs", type=cli.positive_int, default=64, help="N for the seeds rows"
+  )
+  parser.add_argument(
+    "--train-every", type=cli.positive_int, default=1, help="scan iterations between updates"
+  )
+  parser.add_argument("--batch-size", type=cli.positive_int, default=128)
+  parser.add_argument("--buffer-size", type=cli.positive_int, default=10_000)
   parser.add_argument("--learning-rate", type=float, default=2.5e-4)
   parser.add_argument(
-    "--devices", type=int, default=1, help="devices the anakin rows pmap over (N envs each)"
+    "--devices",
+    type=cli.positive_int,
+    default=1,
+    help="devices the anakin rows pmap over (N envs each)",
   )
   parser.add_argument(
     "--env-steps",
-    type=int,
+    type=cli.positive_int,
     default=1_000_000,
     help="target env steps per timed row (fewer for slow rows)",
   )
   parser.add_argument("--no-hostloop", action="store_true", help="skip the host-loop rows")
   parser.add_argument(
     "--scaling",
-    type=int,
+    type=cli.positive_int,
     nargs="+",
     default=None,
     metavar="D",
@@ -103,7 +110,7 @@ def _parser(prog: str) -> cli.OneLineParser:
   )
   parser.add_argument(
     "--cpu-devices",
-    type=int,
+    type=cli.positive_int,
     default=None,
     help="force this many CPU devices (XLA_FLAGS, set before JAX starts)",
   )
@@ -146,6 +153,8 @@ def _settle(parser: cli.OneLineParser, args: argparse.Namespace) -> None:
     args.env_steps = 50_000
   if args.rounds < 1:
     parser.error(f"--rounds must be >= 1, got {args.rounds}.")
+  if not args.learning_rate > 0:
+    parser.error(f"--learning-rate must be > 0, got {args.learning_rate}.")
   if args.scaling and max(args.scaling) > jax.local_device_count():
     parser.error(
       f"--scaling up to {max(args.scaling)} devices but only "

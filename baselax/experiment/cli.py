@@ -45,6 +45,17 @@ class OneLineParser(argparse.ArgumentParser):
     usage_error(f"{message} (see {self.prog} --help)", prog=self.prog)
 
 
+def positive_int(text: str) -> int:
+  """An argparse ``type``: an integer >= 1 (else the one-line error names the flag)."""
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+  return value
+
+
 def usage_error(message: str | Exception, prog: str | None = None) -> NoReturn:
   """Prints ``prog: error: message`` as one line on stderr and exits with 2."""
   prog = prog or (sys.argv[0].rsplit("/", 1)[-1] if sys.argv and sys.argv[0] else "baselax")

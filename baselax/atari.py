@@ -300,5 +300,5 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-  """The command-line entry point: the exit code (130 if stopped by Ctrl-C)."""
+  """The command-line entry point: the exit code (130 if stopped by Ctrl-C or SIGTERM)."""
   return 130 if run(argv, prog=prog).interrupted else 0

@@ -166,7 +166,10 @@ def test_the_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path):
   checkpointer.close()
 
 
-def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
+# Ctrl-C, and SIGTERM: what a scheduler (SLURM, Kubernetes, a preemptible VM)
+# sends before it kills a job.
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stop_signal_writes_a_checkpoint_and_exits_cleanly(tmp_path, signum):
   path = str(tmp_path / "interrupted")
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   proc = subprocess.Popen(
@@ -183,7 +186,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(tmp_path):
         os.path.exists(metrics) and open(metrics).read().count("\n") >= 2):
       assert proc.poll() is None, proc.communicate()
       time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=120)
   finally:
     if proc.poll() is None:

@@ -322,6 +322,7 @@ def banner(spec: Any, prepared: Any, path: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
-  """The command-line entry point: the exit code (130 if stopped by Ctrl-C)."""
-  # 130 is the shell's code for "stopped by Ctrl-C" (the checkpoint is saved).
+  """The command-line entry point: the exit code (130 if stopped by Ctrl-C or SIGTERM)."""
+  # 130 is the shell's code for "stopped by Ctrl-C"; a SIGTERM'd run stops the same
+  # way (its checkpoint saved, resumable), so it says the same.
   return 130 if run(argv, prog=prog).interrupted else 0

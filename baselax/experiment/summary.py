@@ -22,7 +22,7 @@ class ExperimentResult:
     env_steps: env steps per seed done in this session.
     wall_time: seconds of this session, start-up included.
     run_dir: the run directory (``None`` on processes other than 0).
-    interrupted: stopped before the end (Ctrl-C or ``on_chunk``); resumable.
+    interrupted: stopped before the end (Ctrl-C, SIGTERM or ``on_chunk``); resumable.
     result: the trainer's :class:`~baselax.anakin.runner.TrainResult`.
     aggregate: the final returns over seeds (``aggregate.summarise_final_returns``:
       IQM with its 95% bootstrap CI, mean, std, range), also in ``summary.json``;

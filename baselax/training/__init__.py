@@ -8,7 +8,7 @@ compiled.
   check it, save or stop).
 * :mod:`~baselax.training.checkpoint`: :class:`Checkpointer`, orbax
   checkpoints with manifests.
-* :mod:`~baselax.training.guards`: Ctrl-C as a stop request, the
+* :mod:`~baselax.training.guards`: Ctrl-C and SIGTERM as stop requests, the
   non-finite guard, what cannot be resumed.
 * :mod:`~baselax.training.lowering`: the compiler options a trainer compiles
   an agent's program with.

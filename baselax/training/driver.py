@@ -7,7 +7,7 @@ everything after that is the same for both: the record goes to ``history``
 and to ``on_chunk`` (whose ``True`` asks the run to stop), a non-finite chunk
 ends the run naming it (the newest checkpoint, from before it, is kept), and
 checkpoints are written every ``checkpointer.every_chunks`` chunks, at the
-end, and on a stop request or Ctrl-C.
+end, and on a stop request, Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def drive(
     checkpointer: its ``every_chunks``, ``latest_step()`` and ``directory``.
     on_chunk: called with each record (``True`` asks to stop); without it
       each record is logged with ``log``.
-    stop_enabled: turn Ctrl-C into a stop request (:class:`guards.StopRequests`).
+    stop_enabled: turn Ctrl-C and SIGTERM into a stop request (:class:`guards.StopRequests`).
     agree: ``agree(requested) -> stop``; a multi-process run makes every
       process take the same decision (``distributed.any_process``).
 

@@ -1,4 +1,4 @@
-"""What stops a run: Ctrl-C as a stop request, the non-finite guard, and the
+"""What stops a run: Ctrl-C and SIGTERM as stop requests, the non-finite guard, and the
 refusal to resume what cannot be resumed. Each guard is defined here once."""
 
 from __future__ import annotations
@@ -20,36 +20,46 @@ class NonFiniteError(FloatingPointError):
   """Training produced a NaN/inf loss or NaN/inf params (see ``anakin.train``)."""
 
 
+#: The signals that ask a run to stop: Ctrl-C, and SIGTERM, what SLURM, Kubernetes
+#: and TPU preemption send first (before a SIGKILL after their grace period).
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
 class StopRequests:
-  """Turns Ctrl-C (SIGINT) into a stop request the runner sees after a chunk.
+  """Turns Ctrl-C (SIGINT) and SIGTERM into a stop request the runner sees
+  after a chunk: it writes a checkpoint there and the run ends resumable.
 
   A compiled chunk cannot be interrupted half-way without losing its donated
-  state, so the first Ctrl-C only asks to stop; a second one interrupts at once.
+  state, so the first signal only asks to stop; a second one interrupts at once.
   """
 
   def __init__(self, enabled: bool):
     self.requested = False
     self._enabled = enabled and threading.current_thread() is threading.main_thread()
-    self._previous: Any = None  # the SIGINT handler to put back
+    self._previous: dict[int, Any] = {}  # the handlers to put back
 
   def __enter__(self):
     if self._enabled:
-      self._previous = signal.signal(signal.SIGINT, self._handle)
+      for signum in STOP_SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
   def _handle(self, signum, frame):
-    del signum, frame
+    del frame
     if self.requested:
       raise KeyboardInterrupt
     self.requested = True
+    name = STOP_SIGNALS.get(signum, f"signal {signum}")
     logger.warning(
-      "Ctrl-C: stopping after this chunk and writing a checkpoint "
-      "(Ctrl-C again to abort without one)."
+      "%s: stopping after this chunk and writing a checkpoint (%s again to abort without one).",
+      name,
+      name,
     )
 
   def __exit__(self, *exc):
-    if self._enabled:
-      signal.signal(signal.SIGINT, self._previous)
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
+    self._previous = {}
     return False
 
 

@@ -5,16 +5,20 @@ metrics of an uninterrupted one, line for line."""
 
 import errno
 import json
+import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
 import helpers
 from baselax import experiment
+from baselax.errors import ConfigError
 from baselax.training import checkpoint
 from test_experiment import SMALL, StopAfter
 
@@ -247,3 +251,39 @@ def test_kills_anywhere_end_as_an_uninterrupted_run(tmp_path):
   assert result["metrics_equal"] and result["no_line_twice"] and result["every_line_whole"]
   assert result["arrays"] > 20 and result["arrays_unequal"] == []
   assert (tmp_path / "kills.png").exists()
+
+
+def test_a_lock_from_another_host_lives_by_its_heartbeat(tmp_path, monkeypatch):
+  """A requeued job may land on another node: another host's lock is live
+  while its writer refreshes it and stale once it stops, never alive forever."""
+  from baselax.experiment import runlock
+  path = tmp_path / "run.lock"
+  path.write_text(json.dumps({"pid": 1, "host": "another-node"}))
+  with pytest.raises(ConfigError, match="in use by pid 1 on another-node"):
+    runlock.RunLock(str(tmp_path)).acquire()
+  old = time.time() - runlock.STALE_AFTER_S - 5
+  os.utime(path, (old, old))  # its writer died: no refresh since
+  lock = runlock.RunLock(str(tmp_path))
+  warnings = []
+  handler = logging.Handler(logging.WARNING)
+  handler.emit = lambda record: warnings.append(record.getMessage())
+  runlock.logger.addHandler(handler)  # (whatever the suite did to propagation)
+  try:
+    lock.acquire()
+  finally:
+    runlock.logger.removeHandler(handler)
+  assert any("taking over" in w and "another-node" in w for w in warnings), warnings
+  assert json.loads(path.read_text())["host"] == socket.gethostname()
+  lock.release()
+  assert not path.exists()
+  # A held lock is refreshed while its writer lives (heartbeat shortened here).
+  monkeypatch.setattr(runlock, "HEARTBEAT_S", 0.05)
+  lock = runlock.RunLock(str(tmp_path))
+  lock.acquire()
+  os.utime(path, (old, old))
+  deadline = time.time() + 10
+  while time.time() - path.stat().st_mtime > runlock.STALE_AFTER_S and time.time() < deadline:
+    time.sleep(0.05)
+  assert time.time() - path.stat().st_mtime < runlock.STALE_AFTER_S
+  lock.release()
+  assert not path.exists() and not lock._heartbeat.is_alive()

@@ -9,18 +9,16 @@
       wandb/               an offline Weights & Biases run (loggers.WandbLogger)
       learning_curve.png   evaluation return vs env steps, mean and band over seeds
       checkpoints/         orbax checkpoints (baselax.training.checkpoint)
-      run.lock             while a run writes here: its pid and host (one writer at a time)
+      run.lock             while a run writes here: its pid and host, refreshed (runlock.py)
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime
 import json
 import logging
 import os
-import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +27,7 @@ import numpy as np
 from baselax import metrics as metrics_lib
 from baselax.agents import registry
 from baselax.errors import ConfigError
+from baselax.experiment.runlock import RunLock
 from baselax.training import config as training_config
 
 logger = logging.getLogger("baselax.experiment")
@@ -147,72 +146,6 @@ def complete_lines(path: str) -> list[tuple[str, dict[str, Any]]]:
       if line.endswith("\n"):
         out.append((line, row))
   return out
-
-
-class RunLock:
-  """One writer per run directory: ``run.lock`` holds the writer's pid and host.
-
-  Taken with an exclusive create. A lock whose process is gone (same host,
-  dead pid: a killed run) is taken over with a warning; a live one refuses.
-  """
-
-  def __init__(self, run_path: str):
-    self.path = os.path.join(run_path, "run.lock")
-    self.held = False
-
-  def acquire(self) -> None:
-    """Raises ConfigError if another live process holds the directory."""
-    me = {"pid": os.getpid(), "host": socket.gethostname()}
-    for _ in range(2):
-      try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-      except FileExistsError:
-        holder = self._holder()
-        if holder is not None and self._alive(holder):
-          raise ConfigError(
-            f"{os.path.dirname(self.path)} is in use by pid {holder.get('pid')} on "
-            f"{holder.get('host')} (its run.lock): wait for that run to end or stop it; "
-            f"a second writer would mix two runs' checkpoints and metrics."
-          ) from None
-        logger.warning(
-          "taking over %s from pid %s on %s, which is no longer running",
-          self.path,
-          (holder or {}).get("pid"),
-          (holder or {}).get("host"),
-        )
-        with contextlib.suppress(FileNotFoundError):
-          os.remove(self.path)
-        continue
-      with os.fdopen(fd, "w") as f:
-        json.dump(me, f)
-      self.held = True
-      return
-    raise ConfigError(f"could not take {self.path}: another process keeps creating it.")
-
-  def release(self) -> None:
-    if self.held:
-      self.held = False
-      with contextlib.suppress(FileNotFoundError):
-        os.remove(self.path)
-
-  def _holder(self) -> dict[str, Any] | None:
-    try:
-      with open(self.path) as f:
-        return json.load(f)
-    except (OSError, ValueError):
-      return None  # unreadable: written by a process killed while writing it
-
-  @staticmethod
-  def _alive(holder: Mapping[str, Any]) -> bool:
-    if holder.get("host") != socket.gethostname():
-      return True  # no way to look at another host's processes: assume it runs
-    try:
-      os.kill(int(holder["pid"]), 0)
-    except ProcessLookupError:
-      return False
-    except (PermissionError, KeyError, ValueError, TypeError):
-      return True
-    return True
 
 
 class RunDirectory:

@@ -122,3 +122,39 @@ def test_an_unreachable_coordinator_fails_in_bounded_time_naming_it(tmp_path):
   assert code != 0 and time.time() - start < 45
   assert f"Could not reach the coordinator at 127.0.0.1:{port} within 3s" in err
   assert "Traceback" not in err
+
+
+def test_a_lost_process_ends_the_others_in_one_line(tmp_path):
+  """SIGKILL one process of a 2-process run (its supervisor, as a scheduler
+  would): the survivor stops within the heartbeat timeout with one line
+  naming the lost process, not JAX's C++ abort, and nothing is left running."""
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  port, procs = free_port(), []
+  run_dir = tmp_path / "run"
+  try:
+    for i, args in enumerate(process_args(port, 2, ["--heartbeat-timeout", "10"])):
+      args = [a if a != "6400" else "100000000" for a in args]  # runs until killed
+      args += ["--run-dir", str(run_dir)] if i == 0 else []
+      procs.append(subprocess.Popen(
+          [sys.executable, "-m", "baselax", "train", *args], cwd=tmp_path, env=env,
+          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    deadline = time.time() + 180
+    metrics = run_dir / "metrics.jsonl"
+    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+      assert time.time() < deadline and all(p.poll() is None for p in procs)
+      time.sleep(0.5)
+    procs[1].kill()  # the supervisor: its trainer dies with it
+    killed_at = time.time()
+    _, err = procs[0].communicate(timeout=120)
+    took = time.time() - killed_at
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+  assert procs[0].returncode == 75 and took < 60, (procs[0].returncode, took, err[-3000:])
+  lines = [line for line in err.splitlines() if line.strip()]
+  assert len(lines) == 1, err[-3000:]
+  assert "lost a process (process 1 stopped sending heartbeats" in lines[0]
+  assert subprocess.run(["pgrep", "-f", str(port)], capture_output=True).stdout == b""

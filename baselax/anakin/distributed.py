@@ -37,6 +37,8 @@ class DistributedConfig:
       pod slices, Open MPI): jax.distributed.initialize() with no arguments.
     initialization_timeout: seconds to wait for all processes to reach the
       coordinator before failing.
+    heartbeat_timeout: seconds without a process's heartbeat before the others
+      count it lost and stop (JAX's coordination service; its default is 100).
   """
 
   coordinator_address: str | None = None
@@ -44,6 +46,7 @@ class DistributedConfig:
   process_id: int | None = None
   distributed: bool = False
   initialization_timeout: int = 300
+  heartbeat_timeout: int = 100
 
   def __post_init__(self):
     explicit = (self.coordinator_address, self.num_processes, self.process_id)
@@ -59,6 +62,8 @@ class DistributedConfig:
         raise ValueError(
           f"--process-id must be in [0, {self.num_processes - 1}], got {self.process_id}."
         )
+    if self.heartbeat_timeout < 1:
+      raise ValueError(f"--heartbeat-timeout must be >= 1 s, got {self.heartbeat_timeout}.")
     if self.initialization_timeout < 1:
       raise ValueError(
         f"--initialization-timeout must be >= 1 s, got {self.initialization_timeout}."
@@ -89,7 +94,10 @@ def initialize(config: DistributedConfig) -> None:
   # CPU processes need a cross-process collectives implementation; GPUs and
   # TPUs bring their own (NCCL, ICI), and the setting is ignored there.
   jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  kwargs: dict[str, Any] = dict(initialization_timeout=config.initialization_timeout)
+  kwargs: dict[str, Any] = dict(
+    initialization_timeout=config.initialization_timeout,
+    heartbeat_timeout_seconds=config.heartbeat_timeout,
+  )
   if config.coordinator_address is not None:
     kwargs.update(
       coordinator_address=config.coordinator_address,

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 from baselax.agents import registry
 from baselax.anakin.config import AnakinConfig
 from baselax.errors import ConfigError
-from baselax.experiment import cli, sweeps
+from baselax.experiment import cli, supervisor, sweeps
 from baselax.experiment import config as config_lib
 from baselax.experiment import loggers as loggers_lib
 from baselax.experiment import rundir as rundir_lib
@@ -325,4 +325,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   """The command-line entry point: the exit code (130 if stopped by Ctrl-C or SIGTERM)."""
   # 130 is the shell's code for "stopped by Ctrl-C"; a SIGTERM'd run stops the same
   # way (its checkpoint saved, resumable), so it says the same.
+  argv = list(sys.argv[1:] if argv is None else argv)
+  processes, process_id, cluster = supervisor.multi_process_flags(argv)
+  if supervisor.wanted(processes, cluster):  # a lost peer ends it in one line
+    return supervisor.supervise(prog, process_id)
   return 130 if run(argv, prog=prog).interrupted else 0

@@ -58,6 +58,18 @@ def training_errors(prog: str, run_dir: Any):
   except guards.NonFiniteError as error:
     print(f"{prog}: error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(1) from None
+  except supervisor.PEER_ERRORS as error:
+    if not supervisor.lost_peer(error):
+      raise
+    # A collective whose peer died (gloo on CPU): the same end as the
+    # coordination service's verdict, which the supervisor reports.
+    import jax
+
+    message = supervisor.lost_peer_message([], jax.process_index())
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # At once: jax.distributed's shutdown at exit would wait for the lost peer.
+    os._exit(supervisor.LOST_PEER)
   except OSError as error:
     where = run_dir.path if run_dir is not None else "the run directory"
     print(

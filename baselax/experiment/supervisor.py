@@ -38,8 +38,23 @@ _TASK = re.compile(r"(?:task:|^\s*)(\d+)\s*$")
 #: The lines of a C++ abort: glog's prefix, the stack trace's frames.
 _NOISE = re.compile(r"^([EFWI]\d{4} |\s+@\s+0x|\*\*\* |\s*$)")
 
+#: The child's own line about a lost peer (see :func:`lost_peer_message`).
+_SAID = re.compile(r": error: the multi-process run lost a process")
+
 #: The exit code of a process whose run lost a peer (EX_TEMPFAIL: try again).
 LOST_PEER = 75
+
+#: What a collective raises in Python when its peer is gone (gloo over TCP on
+#: CPU: "Connection closed by peer"), before the coordination service says so.
+PEER_ERRORS: tuple[type[BaseException], ...] = (RuntimeError,)  # JaxRuntimeError is one
+_PEER_GONE = re.compile(r"Connection (closed|reset) by peer|Socket closed")
+
+
+def lost_peer(error: BaseException) -> bool:
+  """Whether ``error`` is a collective's report of a lost peer in a multi-process run."""
+  import jax
+
+  return jax.process_count() > 1 and bool(_PEER_GONE.search(str(error)))
 
 
 def multi_process_flags(argv: Sequence[str]) -> tuple[int | None, int | None, bool]:
@@ -78,12 +93,13 @@ def supervise(prog: str, process_id: int | None, command: Sequence[str] | None =
   try:
     verdict = _relay(child)
     code = child.wait()
+    said = code == LOST_PEER  # the child found it first, and said so
   finally:
     for signum, handler in previous.items():
       signal.signal(signum, handler)
-  if verdict is None or code == 0:
+  if verdict is None or code == 0 or said:
     return code
-  print(f"{prog}: error: {_message(verdict, process_id)}", file=sys.stderr, flush=True)
+  print(f"{prog}: error: {lost_peer_message(verdict, process_id)}", file=sys.stderr, flush=True)
   return LOST_PEER
 
 
@@ -103,7 +119,7 @@ def _relay(child: subprocess.Popen) -> list[str] | None:
   unhealthy = False
   assert child.stderr is not None
   for line in child.stderr:
-    if verdict is None and not _VERDICT.search(line):
+    if (verdict is None and not _VERDICT.search(line)) or _SAID.search(line):
       sys.stderr.write(line)
       sys.stderr.flush()
       continue
@@ -119,7 +135,8 @@ def _relay(child: subprocess.Popen) -> list[str] | None:
   return verdict
 
 
-def _message(lost: list[str], process_id: int | None) -> str:
+def lost_peer_message(lost: list[str], process_id: int | None) -> str:
+  """The one line: who was lost (``lost``: process ids, if known), what now."""
   who = (
     f"process {', '.join(lost)} stopped sending heartbeats"
     if lost

@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 
 import helpers
 
@@ -159,3 +161,38 @@ def test_a_lost_process_ends_the_others_in_one_line(tmp_path):
   assert len(lines) == 1, err[-3000:]
   assert "lost a process (process 1 stopped sending heartbeats" in lines[0]
   assert subprocess.run(["pgrep", "-f", str(port)], capture_output=True).stdout == b""
+
+
+# What JAX's coordination service writes when it ends a survivor (abridged
+# from a real run), then its C++ abort.
+VERDICT = textwrap.dedent("""
+    import os, sys
+    sys.stderr.write("a line the run wrote\\n")
+    sys.stderr.write("E1207 13:13:17.515176 17248 coordination_service.cc:1549] Use error "
+                     "polling to propagate the following error to all tasks: UNAVAILABLE: "
+                     "The following tasks are unhealthy (stopped sending heartbeats):\\n")
+    sys.stderr.write("/job:jax_worker/replica:0/task:1\\n")
+    sys.stderr.write("The tasks have crashed. Check the task logs.\\n")
+    sys.stderr.write("F1207 13:13:17.517389 17259 client.h:80] Terminating process because the "
+                     "JAX distributed service detected fatal errors.\\n")
+    sys.stderr.write("*** Check failure stack trace: ***\\n    @     0x7f119ea0cd5b  f()\\n")
+    sys.stderr.flush()
+    os.abort()
+""")
+
+
+@pytest.mark.parametrize("child, expected", ids=["verdict", "said"], argvalues=[
+    (VERDICT, "process 1 stopped sending heartbeats"),
+    # The child found the lost peer first (a collective's error) and said so.
+    ("import sys; sys.stderr.write('x: error: the multi-process run lost a process "
+     "(a peer)\\n'); sys.exit(75)", "x: error: the multi-process run lost a process (a peer)"),
+])
+def test_the_supervisor_turns_the_runs_end_into_one_line(child, expected, capfd):
+  from baselax.experiment import supervisor
+  code = supervisor.supervise("baselax train", 0, [sys.executable, "-c", child])
+  err = capfd.readouterr().err
+  lines = [line for line in err.splitlines() if line.strip()]
+  assert code == supervisor.LOST_PEER, err
+  assert lines[-1].endswith(expected) or expected in lines[-1], err
+  assert sum("lost a process" in line for line in lines) == 1, err
+  assert "Check failure" not in err and "0x7f119ea0cd5b" not in err, err

@@ -338,6 +338,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   # 130 is the shell's code for "stopped by Ctrl-C"; a SIGTERM'd run stops the same
   # way (its checkpoint saved, resumable), so it says the same.
   argv = list(sys.argv[1:] if argv is None else argv)
+  supervisor.die_with_supervisor()  # (if this process is a supervised one)
   processes, process_id, cluster = supervisor.multi_process_flags(argv)
   if supervisor.wanted(processes, cluster):  # a lost peer ends it in one line
     return supervisor.supervise(prog, process_id)

@@ -81,12 +81,11 @@ def supervise(prog: str, process_id: int | None, command: Sequence[str] | None =
   command = list(sys.orig_argv if command is None else command)
   child = subprocess.Popen(
     command,
-    env=dict(os.environ, **{CHILD: "1"}),
+    env=dict(os.environ, **{CHILD: str(os.getpid())}),
     stderr=subprocess.PIPE,
     text=True,
     errors="replace",
     start_new_session=True,  # a terminal's Ctrl-C reaches it once: forwarded below
-    preexec_fn=_die_with_parent,
   )
   forward = lambda signum, frame: child.send_signal(signum)  # noqa: E731
   previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -103,13 +102,18 @@ def supervise(prog: str, process_id: int | None, command: Sequence[str] | None =
   return LOST_PEER
 
 
-def _die_with_parent() -> None:
-  """In the child: a SIGKILL'd supervisor takes its trainer with it (Linux's
-  PR_SET_PDEATHSIG), as a scheduler that kills a job's process means."""
-  if sys.platform.startswith("linux"):
-    import ctypes
+def die_with_supervisor() -> None:
+  """Called first in a supervised child: a SIGKILL'd supervisor takes its
+  trainer with it (Linux's PR_SET_PDEATHSIG), as a scheduler that kills a
+  job's process means. (Here, not between fork and exec: JAX has threads.)"""
+  parent = os.environ.get(CHILD, "")
+  if not sys.platform.startswith("linux") or not parent.isdigit():
+    return
+  import ctypes
 
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+  ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+  if os.getppid() != int(parent):  # it died before the line above
+    os._exit(LOST_PEER)
 
 
 def _relay(child: subprocess.Popen) -> list[str] | None:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import dataclasses
 import time
 import types
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -56,9 +56,8 @@ class AtariExperimentConfig:
   """What is trained on which game.
 
   Attributes:
-    agent: a registered agent (baselax.agents.registry): dqn, qrdqn, c51, mdqn or rainbow (its
-      n-step and prioritized replay are Anakin-only: here they train with one-step uniform replay),
-      or one you registered.
+    agent: a registered agent (baselax.agents.registry): dqn, qrdqn, c51, mdqn or rainbow (with
+      its n-step prioritized replay), or one you registered.
     env_id: an ale-py id, e.g. ALE/Pong-v5, ALE/Breakout-v5 (v5: sticky actions 0.25) or
       PongNoFrameskip-v4 (no sticky actions).
   """
@@ -76,8 +75,8 @@ class HostLoopConfig:
       (rounded up to whole chunks of eval_every).
     num_envs: envs stepped together (a gymnasium SyncVectorEnv); the action of each comes from one
       batched predict call.
-    buffer_size: replay capacity: frames with compact_frames (each env keeps buffer_size / num_envs,
-      about one transition a frame), else transitions.
+    buffer_size: replay capacity in steps over all envs (each env keeps buffer_size / num_envs);
+      with compact_frames a step stores one frame.
     batch_size: transitions sampled per update.
     learning_starts: env steps collected before the first update.
     train_every: vector steps (num_envs env steps each) between updates.
@@ -86,8 +85,16 @@ class HostLoopConfig:
       checkpoints, and what Ctrl-C waits for.
     eval_episodes: greedy games per evaluation, played on min(eval_episodes, 8) envs at once.
     eval_max_steps: cap, in agent steps, on an evaluation game; none = 27,000 (108,000 frames).
-    compact_frames: the replay keeps every frame once (7 KB a transition at 84x84) instead of obs
-      and next_obs (56 KB); exact, and checked as it is filled.
+    n_step: n-step returns (Sutton 1988): each sampled transition sums up to n rewards.
+    sampling: how the replay samples: uniform, or prioritized (Schaul et al. 2016).
+      --prioritized is --sampling prioritized.
+    priority_exponent: alpha, how strongly priorities shape sampling (0 = uniform).
+    importance_exponent: beta at the start of the run, annealed linearly to
+      importance_exponent_end at its end.
+    importance_exponent_end: beta at the end of the run.
+    priority_epsilon: added to |TD error| so no transition gets priority 0.
+    compact_frames: the replay keeps the newest frame of each step (7 KB a step at 84x84)
+      instead of the whole stack (28 KB); exact, and checked on every step.
   """
 
   total_env_steps: int = 10_000_000
@@ -100,7 +107,16 @@ class HostLoopConfig:
   eval_every: int = 100_000
   eval_episodes: int = 4
   eval_max_steps: int | None = None
+  n_step: int = 1
+  sampling: str = "uniform"
+  priority_exponent: float = 0.6
+  importance_exponent: float = 0.4
+  importance_exponent_end: float = 1.0
+  priority_epsilon: float = 1e-6
   compact_frames: bool = True
+
+  #: --prioritized is --sampling prioritized (TrainingConfig's alias).
+  FLAG_ALIASES: ClassVar[Mapping[str, tuple[str, Any, Any]]] = AnakinConfig.FLAG_ALIASES
 
   def __post_init__(self):
     self.anakin()  # AnakinConfig checks every shared field
@@ -229,6 +245,13 @@ def prepare(spec: Spec) -> Prepared:
   return Prepared(env, eval_env, agent, sizes)
 
 
+def truncation_interval(atari: AtariConfig) -> int:
+  """The fewest agent steps between two truncations of one game: the episode
+  cap in emulator frames, less the no-ops of the reset, in steps of
+  ``frame_skip`` frames (the replay keeps that many fewer final observations)."""
+  return max(1, (atari.max_episode_frames - atari.noop_max) // atari.frame_skip)
+
+
 def run(
   argv: Sequence[str] | None = None, *, prog: str = PROG, loggers: Sequence[loggers_lib.Logger] = ()
 ) -> summary_lib.ExperimentResult:
@@ -255,7 +278,7 @@ def run(
   trainer = spec.trainer.anakin()
   hardware.print_accelerator_hint()
   frame_bytes = spec.atari.screen_size**2
-  per_item = frame_bytes * (1 if spec.trainer.compact_frames else 2 * spec.atari.frame_stack)
+  per_item = frame_bytes * (1 if spec.trainer.compact_frames else spec.atari.frame_stack)
   print(
     f"baselax {spec.experiment.agent} ({type(prepared.agent).__name__}) host loop on "
     f"{spec.experiment.env_id} | jax {jax.__version__} {jax.default_backend()} | "
@@ -284,6 +307,7 @@ def run(
         compact_frames=spec.trainer.compact_frames,
         reward_fn=np.sign if spec.atari.clip_rewards else None,
         terminal_fn=LifeLossTerminal() if spec.atari.terminal_on_life_loss else None,
+        truncation_interval=truncation_interval(spec.atari),
         checkpointer=checkpointer,
         resume=chunks_done is not None,
         identity=spec.identity(),

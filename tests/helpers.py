@@ -52,3 +52,21 @@ def run_in_subprocess(code: str, num_cpu_devices: int = 4, timeout: int = 300,
     raise AssertionError(f"subprocess failed ({proc.returncode}):\n"
                          f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
   return proc.stdout
+
+
+def held_transitions(result):
+  """Every item a host-loop run's replay can sample (all rows, every start of
+  a whole window), as numpy arrays ``(items, ...)``."""
+  import jax
+
+  from baselax.replay import store as store_lib
+  replay, state = result.state["replay"], result.state["buffer"]
+  store = replay.store
+  steps = state.steps
+  written = store.length if bool(steps.is_full) else int(steps.current_index)
+  head = int(steps.current_index) if bool(steps.is_full) else 0
+  count = written - store.window + 1
+  rows, starts = np.meshgrid(np.arange(store.rows), np.arange(count), indexing="ij")
+  starts = (head + starts) % store.length
+  return jax.device_get(store_lib.transitions(
+      store, state, jnp.asarray(rows.ravel()), jnp.asarray(starts.ravel())))

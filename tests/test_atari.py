@@ -7,18 +7,21 @@ The ALE tests need ale-py and OpenCV (``pip install -e ".[atari]"``, both in
 neither.
 """
 
+import dataclasses
 import functools
 import importlib.util
 import json
 import os
 
 import gymnasium
+import helpers
 import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
 from baselax import anakin, hostloop, networks
 from baselax.agents import DQN
+from baselax.errors import ConfigError
 
 needs_ale = pytest.mark.skipif(
     importlib.util.find_spec("ale_py") is None or importlib.util.find_spec("cv2") is None,
@@ -26,7 +29,7 @@ needs_ale = pytest.mark.skipif(
 
 
 # --------------------------------------------------------------------------
-# FrameStackReplay: every stored transition is exactly one the env produced.
+# Frame stacks in the replay: every held transition is exactly one the env produced.
 
 
 class RandomFrames(gymnasium.Env):
@@ -53,74 +56,68 @@ def stacked_env(num_envs, mode):
       autoreset_mode=mode)
 
 
-@functools.lru_cache(maxsize=None)  # sampling does not change a buffer: share them
+@functools.lru_cache(maxsize=None)  # reading a buffer does not change it: share them
 def collect(mode, buffer_size, compact, steps=400):
-  """The buffer after ``steps`` env steps of 2 envs (no learning: the same
-  trajectory whichever buffer)."""
+  """Every item the replay holds after ``steps`` env steps of 2 envs (no
+  learning: the same trajectory whichever storage), ``(2 envs, items, ...)``."""
   env = stacked_env(2, mode)
   agent = DQN(networks.mlp_q_network((8,)), env, 1e-3)
   config = anakin.AnakinConfig(total_env_steps=steps, num_envs=2, buffer_size=buffer_size,
                                batch_size=8, learning_starts=steps, eval_every=steps)
   result = hostloop.train(agent, env, config, compact_frames=compact)
-  return result.state["buffer"]
-
-
-def as_rows(batch):
-  return {(batch["obs"][i].tobytes(), batch["next_obs"][i].tobytes(),
-           int(batch["action"][i]), float(batch["reward"][i]),
-           bool(batch["terminated"][i])) for i in range(len(batch["obs"]))}
+  held = helpers.held_transitions(result)
+  nbytes = result.state["buffer"].records.nbytes
+  return {k: v.reshape(2, -1, *v.shape[1:]) for k, v in held.items()}, nbytes
 
 
 @pytest.mark.parametrize("mode", [AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP])
 def test_frame_replay_holds_exactly_the_transitions(mode):
-  plain = collect(mode, 10_000, compact=False)
-  reference = as_rows({k: v[:plain.size] for k, v in plain.storage.items()})
-  assert len(reference) == plain.size  # random frames: every transition differs
-  assert sum(1 for row in reference if row[4]) > 10  # terminations happened
-  compact = collect(mode, 10_000, compact=True)
-  assert compact.size == plain.size
-  # 30 draws per transition: every one is drawn (P(miss) < 1e-9), none invented.
-  drawn = as_rows(compact.sample(np.random.default_rng(0), 30 * plain.size))
-  assert drawn == reference
-  assert compact.frames.dtype == np.uint8
-  # Each frame once: slots written = transitions + 4 per episode (3 older
-  # frames of the first stack, 1 final frame), against 8 frames a transition.
-  episodes = int(compact.end.sum() - compact.size) // 4
-  assert compact.end.sum() == compact.size + 4 * episodes
-  assert compact.frames.nbytes * 7 < plain.storage["obs"].nbytes * 2
+  """Frame stacks kept one frame a step give back, item for item, what whole
+  observations give (the first 3 steps of each env excepted: no window holds
+  their older frames), terminations and truncations included."""
+  plain, plain_bytes = collect(mode, 10_000, compact=False)
+  compact, compact_bytes = collect(mode, 10_000, compact=True)
+  assert plain["obs"].shape[1] == 199 and compact["obs"].shape[1] == 196
+  assert plain["terminated"].sum() > 10  # terminations happened
+  for key in plain:
+    np.testing.assert_array_equal(compact[key], plain[key][:, 3:], err_msg=key)
+  assert compact["obs"].dtype == np.uint8
+  # A step's row: its newest 9-byte frame in 3 words (+ 3 for action, reward,
+  # flags), against the whole 36-byte stack in 9 (+ 3).
+  assert compact_bytes * 2 == plain_bytes
 
 
-def test_frame_replay_forgets_the_oldest_and_samples_only_whole_stacks():
-  plain = collect(AutoresetMode.SAME_STEP, 10_000, compact=False)
-  reference = as_rows({k: v[:plain.size] for k, v in plain.storage.items()})
-  compact = collect(AutoresetMode.SAME_STEP, 120, compact=True)  # 60 frames per env
-  assert compact.end.min() > 2 * compact.slots  # the rings wrapped
-  drawn = as_rows(compact.sample(np.random.default_rng(1), 2_000))
-  assert drawn <= reference
-  assert len(drawn) >= 0.8 * compact.size
-  # Only recent transitions: 60 frames per env hold at most 60 of its last
-  # transitions, the last 140 of both envs (each step adds one of each env).
-  recent = as_rows({k: v[plain.size - 140:plain.size] for k, v in plain.storage.items()})
-  assert drawn <= recent
+def test_frame_replay_forgets_the_oldest_and_holds_only_whole_stacks():
+  plain, _ = collect(AutoresetMode.SAME_STEP, 10_000, compact=False)
+  compact, _ = collect(AutoresetMode.SAME_STEP, 120, compact=True)  # 60 steps per env
+  # The ring wrapped: the last 60 steps of each env, 56 whole windows.
+  for key in plain:
+    np.testing.assert_array_equal(compact[key], plain[key][:, 199 - 56:], err_msg=key)
 
 
-def test_frame_replay_refuses_observations_that_are_not_frame_stacks():
-  example = {"obs": np.zeros((4, 3, 3), np.uint8), "action": np.int32(0),
-             "reward": np.float32(0), "terminated": False,
-             "next_obs": np.zeros((4, 3, 3), np.uint8)}
-  buffer = hostloop.FrameStackReplay(100, 1, example)
-  rng = np.random.default_rng(0)
-  obs = rng.integers(0, 256, (1, 4, 3, 3), dtype=np.uint8)
-  step = lambda o, n: buffer.add(  # noqa: E731
-      {"obs": o, "next_obs": n, "action": np.zeros(1, np.int32),
-       "reward": np.zeros(1, np.float32), "terminated": np.zeros(1, bool)},
-      np.array([0]), np.array([False]))
-  shifted = np.concatenate([obs[:, 1:], obs[:, :1]], 1)
-  step(obs, shifted)
-  with pytest.raises(ValueError, match="not its previous next observation"):
-    step(obs, shifted)  # obs should have been `shifted`
-  with pytest.raises(ValueError, match="shifted by one frame"):
-    step(shifted, obs)
+class RandomStacks(RandomFrames):
+  """Observations of the frame stacks' shape that are not frame stacks."""
+  observation_space = gymnasium.spaces.Box(0, 255, (4, 3, 3), np.uint8)
+
+  def _frame(self):
+    return self.np_random.integers(0, 256, (4, 3, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("make, message", [
+    (RandomStacks, "not its observation shifted by one frame"),
+    (lambda: gymnasium.wrappers.FrameStackObservation(RandomFrames(), 4, padding_type="zero"),
+     "does not repeat its first frame"),
+])
+def test_frame_replay_refuses_observations_that_are_not_frame_stacks(make, message):
+  env = gymnasium.vector.SyncVectorEnv([make] * 2, autoreset_mode=AutoresetMode.SAME_STEP)
+  agent = DQN(networks.mlp_q_network((8,)), env, 1e-3)
+  config = anakin.AnakinConfig(total_env_steps=200, num_envs=2, buffer_size=100,
+                               batch_size=8, learning_starts=200, eval_every=200)
+  with pytest.raises(ValueError, match=message):
+    hostloop.train(agent, env, config, compact_frames=True)
+  early = dataclasses.replace(config, learning_starts=4, batch_size=2)
+  with pytest.raises(ConfigError, match="whole sampled window"):
+    hostloop.train(agent, stacked_env(2, AutoresetMode.SAME_STEP), early, compact_frames=True)
 
 
 # --------------------------------------------------------------------------
@@ -230,7 +227,7 @@ def test_hostloop_atari_trains_writes_a_run_directory_and_resumes(tmp_path, caps
            "--train-every", "1", "--learning-starts", "100", "--buffer-size", "1000",
            "--batch-size", "8", "--eval-every", "160", "--eval-episodes", "2",
            "--eval-max-steps", "30", "--max-episode-frames", "240",
-           "--target-update-interval", "20",
+           "--target-update-interval", "20", "--n-step", "3", "--prioritized",
            "--no-tensorboard", "--quiet"]
   # The resumed session compiles the same programs: a cache of this test's own
   # makes that a read.
@@ -249,6 +246,7 @@ def test_hostloop_atari_trains_writes_a_run_directory_and_resumes(tmp_path, caps
     config = json.load(f)
   assert config["experiment"]["env_id"] == "ALE/Pong-v5"
   assert config["trainer_kind"] == "hostloop" and config["agent"]["network"] == "auto"
+  assert config["trainer"]["n_step"] == 3 and config["trainer"]["sampling"] == "prioritized"
   with open(os.path.join(run_dir, "metrics.jsonl")) as f:
     lines = [json.loads(line) for line in f]
   assert [line["chunk"] for line in lines] == [0, 1]
@@ -261,14 +259,26 @@ def test_hostloop_atari_trains_writes_a_run_directory_and_resumes(tmp_path, caps
   assert len(lines[1]["eval_returns"][0]) == 2
   assert os.path.exists(os.path.join(run_dir, "summary.json"))
   assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["1", "2"]
-  buffer = out.result.state["buffer"]
-  assert isinstance(buffer, hostloop.FrameStackReplay) and buffer.frames.dtype == np.uint8
+  replay = out.result.state["replay"]
+  assert replay.codec.name == "frames" and replay.store.layout.obs_words == 84 * 84 // 4
+  assert replay.prioritized and replay.store.window == 3 + 3 + 1  # frames, n-step, next
   params = out.result.state["params"].policy
   assert params["conv2_d"]["w"].shape == (8, 8, 4, 32)  # the Nature network
   # evaluate.py on an Atari run: greedy games of the preprocessed game it trained on.
   from baselax import experiment
   evaluated = experiment.evaluate([run_dir, "--episodes", "2", "--max-steps", "30"])
   assert evaluated["returns"].shape == (1, 2) and np.isfinite(evaluated["mean"])
+
+
+def test_every_agent_gets_its_trainer_defaults_on_atari(capsys):
+  """Rainbow's n-step prioritized replay reaches the host loop, as on JAX envs;
+  a flag still overrides it."""
+  from baselax import atari
+  rainbow = atari.parse(["--agent", "rainbow"]).trainer
+  assert (rainbow.n_step, rainbow.sampling, rainbow.priority_exponent) == (3, "prioritized", 0.5)
+  assert atari.parse(["--agent", "rainbow", "--n-step", "1"]).trainer.n_step == 1
+  assert atari.parse(["--agent", "dqn"]).trainer.sampling == "uniform"
+  assert "warning" not in capsys.readouterr().err
 
 
 @needs_ale

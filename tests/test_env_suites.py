@@ -25,6 +25,7 @@ from baselax import anakin, envs, training  # noqa: E402
 from baselax.agents import C51, DQN, MDQN, QRDQN, value_learning  # noqa: E402
 from baselax.envs import jumanji_env, suites  # noqa: E402
 from baselax.errors import ConfigError  # noqa: E402
+from baselax.learner import contract  # noqa: E402
 
 
 class CutAfter3(jumanji.wrappers.Wrapper):
@@ -385,13 +386,13 @@ def test_c51_bootstraps_from_the_best_valid_next_action(double):
 
 def test_an_agent_that_cannot_honour_a_mask_is_refused_before_compiling():
   env = masked_env()
-  anakin.contract.check_agent(DQN(hk_linear_q, env, 1e-3), anakin.AnakinConfig())
+  contract.check_agent(DQN(hk_linear_q, env, 1e-3), anakin.AnakinConfig())
   with pytest.raises(ConfigError, match=r"masked has an action mask.*agent MDQN.*"
                      r"declares action_mask=True"):
-    anakin.contract.check_agent(MDQN(hk_linear_q, env, 1e-3), anakin.AnakinConfig())
+    contract.check_agent(MDQN(hk_linear_q, env, 1e-3), anakin.AnakinConfig())
   # The env the run trains on counts, not only the agent's own.
   with pytest.raises(ConfigError, match="MDQN"):
-    anakin.contract.check_agent(MDQN(hk_linear_q, helpers_env(), 1e-3),
+    contract.check_agent(MDQN(hk_linear_q, helpers_env(), 1e-3),
                                 anakin.AnakinConfig(), env)
 
 

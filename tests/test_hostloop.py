@@ -3,6 +3,7 @@ bad inputs, and its greedy evaluation's episode caps."""
 
 
 import gymnasium
+import helpers
 import jax
 import numpy as np
 import optax
@@ -37,12 +38,14 @@ def test_truncation_bootstraps_with_a_gymnax_env_in_gym_clothes():
 
 class NextStepTimeLimit(gymnasium.vector.VectorEnv):
   """The probe env as a numpy VectorEnv with gymnasium's NEXT_STEP autoreset:
-  obs is the step count; reward 1; episodes end only by a 10-step time limit."""
+  obs is the step count; reward 1; episodes end only by a 10-step time limit.
+  ``masked``: its reset honours ``options["reset_mask"]`` (gymnasium >= 1.1)."""
 
   metadata = {"autoreset_mode": gymnasium.vector.AutoresetMode.NEXT_STEP}
 
-  def __init__(self, num_envs):
-    self.num_envs = num_envs
+  def __init__(self, num_envs, masked=True, limits=10):
+    self.num_envs, self.masked = num_envs, masked
+    self.limits = np.broadcast_to(limits, (num_envs,))
     self.single_observation_space = gymnasium.spaces.Box(0, 10, (1,), np.float32)
     self.single_action_space = gymnasium.spaces.Discrete(2)
     self.observation_space = gymnasium.vector.utils.batch_space(
@@ -54,40 +57,48 @@ class NextStepTimeLimit(gymnasium.vector.VectorEnv):
     self.added = []
 
   def reset(self, *, seed=None, options=None):
-    self.t[:] = 0
-    self.needs_reset[:] = False
+    mask = (options or {}).get("reset_mask") if self.masked else None
+    mask = np.ones(self.num_envs, bool) if mask is None else mask
+    self.t[mask] = 0
+    self.needs_reset[mask] = False
     return self.t[:, None].astype(np.float32), {}
 
   def step(self, actions):
     reward = np.where(self.needs_reset, 0.0, 1.0)
     self.t = np.where(self.needs_reset, 0, self.t + 1)
-    truncated = np.logical_and(self.t >= 10, ~self.needs_reset)
+    truncated = np.logical_and(self.t >= self.limits, ~self.needs_reset)
     self.needs_reset = truncated.copy()
     return (self.t[:, None].astype(np.float32), reward,
             np.zeros(self.num_envs, bool), truncated, {})
 
 
-def test_next_step_autoreset_skips_the_reset_step_and_keeps_final_obs():
+def test_next_step_autoreset_resets_at_once_and_keeps_final_obs():
   env = NextStepTimeLimit(4)
   agent = DQN(networks.mlp_q_network((16,)), env, 1e-3)
   result = hostloop.train(agent, env, probe_config(total_env_steps=440, eval_every=440),
                           on_chunk=lambda s: None)
-  buffer = result.state["buffer"]
-  obs = buffer.storage["obs"][:buffer.size, 0]
-  next_obs = buffer.storage["next_obs"][:buffer.size, 0]
-  # every stored transition is a real one: t -> t+1, final obs 10 kept, and
-  # no (10 -> 0) reset pseudo-transition
+  held = helpers.held_transitions(result)
+  obs, next_obs = held["obs"][:, 0], held["next_obs"][:, 0]
+  # every held transition is a real one: t -> t+1, final obs 10 kept, and no
+  # (10 -> 0) reset pseudo-transition: the envs were reset in the step that
+  # ended their episodes (reset_mask), so every step is a transition
   np.testing.assert_array_equal(next_obs, obs + 1)
-  assert next_obs.max() == 10 and obs.max() == 9
-  assert buffer.size == 440 - 4 * (440 // 4 // 11)  # one reset step per 11
+  assert next_obs.max() == 10 and obs.max() == 9 and obs.min() == 0
+  assert len(obs) == 4 * (440 // 4 - 1)  # 110 steps an env, one window of 2 each
   np.testing.assert_allclose(result.metrics["train_return"][-1], 10.0)
   assert np.isnan(result.metrics["eval_return"]).all()  # no eval_env given
 
 
+def test_a_vector_env_without_masked_resets_is_refused():
+  env = NextStepTimeLimit(4, masked=False, limits=[10, 11, 12, 13])
+  agent = DQN(networks.mlp_q_network((16,)), env, 1e-3)
+  with pytest.raises(ValueError, match="vectorization_mode='sync'"):
+    hostloop.train(agent, env, probe_config(total_env_steps=440, eval_every=440))
+
+
 @pytest.mark.slow
 def test_learns_gymnasium_cartpole():
-  env = gymnasium.make_vec("CartPole-v1", num_envs=8,
-                           vectorization_mode="vector_entry_point")
+  env = gymnasium.make_vec("CartPole-v1", num_envs=8, vectorization_mode="sync")
   eval_env = gymnasium.make_vec("CartPole-v1", num_envs=8,
                                 vectorization_mode="vector_entry_point")
   agent = DQN(networks.mlp_q_network((64, 64)), env, 1e-3,
@@ -113,8 +124,6 @@ def test_bad_inputs():
     hostloop.train(agent, env, probe_config(num_envs=2, num_seeds=2))
   with pytest.raises(TypeError, match="vector.VectorEnv"):
     hostloop.train(agent, gymnasium.make("CartPole-v1"), probe_config(num_envs=1))
-  with pytest.raises(ValueError, match="are Anakin-trainer features"):
-    hostloop.train(agent, env, probe_config(num_envs=2, n_step=3))
 
 
 MODES = [gymnasium.vector.AutoresetMode.NEXT_STEP,
@@ -138,15 +147,17 @@ def test_host_loop_learns_the_same_whether_or_not_the_env_copies_obs(mode):
     env = chain_vector_env(copy, mode)
     agent = DQN(networks.mlp_q_network((16,)), env, 1e-2, discount_factor=0.9)
     result = hostloop.train(agent, env, config, on_chunk=lambda record: None)
-    buffer = result.state["buffer"]
-    state = buffer.storage["obs"][:buffer.size].argmax(-1)
-    next_state = buffer.storage["next_obs"][:buffer.size].argmax(-1)
-    action = buffer.storage["action"][:buffer.size]
-    # every stored transition follows the chain's dynamics
+    held = helpers.held_transitions(result)
+    state, next_state = held["obs"].argmax(-1), held["next_obs"].argmax(-1)
+    # every held transition follows the chain's dynamics (a terminated one's
+    # next_obs is never read: the replay gives the next episode's first)
+    real = ~held["terminated"]
+    assert real.sum() > len(real) // 2
     np.testing.assert_array_equal(
-        next_state, np.clip(state + 2 * action - 1, 0, 3), err_msg=f"copy={copy}")
+        next_state[real], np.clip(state + 2 * held["action"] - 1, 0, 3)[real],
+        err_msg=f"copy={copy}")
     q = agent.network.apply(result.state["params"].policy, np.eye(4, dtype=np.float32))
-    results[copy] = (q, buffer.size)
+    results[copy] = (q, len(state))
   np.testing.assert_array_equal(results[False][0], results[True][0])
   assert results[False][1] == results[True][1]
 

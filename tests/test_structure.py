@@ -20,6 +20,7 @@ LAYERS = (
     ("environments and networks", ("baselax.envs", "baselax.networks")),
     ("agents", ("baselax.agents",)),
     ("replay", ("baselax.replay",)),
+    ("the learner", ("baselax.learner",)),
     ("trainers", ("baselax.anakin", "baselax.hostloop")),
     ("experiments", ("baselax.experiment", "baselax.atari", "baselax.bench")),
     # The program: ``baselax`` / ``python -m baselax`` runs the experiments' commands.
@@ -97,5 +98,5 @@ def test_the_checks_see_what_they_check():
   assert "baselax.replay.buffers" in edges["baselax.anakin.loop"]
   assert "baselax.experiment.rundir" in edges["baselax.atari"]  # from ... import rundir
   assert layer("baselax.replay.store") < layer("baselax.anakin.loop")
-  assert layer("baselax.training.config") == 1 and layer("baselax.anakin.runner") == 5
+  assert layer("baselax.training.config") == 1 and layer("baselax.anakin.runner") == 6
   assert layer("baselax.anakin.config") == layer("baselax.anakin.runner")

@@ -142,7 +142,7 @@ class AgentContract:
   the Anakin replay gives the next episode's first). Replay variants add optional
   keys; an agent that silently ignored one would train on a wrong target, so
   an agent declares here what it honours, and trainers refuse, before
-  compiling, a run that needs more (``baselax.anakin.contract``).
+  compiling, a run that needs more (``baselax.learner.contract``).
 
   Attributes:
     reads: optional batch keys that ``update`` honours (see

@@ -50,7 +50,7 @@ class MDQN(dqn.DQN):
   """
 
   # Its soft value averages over every next action, so an action mask is
-  # not honoured: envs with one are refused (baselax.anakin.contract).
+  # not honoured: envs with one are refused (baselax.learner.contract).
   contract = dataclasses.replace(dqn.DQN.contract, action_mask=False)
 
   def __init__(

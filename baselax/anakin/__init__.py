@@ -29,7 +29,7 @@ _WHERE = {
   "make_anakin": "loop",
   "make_train": "loop",
   "Checkpointer": "baselax.training.checkpoint",
-  "check_agent": "contract",
+  "check_agent": "baselax.learner.contract",
   "DistributedConfig": "distributed",
   "NonFiniteError": "baselax.training.guards",
   "DEVICE_AXIS": "program",
@@ -38,7 +38,7 @@ _WHERE = {
   "train": "runner",
   "Sweep": "sweep",
 }
-_SUBMODULES = ("config", "contract", "distributed", "loop", "program", "runner", "sweep")
+_SUBMODULES = ("config", "distributed", "loop", "program", "runner", "sweep")
 
 __all__ = list(_WHERE)
 

@@ -245,7 +245,7 @@ def train(
 
   Args:
     agent: any ``BaseAgent`` whose contract covers what ``config`` asks
-      (``baselax.anakin.contract``; checked before compiling).
+      (``baselax.learner.contract``; checked before compiling).
     env: any :class:`~baselax.envs.JaxEnv` (``baselax.envs.make(...)``, a
       ``GymnaxEnv``, a suite adapter; a raw gymnax env is wrapped): the
       trainer compiles its functional core; ``config.num_envs`` sets the

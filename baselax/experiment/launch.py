@@ -120,7 +120,7 @@ def prepare(spec: Spec, traced_checks: bool = True) -> Prepared:
   Raises:
     ConfigError: an unknown env, an action space the agent cannot serve, too
       many devices, trainer sizes that do not fit, or a contract the agent
-      does not offer (``baselax.anakin.contract``).
+      does not offer (``baselax.learner.contract``).
   """
   from baselax import envs
   from baselax.anakin import program
@@ -158,7 +158,7 @@ def build_agent(spec: Any, env: Any, sizes: Any, trainer: AnakinConfig) -> Any:
     ConfigError: the agent cannot serve the env or the trainer settings, or
       ``--wandb-project`` without wandb installed.
   """
-  from baselax.anakin import contract
+  from baselax.learner import contract
 
   entry = registry.get(spec.experiment.agent)
   try:

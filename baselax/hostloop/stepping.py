@@ -1,11 +1,17 @@
 """Stepping gymnasium vector envs from the host: checks, acting, evaluation.
 
-gymnasium's three autoreset modes are handled:
+Training steps every env once per vector step, an episode's end and the
+next episode's start in the same step (what the replay store's rows need:
+one step of every env per add). gymnasium's three autoreset modes give that:
 
-* ``NEXT_STEP`` (gymnasium's default): the step after an episode ends only
-  resets that env; that non-transition is not stored.
 * ``SAME_STEP``: the final observation comes in ``info["final_obs"]``.
-* ``DISABLED``: finished envs are reset with ``reset(options={"reset_mask": ...})``.
+* ``NEXT_STEP`` (gymnasium's default) and ``DISABLED``: finished envs are
+  reset at once with ``reset(options={"reset_mask": ...})`` (gymnasium's
+  ``SyncVectorEnv`` and ``AsyncVectorEnv``), so ``NEXT_STEP``'s reset-only
+  step never comes. A vector env whose reset ignores the mask (gymnasium's
+  ``vector_entry_point`` CartPole) is refused at its first episode end.
+
+Evaluation (:func:`evaluate`) plays whole episodes in any of the three modes.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 
 import gymnasium
 import jax
+import jax.numpy as jnp
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
@@ -43,12 +50,6 @@ def check(env: Any, config: TrainingConfig) -> None:
   if getattr(config, "num_seeds", 1) != 1 or getattr(config, "num_devices", None) not in (None, 1):
     raise ValueError(
       "The host loop runs one seed on one device: set num_seeds=1 and num_devices=None or 1."
-    )
-  if config.n_step != 1 or config.sampling != "uniform":
-    raise ValueError(
-      "The host loop's replay buffer is uniform and one-step: "
-      "n_step>1 and other sampling are Anakin-trainer features "
-      "(baselax.anakin.train). Set n_step=1, sampling=uniform."
     )
 
 
@@ -112,52 +113,88 @@ def evaluate(
   return np.asarray(returns[:episodes])
 
 
-def example_transition(
-  env: gymnasium.vector.VectorEnv, act: Callable, params: Any, policy_state: Any, key: jax.Array
-) -> dict[str, np.ndarray]:
-  """One zero transition with the run's shapes and dtypes (obs from the
-  env's space, actions as the agent gives them), to size the buffer."""
+def example_record(env: gymnasium.vector.VectorEnv, agent: Any, key: jax.Array) -> dict[str, Any]:
+  """The abstract step record of one env step (``jax.ShapeDtypeStruct`` each,
+  no env axis): obs from the env's space, actions as the agent gives them."""
   space = env.single_observation_space
-  obs = np.zeros((env.num_envs, *(space.shape or ())), space.dtype)
-  actions = jax.eval_shape(act, params, policy_state, obs, key)[0]
-  zero = lambda shape, dtype: np.zeros(shape, dtype)  # noqa: E731
+  obs = jax.ShapeDtypeStruct(tuple(space.shape or ()), np.dtype(space.dtype))
+
+  def actions_of(key):
+    params = agent.init_params(key)
+    batched = jnp.zeros((env.num_envs, *obs.shape), obs.dtype)
+    out, _ = agent.predict(params, agent.init_policy(key), batched, key, evaluation=False)
+    return out.actions
+
+  actions = jax.eval_shape(actions_of, key)
+  flag = jax.ShapeDtypeStruct((), np.dtype(bool))
   return {
-    "obs": obs[0],
-    "action": zero(actions.shape[1:], actions.dtype),
-    "reward": zero((), np.float32),
-    "terminated": zero((), bool),
-    "next_obs": obs[0],
+    "obs": obs,
+    "action": jax.ShapeDtypeStruct(actions.shape[1:], actions.dtype),
+    "reward": jax.ShapeDtypeStruct((), np.dtype(np.float32)),
+    "terminated": flag,
+    "truncated": flag,
+    "next_obs": obs,
+    "first": flag,
   }
 
 
+def check_frame_stacks(obs: np.ndarray, final_obs: np.ndarray, first: np.ndarray) -> None:
+  """Refuses observations the frame-stack store would rebuild wrongly.
+
+  ``obs`` ``(n, k, ...)`` acted on, ``final_obs`` what each env showed next
+  (the true final observation at an episode's end), ``first``: the step
+  starts an episode. A stack must be the previous one shifted by one frame,
+  and an episode's first stack its first frame repeated (gymnasium's
+  ``FrameStackObservation``, ``padding_type="reset"``).
+
+  Raises:
+    ValueError: naming the env and the fix.
+  """
+  shifted = np.all(final_obs[:, :-1] == obs[:, 1:], axis=tuple(range(1, obs.ndim)))
+  padded = np.all(obs == obs[:, -1:], axis=tuple(range(1, obs.ndim)))
+  for env in np.flatnonzero(~shifted | (first & ~padded)):
+    what = (
+      "next observation is not its observation shifted by one frame along axis 0"
+      if not shifted[env]
+      else "first observation of an episode does not repeat its first frame"
+    )
+    raise ValueError(
+      f"compact_frames: env {env}'s {what}; its observations are not frame stacks "
+      f"(gymnasium FrameStackObservation, padding_type='reset'). Store whole "
+      f"observations (compact_frames=False) for this env."
+    )
+
+
 class Collector:
-  """Steps a vector env with the agent's actions and stores each transition.
+  """Steps a vector env with the agent's actions; gives each step's record.
 
   The transition semantics are the Anakin trainer's: ``next_obs`` is the true
   final observation where an episode ended, ``terminated`` and ``truncated``
-  are kept apart, and a ``NEXT_STEP`` reset step is not a transition.
+  are kept apart, and every env steps once per call (see the module doc).
 
   Args:
     env: the vector env; ``obs`` its current observations.
-    buffer: a host replay buffer (``add(transition, env_ids, ended)``).
     reward_fn: applied to the rewards stored for learning (returns are
       counted on the env's own rewards).
     terminal_fn: ``terminal_fn(terminated, truncated, info) -> terminated``
       stored for learning (the episodes themselves go on).
+    frame_stacks: check every step's observations are frame stacks
+      (:func:`check_frame_stacks`), for the frame-stack store.
   """
 
   def __init__(
     self,
     env: gymnasium.vector.VectorEnv,
-    buffer: Any,
     obs: np.ndarray,
     reward_fn: Callable | None = None,
     terminal_fn: Callable | None = None,
+    frame_stacks: bool = False,
   ):
-    self.env, self.buffer, self.obs = env, buffer, obs
+    self.env, self.obs = env, obs
     self.reward_fn, self.terminal_fn = reward_fn, terminal_fn
+    self.frame_stacks = frame_stacks
     self.mode = autoreset_mode(env)
-    self.skip = np.zeros(env.num_envs, bool)  # NEXT_STEP: this step only resets
+    self.first = np.ones(env.num_envs, bool)  # the next step starts an episode
     self.running = np.zeros(env.num_envs)  # returns of the running episodes
     self.episodes, self.return_sum = 0, 0.0  # episodes ended since the last count()
 
@@ -167,8 +204,9 @@ class Collector:
     self.episodes, self.return_sum = 0, 0.0
     return out
 
-  def step(self, actions: np.ndarray) -> None:
-    """One vector step with ``actions``; its transitions go to the buffer."""
+  def step(self, actions: np.ndarray) -> dict[str, np.ndarray]:
+    """One vector step with ``actions``; returns its step record ``(n, ...)``
+    (``baselax.replay.records.step_record``'s keys and ``first``)."""
     env = self.env
     # A vector env may write the next observation into the array it
     # returned last (SyncVectorEnv(copy=False), envpool): keep our own
@@ -176,36 +214,51 @@ class Collector:
     obs = np.array(self.obs, copy=True)
     next_obs, reward, terminated, truncated, info = env.step(actions)
     done = np.logical_or(terminated, truncated)
-    final_obs = next_obs  # the buffer copies on add; copy here only to patch
-    if self.mode == AutoresetMode.SAME_STEP and "final_obs" in info:
-      final_obs = np.array(next_obs, copy=True)
-      for i in np.flatnonzero(info["_final_obs"]):
-        final_obs[i] = info["final_obs"][i]
-    keep = ~self.skip
-    stored = reward if self.reward_fn is None else self.reward_fn(np.asarray(reward))
-    stored_terminated = (
-      terminated if self.terminal_fn is None else self.terminal_fn(terminated, truncated, info)
-    )
-    transition = {
+    final_obs = np.array(next_obs, copy=True)
+    if self.mode == AutoresetMode.SAME_STEP:
+      if "final_obs" in info:
+        for i in np.flatnonzero(info["_final_obs"]):
+          final_obs[i] = info["final_obs"][i]
+    elif done.any():
+      next_obs = self.reset_ended(next_obs, done)
+    if self.frame_stacks:
+      check_frame_stacks(obs, final_obs, self.first)
+    record = {
       "obs": obs,
-      "action": actions,
-      "reward": stored,
-      "terminated": stored_terminated,
+      "action": np.asarray(actions),
+      "reward": np.asarray(
+        reward if self.reward_fn is None else self.reward_fn(np.asarray(reward)), np.float32
+      ),
+      "terminated": np.asarray(
+        terminated if self.terminal_fn is None else self.terminal_fn(terminated, truncated, info),
+        bool,
+      ),
+      "truncated": np.asarray(truncated, bool),
       "next_obs": final_obs,
+      "first": self.first,
     }
-    if keep.all():
-      self.buffer.add(transition, np.arange(env.num_envs), done)
-    elif keep.any():
-      self.buffer.add(
-        {k: np.asarray(v)[keep] for k, v in transition.items()}, np.flatnonzero(keep), done[keep]
+    self.running += reward
+    self.episodes += int(done.sum())
+    self.return_sum += float(self.running[done].sum())
+    self.running[done] = 0.0
+    self.first, self.obs = done, next_obs
+    return record
+
+  def reset_ended(self, next_obs: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """Resets the envs that ended (``reset_mask``); the others' observations
+    must come back as they were.
+
+    Raises:
+      ValueError: the env reset envs outside the mask.
+    """
+    kept = np.array(next_obs[~done], copy=True)
+    obs, _ = self.env.reset(options={"reset_mask": done})
+    if not np.array_equal(obs[~done], kept):
+      raise ValueError(
+        f"{type(self.env).__name__}.reset(options={{'reset_mask': mask}}) changed envs "
+        f"outside the mask; the host loop resets ended envs at once and needs masked "
+        f"resets: use gymnasium.make_vec(env_id, num_envs, vectorization_mode='sync') "
+        f"(SyncVectorEnv and AsyncVectorEnv have them), or an env with "
+        f"autoreset_mode=SAME_STEP."
       )
-    self.running += np.where(keep, reward, 0.0)
-    finished = np.logical_and(done, keep)
-    self.episodes += int(finished.sum())
-    self.return_sum += float(self.running[finished].sum())
-    self.running[finished] = 0.0
-    if self.mode == AutoresetMode.NEXT_STEP:
-      self.skip = finished
-    elif self.mode == AutoresetMode.DISABLED and done.any():
-      next_obs, _ = env.reset(options={"reset_mask": done})
-    self.obs = next_obs
+    return obs

@@ -1,9 +1,12 @@
 """The host-loop trainer: a Python loop over a gymnasium vector env.
 
 The same ``BaseAgent`` objects and ``TrainingConfig`` fields as the Anakin
-trainer, with jitted ``predict`` and ``update``, a numpy replay buffer
-(``buffers.py``), the env stepped from the host (``stepping.py``) and the
-chunk loop both trainers share (``baselax.training.driver``).
+trainer, and the same pieces: the replay store (``baselax.replay``: n-step
+windows, prioritized sampling, frame stacks kept one frame a step), the
+learning step (``baselax.learner.step``) and the chunk loop
+(``baselax.training.driver``). Only the env is stepped from the host
+(``stepping.py``): one jitted call acts, one adds the step to the replay,
+one samples and learns.
 """
 
 from __future__ import annotations
@@ -20,41 +23,19 @@ import jax
 import numpy as np
 
 from baselax.agents import base as agent_base
-from baselax.hostloop.buffers import FrameStackReplay, ReplayBuffer
-from baselax.hostloop.stepping import Collector, check, evaluate, example_transition, greedy_actions
-from baselax.metrics import ChunkRecord, TrainResult, scalar_fields, stack_history, zero_scalars
+from baselax.hostloop.stepping import Collector, check, evaluate, example_record, greedy_actions
+from baselax.hostloop.steps import Steps, make_run_replay, make_steps
+from baselax.metrics import ChunkRecord, TrainResult, stack_history
 from baselax.training import checkpoint as checkpoint_lib
-from baselax.training import driver, lowering
+from baselax.training import driver
 from baselax.training.config import Derived, TrainingConfig
 
 logger = logging.getLogger("baselax.hostloop")
 
 
-def jitted_steps(agent: agent_base.BaseAgent):
-  """``(act, learn)``: the agent's acting and learning steps, jitted.
-
-  ``act(params, policy_state, obs, key) -> (actions, policy_state, key)``;
-  ``learn(params, optimizer_state, batch, sums, key) -> (sums, params,
-  optimizer_state)``, the logged scalars summed on device (no eager host ops).
-  """
-
-  # Compiled as the Anakin chunk is (baselax.training.lowering).
-  def act(params, policy_state, obs, key):
-    key, act_key = jax.random.split(key)
-    out, policy_state = agent.predict(params, policy_state, obs, act_key, evaluation=False)
-    return out.actions, policy_state, key
-
-  # Only an agent whose update draws randomness gets a key (AgentContract.update_key).
-  update_key = agent_base.contract_of(agent).update_key
-
-  def learn(params, optimizer_state, batch, sums, key):
-    kwargs = {"key": jax.random.fold_in(key, 1)} if update_key else {}
-    out, params, optimizer_state = agent.update(params, optimizer_state, batch, **kwargs)
-    scalars = scalar_fields(out)
-    sums = {k: sums[k] + v for k, v in scalars.items()}
-    return sums, params, optimizer_state
-
-  return lowering.jit(act, agent), lowering.jit(learn, agent)
+#: What a checkpoint's replay is (the fingerprint's ``replay``): checkpoints of
+#: the numpy buffers before it are refused, naming this.
+REPLAY_FORMAT = "baselax.replay store"
 
 
 @dataclasses.dataclass
@@ -64,15 +45,16 @@ class Learner:
   params: Any
   optimizer_state: Any
   policy_state: Any
-  key: Any
+  key: Any  # the acting stream
+  buffer: Any  # the replay's state (baselax.replay.ReplayState)
 
-  def state(self, buffer: Any) -> dict[str, Any]:
+  def state(self) -> dict[str, Any]:
     return {
       "params": self.params,
       "optimizer_state": self.optimizer_state,
       "policy_state": self.policy_state,
       "key": self.key,
-      "buffer": buffer.state_dict(),
+      "buffer": self.buffer,
     }
 
 
@@ -82,8 +64,7 @@ class Run:
 
   agent: Any
   config: TrainingConfig
-  act: Callable
-  learn: Callable
+  steps: Steps
   learner: Learner
   collector: Collector
   eval_env: Any
@@ -98,36 +79,35 @@ class Run:
 
 
 def run_chunk(run: Run, c: int):
-  """Trains chunk ``c``: its env iterations, an update every ``train_every``
-  once learning has started, then greedy evaluation. Returns ``(record,
-  names of non-finite values)``."""
-  config, derived, learner, collector = run.config, run.derived, run.learner, run.collector
+  """Trains chunk ``c``: its env iterations, each added to the replay, an
+  update every ``train_every`` once learning has started, then greedy
+  evaluation. Returns ``(record, names of non-finite values)``."""
+  config, derived, learner, steps = run.config, run.derived, run.learner, run.steps
   t0 = time.perf_counter()
-  # Replay sampling draws from a stream per chunk, so a resumed run samples
-  # as an uninterrupted one would.
-  rng = np.random.default_rng([config.seed, c])
   per_chunk = derived.steps_per_chunk * config.train_every
   learning_starts = derived.learning_starts_step * config.train_every
-  sums: dict[str, Any] = {}  # per-chunk sums of the logged scalars, on device
-  updates = 0
+  sums = steps.zero_sums
   for iteration in range(c * per_chunk + 1, (c + 1) * per_chunk + 1):
-    actions, learner.policy_state, learner.key = run.act(
-      learner.params, learner.policy_state, collector.obs, learner.key
+    actions, learner.policy_state, learner.key = steps.act(
+      learner.params, learner.policy_state, run.collector.obs, learner.key
     )
-    collector.step(np.asarray(actions))
-    if (
-      iteration % config.train_every == 0
-      and iteration > learning_starts
-      and collector.buffer.size >= config.batch_size
-    ):
-      batch = collector.buffer.sample(rng, config.batch_size)
-      if not sums:
-        sums = zero_scalars(run.agent, learner.params, learner.optimizer_state, batch)
-      sums, learner.params, learner.optimizer_state = run.learn(
-        learner.params, learner.optimizer_state, batch, sums, learner.key
+    step = run.collector.step(np.asarray(actions))
+    learner.buffer = steps.add(learner.buffer, {k: v[:, None] for k, v in step.items()})
+    if iteration % config.train_every == 0 and iteration > learning_starts:
+      # Sampling keys come from the iteration, so a resumed run samples as
+      # an uninterrupted one would.
+      update = iteration // config.train_every - 1
+      sums, learner.params, learner.optimizer_state, replay_steps = steps.learn(
+        learner.params,
+        learner.optimizer_state,
+        learner.buffer,
+        sums,
+        jax.random.fold_in(steps.sample_key, update),
+        np.int32(update),
       )
-      updates += 1
+      learner.buffer = learner.buffer._replace(steps=replay_steps)
   sums = {k: float(v) for k, v in jax.device_get(sums).items()}
+  updates = int(sums.pop("updates", 0))
   elapsed = time.perf_counter() - t0
   returns = (
     np.full(config.eval_episodes, np.nan)
@@ -143,7 +123,7 @@ def run_chunk(run: Run, c: int):
       max_steps=config.eval_max_steps,
     )
   )
-  episodes, return_sum = collector.count()
+  episodes, return_sum = run.collector.count()
   record = ChunkRecord.from_sums(
     chunk=c,
     env_steps=(c + 1) * derived.env_steps_per_chunk,
@@ -172,6 +152,7 @@ def train(
   compact_frames: bool = False,
   reward_fn: Callable[[np.ndarray], np.ndarray] | None = None,
   terminal_fn: Callable[..., np.ndarray] | None = None,
+  truncation_interval: int = 1,
   checkpointer: Any = None,
   resume: bool = False,
   identity: Mapping[str, Any] | None = None,
@@ -181,15 +162,17 @@ def train(
   ``config`` fields mean what they mean for the Anakin trainer (env steps
   counted over all envs; one update after every ``train_every`` env
   iterations once learning has started, at the same env step as in the
-  Anakin trainer: see ``TrainingConfig.learning_starts``); one seed on one
-  device. Evaluation (greedy, every ``eval_every`` env steps) runs on
-  ``eval_env`` when given, else is skipped (``eval_return`` is NaN).
+  Anakin trainer: see ``TrainingConfig.learning_starts``; ``n_step`` and
+  ``sampling`` pick the same replay); one seed on one device. Evaluation
+  (greedy, every ``eval_every`` env steps) runs on ``eval_env`` when given,
+  else is skipped (``eval_return`` is NaN).
 
   Args:
-    compact_frames: keep the replay in a :class:`FrameStackReplay` (each
-      frame once; observations must be frame stacks along axis 0, which it
-      checks), else a :class:`ReplayBuffer`. ``buffer_size`` counts
-      transitions for the one, frames for the other.
+    compact_frames: observations are frame stacks along axis 0 (checked on
+      every step): the replay keeps the newest frame of each step only
+      (:func:`baselax.replay.codecs.frame_codec`; Atari: 7 KB a step instead
+      of 56 KB). Else each observation is stored whole. ``buffer_size``
+      counts steps either way.
     reward_fn: applied to the rewards that are stored for learning (DQN's
       reward clipping, ``np.sign``); returns are counted on the env's own
       rewards.
@@ -197,50 +180,56 @@ def train(
       called after every vector step: the ``terminated`` flags stored for
       learning (no bootstrap past them), while the episodes themselves go on
       (DQN's terminal on life loss, ``baselax.atari.LifeLossTerminal``).
+    truncation_interval: the fewest steps between two truncations of one env
+      (its time limit): the replay keeps that many fewer true final
+      observations (``baselax.replay.store``); 1 is always exact.
     checkpointer: a ``baselax.training.Checkpointer`` for the params, the
-      optimizer and policy states, key, replay buffer and metrics (when:
+      optimizer and policy states, key, replay and metrics (when:
       ``baselax.training.driver``).
     resume: continue from the checkpointer's newest checkpoint (refused if it
       is from another run: ``identity``, config, agent). Params, optimizer,
-      replay, exploration schedule and key go on exactly; the envs start new
+      replay, exploration schedule and keys go on exactly; the envs start new
       episodes (an emulator's state is not in the checkpoint).
     identity: JSON-able settings that also define the run (the env id and
       its preprocessing, the agent's hyper-parameters), in the fingerprint.
 
   Returns:
-    A ``TrainResult`` as the Anakin runner's (a seed axis of size 1).
+    A ``TrainResult`` as the Anakin runner's (a seed axis of size 1); its
+    ``state`` has the replay's state (``buffer``) and functions (``replay``).
 
   Raises:
     NonFiniteError: a chunk's loss or params were not finite.
-    ConfigError: ``resume`` from a checkpoint of another run.
+    ConfigError: ``resume`` from a checkpoint of another run; a replay or an
+      agent that cannot train together (``baselax.learner.contract``).
   """
   check(env, config)
   if resume and checkpointer is None:
     raise ValueError("resume=True needs a checkpointer to resume from.")
-  learner, (act, learn), buffer = fresh(agent, env, config, compact_frames)
-  # What a checkpoint must match to be resumed: the host loop's, and its replay's kind.
-  fingerprint = checkpoint_lib.run_identity(config, agent, env, identity)
-  fingerprint.update(trainer="hostloop", compact_frames=bool(compact_frames))
+  learner, steps = fresh(agent, env, config, compact_frames, truncation_interval)
+  fingerprint = run_fingerprint(config, agent, env, identity, compact_frames)
   history: list[ChunkRecord] = []
   first_chunk = 0
   if resume:
-    learner, first_chunk, history = restore(checkpointer, learner, buffer, fingerprint)
+    learner, first_chunk, history = restore(checkpointer, learner, fingerprint)
     logger.info("resumed from %s at chunk %d", checkpointer.directory, first_chunk)
 
   # A resumed run's envs start new episodes, from seeds of their own.
   obs, _ = env.reset(seed=config.seed + 100_003 * first_chunk)
-  run = Run(
-    agent,
-    config,
-    act,
-    learn,
-    learner,
-    Collector(env, buffer, obs, reward_fn, terminal_fn),
-    eval_env,
-    history[-1].wall_time if history else 0.0,
-  )
+  collector = Collector(env, obs, reward_fn, terminal_fn, frame_stacks=compact_frames)
+  wall = history[-1].wall_time if history else 0.0
+  run = Run(agent, config, steps, learner, collector, eval_env, wall)
   stopped_early = drive(run, first_chunk, history, checkpointer, fingerprint, on_chunk)
   return result(run, history, stopped_early, first_chunk)
+
+
+def run_fingerprint(
+  config: TrainingConfig, agent: Any, env: Any, identity: Any, compact_frames: bool
+) -> dict[str, Any]:
+  """What a checkpoint must match to be resumed: the run's identity, the host
+  loop's, and its replay's kind."""
+  fingerprint = checkpoint_lib.run_identity(config, agent, env, identity)
+  fingerprint.update(trainer="hostloop", compact_frames=bool(compact_frames), replay=REPLAY_FORMAT)
+  return fingerprint
 
 
 def drive(
@@ -271,22 +260,19 @@ def fresh(
   env: gymnasium.vector.VectorEnv,
   config: TrainingConfig,
   compact_frames: bool,
-) -> tuple[Learner, tuple, Any]:
-  """A new run's ``(learner, (act, learn), replay)``: the seed's params and
-  states, the jitted steps and an empty buffer sized for the env's transitions."""
+  truncation_interval: int = 1,
+) -> tuple[Learner, Steps]:
+  """A new run's ``(learner, steps)``: the seed's params and states, an empty
+  replay sized for the env's steps, and the compiled steps."""
   params_key, policy_key, key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
   params = agent.init_params(params_key)
-  learner = Learner(
-    params, agent.init_optimizer(params, params_key), agent.init_policy(policy_key), key
+  policy_state = agent.init_policy(policy_key)
+  replay = make_run_replay(
+    agent, config, example_record(env, agent, key), compact_frames, truncation_interval
   )
-  act, learn = jitted_steps(agent)
-  example = example_transition(env, act, learner.params, learner.policy_state, key)
-  buffer: Any = (
-    FrameStackReplay(config.buffer_size, env.num_envs, example)
-    if compact_frames
-    else ReplayBuffer(config.buffer_size, example)
-  )
-  return learner, (act, learn), buffer
+  optimizer_state = agent.init_optimizer(params, params_key)
+  learner = Learner(params, optimizer_state, policy_state, key, replay.init())
+  return learner, make_steps(agent, config, replay, learner)
 
 
 def save(
@@ -295,19 +281,13 @@ def save(
   """Writes the run's checkpoint at ``chunks_done`` (nothing without a checkpointer)."""
   if checkpointer is not None:
     params = jax.tree.map(lambda x: np.asarray(x)[None], run.learner.params)
-    checkpointer.save(
-      chunks_done, run.learner.state(run.collector.buffer), history, fingerprint, params=params
-    )
+    checkpointer.save(chunks_done, run.learner.state(), history, fingerprint, params=params)
 
 
-def restore(checkpointer: Any, learner: Learner, buffer: Any, fingerprint: Any):
-  """``(learner, chunks done, history)`` from the newest checkpoint; the
-  buffer is loaded in place."""
-  restored = checkpointer.restore(learner.state(buffer), fingerprint)
-  buffer.load_state_dict(restored.state["buffer"])
-  learner = Learner(
-    **{k: restored.state[k] for k in ("params", "optimizer_state", "policy_state", "key")}
-  )
+def restore(checkpointer: Any, learner: Learner, fingerprint: Any):
+  """``(learner, chunks done, history)`` from the newest checkpoint."""
+  restored = checkpointer.restore(learner.state(), fingerprint)
+  learner = Learner(**{k: restored.state[k] for k in learner.state()})
   return learner, restored.chunks_done, list(restored.history)
 
 
@@ -315,18 +295,19 @@ def result(
   run: Run, history: list[ChunkRecord], stopped_early: bool, first_chunk: int
 ) -> TrainResult:
   """The :class:`TrainResult` of a run (a seed axis of size 1 on params)."""
-  learner, buffer = run.learner, run.collector.buffer
+  learner = run.learner
   metrics = stack_history(history)
   metrics["compile_time"] = 0.0  # jit compiles on the first call, inside chunk 0
   metrics["total_time"] = time.perf_counter() - run.started
-  metrics["buffer_bytes"] = buffer.nbytes
+  metrics["buffer_bytes"] = sum(x.nbytes for x in jax.tree.leaves(learner.buffer))
   return TrainResult(
     params=jax.tree.map(lambda x: np.asarray(x)[None], learner.params),
     state=dict(
       params=learner.params,
       optimizer_state=learner.optimizer_state,
       policy_state=learner.policy_state,
-      buffer=buffer,
+      buffer=learner.buffer,
+      replay=run.steps.replay,
     ),
     metrics=metrics,
     history=history,

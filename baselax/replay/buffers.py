@@ -157,6 +157,9 @@ class Replay(NamedTuple):
     capacity: transitions the buffer holds, ``num_envs * (buffer_size // num_envs)``.
     final_slots: ``K``, true final observations kept per env.
     codec: how observations are stored.
+    store: the static description of the store the functions read
+      (:class:`~baselax.replay.store.Store`): what a caller needs to read
+      every held item (:func:`~baselax.replay.store.transitions`).
   """
 
   init: Callable[[], Any]
@@ -167,6 +170,7 @@ class Replay(NamedTuple):
   capacity: int
   final_slots: int
   codec: ObsCodec
+  store: Any = None
 
 
 def make_replay(
@@ -204,13 +208,19 @@ def make_replay(
   chosen = variant(config.sampling)
   rows, length = config.num_envs, config.buffer_size // config.num_envs
   interval = max(1, min(truncation_interval, length))
+  window = codec.stack + n  # frames before the transition, its n steps, the next
+  if length < 2 * window:
+    raise ConfigError(
+      f"replay: buffer_size // num_envs = {length} steps per env cannot hold two sampled "
+      f"windows of {window} steps; raise buffer_size to at least {2 * window * rows}."
+    )
   trajectory = chosen.trajectory_buffer(
     config,
     add_batch_size=rows,
     sample_batch_size=config.batch_size,
-    sample_sequence_length=n + 1,
+    sample_sequence_length=window,
     period=1,
-    min_length_time_axis=n + 1,
+    min_length_time_axis=window,
     max_length_time_axis=length,
   )
   store = Store(
@@ -235,6 +245,7 @@ def make_replay(
     capacity=rows * length,
     final_slots=store.slots,
     codec=codec,
+    store=store,
   )
 
 

@@ -44,6 +44,9 @@ class ObsCodec(NamedTuple):
     decode: the inverse (exact on every observation the env can emit).
     obs: the observation's ``jax.ShapeDtypeStruct`` (no batch axis).
     stored: the stored ``jax.ShapeDtypeStruct`` (no batch axis).
+    stack: ``k`` of observations that are stacks of the last ``k`` frames
+      (:func:`frame_codec`): only the newest frame of each step is stored, and
+      the store rebuilds the stack from the steps before it; 1 otherwise.
   """
 
   name: str
@@ -51,6 +54,7 @@ class ObsCodec(NamedTuple):
   decode: Callable[[Any], Any]
   obs: Any
   stored: Any
+  stack: int = 1
 
   @property
   def obs_bytes(self) -> int:
@@ -103,6 +107,35 @@ def bits_codec(obs: jax.ShapeDtypeStruct) -> ObsCodec:
     return flat.reshape(*packed.shape[:-1], *obs.shape).astype(obs.dtype)
 
   return ObsCodec("bool", encode, decode, obs, jax.ShapeDtypeStruct((-(-size // 8),), np.uint8))
+
+
+def frame_codec(obs: jax.ShapeDtypeStruct) -> ObsCodec:
+  """Stores the newest frame of a frame stack ``(k, *frame)`` (axis 0, ``k >= 2``).
+
+  ``decode`` gives a frame back; the store (:mod:`~baselax.replay.store`)
+  rebuilds a step's stack from the newest frames of it and the ``k - 1``
+  steps before it, repeating an episode's first frame before its start (how
+  gymnasium's ``FrameStackObservation`` pads, ``padding_type="reset"``). So
+  each frame is stored once, not ``2k`` times (DQN's replay memory, Mnih et
+  al. 2015). The trainer that adds must check that its observations are such
+  stacks (``baselax.hostloop`` does, on every step).
+
+  Raises:
+    ConfigError: ``obs`` is not an array with a stack axis of 2 or more.
+  """
+  if not isinstance(obs, jax.ShapeDtypeStruct) or len(obs.shape) < 2 or obs.shape[0] < 2:
+    shape = getattr(obs, "shape", type(obs).__name__)
+    raise ConfigError(
+      f"frame-stack storage needs observations stacked along axis 0, (k >= 2, *frame); "
+      f"got {shape}. Store them whole (compact_frames=False)."
+    )
+  k, frame = obs.shape[0], obs.shape[1:]
+  identity = lambda x: x  # noqa: E731
+
+  def encode(x):
+    return jnp.take(x, k - 1, axis=x.ndim - len(obs.shape))
+
+  return ObsCodec("frames", encode, identity, obs, jax.ShapeDtypeStruct(frame, obs.dtype), k)
 
 
 def observation_spec(env: Any) -> Any:

@@ -35,6 +35,16 @@ steps apart, so their ``floor(a / T)`` differ by 1 to ``K - 1`` and never
 share a bucket. With no known time limit (``T = 1``) the side store is as
 large as the buffer.
 
+**Frame stacks** (:func:`~baselax.replay.codecs.frame_codec`, ``k`` frames):
+a step stores only the newest frame of its observation, and a flag marks the
+first step of each episode (``records["first"]``). A sampled window then
+starts ``k - 1`` steps before its transition, and each observation is
+rebuilt from the newest frames of its step and the ``k - 1`` before it, an
+episode's first frame repeated before its first step; a truncated step's
+final observation from the ``k - 1`` frames before it and the true final
+frame (kept in the side store). The first ``k - 1`` steps of each env's
+first episode are never sampled (there is no window that holds them whole).
+
 Bytes per stored transition: the stored observation (rounded up to whole
 4-byte words), 4 per action word, 8 for the reward and the flags, ``K / L``
 of a row for the side store, and for prioritized replay the sum tree
@@ -106,9 +116,15 @@ class Store(NamedTuple):
   trajectory: Any
 
   @property
+  def history(self) -> int:
+    """Steps a window holds before its transition: ``k - 1`` for frame stacks, else 0."""
+    return self.codec.stack - 1
+
+  @property
   def window(self) -> int:
-    """Steps of a sampled item: the ``n`` of its transition and the one whose obs is next."""
-    return self.n_step + 1
+    """Steps of a sampled item: the frames before it, the ``n`` of its
+    transition and the one whose obs is next."""
+    return self.history + self.n_step + 1
 
   @property
   def period(self) -> int:
@@ -156,6 +172,12 @@ def add(store: Store, state: ReplayState, records: Batch) -> ReplayState:
     )
   t = records["reward"].shape[1]
   flags = records["terminated"].astype(jnp.uint32) | records["truncated"].astype(jnp.uint32) << 1
+  if store.history:
+    if "first" not in records:
+      raise ValueError(
+        "replay: frame-stack storage needs records['first'] (the step starts an episode)."
+      )
+    flags = flags | records["first"].astype(jnp.uint32) << 2
   steps = jnp.concatenate(
     [
       records_lib.pack(layout.obs, store.codec.encode(records["obs"])),
@@ -192,6 +214,8 @@ def final_column(store: Store, state: ReplayState, column: jax.Array) -> jax.Arr
 
 def transitions(store: Store, state: ReplayState, row: jax.Array, start: jax.Array) -> Batch:
   """The batch of the windows starting at ``(row, start)``, ``(B,)`` each."""
+  if store.history:
+    return stacked_transitions(store, state, row, start)
   layout, length, n = store.layout, store.length, store.n_step
   obs_words = layout.obs_words
   records = state.records
@@ -227,6 +251,70 @@ def transitions(store: Store, state: ReplayState, row: jax.Array, start: jax.Arr
     "reward": reward,
     "terminated": terminated,
     "next_obs": decode(records_lib.unpack(layout.obs, next_row)),
+  }
+  if bootstrap is not None:
+    batch["discount"] = bootstrap
+  return batch
+
+
+def restack(frames: jax.Array, first: jax.Array) -> jax.Array:
+  """Frame stacks from the newest frames of ``k`` consecutive steps.
+
+  ``frames`` ``(B, k, *frame)``, ``first`` ``(B, k)`` (the step starts an
+  episode), oldest first. Frames from before the newest episode start in the
+  stack are replaced by that start's frame, as ``FrameStackObservation``
+  pads (``padding_type="reset"``). Returns ``(B, k, *frame)``.
+  """
+  k = frames.shape[1]
+  position = jnp.arange(k)
+  start = jnp.max(jnp.where(first[:, 1:], position[1:], 0), axis=1)  # newest start, or 0
+  source = jnp.maximum(position[None], start[:, None])
+  return jax.vmap(lambda f, i: f[i])(frames, source)
+
+
+def stacked_transitions(
+  store: Store, state: ReplayState, row: jax.Array, start: jax.Array
+) -> Batch:
+  """:func:`transitions` of frame-stack storage: the window's first ``k - 1``
+  steps only give frames (see the module doc)."""
+  layout, length, n, h = store.layout, store.length, store.n_step, store.history
+  columns = (start[:, None] + jnp.arange(store.window)) % length
+  window = state.records[row[:, None], columns]  # (B, h + n + 1, W)
+  decode = store.codec.decode
+  frames = decode(records_lib.unpack(layout.obs, window[..., : layout.obs_words]))
+  flags = window[..., layout.flags]
+  first = (flags & 4) > 0
+  rewards = jax.lax.bitcast_convert_type(window[:, h : h + n, layout.reward], jnp.float32)
+  terminated, truncated = (flags[:, h : h + n] & 1) > 0, (flags[:, h : h + n] & 2) > 0
+  if n == 1:
+    k, reward, bootstrap = jnp.ones_like(start), rewards[:, 0], None
+  else:
+    discount = store.discount
+    assert discount is not None  # n > 1 stores its gamma
+    k, reward, bootstrap = jax.vmap(lambda r, te, tr: windows.window_return(r, te, tr, discount))(
+      rewards, terminated, truncated
+    )
+  take = lambda x, i: jnp.take_along_axis(x, i, axis=1)  # noqa: E731
+  last_terminated = take(terminated, (k - 1)[:, None])[:, 0]
+  last_truncated = take(truncated, (k - 1)[:, None])[:, 0]
+  # The next observation's stack ends at window position h + k; a truncated
+  # step's ends with the true final frame instead (the side store).
+  final = final_column(store, state, (start + h + k - 1) % length)
+  final_frame = decode(
+    records_lib.unpack(layout.obs, state.records[row, final, : layout.obs_words])
+  )
+  positions = (h + k)[:, None] + jnp.arange(-h, 1)  # (B, h + 1)
+  gather = lambda x: jax.vmap(lambda xs, i: xs[i])(x, positions)  # noqa: E731
+  next_frames, next_first = gather(frames), gather(first)
+  cut = last_truncated.reshape(-1, *([1] * (next_frames.ndim - 1)))
+  next_frames = next_frames.at[:, h].set(jnp.where(cut[:, 0], final_frame, next_frames[:, h]))
+  next_first = next_first.at[:, h].set(next_first[:, h] & ~last_truncated)
+  batch = {
+    "obs": restack(frames[:, : h + 1], first[:, : h + 1]),
+    "action": records_lib.unpack(layout.action, window[:, h]),
+    "reward": reward,
+    "terminated": last_terminated,
+    "next_obs": restack(next_frames, next_first),
   }
   if bootstrap is not None:
     batch["discount"] = bootstrap

@@ -30,6 +30,7 @@ from baselax.anakin.config import AnakinConfig
 from baselax.envs.atari_env import (
   INSTALL,
   AtariConfig,
+  AtariSnapshot,
   LifeLossTerminal,
   check_env_id,
   make_vector_env,
@@ -308,6 +309,7 @@ def run(
         reward_fn=np.sign if spec.atari.clip_rewards else None,
         terminal_fn=LifeLossTerminal() if spec.atari.terminal_on_life_loss else None,
         truncation_interval=truncation_interval(spec.atari),
+        env_snapshot=AtariSnapshot(),
         checkpointer=checkpointer,
         resume=chunks_done is not None,
         identity=spec.identity(),

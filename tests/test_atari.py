@@ -258,6 +258,15 @@ def test_hostloop_atari_trains_writes_a_run_directory_and_resumes(tmp_path, caps
   assert all(line["train_episodes"][0] >= 2 for line in lines)
   assert len(lines[1]["eval_returns"][0]) == 2
   assert os.path.exists(os.path.join(run_dir, "summary.json"))
+  # The resumed games went on where they were: the same metrics, chunk for
+  # chunk, as a run that was never stopped.
+  whole = str(tmp_path / "whole")
+  atari.run([*flags, "--run-dir", whole])
+  with open(os.path.join(whole, "metrics.jsonl")) as f:
+    uninterrupted = [json.loads(line) for line in f]
+  timing = ("sps", "wall_time")
+  assert ([{k: v for k, v in line.items() if k not in timing} for line in lines]
+          == [{k: v for k, v in line.items() if k not in timing} for line in uninterrupted])
   assert sorted(os.listdir(os.path.join(run_dir, "checkpoints"))) == ["1", "2"]
   replay = out.result.state["replay"]
   assert replay.codec.name == "frames" and replay.store.layout.obs_words == 84 * 84 // 4

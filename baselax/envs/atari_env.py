@@ -17,6 +17,7 @@ Needs ale-py (``pip install -e ".[atari]"``; its ROMs ship with it).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import difflib
 from collections.abc import Sequence
@@ -166,6 +167,13 @@ class LifeLossTerminal:
   def __init__(self):
     self.lives: np.ndarray | None = None
 
+  def state_dict(self) -> dict[str, Any]:
+    """The lives it last saw (a checkpoint's part of a resumable run)."""
+    return {"lives": None if self.lives is None else np.asarray(self.lives).tolist()}
+
+  def load_state_dict(self, state: dict[str, Any]) -> None:
+    self.lives = None if state["lives"] is None else np.asarray(state["lives"])
+
   def __call__(
     self, terminated: np.ndarray, truncated: np.ndarray, info: dict[str, Any]
   ) -> np.ndarray:
@@ -187,4 +195,72 @@ def make_vector_env(env_id: str, num_envs: int, config: AtariConfig = AtariConfi
 
   return gymnasium.vector.SyncVectorEnv(
     [lambda: make_env(env_id, config)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP
+  )
+
+
+class AtariSnapshot:
+  """The state of a :func:`make_vector_env`'s games, for ``hostloop.train(env_snapshot=)``.
+
+  Per game: the emulator (``cloneState(include_rng=True)``: RAM, CPU and the
+  sticky-action RNG), the numpy RNG of its no-op resets, the frame-skip
+  wrapper's max-pool buffer and lives, and the frame stack; as JSON, so a
+  resumed run continues the same games, step for step.
+  """
+
+  def save(self, env: Any) -> list[dict[str, Any]]:
+    """The games' state, JSON-able."""
+    from baselax.training.checkpoint import array_to_json
+
+    out = []
+    for game in env.envs:
+      stack, pre, atari = _layers(game)
+      state = atari.ale.cloneState(include_rng=True).serialize()
+      out.append(
+        {
+          "ale": base64.b64encode(state).decode(),
+          "np_random": atari.np_random.bit_generator.state,
+          "lives": int(pre.lives),
+          "game_over": bool(pre.game_over),
+          "obs_buffer": [array_to_json(x) for x in pre.obs_buffer],
+          "frames": [array_to_json(x) for x in stack.obs_queue],
+        }
+      )
+    return out
+
+  def load(self, env: Any, saved: list[dict[str, Any]]) -> None:
+    """Puts the games of ``env`` (reset once) into the state :meth:`save` gave.
+
+    Raises:
+      ValueError: ``saved`` is of another number of games.
+    """
+    import ale_py
+
+    from baselax.training.checkpoint import array_from_json
+
+    if len(saved) != len(env.envs):
+      raise ValueError(f"the snapshot holds {len(saved)} games, the env has {len(env.envs)}.")
+    for game, state in zip(env.envs, saved, strict=True):
+      stack, pre, atari = _layers(game)
+      atari.ale.restoreState(ale_py.ALEState(base64.b64decode(state["ale"])))
+      atari.np_random.bit_generator.state = state["np_random"]
+      pre.lives, pre.game_over = state["lives"], state["game_over"]
+      for i, x in enumerate(state["obs_buffer"]):
+        pre.obs_buffer[i][...] = array_from_json(x)
+      stack.obs_queue.clear()
+      stack.obs_queue.extend(array_from_json(x) for x in state["frames"])
+
+
+def _layers(game: Any) -> tuple[Any, Any, Any]:
+  """``(frame stack, preprocessing, ale-py env)`` of one :func:`make_env` game."""
+  from gymnasium import wrappers
+
+  layers: dict[type, Any] = {}
+  layer = game
+  while hasattr(layer, "env"):
+    layers[type(layer)] = layer
+    layer = layer.env
+  return (
+    layers[wrappers.FrameStackObservation],
+    layers[wrappers.AtariPreprocessing],
+    game.unwrapped,
   )

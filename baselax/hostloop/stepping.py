@@ -17,7 +17,7 @@ Evaluation (:func:`evaluate`) plays whole episodes in any of the three modes.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium
 import jax
@@ -26,6 +26,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from baselax.agents import base as agent_base
+from baselax.training.checkpoint import array_from_json, array_to_json
 from baselax.training.config import DEFAULT_EVAL_MAX_STEPS, TrainingConfig
 
 
@@ -165,6 +166,19 @@ def check_frame_stacks(obs: np.ndarray, final_obs: np.ndarray, first: np.ndarray
     )
 
 
+class EnvSnapshot(Protocol):
+  """Saves and loads a vector env's own state (its emulators, RNGs, wrappers)
+  for ``hostloop.train(env_snapshot=)``: as JSON, beside each checkpoint."""
+
+  def save(self, env: Any) -> Any:
+    """The env's state, JSON-able."""
+    ...
+
+  def load(self, env: Any, saved: Any) -> None:
+    """Puts ``env`` (reset once) into the state :meth:`save` gave."""
+    ...
+
+
 class Collector:
   """Steps a vector env with the agent's actions; gives each step's record.
 
@@ -185,7 +199,7 @@ class Collector:
   def __init__(
     self,
     env: gymnasium.vector.VectorEnv,
-    obs: np.ndarray,
+    obs: Any,
     reward_fn: Callable | None = None,
     terminal_fn: Callable | None = None,
     frame_stacks: bool = False,
@@ -197,6 +211,28 @@ class Collector:
     self.first = np.ones(env.num_envs, bool)  # the next step starts an episode
     self.running = np.zeros(env.num_envs)  # returns of the running episodes
     self.episodes, self.return_sum = 0, 0.0  # episodes ended since the last count()
+
+  def state_dict(self) -> dict[str, Any]:
+    """What the collector carries between steps, as JSON (the observations to
+    act on, which envs start an episode, the running returns, and
+    ``terminal_fn``'s state if it has a ``state_dict``)."""
+    out = {
+      "obs": array_to_json(np.asarray(self.obs)),
+      "first": self.first.tolist(),
+      "running": self.running.tolist(),
+    }
+    terminal_state = getattr(self.terminal_fn, "state_dict", None)
+    if terminal_state is not None:
+      out["terminal_fn"] = terminal_state()
+    return out
+
+  def load_state_dict(self, state: dict[str, Any]) -> None:
+    """Continues from :meth:`state_dict` (the env's own state restored apart)."""
+    self.obs = array_from_json(state["obs"])
+    self.first = np.asarray(state["first"], bool)
+    self.running = np.asarray(state["running"], np.float64)
+    if "terminal_fn" in state:
+      getattr(self.terminal_fn, "load_state_dict")(state["terminal_fn"])  # noqa: B009
 
   def count(self):
     """``(episodes, sum of their returns)`` since the last call."""

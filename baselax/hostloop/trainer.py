@@ -23,7 +23,14 @@ import jax
 import numpy as np
 
 from baselax.agents import base as agent_base
-from baselax.hostloop.stepping import Collector, check, evaluate, example_record, greedy_actions
+from baselax.hostloop.stepping import (
+  Collector,
+  EnvSnapshot,
+  check,
+  evaluate,
+  example_record,
+  greedy_actions,
+)
 from baselax.hostloop.steps import Steps, make_run_replay, make_steps
 from baselax.metrics import ChunkRecord, TrainResult, stack_history
 from baselax.training import checkpoint as checkpoint_lib
@@ -69,6 +76,7 @@ class Run:
   collector: Collector
   eval_env: Any
   wall_offset: float  # the wall time of the chunks before a resume
+  env_snapshot: Any = None  # saves and loads the env's own state (EnvSnapshot)
   started: float = dataclasses.field(default_factory=time.perf_counter)
   greedy: Callable = dataclasses.field(init=False)  # evaluation's actions
   derived: Derived = dataclasses.field(init=False)  # the loop sizes (one device)
@@ -156,42 +164,39 @@ def train(
   checkpointer: Any = None,
   resume: bool = False,
   identity: Mapping[str, Any] | None = None,
+  env_snapshot: EnvSnapshot | None = None,
 ) -> TrainResult:
   """Trains ``agent`` on a gymnasium vector env with a Python loop.
 
-  ``config`` fields mean what they mean for the Anakin trainer (env steps
-  counted over all envs; one update after every ``train_every`` env
-  iterations once learning has started, at the same env step as in the
-  Anakin trainer: see ``TrainingConfig.learning_starts``; ``n_step`` and
-  ``sampling`` pick the same replay); one seed on one device. Evaluation
-  (greedy, every ``eval_every`` env steps) runs on ``eval_env`` when given,
-  else is skipped (``eval_return`` is NaN).
+  ``config`` fields mean what they mean for the Anakin trainer (the same
+  update steps, ``TrainingConfig.learning_starts``; the same replay); one
+  seed on one device. Greedy evaluation every ``eval_every`` env steps runs
+  on ``eval_env`` when given, else is skipped (``eval_return`` is NaN).
 
   Args:
     compact_frames: observations are frame stacks along axis 0 (checked on
       every step): the replay keeps the newest frame of each step only
-      (:func:`baselax.replay.codecs.frame_codec`; Atari: 7 KB a step instead
-      of 56 KB). Else each observation is stored whole. ``buffer_size``
-      counts steps either way.
-    reward_fn: applied to the rewards that are stored for learning (DQN's
-      reward clipping, ``np.sign``); returns are counted on the env's own
-      rewards.
+      (:func:`baselax.replay.codecs.frame_codec`), else whole observations.
+    reward_fn: applied to the rewards stored for learning (DQN's reward
+      clipping, ``np.sign``); returns are counted on the env's own rewards.
     terminal_fn: ``terminal_fn(terminated, truncated, info) -> terminated``,
       called after every vector step: the ``terminated`` flags stored for
       learning (no bootstrap past them), while the episodes themselves go on
       (DQN's terminal on life loss, ``baselax.atari.LifeLossTerminal``).
     truncation_interval: the fewest steps between two truncations of one env
-      (its time limit): the replay keeps that many fewer true final
-      observations (``baselax.replay.store``); 1 is always exact.
-    checkpointer: a ``baselax.training.Checkpointer`` for the params, the
-      optimizer and policy states, key, replay and metrics (when:
+      (``baselax.replay.store``: fewer final observations kept); 1 is exact.
+    checkpointer: a ``baselax.training.Checkpointer`` (when it saves:
       ``baselax.training.driver``).
     resume: continue from the checkpointer's newest checkpoint (refused if it
       is from another run: ``identity``, config, agent). Params, optimizer,
-      replay, exploration schedule and keys go on exactly; the envs start new
-      episodes (an emulator's state is not in the checkpoint).
+      replay, exploration schedule and keys go on exactly; the envs continue
+      their episodes with ``env_snapshot``, else start new ones.
     identity: JSON-able settings that also define the run (the env id and
       its preprocessing, the agent's hyper-parameters), in the fingerprint.
+    env_snapshot: saves the env's own state in each checkpoint and loads it
+      on resume (:class:`~baselax.hostloop.stepping.EnvSnapshot`; Atari's:
+      ``baselax.envs.atari_env.AtariSnapshot``), so that a resumed run
+      equals an uninterrupted one.
 
   Returns:
     A ``TrainResult`` as the Anakin runner's (a seed axis of size 1); its
@@ -199,8 +204,8 @@ def train(
 
   Raises:
     NonFiniteError: a chunk's loss or params were not finite.
-    ConfigError: ``resume`` from a checkpoint of another run; a replay or an
-      agent that cannot train together (``baselax.learner.contract``).
+    ConfigError: a checkpoint of another run; an agent and a replay that
+      cannot train together (``baselax.learner.contract``).
   """
   check(env, config)
   if resume and checkpointer is None:
@@ -208,18 +213,38 @@ def train(
   learner, steps = fresh(agent, env, config, compact_frames, truncation_interval)
   fingerprint = run_fingerprint(config, agent, env, identity, compact_frames)
   history: list[ChunkRecord] = []
-  first_chunk = 0
+  first_chunk, extra = 0, None
   if resume:
-    learner, first_chunk, history = restore(checkpointer, learner, fingerprint)
+    learner, first_chunk, history, extra = restore(checkpointer, learner, fingerprint)
     logger.info("resumed from %s at chunk %d", checkpointer.directory, first_chunk)
-
-  # A resumed run's envs start new episodes, from seeds of their own.
-  obs, _ = env.reset(seed=config.seed + 100_003 * first_chunk)
-  collector = Collector(env, obs, reward_fn, terminal_fn, frame_stacks=compact_frames)
+  collector = start_collector(
+    env,
+    config.seed,
+    first_chunk,
+    Collector(env, None, reward_fn, terminal_fn, compact_frames),
+    env_snapshot,
+    extra,
+  )
   wall = history[-1].wall_time if history else 0.0
-  run = Run(agent, config, steps, learner, collector, eval_env, wall)
+  run = Run(agent, config, steps, learner, collector, eval_env, wall, env_snapshot)
   stopped_early = drive(run, first_chunk, history, checkpointer, fingerprint, on_chunk)
   return result(run, history, stopped_early, first_chunk)
+
+
+def start_collector(
+  env: Any, seed: int, first_chunk: int, collector: Collector, env_snapshot: Any, extra: Any
+) -> Collector:
+  """The collector, its env reset: a resumed run's games continue where the
+  checkpoint left them (``env_snapshot`` and a checkpoint that has them),
+  else new episodes start, from seeds of their own after a resume."""
+  obs, _ = env.reset(seed=seed + 100_003 * first_chunk)
+  collector.obs = obs
+  if env_snapshot is not None and extra:
+    env_snapshot.load(env, extra["env"])
+    collector.load_state_dict(extra["collector"])
+  elif first_chunk:
+    logger.info("the envs start new episodes (no env state in the checkpoint)")
+  return collector
 
 
 def run_fingerprint(
@@ -281,14 +306,23 @@ def save(
   """Writes the run's checkpoint at ``chunks_done`` (nothing without a checkpointer)."""
   if checkpointer is not None:
     params = jax.tree.map(lambda x: np.asarray(x)[None], run.learner.params)
-    checkpointer.save(chunks_done, run.learner.state(), history, fingerprint, params=params)
+    extra = None
+    if run.env_snapshot is not None:
+      extra = {
+        "env": run.env_snapshot.save(run.collector.env),
+        "collector": run.collector.state_dict(),
+      }
+    checkpointer.save(
+      chunks_done, run.learner.state(), history, fingerprint, params=params, extra=extra
+    )
 
 
 def restore(checkpointer: Any, learner: Learner, fingerprint: Any):
-  """``(learner, chunks done, history)`` from the newest checkpoint."""
+  """``(learner, chunks done, history, extra)`` from the newest checkpoint
+  (``extra``: the env snapshot and collector state, if it was saved)."""
   restored = checkpointer.restore(learner.state(), fingerprint)
   learner = Learner(**{k: restored.state[k] for k in learner.state()})
-  return learner, restored.chunks_done, list(restored.history)
+  return learner, restored.chunks_done, list(restored.history), restored.extra
 
 
 def result(

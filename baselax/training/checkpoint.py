@@ -27,6 +27,7 @@ a checkpoint atomically: a writer killed midway leaves no step at all.)
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -51,6 +52,7 @@ class Restored(NamedTuple):
   state: Any
   chunks_done: int
   history: list[metrics_lib.ChunkRecord]
+  extra: Any = None  # the JSON the trainer saved beside the state (``save(extra=)``)
 
 
 def run_identity(
@@ -93,6 +95,18 @@ def differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[st
     if a != b:
       out.append(f"{key}: checkpoint has {a!r}, this run has {b!r}")
   return out
+
+
+def array_to_json(x: Any) -> dict[str, Any]:
+  """A numpy array as JSON (dtype, shape, base64 bytes), for ``save(extra=)``."""
+  x = np.ascontiguousarray(x)
+  return {"dtype": x.dtype.str, "shape": list(x.shape), "b64": base64.b64encode(x).decode()}
+
+
+def array_from_json(d: Mapping[str, Any]) -> np.ndarray:
+  """The inverse of :func:`array_to_json`."""
+  flat = np.frombuffer(base64.b64decode(d["b64"]), np.dtype(d["dtype"]))
+  return flat.reshape(d["shape"]).copy()
 
 
 MANIFEST = "manifest.json"
@@ -258,13 +272,15 @@ class Checkpointer:
     fingerprint: dict[str, Any],
     params: Any,
     include_state: bool = True,
+    extra: Any = None,
   ) -> None:
     """Writes a checkpoint after ``chunks_done`` chunks (blocks until written).
 
     ``params``: the params of every seed, leading axis seeds (what evaluation
     loads). ``include_state=False`` writes the params and metrics only
     (multi-process runs, whose state is spread over the hosts): evaluable, not
-    resumable.
+    resumable. ``extra``: JSON the trainer keeps beside the state, of any
+    shape (the host loop's env snapshot), given back as ``Restored.extra``.
     """
     ocp = self._ocp
     params = jax.device_get(params)
@@ -273,6 +289,8 @@ class Checkpointer:
       "fingerprint": fingerprint,
       "history": [metrics_lib.record_to_json(r) for r in history],
     }
+    if extra is not None:
+      meta["extra"] = extra
     items = dict(params=ocp.args.StandardSave(params))
     if include_state:
       # The device arrays go to orbax as they are: it stages a numpy tree
@@ -355,6 +373,7 @@ class Checkpointer:
       state=restored,
       chunks_done=int(meta["chunks_done"]),
       history=[metrics_lib.record_from_json(h) for h in meta["history"]],
+      extra=meta.get("extra"),
     )
 
   def restore_params(self, like_params: Any, step: int | None = None) -> Any:

@@ -56,7 +56,7 @@ def run_in_subprocess(code: str, num_cpu_devices: int = 4, timeout: int = 300,
 
 def held_transitions(result):
   """Every item a host-loop run's replay can sample (all rows, every start of
-  a whole window), as numpy arrays ``(items, ...)``."""
+  a whole window but pads), as numpy arrays ``(items, ...)``."""
   import jax
 
   from baselax.replay import store as store_lib
@@ -67,6 +67,8 @@ def held_transitions(result):
   head = int(steps.current_index) if bool(steps.is_full) else 0
   count = written - store.window + 1
   rows, starts = np.meshgrid(np.arange(store.rows), np.arange(count), indexing="ij")
-  starts = (head + starts) % store.length
-  return jax.device_get(store_lib.transitions(
-      store, state, jnp.asarray(rows.ravel()), jnp.asarray(starts.ravel())))
+  rows, starts = jnp.asarray(rows.ravel()), jnp.asarray((head + starts.ravel()) % store.length)
+  if store.pads:  # the reset-only steps of a NEXT_STEP env are no transitions
+    real = ~np.asarray(store_lib.is_pad(store, state, rows, starts))
+    rows, starts = rows[real], starts[real]
+  return jax.device_get(store_lib.transitions(store, state, rows, starts))

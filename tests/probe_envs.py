@@ -120,6 +120,23 @@ class FourStateChain(gymnasium.Env):
             terminated, False, {})
 
 
+class CountUp(gymnasium.Env):
+  """The step count as observation, reward 1 a step, no end of its own (wrap
+  it in a ``TimeLimit``): ``NextStepTimeLimit`` (test_hostloop) one env at a time."""
+
+  observation_space = gymnasium.spaces.Box(0.0, np.inf, (1,), np.float32)
+  action_space = gymnasium.spaces.Discrete(2)
+
+  def reset(self, *, seed=None, options=None):
+    super().reset(seed=seed)
+    self.t = 0
+    return np.zeros(1, np.float32), {}
+
+  def step(self, action):
+    self.t += 1
+    return np.full(1, self.t, np.float32), 1.0, False, False, {}
+
+
 class Endless(gymnasium.Env):
   """Reward 1 every step and no episode ever ends (no time limit either)."""
 

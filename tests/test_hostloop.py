@@ -13,6 +13,7 @@ import pytest
 from baselax import anakin, envs, hostloop, networks
 from baselax.agents import DQN
 from baselax.anakin import loop
+from baselax.errors import ConfigError
 
 
 def probe_config(**kw):
@@ -72,28 +73,59 @@ class NextStepTimeLimit(gymnasium.vector.VectorEnv):
             np.zeros(self.num_envs, bool), truncated, {})
 
 
-def test_next_step_autoreset_resets_at_once_and_keeps_final_obs():
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "pads"])
+def test_next_step_autoreset_stores_only_transitions_and_keeps_final_obs(masked):
+  """A NEXT_STEP env is reset at once where it can reset single envs, else its
+  reset-only steps are pads the replay never samples: either way every held
+  transition is a real one."""
   env = NextStepTimeLimit(4)
+  if masked:
+    env = gymnasium.vector.SyncVectorEnv(
+        [lambda: gymnasium.wrappers.TimeLimit(probe_envs.CountUp(), 10)] * 4,
+        autoreset_mode=gymnasium.vector.AutoresetMode.NEXT_STEP)
   agent = DQN(networks.mlp_q_network((16,)), env, 1e-3)
   result = hostloop.train(agent, env, probe_config(total_env_steps=440, eval_every=440),
                           on_chunk=lambda s: None)
   held = helpers.held_transitions(result)
   obs, next_obs = held["obs"][:, 0], held["next_obs"][:, 0]
   # every held transition is a real one: t -> t+1, final obs 10 kept, and no
-  # (10 -> 0) reset pseudo-transition: the envs were reset in the step that
-  # ended their episodes (reset_mask), so every step is a transition
+  # (10 -> 0) reset pseudo-transition
   np.testing.assert_array_equal(next_obs, obs + 1)
   assert next_obs.max() == 10 and obs.max() == 9 and obs.min() == 0
-  assert len(obs) == 4 * (440 // 4 - 1)  # 110 steps an env, one window of 2 each
+  # 110 steps an env, 109 windows of 2; without masked resets the steps at
+  # 10, 21, ..., 109 are pads, 9 of them window starts
+  assert len(obs) == 4 * (109 if masked else 100)
+  # and sampling never draws a pad (its obs would be the final 10)
+  replay, state = result.state["replay"], result.state["buffer"]
+  for i in range(20):
+    batch = replay.sample(state, jax.random.PRNGKey(i), 0.0).batch
+    assert batch["obs"].max() <= 9
+    np.testing.assert_array_equal(batch["next_obs"], batch["obs"] + 1)
   np.testing.assert_allclose(result.metrics["train_return"][-1], 10.0)
   assert np.isnan(result.metrics["eval_return"]).all()  # no eval_env given
 
 
-def test_a_vector_env_without_masked_resets_is_refused():
-  env = NextStepTimeLimit(4, masked=False, limits=[10, 11, 12, 13])
+class ResetsAll(gymnasium.vector.SyncVectorEnv):
+  """A SyncVectorEnv whose reset ignores the mask: it resets every env."""
+
+  def reset(self, *, seed=None, options=None):
+    return super().reset(seed=seed)
+
+
+def test_a_vector_env_that_resets_all_its_envs_is_refused():
+  """A vector env that should reset single envs and resets them all."""
+  env = ResetsAll([lambda t=t: gymnasium.wrappers.TimeLimit(probe_envs.CountUp(), t)
+                   for t in (10, 11, 12, 13)])
   agent = DQN(networks.mlp_q_network((16,)), env, 1e-3)
   with pytest.raises(ValueError, match="vectorization_mode='sync'"):
     hostloop.train(agent, env, probe_config(total_env_steps=440, eval_every=440))
+
+
+def test_prioritized_replay_cannot_skip_pads():
+  env = NextStepTimeLimit(4, masked=False)
+  agent = DQN(networks.mlp_q_network((16,)), env, 1e-3)
+  with pytest.raises(ConfigError, match="cannot skip pad steps"):
+    hostloop.train(agent, env, probe_config(sampling="prioritized"))
 
 
 @pytest.mark.slow

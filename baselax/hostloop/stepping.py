@@ -5,11 +5,14 @@ next episode's start in the same step (what the replay store's rows need:
 one step of every env per add). gymnasium's three autoreset modes give that:
 
 * ``SAME_STEP``: the final observation comes in ``info["final_obs"]``.
-* ``NEXT_STEP`` (gymnasium's default) and ``DISABLED``: finished envs are
-  reset at once with ``reset(options={"reset_mask": ...})`` (gymnasium's
-  ``SyncVectorEnv`` and ``AsyncVectorEnv``), so ``NEXT_STEP``'s reset-only
-  step never comes. A vector env whose reset ignores the mask (gymnasium's
-  ``vector_entry_point`` CartPole) is refused at its first episode end.
+* ``NEXT_STEP`` (gymnasium's default) and ``DISABLED`` in gymnasium's
+  ``SyncVectorEnv`` and ``AsyncVectorEnv``: finished envs are reset at once
+  with ``reset(options={"reset_mask": ...})``, so ``NEXT_STEP``'s reset-only
+  step never comes.
+* ``NEXT_STEP`` in any other vector env (gymnasium's ``vector_entry_point``
+  CartPole, whose reset resets them all): the reset-only step is stored as a
+  pad step (``pad`` in the record), which the replay never samples
+  (``baselax.replay.store``; uniform sampling only).
 
 Evaluation (:func:`evaluate`) plays whole episodes in any of the three modes.
 """
@@ -23,7 +26,7 @@ import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnasium.vector import AutoresetMode
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from baselax.agents import base as agent_base
 from baselax.training.checkpoint import array_from_json, array_to_json
@@ -114,6 +117,12 @@ def evaluate(
   return np.asarray(returns[:episodes])
 
 
+def uses_pads(env: Any) -> bool:
+  """Whether ``env``'s reset-only steps are stored as pads (see the module doc)."""
+  masked = isinstance(getattr(env, "unwrapped", env), (SyncVectorEnv, AsyncVectorEnv))
+  return autoreset_mode(env) == AutoresetMode.NEXT_STEP and not masked
+
+
 def example_record(env: gymnasium.vector.VectorEnv, agent: Any, key: jax.Array) -> dict[str, Any]:
   """The abstract step record of one env step (``jax.ShapeDtypeStruct`` each,
   no env axis): obs from the env's space, actions as the agent gives them."""
@@ -128,7 +137,7 @@ def example_record(env: gymnasium.vector.VectorEnv, agent: Any, key: jax.Array) 
 
   actions = jax.eval_shape(actions_of, key)
   flag = jax.ShapeDtypeStruct((), np.dtype(bool))
-  return {
+  record = {
     "obs": obs,
     "action": jax.ShapeDtypeStruct(actions.shape[1:], actions.dtype),
     "reward": jax.ShapeDtypeStruct((), np.dtype(np.float32)),
@@ -137,15 +146,21 @@ def example_record(env: gymnasium.vector.VectorEnv, agent: Any, key: jax.Array) 
     "next_obs": obs,
     "first": flag,
   }
+  if uses_pads(env):
+    record["pad"] = flag
+  return record
 
 
-def check_frame_stacks(obs: np.ndarray, final_obs: np.ndarray, first: np.ndarray) -> None:
+def check_frame_stacks(
+  obs: np.ndarray, final_obs: np.ndarray, first: np.ndarray, pad: np.ndarray
+) -> None:
   """Refuses observations the frame-stack store would rebuild wrongly.
 
   ``obs`` ``(n, k, ...)`` acted on, ``final_obs`` what each env showed next
   (the true final observation at an episode's end), ``first``: the step
-  starts an episode. A stack must be the previous one shifted by one frame,
-  and an episode's first stack its first frame repeated (gymnasium's
+  starts an episode, ``pad``: the step is no transition (not checked). A
+  stack must be the previous one shifted by one frame, and an episode's
+  first stack its first frame repeated (gymnasium's
   ``FrameStackObservation``, ``padding_type="reset"``).
 
   Raises:
@@ -153,7 +168,7 @@ def check_frame_stacks(obs: np.ndarray, final_obs: np.ndarray, first: np.ndarray
   """
   shifted = np.all(final_obs[:, :-1] == obs[:, 1:], axis=tuple(range(1, obs.ndim)))
   padded = np.all(obs == obs[:, -1:], axis=tuple(range(1, obs.ndim)))
-  for env in np.flatnonzero(~shifted | (first & ~padded)):
+  for env in np.flatnonzero(~pad & (~shifted | (first & ~padded))):
     what = (
       "next observation is not its observation shifted by one frame along axis 0"
       if not shifted[env]
@@ -208,7 +223,9 @@ class Collector:
     self.reward_fn, self.terminal_fn = reward_fn, terminal_fn
     self.frame_stacks = frame_stacks
     self.mode = autoreset_mode(env)
+    self.pads = uses_pads(env)
     self.first = np.ones(env.num_envs, bool)  # the next step starts an episode
+    self.pad = np.zeros(env.num_envs, bool)  # the next step only resets (NEXT_STEP pads)
     self.running = np.zeros(env.num_envs)  # returns of the running episodes
     self.episodes, self.return_sum = 0, 0.0  # episodes ended since the last count()
 
@@ -219,6 +236,7 @@ class Collector:
     out = {
       "obs": array_to_json(np.asarray(self.obs)),
       "first": self.first.tolist(),
+      "pad": self.pad.tolist(),
       "running": self.running.tolist(),
     }
     terminal_state = getattr(self.terminal_fn, "state_dict", None)
@@ -230,6 +248,7 @@ class Collector:
     """Continues from :meth:`state_dict` (the env's own state restored apart)."""
     self.obs = array_from_json(state["obs"])
     self.first = np.asarray(state["first"], bool)
+    self.pad = np.asarray(state["pad"], bool)
     self.running = np.asarray(state["running"], np.float64)
     if "terminal_fn" in state:
       getattr(self.terminal_fn, "load_state_dict")(state["terminal_fn"])  # noqa: B009
@@ -255,10 +274,10 @@ class Collector:
       if "final_obs" in info:
         for i in np.flatnonzero(info["_final_obs"]):
           final_obs[i] = info["final_obs"][i]
-    elif done.any():
+    elif done.any() and not self.pads:
       next_obs = self.reset_ended(next_obs, done)
     if self.frame_stacks:
-      check_frame_stacks(obs, final_obs, self.first)
+      check_frame_stacks(obs, final_obs, self.first, self.pad)
     record = {
       "obs": obs,
       "action": np.asarray(actions),
@@ -271,13 +290,20 @@ class Collector:
       ),
       "truncated": np.asarray(truncated, bool),
       "next_obs": final_obs,
-      "first": self.first,
+      "first": self.first & ~self.pad,
     }
-    self.running += reward
+    if self.pads:
+      record["pad"] = self.pad
+      # The step after a pad starts the episode the pad's reset began.
+      done, self.pad = done & ~self.pad, done & ~self.pad
+      started = record["pad"]
+    else:
+      started = done
+    self.running += np.where(record.get("pad", False), 0.0, reward)
     self.episodes += int(done.sum())
     self.return_sum += float(self.running[done].sum())
     self.running[done] = 0.0
-    self.first, self.obs = done, next_obs
+    self.first, self.obs = started, next_obs
     return record
 
   def reset_ended(self, next_obs: np.ndarray, done: np.ndarray) -> np.ndarray:

@@ -17,7 +17,8 @@ n > 1          prioritized         an n-step window, by priority
 
 A sampling variant is a module (:mod:`~baselax.replay.uniform`,
 :mod:`~baselax.replay.prioritized`) with ``trajectory_buffer``, ``sample``,
-``set_priorities`` and ``USES_PRIORITIES``; :func:`register_sampling` adds
+``set_priorities`` and ``USES_PRIORITIES`` (and ``SKIPS_PADS`` if it draws
+around pad steps, as uniform sampling does); :func:`register_sampling` adds
 one (``--sampling NAME`` then picks it). The loop calls the returned
 :class:`Replay`'s functions; of the variant it asks only whether it uses
 priorities (``Replay.prioritized``: the learner then returns them).
@@ -206,6 +207,12 @@ def make_replay(
     )
   codec = native_codec(None) if codec is None else codec
   chosen = variant(config.sampling)
+  if "pad" in record and not getattr(chosen, "SKIPS_PADS", False):
+    raise ConfigError(
+      f"sampling={config.sampling} cannot skip pad steps (the reset-only steps of a "
+      f"NEXT_STEP vector env that cannot reset single envs); use sampling=uniform, or "
+      f"gymnasium.make_vec(..., vectorization_mode='sync') or autoreset_mode=SAME_STEP."
+    )
   rows, length = config.num_envs, config.buffer_size // config.num_envs
   interval = max(1, min(truncation_interval, length))
   window = codec.stack + n  # frames before the transition, its n steps, the next

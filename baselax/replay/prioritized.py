@@ -36,7 +36,11 @@ USES_PRIORITIES = True
 
 
 def trajectory_buffer(config: Any, **kwargs: Any) -> Any:
-  """flashbax's prioritized trajectory buffer: the write head and the sum tree."""
+  """flashbax's prioritized trajectory buffer: the write head and the sum tree.
+
+  Pad steps are not supported: :func:`~baselax.replay.buffers.make_replay`
+  refuses a record with ``pad`` for a variant without ``SKIPS_PADS``.
+  """
   device = jax.default_backend() if jax.default_backend() in ("gpu", "tpu") else "cpu"
   return fbx.make_prioritised_trajectory_buffer(
     **kwargs, priority_exponent=config.priority_exponent, device=device

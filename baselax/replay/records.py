@@ -106,8 +106,11 @@ class RecordLayout(NamedTuple):
       :attr:`obs_words` words).
     action: the same for the action.
     reward: the word of the float32 reward.
-    flags: the word of ``terminated | truncated << 1``.
+    flags: the word of ``terminated | truncated << 1 | first << 2 | pad << 3``
+      (``first`` for frame stacks, ``pad`` for steps that are no transition:
+      ``baselax.replay.store``).
     width: words per row.
+    pads: whether steps may be pads.
   """
 
   obs: Any
@@ -115,6 +118,7 @@ class RecordLayout(NamedTuple):
   reward: int
   flags: int
   width: int
+  pads: bool = False
 
   @property
   def obs_words(self) -> int:

@@ -45,6 +45,12 @@ final observation from the ``k - 1`` frames before it and the true final
 frame (kept in the side store). The first ``k - 1`` steps of each env's
 first episode are never sampled (there is no window that holds them whole).
 
+**Pad steps** (records with a ``pad`` key): a step that is no transition,
+such as the reset-only step of gymnasium's ``NEXT_STEP`` autoreset, keeps the
+rows in lock step; it follows an episode's end, so no window reaches past it,
+and no window starts at it (:mod:`~baselax.replay.uniform` draws around them;
+prioritized sampling refuses a store with pads).
+
 Bytes per stored transition: the stored observation (rounded up to whole
 4-byte words), 4 per action word, 8 for the reward and the flags, ``K / L``
 of a row for the side store, and for prioritized replay the sum tree
@@ -116,6 +122,11 @@ class Store(NamedTuple):
   trajectory: Any
 
   @property
+  def pads(self) -> bool:
+    """Whether steps may be pads (flag bit 3): records with a ``pad`` key."""
+    return self.layout.pads
+
+  @property
   def history(self) -> int:
     """Steps a window holds before its transition: ``k - 1`` for frame stacks, else 0."""
     return self.codec.stack - 1
@@ -144,7 +155,8 @@ def layout_of(record: Batch, codec: ObsCodec) -> RecordLayout:
   lead = record["reward"].ndim
   strip = lambda x: jax.ShapeDtypeStruct(x.shape[lead:], x.dtype)  # noqa: E731
   obs = jax.eval_shape(codec.encode, jax.tree.map(strip, record["obs"]))
-  return records_lib.record_layout(obs, jax.tree.map(strip, record["action"]))
+  layout = records_lib.record_layout(obs, jax.tree.map(strip, record["action"]))
+  return layout._replace(pads="pad" in record)
 
 
 def empty(rows: int, steps: int) -> Any:
@@ -178,6 +190,8 @@ def add(store: Store, state: ReplayState, records: Batch) -> ReplayState:
         "replay: frame-stack storage needs records['first'] (the step starts an episode)."
       )
     flags = flags | records["first"].astype(jnp.uint32) << 2
+  if store.pads:
+    flags = flags | records["pad"].astype(jnp.uint32) << 3
   steps = jnp.concatenate(
     [
       records_lib.pack(layout.obs, store.codec.encode(records["obs"])),
@@ -204,6 +218,12 @@ def add(store: Store, state: ReplayState, records: Batch) -> ReplayState:
   return ReplayState(
     records=written, steps=steps.replace(experience={}), clock=(state.clock + t) % store.period
   )
+
+
+def is_pad(store: Store, state: ReplayState, row: jax.Array, start: jax.Array) -> jax.Array:
+  """Whether the transition of the window at ``(row, start)`` is a pad step."""
+  column = (start + store.history) % store.length
+  return (state.records[row, column, store.layout.flags] & 8) > 0
 
 
 def final_column(store: Store, state: ReplayState, column: jax.Array) -> jax.Array:

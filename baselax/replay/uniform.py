@@ -14,6 +14,9 @@ from baselax.replay.store import ReplaySample, ReplayState, Store
 #: Uniform sampling writes no priorities.
 USES_PRIORITIES = False
 
+#: It draws around pad steps (optional in a variant: ``False`` if absent).
+SKIPS_PADS = True
+
 
 def trajectory_buffer(config: Any, **kwargs: Any) -> Any:
   """flashbax's trajectory buffer: it keeps the write head."""
@@ -21,14 +24,32 @@ def trajectory_buffer(config: Any, **kwargs: Any) -> Any:
   return fbx.make_trajectory_buffer(**kwargs)
 
 
+#: With pad steps, candidates drawn per sampled item (the first valid ones are kept).
+PAD_CANDIDATES = 4
+
+
 def draw(store: Store, state: ReplayState, key: jax.Array):
-  """``(row, start)`` ``(B,)``: uniform over the complete windows (one draw each)."""
+  """``(row, start)`` ``(B,)``: uniform over the complete windows (one draw each).
+
+  A store with pad steps draws ``PAD_CANDIDATES`` times as many and keeps
+  the first ``B`` that are not pads: uniform over the windows that are
+  transitions, unless fewer than ``B`` of the candidates are (with at most
+  half the steps pads, at batch 32: below 1e-9), when the rest are filled
+  with the first candidate.
+  """
   steps, length = state.steps, store.length
   written = jnp.where(steps.is_full, length, steps.current_index)
   head = jnp.where(steps.is_full, steps.current_index, 0)
   starts = jnp.maximum(written - store.window + 1, 1)  # per row
-  item = jax.random.randint(key, (store.batch_size,), 0, store.rows * starts)
-  return item // starts, (head + item % starts) % length
+  count = store.batch_size * (PAD_CANDIDATES if store.pads else 1)
+  item = jax.random.randint(key, (count,), 0, store.rows * starts)
+  row, start = item // starts, (head + item % starts) % length
+  if not store.pads:
+    return row, start
+  (kept,) = jnp.nonzero(
+    ~store_lib.is_pad(store, state, row, start), size=store.batch_size, fill_value=0
+  )
+  return row[kept], start[kept]
 
 
 def sample(

@@ -32,25 +32,30 @@ class Steps(NamedTuple):
   """A run's compiled steps (:func:`jitted_steps`) and what they start from."""
 
   act: Callable
+  act_add: Callable
   add: Callable
-  learn: Callable
+  add_learn: Callable
   zero_sums: Any  # the logged scalars' sums before a chunk's first update
   sample_key: jax.Array  # the sampling stream's root (folded with the update's number)
   replay: Any  # the replay's pure functions (baselax.replay.Replay)
 
 
 def jitted_steps(agent: agent_base.BaseAgent, config: TrainingConfig, replay: Any, total: int):
-  """``(act, add, learn)``: the agent's acting step, the replay's add and the
-  learning step, jitted (as the Anakin chunk is compiled:
-  ``baselax.training.lowering``).
+  """``(act, act_add, add, add_learn)``: the agent's acting step, the replay's
+  add and the learning step, jitted (as the Anakin chunk is compiled:
+  ``baselax.training.lowering``) and fused so that an env iteration costs one
+  call, and one more where it learns (as the old act and learn calls did).
 
   ``act(params, policy_state, obs, key) -> (actions, policy_state, key)``;
-  ``add(buffer, record) -> buffer`` (the buffer donated: updated in place);
-  ``learn(params, optimizer_state, buffer, sums, key, step) -> (sums, params,
-  optimizer_state, replay steps)``: sample (``key``), update
-  (``baselax.learner.step.make_learn``, the Anakin loop's), priorities
-  written back, the logged scalars summed on device. ``total``: updates in
-  the run (anneals prioritized replay's beta).
+  ``act_add(params, policy_state, obs, key, buffer, record) -> (actions,
+  policy_state, key, buffer)`` adds the previous iteration's record first;
+  ``add(buffer, record) -> buffer``; ``add_learn(params, optimizer_state,
+  buffer, record, sums, key, step) -> (sums, params, optimizer_state,
+  buffer)`` adds this iteration's record, samples (``key``), updates
+  (``baselax.learner.step.make_learn``, the Anakin loop's) and writes the
+  priorities back, the logged scalars summed on device. The buffer is
+  donated to each (updated in place). ``total``: updates in the run (anneals
+  prioritized replay's beta).
   """
 
   def act(params, policy_state, obs, key):
@@ -58,10 +63,14 @@ def jitted_steps(agent: agent_base.BaseAgent, config: TrainingConfig, replay: An
     out, policy_state = agent.predict(params, policy_state, obs, act_key, evaluation=False)
     return out.actions, policy_state, key
 
+  def act_add(params, policy_state, obs, key, buffer, record):
+    return (*act(params, policy_state, obs, key), replay.add(buffer, record))
+
   update, _ = make_learn(agent, config, replay.prioritized)
   update_key = agent_base.contract_of(agent).update_key
 
-  def learn(params, optimizer_state, buffer, sums, key, step):
+  def add_learn(params, optimizer_state, buffer, record, sums, key, step):
+    buffer = replay.add(buffer, record)
     sample = replay.sample(buffer, key, step.astype(jnp.float32) / total)
     keys = (jax.random.fold_in(key, 1),) if update_key else ()
     params, optimizer_state, scalars, priorities = update(
@@ -69,14 +78,13 @@ def jitted_steps(agent: agent_base.BaseAgent, config: TrainingConfig, replay: An
     )
     buffer = replay.set_priorities(buffer, sample.indices, priorities)
     sums = {k: sums.get(k, 0.0) + v for k, v in scalars.items()}
-    # The records pass through unchanged; only the write head and the
-    # priorities (``steps``) come back, so the store is never copied.
-    return sums, params, optimizer_state, buffer.steps
+    return sums, params, optimizer_state, buffer
 
   return (
     lowering.jit(act, agent),
+    lowering.jit(act_add, agent, donate_argnums=4),
     jax.jit(replay.add, donate_argnums=0),
-    lowering.jit(learn, agent),
+    lowering.jit(add_learn, agent, donate_argnums=2),
   )
 
 
@@ -121,20 +129,28 @@ def run_updates(config: TrainingConfig) -> int:
 
 
 def make_steps(
-  agent: agent_base.BaseAgent, config: TrainingConfig, replay: Any, learner: Any
+  agent: agent_base.BaseAgent,
+  config: TrainingConfig,
+  replay: Any,
+  learner: Any,
+  record: dict[str, Any],
 ) -> Steps:
   """The run's :class:`Steps` for ``replay``; ``learner``: the fresh run's
-  state (its shapes size the logged scalars' sums)."""
-  act, add, learn = jitted_steps(agent, config, replay, max(1, run_updates(config)))
+  state and ``record`` one step's (their shapes size the logged scalars)."""
+  act, act_add, add, add_learn = jitted_steps(agent, config, replay, max(1, run_updates(config)))
+  records = {
+    k: jax.ShapeDtypeStruct((config.num_envs, 1, *v.shape), v.dtype) for k, v in record.items()
+  }
   sums = jax.eval_shape(
-    learn,
+    add_learn,
     learner.params,
     learner.optimizer_state,
     learner.buffer,
+    records,
     {},
     learner.key,
     np.int32(0),
   )[0]
   zero_sums = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), sums)
   sample_key = jax.random.fold_in(jax.random.PRNGKey(config.seed), SAMPLE_STREAM)
-  return Steps(act, add, learn, zero_sums, sample_key, replay)
+  return Steps(act, act_add, add, add_learn, zero_sums, sample_key, replay)

@@ -95,25 +95,39 @@ def run_chunk(run: Run, c: int):
   per_chunk = derived.steps_per_chunk * config.train_every
   learning_starts = derived.learning_starts_step * config.train_every
   sums = steps.zero_sums
+  pending = None  # the last iteration's record, added with the next act
   for iteration in range(c * per_chunk + 1, (c + 1) * per_chunk + 1):
-    actions, learner.policy_state, learner.key = steps.act(
-      learner.params, learner.policy_state, run.collector.obs, learner.key
-    )
+    if pending is None:
+      actions, learner.policy_state, learner.key = steps.act(
+        learner.params, learner.policy_state, run.collector.obs, learner.key
+      )
+    else:
+      actions, learner.policy_state, learner.key, learner.buffer = steps.act_add(
+        learner.params,
+        learner.policy_state,
+        run.collector.obs,
+        learner.key,
+        learner.buffer,
+        pending,
+      )
     step = run.collector.step(np.asarray(actions))
-    learner.buffer = steps.add(learner.buffer, {k: v[:, None] for k, v in step.items()})
+    pending = {k: v[:, None] for k, v in step.items()}
     if iteration % config.train_every == 0 and iteration > learning_starts:
-      # Sampling keys come from the iteration, so a resumed run samples as
-      # an uninterrupted one would.
+      # Sampling keys come from the update's number, so a resumed run samples
+      # as an uninterrupted one would.
       update = iteration // config.train_every - 1
-      sums, learner.params, learner.optimizer_state, replay_steps = steps.learn(
+      sums, learner.params, learner.optimizer_state, learner.buffer = steps.add_learn(
         learner.params,
         learner.optimizer_state,
         learner.buffer,
+        pending,
         sums,
         jax.random.fold_in(steps.sample_key, update),
         np.int32(update),
       )
-      learner.buffer = learner.buffer._replace(steps=replay_steps)
+      pending = None
+  if pending is not None:
+    learner.buffer = steps.add(learner.buffer, pending)
   sums = {k: float(v) for k, v in jax.device_get(sums).items()}
   updates = int(sums.pop("updates", 0))
   elapsed = time.perf_counter() - t0
@@ -292,12 +306,11 @@ def fresh(
   params_key, policy_key, key = jax.random.split(jax.random.PRNGKey(config.seed), 3)
   params = agent.init_params(params_key)
   policy_state = agent.init_policy(policy_key)
-  replay = make_run_replay(
-    agent, config, example_record(env, agent, key), compact_frames, truncation_interval
-  )
+  record = example_record(env, agent, key)
+  replay = make_run_replay(agent, config, record, compact_frames, truncation_interval)
   optimizer_state = agent.init_optimizer(params, params_key)
   learner = Learner(params, optimizer_state, policy_state, key, replay.init())
-  return learner, make_steps(agent, config, replay, learner)
+  return learner, make_steps(agent, config, replay, learner, record)
 
 
 def save(

@@ -132,7 +132,8 @@ def _place(tree: Any, offset: int):
   for spec in leaves:
     placed.append((offset, jax.ShapeDtypeStruct(spec.shape, spec.dtype)))
     offset += num_words(spec)
-  return (treedef, placed), offset
+  # A tuple: a layout is hashed where a replay is a static argument of jit.
+  return (treedef, tuple(placed)), offset
 
 
 def record_layout(stored_obs: Any, action: Any) -> RecordLayout:

@@ -51,7 +51,8 @@ def jitted_steps(agent: agent_base.BaseAgent, config: TrainingConfig, replay: An
   policy_state, key, buffer)`` adds the previous iteration's record first;
   ``add(buffer, record) -> buffer``; ``add_learn(params, optimizer_state,
   buffer, record, sums, key, step) -> (sums, params, optimizer_state,
-  buffer)`` adds this iteration's record, samples (``key``), updates
+  buffer)`` adds this iteration's record, samples (``key`` folded with
+  ``step``, the update's number), updates
   (``baselax.learner.step.make_learn``, the Anakin loop's) and writes the
   priorities back, the logged scalars summed on device. The buffer is
   donated to each (updated in place). ``total``: updates in the run (anneals
@@ -70,6 +71,9 @@ def jitted_steps(agent: agent_base.BaseAgent, config: TrainingConfig, replay: An
   update_key = agent_base.contract_of(agent).update_key
 
   def add_learn(params, optimizer_state, buffer, record, sums, key, step):
+    # The update's own key: the sampling stream folded with its number
+    # (folded here: an eager fold_in cost as much as the update on a CPU).
+    key = jax.random.fold_in(key, step)
     buffer = replay.add(buffer, record)
     sample = replay.sample(buffer, key, step.astype(jnp.float32) / total)
     keys = (jax.random.fold_in(key, 1),) if update_key else ()

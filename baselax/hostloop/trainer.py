@@ -122,7 +122,7 @@ def run_chunk(run: Run, c: int):
         learner.buffer,
         pending,
         sums,
-        jax.random.fold_in(steps.sample_key, update),
+        steps.sample_key,
         np.int32(update),
       )
       pending = None

@@ -243,3 +243,23 @@ def test_host_loop_evaluation_of_a_never_ending_env_stops_at_the_default_cap():
                                 gymnasium.vector.AutoresetMode.NEXT_STEP, 2)
   assert returns == [float(loop.DEFAULT_EVAL_MAX_STEPS)] * 2
   assert steps == loop.DEFAULT_EVAL_MAX_STEPS
+
+
+def test_a_checkpoint_of_the_old_numpy_replay_is_refused_in_one_line(tmp_path, monkeypatch):
+  """Host-loop checkpoints written before the host loop used baselax.replay
+  (their fingerprint has no ``replay``) are refused, naming why."""
+  from baselax.hostloop import trainer
+  from baselax.training import Checkpointer
+
+  env = NextStepTimeLimit(4)
+  agent = DQN(networks.mlp_q_network((16,)), env, 1e-3)
+  config = probe_config(total_env_steps=880, eval_every=440)
+  old = trainer.run_fingerprint
+  monkeypatch.setattr(trainer, "run_fingerprint", lambda *a: {
+      k: v for k, v in old(*a).items() if k != "replay"})
+  checkpointer = Checkpointer(str(tmp_path / "ckpt"), writer=True)
+  hostloop.train(agent, env, config, checkpointer=checkpointer, on_chunk=lambda r: r.chunk == 0)
+  monkeypatch.setattr(trainer, "run_fingerprint", old)
+  with pytest.raises(ConfigError, match="numpy replay buffer of an older baselax") as refused:
+    hostloop.train(agent, env, config, checkpointer=checkpointer, resume=True)
+  assert "\n" not in str(refused.value)

@@ -23,6 +23,7 @@ import jax
 import numpy as np
 
 from baselax.agents import base as agent_base
+from baselax.errors import ConfigError
 from baselax.hostloop.stepping import (
   Collector,
   EnvSnapshot,
@@ -332,7 +333,18 @@ def save(
 
 def restore(checkpointer: Any, learner: Learner, fingerprint: Any):
   """``(learner, chunks done, history, extra)`` from the newest checkpoint
-  (``extra``: the env snapshot and collector state, if it was saved)."""
+  (``extra``: the env snapshot and collector state, if it was saved).
+
+  Raises:
+    ConfigError: the checkpoint holds the numpy replay of an older baselax.
+  """
+  saved = checkpointer.read_meta(checkpointer.intact_step())["fingerprint"]
+  if saved.get("trainer") == "hostloop" and "replay" not in saved:
+    raise ConfigError(
+      f"Checkpoint {checkpointer.directory} holds the host loop's numpy replay buffer "
+      f"of an older baselax, which this one no longer reads (its replay is "
+      f"{REPLAY_FORMAT!r}): the run evaluates, but cannot be resumed; start a new run."
+    )
   restored = checkpointer.restore(learner.state(), fingerprint)
   learner = Learner(**{k: restored.state[k] for k in learner.state()})
   return learner, restored.chunks_done, list(restored.history), restored.extra

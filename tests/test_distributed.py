@@ -16,15 +16,23 @@ import helpers
 
 # Each process trains through the main job and reports what the test checks.
 PROCESS = textwrap.dedent("""
-    import hashlib, json, sys
+    import hashlib, json, os, sys
     import numpy as np
     from baselax import experiment
-    out = experiment.run(sys.argv[2:])
+
+    class StopAfter:  # STOP_AFTER_CHUNK=c: process 0's logger asks to stop after chunk c
+      def write(self, record):
+        return record.chunk == int(os.environ.get("STOP_AFTER_CHUNK", "-1"))
+      def close(self):
+        pass
+
+    out = experiment.run(sys.argv[2:], loggers=[StopAfter()])
     import jax
     params = jax.tree.leaves(out.result.params)
     digest = hashlib.sha256(b"".join(np.asarray(p).tobytes() for p in params)).hexdigest()
     local_steps = np.asarray(out.result.state.env_steps)   # (local devices, seeds)
     json.dump({{"hash": digest, "local_env_steps": local_steps.tolist(),
+               "interrupted": out.interrupted, "first_chunk": out.result.first_chunk,
                "env_steps": out.env_steps, "eval_return": out.eval_return.tolist(),
                "process_count": jax.process_count(), "devices": jax.device_count()}},
               open(sys.argv[1], "w"))
@@ -41,7 +49,7 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
-def launch(tmp_path, per_process_args, timeout=240):
+def launch(tmp_path, per_process_args, timeout=240, env_extra=None):
   """Runs one process per entry of ``per_process_args``; returns ``(code, stdout, stderr)``s.
 
   Every process gets its own working directory and 2 forced CPU devices. If
@@ -50,12 +58,13 @@ def launch(tmp_path, per_process_args, timeout=240):
   """
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=2",
-             PYTHONPATH=helpers.REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+             PYTHONPATH=helpers.REPO + os.pathsep + os.environ.get("PYTHONPATH", ""),
+             **(env_extra or {}))
   procs, dirs = [], []
   try:
     for i, args in enumerate(per_process_args):
       cwd = tmp_path / f"p{i}"
-      cwd.mkdir()
+      cwd.mkdir(parents=True, exist_ok=True)  # a resumed run reuses its directories
       dirs.append(cwd)
       procs.append(subprocess.Popen(
           [sys.executable, "-c", PROCESS, str(cwd / "out.json"), *args], cwd=cwd,
@@ -103,6 +112,33 @@ def test_two_processes_train_one_model(tmp_path):
   assert not os.path.exists(tmp_path / "p1" / "runs")
   assert "over 2 processes" in results[0][1] and "run directory" in results[0][1]
   assert "baselax" not in results[1][1] and "run directory" not in results[1][1]
+
+  # Stopped after its first chunk (a checkpoint of every process's shards),
+  # then resumed on both processes: the uninterrupted run's params, and metrics.
+  split = tmp_path / "split"
+  stopped = launch(split, process_args(free_port(), 2), env_extra={"STOP_AFTER_CHUNK": "0"})
+  assert all(code == 0 for code, _, _ in stopped), stopped
+  [run] = os.listdir(split / "p0" / "runs")
+  # Every process names the run directory by one path (a shared filesystem):
+  # process 1 keeps its shards there too, beside process 0's.
+  run_dir = split / "p0" / "runs" / run
+  assert sorted(os.listdir(run_dir / "checkpoints" / "shards")) == ["process-0", "process-1"]
+  resumed = launch(split, process_args(free_port(), 2, ["--resume", str(run_dir)]))
+  for i, (code, out, err) in enumerate(resumed):
+    assert code == 0, f"resumed process {i} failed:\n{out[-2000:]}\n{err[-4000:]}"
+  again = [json.load(open(split / f"p{i}" / "out.json")) for i in range(2)]
+  assert [r["first_chunk"] for r in again] == [1, 1]
+  assert [r["hash"] for r in again] == [reports[0]["hash"]] * 2
+  assert again[0]["eval_return"] == reports[0]["eval_return"]
+  timing = ("sps", "wall_time")
+  metrics = [[{k: v for k, v in json.loads(line).items() if k not in timing}
+              for line in open(root / "runs" / name / "metrics.jsonl")]
+             for root, name in ((tmp_path / "p0", runs0[0]), (split / "p0", run))]
+  assert metrics[0] == metrics[1] and len(metrics[0]) == 2
+  # A restart with another process count is refused in one line naming both counts.
+  [(code, _, err)] = launch(tmp_path / "alone", [SMALL + ["--resume", str(run_dir)]])
+  assert code == 2 and "num_processes: checkpoint has 2, this run has 1" in err
+  assert "num_devices: checkpoint has 4, this run has 2" in err and "Traceback" not in err
 
 
 def test_processes_with_different_flags_are_refused(tmp_path):

@@ -205,3 +205,59 @@ def any_process(flag: bool) -> bool:
   from jax.experimental import multihost_utils
 
   return bool(np.any(multihost_utils.process_allgather(np.array([flag], np.int32))))
+
+
+def all_gather(x: Any) -> Any:
+  """``x`` of every process, stacked (``multihost_utils.process_allgather``)."""
+  from jax.experimental import multihost_utils
+
+  return multihost_utils.process_allgather(x)
+
+
+def share_from_main(text: str | None, flag: bool) -> tuple[str, bool]:
+  """Process 0's ``(text, flag)`` on every process (a collective in
+  multi-process runs): the run directory it opened and whether it resumes."""
+  import jax
+
+  if jax.process_count() == 1:
+    return text or "", bool(flag)
+  import numpy as np
+  from jax.experimental import multihost_utils
+
+  size = 4096
+  data = (text or "").encode()
+  if len(data) > size - 1:
+    raise ValueError(f"a run directory path of over {size - 1} bytes: {text!r}")
+  buffer = np.zeros(size + 1, np.uint8)
+  buffer[: len(data)] = np.frombuffer(data, np.uint8)
+  buffer[size] = bool(flag)
+  shared = np.asarray(multihost_utils.broadcast_one_to_all(buffer))
+  return bytes(shared[:size]).rstrip(b"\0").decode(), bool(shared[size])
+
+
+def refuse_together(error: str | None) -> None:
+  """Raises ``ConfigError`` on every process if any process has an ``error``
+  (a collective in multi-process runs, so none goes on into the next one alone).
+
+  A process without an error of its own says which processes refused.
+  """
+  import jax
+
+  from baselax.errors import ConfigError
+
+  if jax.process_count() == 1:
+    if error:
+      raise ConfigError(error)
+    return
+  import numpy as np
+  from jax.experimental import multihost_utils
+
+  flags = np.asarray(multihost_utils.process_allgather(np.array([error is not None], np.int32)))
+  refused = [p for p, f in enumerate(flags.reshape(-1)) if f]
+  if error:
+    raise ConfigError(error)
+  if refused:
+    raise ConfigError(
+      f"process(es) {refused} refused to resume this run (their error names why); "
+      f"fix it and restart every process."
+    )

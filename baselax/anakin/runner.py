@@ -29,7 +29,8 @@ from baselax.anakin.config import AnakinConfig
 from baselax.metrics import TrainResult  # noqa: F401  (re-exported as anakin.TrainResult)
 from baselax.replay import memory as memory_lib
 from baselax.training import checkpoint as checkpoint_lib
-from baselax.training import driver, guards
+from baselax.training import driver
+from baselax.training import shards as shards_lib
 
 logger = logging.getLogger("baselax.anakin")
 
@@ -125,6 +126,60 @@ def check_replay_memory(agent: Any, env: Any, config: AnakinConfig, program: Any
   replay_memory.check()
 
 
+def run_fingerprint(run_identity: dict[str, Any], num_devices: int) -> dict[str, Any]:
+  """What a checkpoint must match: the run, its device and process counts."""
+  return {**run_identity, "num_devices": num_devices, "num_processes": jax.process_count()}
+
+
+def resumer(
+  checkpointer: Any, shards: Any, fingerprint: dict[str, Any], derived: Any
+) -> Callable[[Any], tuple[Any, int, list[metrics_lib.ChunkRecord]]] | None:
+  """Checks, before compiling, what a resume continues from; returns
+  ``restore(state) -> (state, chunks done, history)`` (``None``: a
+  multi-process run with no checkpoint yet starts afresh).
+
+  A single process restores its checkpointer's newest intact checkpoint;
+  a multi-process run every process's shards at :func:`resume_step`.
+  """
+  if jax.process_count() == 1:
+    checkpointer.intact_step()  # the newest intact checkpoint is the one restored
+    checkpointer.check_fingerprint(fingerprint)
+    return lambda state: restore(checkpointer, state, fingerprint, derived)
+  step = resume_step(shards, checkpointer, fingerprint)
+  if step is None:
+    return None
+
+  def from_shards(state: Any) -> tuple[Any, int, list[metrics_lib.ChunkRecord]]:
+    state, saved = shards.load(step, state, fingerprint)
+    logger.info("resumed from %s at chunk %d", shards.directory, step)
+    return state, step, [metrics_lib.record_from_json(h) for h in saved]
+
+  return from_shards
+
+
+def resume_step(shards: Any, checkpointer: Any, fingerprint: dict[str, Any]) -> int | None:
+  """The step a multi-process run resumes from: the newest every process
+  holds whole (a collective; ``None``: no process holds any, a fresh start).
+  Refused on every process at once, before compiling, if the newest shard
+  of a process is of another run (another process or device count names
+  both counts), or if only process 0's params-only checkpoints exist.
+
+  Raises:
+    ConfigError: on every process, naming why (the process that found it).
+  """
+  intact = shards.intact_steps()
+  error = shards.check(intact[-1], fingerprint) if intact else None
+  params_only = not intact and checkpointer is not None and checkpointer.latest_step() is not None
+  if error is None and params_only:
+    error = (
+      f"{checkpointer.directory} holds the params of this multi-process run only "
+      f"(written before whole multi-process checkpoints): it can be evaluated, not resumed."
+    )
+  distributed.refuse_together(error)
+  # The same gathered lists everywhere: every process returns (or refuses) alike.
+  return shards_lib.common_step(intact, distributed.all_gather)
+
+
 def restore(checkpointer: checkpoint_lib.Checkpointer, state: Any, fingerprint: Any, derived: Any):
   """``(state, chunks done, history)`` from the newest checkpoint, each array
   placed as ``state``'s (its devices and sharding)."""
@@ -169,9 +224,16 @@ class Training:
     return record, nonfinite_names(raw)
 
   def save(
-    self, checkpointer: Any, fingerprint: Any, multi_process: bool, chunks_done: int
+    self, checkpointer: Any, shards: Any, fingerprint: Any, multi_process: bool, chunks_done: int
   ) -> None:
-    """The checkpoint at ``chunks_done`` (the whole state but in a multi-process run)."""
+    """The checkpoint at ``chunks_done``: the whole state in process 0's
+    orbax checkpoint, or in a multi-process run every process's shards
+    (``baselax.training.shards``), then process 0's params and metrics."""
+    if multi_process and shards is not None:
+      history = [metrics_lib.record_to_json(r) for r in self.history]
+      shards.save(chunks_done, self.state, history, fingerprint)
+      # Every process's shards are written before process 0 commits the step.
+      distributed.any_process(False)
     if checkpointer is not None:
       checkpointer.save(
         chunks_done,
@@ -183,7 +245,12 @@ class Training:
       )
 
   def drive(
-    self, first_chunk: int, checkpointer: Any, fingerprint: Any, on_chunk: ChunkCallback | None
+    self,
+    first_chunk: int,
+    checkpointer: Any,
+    shards: Any,
+    fingerprint: Any,
+    on_chunk: ChunkCallback | None,
   ) -> bool:
     """Runs the chunks from ``first_chunk`` on; whether it stopped early."""
     multi_process = jax.process_count() > 1
@@ -194,10 +261,11 @@ class Training:
       self.run_chunk,
       self.program.derived,
       history=self.history,
-      checkpointer=checkpointer,
+      # Every process saves at the same chunks: a shard store keeps the cadence too.
+      checkpointer=checkpointer if checkpointer is not None else shards,
       on_chunk=on_chunk,
       log=logger.info,
-      save=functools.partial(self.save, checkpointer, fingerprint, multi_process),
+      save=functools.partial(self.save, checkpointer, shards, fingerprint, multi_process),
       stop_enabled=checkpointer is not None or multi_process,
       agree=distributed.any_process,
     )
@@ -240,6 +308,7 @@ def train(
   resume: bool = False,
   identity: Mapping[str, Any] | None = None,
   sweep: sweep_lib.Sweep | None = None,
+  shards: shards_lib.ShardStore | None = None,
 ) -> TrainResult:
   """Trains ``agent`` on ``env`` with the Anakin architecture.
 
@@ -267,30 +336,31 @@ def train(
   Returns:
     A :class:`TrainResult` (``stopped_early``: a requested stop or Ctrl-C).
 
+    shards: in a multi-process run, this process's
+      :class:`~baselax.training.shards.ShardStore` (every process has one):
+      checkpoints then hold the whole state, every process's shards, and
+      ``resume`` on every process continues from the newest step all of
+      them hold.
+
   Raises:
     ConfigError: before compiling, for a config the agent or the devices
       cannot serve, or a checkpoint of another run.
     NonFiniteError: a chunk's loss or params were not finite (named).
   """
-  if resume and checkpointer is None:
-    raise ValueError("resume=True needs a checkpointer to resume from.")
-  resume_from = checkpointer if resume else None
-  if resume_from is not None:
-    guards.check_resumable()
+  if resume and (shards if jax.process_count() > 1 else checkpointer) is None:
+    raise ValueError("resume=True needs a checkpointer (shards= in a multi-process run).")
   run_identity = check_processes_agree(agent, env, config, with_sweep(identity, sweep))
   program = program_lib.build(agent, env, config, sweep=sweep)
   derived = program.derived
   check_replay_memory(agent, env, config, program)
-  fingerprint = {**run_identity, "num_devices": program.num_devices}
-  if resume_from is not None:
-    resume_from.intact_step()  # the newest intact checkpoint is the one restored
-    resume_from.check_fingerprint(fingerprint)
+  fingerprint = run_fingerprint(run_identity, program.num_devices)
+  restore_fn = resumer(checkpointer, shards, fingerprint, derived) if resume else None
   t_start = time.perf_counter()
   state, compiled = program.start()
   history: list[metrics_lib.ChunkRecord] = []
   first_chunk = 0
-  if resume_from is not None:
-    state, first_chunk, history = restore(resume_from, state, fingerprint, derived)
+  if restore_fn is not None:
+    state, first_chunk, history = restore_fn(state)
   compile_time = time.perf_counter() - t_start
   logger.info(
     "compiled in %.1fs: %d chunks of %d env steps per seed on %d device(s), %d run(s)",
@@ -301,7 +371,7 @@ def train(
     derived.num_runs,
   )
   training = Training(program, compiled, state, history)
-  stopped_early = training.drive(first_chunk, checkpointer, fingerprint, on_chunk)
+  stopped_early = training.drive(first_chunk, checkpointer, shards, fingerprint, on_chunk)
   return training.result(
     config,
     first_chunk,

@@ -209,7 +209,7 @@ class AtariSnapshot:
 
   def save(self, env: Any) -> list[dict[str, Any]]:
     """The games' state, JSON-able."""
-    from baselax.training.checkpoint import array_to_json
+    from baselax.training.jsonarrays import array_to_json
 
     out = []
     for game in env.envs:
@@ -235,7 +235,7 @@ class AtariSnapshot:
     """
     import ale_py
 
-    from baselax.training.checkpoint import array_from_json
+    from baselax.training.jsonarrays import array_from_json
 
     if len(saved) != len(env.envs):
       raise ValueError(f"the snapshot holds {len(saved)} games, the env has {len(env.envs)}.")

@@ -226,6 +226,30 @@ def use_all_cores(spec: Spec) -> int:
   return count
 
 
+def shard_store(spec: Any, sizes: Any, run_dir: Any, chunks_done: int | None) -> tuple[Any, bool]:
+  """``(this process's ShardStore or None, resume)``. A multi-process run's
+  every process gets a store under process 0's run directory path
+  (``baselax.training.shards``: on each host's own disk when they share
+  none) and resumes when it was started with ``--resume``; a single process
+  resumes when its run directory holds a checkpoint."""
+  import jax
+
+  from baselax.anakin import distributed
+  from baselax.training import shards as shards_lib
+
+  if jax.process_count() == 1:
+    return None, chunks_done is not None
+  path, resume = distributed.share_from_main(
+    run_dir.path if run_dir is not None else None, spec.run.resume is not None
+  )
+  store = shards_lib.ShardStore(
+    rundir_lib.checkpoint_dir(path),
+    jax.process_index(),
+    every_chunks=rundir_lib.checkpoint_every_chunks(spec, sizes),
+  )
+  return store, resume
+
+
 def run(
   argv: Sequence[str] | None = None, *, prog: str = PROG, loggers: Sequence[loggers_lib.Logger] = ()
 ) -> summary_lib.ExperimentResult:
@@ -248,21 +272,19 @@ def run(
   use_all_cores(spec)
   main_process = join(spec, prog)
   from baselax import anakin, hardware
-  from baselax.training import guards
 
   loggers_lib.setup_logging(spec.run.quiet or not main_process)
   use_compilation_cache(spec.run)
 
   run_dir = checkpointer = chunks_done = None
   with usage_errors(spec, prog):
-    if spec.run.resume is not None:
-      guards.check_resumable()
     prepared = prepare(spec)
     anakin.runner.check_processes_agree(prepared.agent, prepared.env, spec.trainer, spec.identity())
     if main_process:
       run_dir, checkpointer, chunks_done = rundir_lib.open_run(
         spec, prepared, extra={"replay_memory": prepared.replay_memory.to_json()}
       )
+    shards, resume = shard_store(spec, prepared.sizes, run_dir, chunks_done)
   sizes = prepared.sizes
   if run_dir is not None:  # the main process's
     hardware.print_accelerator_hint()
@@ -290,9 +312,10 @@ def run(
         spec.trainer,
         on_chunk=sinks.write,
         checkpointer=checkpointer,
-        resume=chunks_done is not None,
+        resume=resume,
         identity=spec.identity(),
         sweep=prepared.sweep,
+        shards=shards,
       )
   finally:
     close_run(sinks, checkpointer, run_dir)

@@ -247,6 +247,11 @@ class RunDirectory:
     return path
 
 
+def checkpoint_every_chunks(spec: Any, sizes: Any) -> int:
+  """Chunks between checkpoints: ``--checkpoint-every`` env steps, in whole chunks."""
+  return max(1, round(spec.run.checkpoint_every / sizes.env_steps_per_chunk))
+
+
 def open_run(spec: Any, prepared: Any, extra: dict[str, Any] | None = None):
   """The run directory and checkpointer (process 0 only); refuses a clash.
 
@@ -280,7 +285,7 @@ def open_run(spec: Any, prepared: Any, extra: dict[str, Any] | None = None):
   try:
     checkpointer = checkpoint.Checkpointer(
       checkpoint_dir(run_path),
-      every_chunks=max(1, round(spec.run.checkpoint_every / prepared.sizes.env_steps_per_chunk)),
+      every_chunks=checkpoint_every_chunks(spec, prepared.sizes),
       writer=True,  # the lock's holder: a killed writer's unfinished saves go
       **fingerprint_changes(spec.experiment.agent),
     )

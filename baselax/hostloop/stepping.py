@@ -29,8 +29,8 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from baselax.agents import base as agent_base
-from baselax.training.checkpoint import array_from_json, array_to_json
 from baselax.training.config import DEFAULT_EVAL_MAX_STEPS, TrainingConfig
+from baselax.training.jsonarrays import array_from_json, array_to_json
 
 
 def autoreset_mode(env: gymnasium.vector.VectorEnv) -> AutoresetMode:

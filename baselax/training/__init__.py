@@ -8,6 +8,10 @@ compiled.
   check it, save or stop).
 * :mod:`~baselax.training.checkpoint`: :class:`Checkpointer`, orbax
   checkpoints with manifests.
+* :mod:`~baselax.training.shards`: every process's part of a multi-process
+  run's checkpoints, and the step they all resume from.
+* :mod:`~baselax.training.jsonarrays`: numpy arrays as JSON, for what a
+  trainer keeps beside a checkpoint (the host loop's env snapshots).
 * :mod:`~baselax.training.guards`: Ctrl-C and SIGTERM as stop requests, the
   non-finite guard, what cannot be resumed.
 * :mod:`~baselax.training.lowering`: the compiler options a trainer compiles
@@ -26,7 +30,7 @@ _WHERE = {
   "NonFiniteError": "guards",
   "drive": "driver",
 }
-_SUBMODULES = ("checkpoint", "config", "driver", "guards", "lowering")
+_SUBMODULES = ("checkpoint", "config", "driver", "guards", "jsonarrays", "lowering", "shards")
 
 __all__ = list(_WHERE)
 

@@ -27,7 +27,6 @@ a checkpoint atomically: a writer killed midway leaves no step at all.)
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import json
@@ -95,18 +94,6 @@ def differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[st
     if a != b:
       out.append(f"{key}: checkpoint has {a!r}, this run has {b!r}")
   return out
-
-
-def array_to_json(x: Any) -> dict[str, Any]:
-  """A numpy array as JSON (dtype, shape, base64 bytes), for ``save(extra=)``."""
-  x = np.ascontiguousarray(x)
-  return {"dtype": x.dtype.str, "shape": list(x.shape), "b64": base64.b64encode(x).decode()}
-
-
-def array_from_json(d: Mapping[str, Any]) -> np.ndarray:
-  """The inverse of :func:`array_to_json`."""
-  flat = np.frombuffer(base64.b64decode(d["b64"]), np.dtype(d["dtype"]))
-  return flat.reshape(d["shape"]).copy()
 
 
 MANIFEST = "manifest.json"
@@ -198,7 +185,8 @@ class Checkpointer:
     self.directory = os.path.abspath(os.path.expanduser(directory))
     self.every_chunks = every_chunks
     self.renamed = dict(renamed or {})
-    self.introduced = dict(introduced or {})
+    # Runs before the process count was in the fingerprint had one process.
+    self.introduced = {"num_processes": 1, **(introduced or {})}
     # In a multi-process run only process 0 makes a Checkpointer: orbax must
     # not wait for the others at its barriers (and then cannot create the
     # directory itself).
@@ -331,7 +319,8 @@ class Checkpointer:
     # A setting renamed since the checkpoint was written is compared under its new name.
     saved = config_lib.migrate(meta["fingerprint"], prefix="trainer.")
     saved = config_lib.migrate(saved, self.renamed, introduced=self.introduced)
-    diffs = differences(saved, fingerprint)
+    # An introduced key that a caller does not set has its old value on both sides.
+    diffs = differences(saved, {**self.introduced, **fingerprint})
     if diffs:
       raise ConfigError(
         f"Checkpoint {self.directory} (step {step}) belongs to a different "

@@ -8,9 +8,6 @@ import signal
 import threading
 from typing import Any
 
-import jax
-
-from baselax.errors import ConfigError
 from baselax.training.config import Derived
 
 logger = logging.getLogger("baselax.anakin")
@@ -91,17 +88,3 @@ def check_finite(
     f"{(chunk + 1) * derived.env_steps_per_chunk:,}); training stopped. {kept} "
     f"Lower the learning rate, clip gradients or check the rewards."
   )
-
-
-def check_resumable() -> None:
-  """Refuses to resume a multi-process run (its state is spread over the hosts).
-
-  Raises:
-    ConfigError: in a multi-process run.
-  """
-  if jax.process_count() > 1:
-    raise ConfigError(
-      "Resuming a multi-process run is not supported: its replay buffers and "
-      "env states live on every host, and checkpoints of multi-process runs "
-      "hold the params only (enough for evaluation). Start a new run."
-    )

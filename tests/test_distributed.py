@@ -196,6 +196,7 @@ def test_a_lost_process_ends_the_others_in_one_line(tmp_path):
   lines = [line for line in err.splitlines() if line.strip()]
   assert len(lines) == 1, err[-3000:]
   assert "lost a process (process 1 stopped sending heartbeats" in lines[0]
+  assert "Continue it from its newest checkpoint with --resume" in lines[0]
   assert subprocess.run(["pgrep", "-f", str(port)], capture_output=True).stdout == b""
 
 

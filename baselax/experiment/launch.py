@@ -65,7 +65,8 @@ def training_errors(prog: str, run_dir: Any):
     # coordination service's verdict, which the supervisor reports.
     import jax
 
-    message = supervisor.lost_peer_message([], jax.process_index())
+    path = run_dir.path if run_dir is not None else supervisor.run_dir_of(sys.argv)
+    message = supervisor.lost_peer_message([], jax.process_index(), path)
     print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
     sys.stdout.flush()
     # At once: jax.distributed's shutdown at exit would wait for the lost peer.

@@ -98,7 +98,8 @@ def supervise(prog: str, process_id: int | None, command: Sequence[str] | None =
       signal.signal(signum, handler)
   if verdict is None or code == 0 or said:
     return code
-  print(f"{prog}: error: {lost_peer_message(verdict, process_id)}", file=sys.stderr, flush=True)
+  message = lost_peer_message(verdict, process_id, run_dir_of(command))
+  print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
   return LOST_PEER
 
 
@@ -139,8 +140,20 @@ def _relay(child: subprocess.Popen) -> list[str] | None:
   return verdict
 
 
-def lost_peer_message(lost: list[str], process_id: int | None) -> str:
-  """The one line: who was lost (``lost``: process ids, if known), what now."""
+def run_dir_of(command: Sequence[str]) -> str | None:
+  """The run directory a command line names (``--resume`` or ``--run-dir``), if any."""
+  for flag in ("--resume", "--run-dir"):
+    for i, arg in enumerate(command):
+      if arg == flag and i + 1 < len(command):
+        return command[i + 1]
+      if arg.startswith(flag + "="):
+        return arg.split("=", 1)[1]
+  return None
+
+
+def lost_peer_message(lost: list[str], process_id: int | None, run_dir: str | None = None) -> str:
+  """The one line: who was lost (``lost``: process ids, if known), what now
+  (``run_dir``: the run's directory, if known, for the resume command)."""
   who = (
     f"process {', '.join(lost)} stopped sending heartbeats"
     if lost
@@ -149,7 +162,8 @@ def lost_peer_message(lost: list[str], process_id: int | None) -> str:
   me = "" if process_id is None else f"process {process_id} stops too: "
   return (
     f"the multi-process run lost a process ({who}: killed, preempted or its host lost); "
-    f"{me}every process of the run stops. A multi-process run's checkpoints hold its "
-    f"params only, so start the run again on every process (--heartbeat-timeout sets "
-    f"how long a silent process is waited for)."
+    f"{me}every process of the run stops. Continue it from its newest checkpoint with "
+    f"--resume {run_dir or 'RUN_DIR (the run directory process 0 printed)'} on every "
+    f"process, with the same coordinator flags (--heartbeat-timeout sets how long a "
+    f"silent process is waited for)."
   )

@@ -175,9 +175,22 @@ def resume_step(shards: Any, checkpointer: Any, fingerprint: dict[str, Any]) -> 
       f"{checkpointer.directory} holds the params of this multi-process run only "
       f"(written before whole multi-process checkpoints): it can be evaluated, not resumed."
     )
+  metrics_step = checkpointer.intact_step() if checkpointer is not None else None
+  if checkpointer is not None:
+    # Process 0's run directory keeps the metrics of its newest intact orbax
+    # checkpoint (written after every process's shards): only such steps count.
+    intact = [s for s in intact if metrics_step is not None and s <= metrics_step]
   distributed.refuse_together(error)
   # The same gathered lists everywhere: every process returns (or refuses) alike.
-  return shards_lib.common_step(intact, distributed.all_gather)
+  step = shards_lib.common_step(intact, distributed.all_gather)
+  distributed.refuse_together(
+    None
+    if checkpointer is None or step == metrics_step
+    else f"the newest step every process holds whole is {step}, but process 0's metrics "
+    f"run to step {metrics_step} (a process's newer shard is damaged or missing): restore "
+    f"it, or start a new run."
+  )
+  return step
 
 
 def restore(checkpointer: checkpoint_lib.Checkpointer, state: Any, fingerprint: Any, derived: Any):

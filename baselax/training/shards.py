@@ -174,13 +174,15 @@ class ShardStore:
 
 
 def common_step(mine: Sequence[int], gather: Callable[[np.ndarray], np.ndarray]) -> int | None:
-  """The newest step every process holds intact (``None``: no process holds any).
+  """The newest step every process holds intact (``None``: process 0 holds
+  none, and the run starts afresh; another process's shards from a save that
+  process 0 never finished are written over).
 
   ``mine``: this process's intact steps; ``gather``: an all-gather over the
   processes of a fixed-size int64 array (``multihost_utils.process_allgather``).
 
   Raises:
-    ConfigError: some process holds a checkpoint, and no step is held by all:
+    ConfigError: process 0 holds a checkpoint, and no step is held by all:
       names what each process holds.
   """
   width = 16
@@ -189,7 +191,7 @@ def common_step(mine: Sequence[int], gather: Callable[[np.ndarray], np.ndarray])
   padded[: len(newest)] = newest
   held = np.asarray(gather(padded)).reshape(-1, width)
   sets = [{int(s) for s in row if s >= 0} for row in held]
-  if not any(sets):
+  if not sets[0]:
     return None
   common = set.intersection(*sets)
   if not common:

@@ -162,27 +162,32 @@ def test_an_unreachable_coordinator_fails_in_bounded_time_naming_it(tmp_path):
   assert "Traceback" not in err
 
 
-def test_a_lost_process_ends_the_others_in_one_line(tmp_path):
+def test_a_lost_process_ends_the_others_in_one_line_and_both_resume(tmp_path):
   """SIGKILL one process of a 2-process run (its supervisor, as a scheduler
-  would): the survivor stops within the heartbeat timeout with one line
-  naming the lost process, not JAX's C++ abort, and nothing is left running."""
+  would) after its first checkpoint: the survivor stops within the heartbeat
+  timeout with one line naming the lost process and the resume command, not
+  JAX's C++ abort, and nothing is left running; ``--resume`` on both
+  processes then finishes the run, each chunk logged once."""
   env = dict(os.environ, JAX_PLATFORMS="cpu",
              XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  port, procs = free_port(), []
   run_dir = tmp_path / "run"
+  flags = ["--heartbeat-timeout", "10", "--checkpoint-every", "3200"]
+
+  def start(extra):
+    port = free_port()
+    return port, [subprocess.Popen(
+        [sys.executable, "-m", "baselax", "train", *args], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for args in process_args(port, 2, extra)]
+
+  port, procs = start([*flags, "--total-env-steps", "9600", "--run-dir", str(run_dir)])
   try:
-    for i, args in enumerate(process_args(port, 2, ["--heartbeat-timeout", "10"])):
-      args = [a if a != "6400" else "100000000" for a in args]  # runs until killed
-      args += ["--run-dir", str(run_dir)] if i == 0 else []
-      procs.append(subprocess.Popen(
-          [sys.executable, "-m", "baselax", "train", *args], cwd=tmp_path, env=env,
-          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
-    # Process 0 writes the run directory once both processes have joined and
-    # agreed on the run: from there on a lost peer is the failure under test.
+    # Process 0 commits a checkpoint once every process's part is written:
+    # from there on a lost peer is the failure under test.
     deadline = time.time() + 180
-    while not (run_dir / "config.json").exists():
+    while not (run_dir / "checkpoints" / "1" / "manifest.json").exists():
       assert time.time() < deadline and all(p.poll() is None for p in procs)
-      time.sleep(0.5)
+      time.sleep(0.1)
     procs[1].kill()  # the supervisor: its trainer dies with it
     killed_at = time.time()
     _, err = procs[0].communicate(timeout=120)
@@ -196,8 +201,20 @@ def test_a_lost_process_ends_the_others_in_one_line(tmp_path):
   lines = [line for line in err.splitlines() if line.strip()]
   assert len(lines) == 1, err[-3000:]
   assert "lost a process (process 1 stopped sending heartbeats" in lines[0]
-  assert "Continue it from its newest checkpoint with --resume" in lines[0]
+  assert f"Continue it from its newest checkpoint with --resume {run_dir}" in lines[0]
   assert subprocess.run(["pgrep", "-f", str(port)], capture_output=True).stdout == b""
+
+  port, procs = start([*flags, "--total-env-steps", "9600", "--resume", str(run_dir)])
+  try:
+    codes = [proc.wait(timeout=180) for proc in procs]
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+  assert codes == [0, 0], [proc.stderr.read()[-3000:] for proc in procs]
+  chunks = [json.loads(line)["chunk"] for line in open(run_dir / "metrics.jsonl")]
+  assert chunks == [0, 1, 2]
 
 
 # What JAX's coordination service writes when it ends a survivor (abridged

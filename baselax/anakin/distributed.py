@@ -182,10 +182,9 @@ def check_same_everywhere(what: str, obj: Any) -> None:
   if jax.process_count() == 1:
     return
   import numpy as np
-  from jax.experimental import multihost_utils
 
   mine = config_hash(obj)
-  hashes = np.asarray(multihost_utils.process_allgather(np.array([mine], np.int64))).reshape(-1)
+  hashes = np.asarray(all_gather(np.array([mine], np.int64))).reshape(-1)
   differ = [i for i, h in enumerate(hashes) if h != hashes[0]]
   if differ:
     raise ValueError(
@@ -202,9 +201,8 @@ def any_process(flag: bool) -> bool:
   if jax.process_count() == 1:
     return bool(flag)
   import numpy as np
-  from jax.experimental import multihost_utils
 
-  return bool(np.any(multihost_utils.process_allgather(np.array([flag], np.int32))))
+  return bool(np.any(all_gather(np.array([flag], np.int32))))
 
 
 def all_gather(x: Any) -> Any:
@@ -250,9 +248,8 @@ def refuse_together(error: str | None) -> None:
       raise ConfigError(error)
     return
   import numpy as np
-  from jax.experimental import multihost_utils
 
-  flags = np.asarray(multihost_utils.process_allgather(np.array([error is not None], np.int32)))
+  flags = np.asarray(all_gather(np.array([error is not None], np.int32)))
   refused = [p for p, f in enumerate(flags.reshape(-1)) if f]
   if error:
     raise ConfigError(error)

@@ -103,7 +103,7 @@ def make_anakin(
   collect = make_collect(make_env_iteration(agent, env, config), config.train_every)
   learn, skip_learning = make_learn(agent, config, replay.prioritized, axis_name)
   update_key = agent_base.contract_of(agent).update_key
-  total_steps = derived.num_chunks * derived.steps_per_chunk  # anneals PER's beta
+  total_steps = derived.total_steps  # anneals PER's beta
 
   def scan_step(state: TrainState, step_index: jax.Array) -> tuple[TrainState, Metrics]:
     """``train_every`` env iterations, add them to the buffer, then learn."""

@@ -292,13 +292,13 @@ class Collector:
       "next_obs": final_obs,
       "first": self.first & ~self.pad,
     }
+    started = done
     if self.pads:
       record["pad"] = self.pad
-      # The step after a pad starts the episode the pad's reset began.
-      done, self.pad = done & ~self.pad, done & ~self.pad
-      started = record["pad"]
-    else:
-      started = done
+      # A pad step is a reset, never an episode's end; the step after it
+      # starts the episode it began, and the step after an end is a pad.
+      done = done & ~self.pad
+      started, self.pad = self.pad, done
     self.running += np.where(record.get("pad", False), 0.0, reward)
     self.episodes += int(done.sum())
     self.return_sum += float(self.running[done].sum())

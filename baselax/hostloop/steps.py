@@ -55,8 +55,8 @@ def jitted_steps(agent: agent_base.BaseAgent, config: TrainingConfig, replay: An
   ``step``, the update's number), updates
   (``baselax.learner.step.make_learn``, the Anakin loop's) and writes the
   priorities back, the logged scalars summed on device. The buffer is
-  donated to each (updated in place). ``total``: updates in the run (anneals
-  prioritized replay's beta).
+  donated to each (updated in place). ``total``: the run's scan steps
+  (``Derived.total_steps``: prioritized replay's beta anneals over them).
   """
 
   def act(params, policy_state, obs, key):
@@ -126,12 +126,6 @@ def make_run_replay(
   return replay
 
 
-def run_updates(config: TrainingConfig) -> int:
-  """Updates the whole run takes (prioritized replay's beta anneals over them)."""
-  derived = config.derive(1)
-  return derived.num_chunks * derived.steps_per_chunk
-
-
 def make_steps(
   agent: agent_base.BaseAgent,
   config: TrainingConfig,
@@ -141,7 +135,7 @@ def make_steps(
 ) -> Steps:
   """The run's :class:`Steps` for ``replay``; ``learner``: the fresh run's
   state and ``record`` one step's (their shapes size the logged scalars)."""
-  act, act_add, add, add_learn = jitted_steps(agent, config, replay, max(1, run_updates(config)))
+  act, act_add, add, add_learn = jitted_steps(agent, config, replay, config.derive(1).total_steps)
   records = {
     k: jax.ShapeDtypeStruct((config.num_envs, 1, *v.shape), v.dtype) for k, v in record.items()
   }

@@ -232,6 +232,17 @@ def final_column(store: Store, state: ReplayState, column: jax.Array) -> jax.Arr
   return store.length + ((state.clock - 1 - back) % store.period) // store.interval
 
 
+def window_returns(
+  store: Store, reward: jax.Array, terminated: jax.Array, truncated: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """``(k, return, discount)`` of ``(B, n)`` windows (``windows.window_return``)."""
+  discount = store.discount
+  assert discount is not None  # n > 1 stores its gamma
+  return jax.vmap(lambda r, te, tr: windows.window_return(r, te, tr, discount))(
+    reward, terminated, truncated
+  )
+
+
 def transitions(store: Store, state: ReplayState, row: jax.Array, start: jax.Array) -> Batch:
   """The batch of the windows starting at ``(row, start)``, ``(B,)`` each."""
   if store.history:
@@ -239,6 +250,7 @@ def transitions(store: Store, state: ReplayState, row: jax.Array, start: jax.Arr
   layout, length, n = store.layout, store.length, store.n_step
   obs_words = layout.obs_words
   records = state.records
+  k: int | jax.Array  # the window's length: 1, or each window's own
   if n == 1:
     first = records[row, start]  # (B, W)
     flags = first[:, layout.flags]
@@ -247,12 +259,11 @@ def transitions(store: Store, state: ReplayState, row: jax.Array, start: jax.Arr
     k, bootstrap, obs_row = 1, None, first[:, :obs_words]
     action = records_lib.unpack(layout.action, first)
   else:
-    discount = store.discount
-    assert discount is not None  # n > 1 stores its gamma
     times = (start[:, None] + jnp.arange(n)) % length
     tail = records[row[:, None], times, obs_words:]  # (B, n, W - O)
     flags = tail[..., layout.flags - obs_words]
-    k, reward, bootstrap = jax.vmap(lambda r, te, tr: windows.window_return(r, te, tr, discount))(
+    k, reward, bootstrap = window_returns(
+      store,
       jax.lax.bitcast_convert_type(tail[..., layout.reward - obs_words], jnp.float32),
       (flags & 1) > 0,
       (flags & 2) > 0,
@@ -309,11 +320,7 @@ def stacked_transitions(
   if n == 1:
     k, reward, bootstrap = jnp.ones_like(start), rewards[:, 0], None
   else:
-    discount = store.discount
-    assert discount is not None  # n > 1 stores its gamma
-    k, reward, bootstrap = jax.vmap(lambda r, te, tr: windows.window_return(r, te, tr, discount))(
-      rewards, terminated, truncated
-    )
+    k, reward, bootstrap = window_returns(store, rewards, terminated, truncated)
   take = lambda x, i: jnp.take_along_axis(x, i, axis=1)  # noqa: E731
   last_terminated = take(terminated, (k - 1)[:, None])[:, 0]
   last_truncated = take(truncated, (k - 1)[:, None])[:, 0]
@@ -326,8 +333,8 @@ def stacked_transitions(
   positions = (h + k)[:, None] + jnp.arange(-h, 1)  # (B, h + 1)
   gather = lambda x: jax.vmap(lambda xs, i: xs[i])(x, positions)  # noqa: E731
   next_frames, next_first = gather(frames), gather(first)
-  cut = last_truncated.reshape(-1, *([1] * (next_frames.ndim - 1)))
-  next_frames = next_frames.at[:, h].set(jnp.where(cut[:, 0], final_frame, next_frames[:, h]))
+  cut = last_truncated.reshape(-1, *([1] * (final_frame.ndim - 1)))  # against (B, *frame)
+  next_frames = next_frames.at[:, h].set(jnp.where(cut, final_frame, next_frames[:, h]))
   next_first = next_first.at[:, h].set(next_first[:, h] & ~last_truncated)
   batch = {
     "obs": restack(frames[:, : h + 1], first[:, : h + 1]),

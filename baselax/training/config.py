@@ -299,8 +299,14 @@ class Derived:
     return self.num_chunks * self.env_steps_per_chunk
 
   @property
+  def total_steps(self) -> int:
+    """Scan steps of the whole run (an update each once learning has
+    started): prioritized replay's beta anneals over them."""
+    return self.num_chunks * self.steps_per_chunk
+
+  @property
   def total_updates(self) -> int:
-    return max(0, self.num_chunks * self.steps_per_chunk - self.learning_starts_step)
+    return max(0, self.total_steps - self.learning_starts_step)
 
   # Schedules are written in env steps; agents count predict calls (and
   # updates: total_updates). This is the only place that arithmetic lives.

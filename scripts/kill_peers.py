@@ -35,11 +35,17 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kill_anywhere import SAME, lines  # noqa: E402
+from baselax.experiment.rundir import complete_lines
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROCESSES = 2
+#: Fields of a metrics line that may differ between the runs (wall clock and speed).
+TIMING = ("sps", "wall_time")
+
+
+def lines(run_dir: str) -> list[dict[str, Any]]:
+  """The whole lines of ``run_dir``'s metrics.jsonl, parsed."""
+  return [row for _, row in complete_lines(os.path.join(run_dir, "metrics.jsonl"))]
 
 
 def free_port() -> int:
@@ -149,8 +155,9 @@ def final_arrays(run_dir: str) -> dict[str, np.ndarray]:
 
 
 def compare(straight: str, killed: str) -> dict[str, Any]:
-  rows = [[{k: json.loads(x).get(k) for k in SAME} for x in lines(d)] for d in (straight, killed)]
-  chunks = [json.loads(x)["chunk"] for x in lines(killed)]
+  rows = [[{k: v for k, v in row.items() if k not in TIMING} for row in lines(d)]
+          for d in (straight, killed)]
+  chunks = [row["chunk"] for row in lines(killed)]
   a, b = final_arrays(straight), final_arrays(killed)
   unequal = [k for k in a if k not in b or not np.array_equal(a[k], b[k])]
   return dict(metrics_equal=rows[0] == rows[1], lines=len(rows[1]),

@@ -163,3 +163,115 @@ def test_a_table_stops_at_a_cell_stopped_by_ctrl_c_and_goes_on_past_a_failed_one
   assert cli.main(argv) == 130 and launched == ["dqn"]  # Ctrl-C: the table stops
   codes[:] = [1, 1]
   assert cli.main(argv) == 1 and launched[1:] == ["dqn", "c51"]  # an error: the next runs
+
+
+def fake_cells(monkeypatch, code_of, hold_s=0.3):
+  """``cells.subprocess.run`` replaced: each main job is recorded (its agent,
+  where its output went), counted while it "runs" ``hold_s`` seconds, and
+  exits with ``code_of(agent)``."""
+  import threading
+  lock, seen = threading.Lock(), {"launched": [], "logs": [], "active": 0, "most": 0}
+
+  def fake_run(cmd, **kwargs):
+    if cmd[0] == "git":
+      return subprocess.CompletedProcess(cmd, 0, stdout="0" * 40 + "\n", stderr="")
+    agent = cmd[cmd.index("--agent") + 1]
+    with lock:
+      seen["launched"].append(agent)
+      seen["logs"].append(getattr(kwargs.get("stdout"), "name", None))
+      seen["active"] += 1
+      seen["most"] = max(seen["most"], seen["active"])
+    import time
+    time.sleep(0 if code_of(agent) == 130 else hold_s)
+    with lock:
+      seen["active"] -= 1
+    return subprocess.CompletedProcess(cmd, code_of(agent))
+
+  monkeypatch.setattr(cells.subprocess, "run", fake_run)
+  return seen
+
+
+def test_jobs_run_cells_side_by_side_each_logging_to_a_file(tmp_path, monkeypatch):
+  seen = fake_cells(monkeypatch, lambda agent: 1)
+  argv = ["--table", "cleanrl-classic", "--agents", "dqn", "c51", "qrdqn", "--envs",
+          "CartPole-v1", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+          "--jobs", "2"]
+  assert cli.main(argv) == 1  # every (fake) cell failed: the table says so
+  assert sorted(seen["launched"]) == ["c51", "dqn", "qrdqn"] and seen["most"] == 2
+  assert all(log and log.endswith("-CartPole-v1-500000f-10s.log") for log in seen["logs"])
+
+
+def test_with_jobs_a_ctrl_c_lets_running_cells_end_and_starts_no_more(tmp_path, monkeypatch):
+  seen = fake_cells(monkeypatch, lambda agent: 130 if agent == "dqn" else 1)
+  argv = ["--table", "cleanrl-classic", "--agents", "dqn", "c51", "qrdqn", "mdqn", "--envs",
+          "CartPole-v1", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+          "--jobs", "2"]
+  assert cli.main(argv) == 130
+  assert seen["launched"] == ["dqn", "c51"] or seen["launched"] == ["c51", "dqn"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--out", "o", "--table", "atari-100k"], "--table atari-100k: unknown table"),
+    (["--out", "o", "--jobs", "0"], "--jobs must be >= 1"),
+    (["--out", "o", "--agents", "ppo"], "--agents ppo: not in the"),
+    (["--table", "revisiting-rainbow"], "the following arguments are required: --out"),
+])
+def test_bad_device_table_flags_are_refused_in_one_line(argv, message, capsys):
+  from baselax.experiment.tables import budget
+  with pytest.raises(SystemExit) as exit_info:
+    budget.parse(argv)
+  err = capsys.readouterr().err
+  assert exit_info.value.code == 2 and message in err, err
+  assert len(err.strip().splitlines()) == 1
+
+
+def test_pack_puts_the_longest_first_on_the_slot_free_first_and_leaves_out_what_ends_late():
+  from baselax.experiment.tables import budget
+  # Two slots of 8 s: 5 and 4 open them, 3 follows the 4 (7), the next 3 the 5 (8);
+  # the 2 would end at 9 on either; the 9 fits on none.
+  assert budget.pack([3.0, 5.0, 9.0, 2.0, 4.0, 3.0], slots=2, capacity=8.0) == [1, 4, 0, 5]
+  assert budget.pack([9.0], slots=4, capacity=8.0) == []
+
+
+def test_a_probe_is_measured_from_its_run_directory(tmp_path):
+  from baselax.experiment.tables import budget
+  rows = [{"chunk": 0, "env_steps": 1000, "wall_time": 3.0, "sps": 2000.0},
+          {"chunk": 1, "env_steps": 2000, "wall_time": 5.5, "sps": 1000.0}]
+  (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  (tmp_path / "sessions.jsonl").write_text(json.dumps({"wall_s": 12.0}) + "\n")
+  got = budget.measure(str(tmp_path), seeds=2)
+  # 1000 frames a seed at 500 frames/s per seed: 2 s of the chunk's 2.5 s trained.
+  assert got == {"rate": 500.0, "chunk_overhead_s": 0.5, "startup_s": 6.5}
+  # 10,000 frames in chunks of 4,000: 3 chunks, each with its overhead.
+  assert budget.estimate_s(got, 10_000, 4_000) == pytest.approx(
+      budget.SAFETY * (6.5 + 20.0 + 3 * 0.5))
+
+
+def test_the_plan_skips_cells_already_had_and_falls_back_to_a_budget_that_fits(tmp_path):
+  from baselax.experiment.tables import budget
+  args = budget.parse(["--out", str(tmp_path / "out"), "--have", str(tmp_path / "have"),
+                       "--agents", "dqn", "c51", "--envs", "Breakout", "SpaceInvaders",
+                       "--frames", "10000000", "2000000", "--jobs", "2"])
+  had = cells.path_of(str(tmp_path / "have"), {"preset": "revisiting-rainbow-fast",
+                                               "agent": "dqn", "env_id": "minatar:Breakout",
+                                               "frames": 2_000_000})
+  os.makedirs(os.path.dirname(had))
+  open(had, "w").close()
+  rates = {a: {"rate": 10_000.0, "chunk_overhead_s": 1.0, "startup_s": 20.0}
+           for a in ("dqn", "c51")}
+  # 10M frames: 1,000 s a cell; 2M: about 200 s. 450 s on 2 slots holds 2 of the 3.
+  got = budget.plan(args, rates, left_s=450.0)
+  assert got["frames"] == 2_000_000
+  assert got["tried"] == [{"frames": 10_000_000, "cells": 4, "fit": 0},
+                          {"frames": 2_000_000, "cells": 3, "fit": 2}]
+  assert all((c["agent"], c["env_id"]) != ("dqn", "minatar:Breakout") for c in got["cells"])
+
+
+def test_gain_compares_the_copies_side_by_side_with_the_agent_alone():
+  from baselax.experiment.tables import budget
+  probed = {"alone": {"c51": {"rate": 100.0}},
+            "side_by_side": [["dqn", {"rate": 500.0}], ["c51", {"rate": 60.0}],
+                             ["c51", {"rate": 80.0}], ["dqn", None]]}
+  # 4 processes, c51's copies at 70 frames/s each: 4 * 70 / 100.
+  assert budget.gain(probed) == pytest.approx(2.8)
+  assert budget.gain({"alone": {"c51": {"rate": 100.0}}, "side_by_side": []}) is None

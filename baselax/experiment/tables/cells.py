@@ -36,6 +36,8 @@ class Interrupted(Exception):
 class Cell(dict):
   """What names a cell: ``table``, ``preset``, ``agent``, ``env_id``, ``frames``, ``seeds``."""
 
+  KEYS = ("table", "preset", "agent", "env_id", "frames", "seeds")
+
   @property
   def env(self) -> str:
     return specs.label(self["env_id"])
@@ -111,11 +113,19 @@ def run(
   extra: Sequence[str] = (),
   first_seed: int = 0,
   dry_run: bool = False,
+  side_by_side: bool = False,
+  timeout_s: float | None = None,
 ) -> str | None:
   """Runs (or resumes) one cell in a process of its own; its run directory once finished.
 
-  Returns ``None`` when the cell stopped before its budget on an error (it
-  resumes on the next call) or with ``dry_run``, which only prints the command.
+  With ``side_by_side`` (cells run at once, ``table.py --jobs``) the cell's
+  output goes to ``RUN_DIR.log`` rather than the terminal, and an
+  accelerator's memory is not preallocated (``XLA_PYTHON_CLIENT_PREALLOCATE``
+  is false unless set): each process would otherwise take 75% of it.
+
+  Returns ``None`` when the cell stopped before its budget on an error or
+  after ``timeout_s`` seconds (it resumes from its last checkpoint on the
+  next call), or with ``dry_run``, which only prints the command.
 
   Raises:
     Interrupted: the run was stopped by Ctrl-C (exit code 130) or a signal.
@@ -136,27 +146,54 @@ def run(
   if dry_run:
     return None
   t0 = time.perf_counter()
-  proc = subprocess.run(cmd)
+  returncode = _launch(cmd, run_dir + ".log" if side_by_side else None, timeout_s)
   session = {
     "wall_s": time.perf_counter() - t0,
     "host": platform.node(),
-    "exit_code": proc.returncode,
+    "exit_code": returncode,
     **code_version(),
   }
   if os.path.isdir(run_dir):
     with open(os.path.join(run_dir, "sessions.jsonl"), "a") as f:
       f.write(json.dumps(session) + "\n")
-  if proc.returncode != 0:
+  name = f"{cell['preset']}/{cell['agent']}/{specs.label(cell['env_id'])}"
+  if returncode is None:
     print(
-      f"cell {cell['preset']}/{cell['agent']}/{specs.label(cell['env_id'])} stopped "
-      f"with exit code {proc.returncode}; run the same command again to resume it.",
+      f"cell {name} stopped at its time limit ({timeout_s:.0f} s); run the same command "
+      "again to resume it from its last checkpoint.",
       file=sys.stderr,
       flush=True,
     )
-    if proc.returncode == 130 or proc.returncode < 0:
+    return None
+  if returncode != 0:
+    print(
+      f"cell {name} stopped with exit code {returncode}; run the same command again to resume it.",
+      file=sys.stderr,
+      flush=True,
+    )
+    if returncode == 130 or returncode < 0:
       raise Interrupted(run_dir)
     return None
   return run_dir
+
+
+def _launch(cmd: Sequence[str], log: str | None, timeout_s: float | None) -> int | None:
+  """The exit code of ``cmd``, its output appended to ``log`` if one is named;
+  ``None`` when it ran past ``timeout_s`` (it is killed)."""
+  if log is None:
+    try:
+      return subprocess.run(cmd, timeout=timeout_s).returncode
+    except subprocess.TimeoutExpired:
+      return None
+  env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", **os.environ}
+  os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
+  with open(log, "a") as out:
+    try:
+      return subprocess.run(
+        cmd, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=timeout_s
+      ).returncode
+    except subprocess.TimeoutExpired:
+      return None
 
 
 def _sessions(run_dir: str) -> list[dict[str, Any]]:

@@ -15,7 +15,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent import futures
 
 from baselax.errors import ConfigError
 from baselax.experiment import cli as cli_lib
@@ -77,6 +80,13 @@ def parser(prog: str = PROG) -> argparse.ArgumentParser:
     action="store_true",
     help="only rebuild the report and figures from the cell files",
   )
+  p.add_argument(
+    "--jobs",
+    type=cli_lib.integer,
+    default=1,
+    help="cells run at once, each in a process of its own with its output in RUN_DIR.log "
+    "(default: 1; on an accelerator several overlap their launch latency)",
+  )
   p.add_argument("--dry-run", action="store_true", help="print the cells' commands only")
   p.add_argument("extra", nargs="*", help="more main-job flags, after --")
   return p
@@ -105,7 +115,7 @@ def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Names
     p.error(f"--fast: the {table.name} table has no fast preset; leave out --fast.")
   args.seeds = table.seeds if args.seeds is None else args.seeds
   args.frames = table.frames if args.frames is None else args.frames
-  for name in ("seeds", "frames"):
+  for name in ("seeds", "frames", "jobs"):
     if getattr(args, name) < 1:
       p.error(f"--{name} must be >= 1, got {getattr(args, name)}.")
   args.runs_dir = args.runs_dir or os.path.join("runs", table.out)
@@ -130,6 +140,56 @@ def planned(args: argparse.Namespace) -> list[cells.Cell]:
   ]
 
 
+def fill(
+  todo: Sequence[cells.Cell],
+  runs_dir: str,
+  out: str,
+  extra: Sequence[str] = (),
+  first_seed: int = 0,
+  jobs: int = 1,
+  dry_run: bool = False,
+  deadline: float | None = None,
+  on_done: Callable[[cells.Cell, str], None] | None = None,
+) -> int:
+  """Runs the cells ``jobs`` at a time, in order, and writes each finished
+  cell's file under ``out`` as soon as it is done.
+
+  ``deadline`` (a ``time.monotonic()`` value) stops a cell still running then
+  and starts none after it. Returns 0 when every cell finished, 1 when one
+  stopped (the others still run), 130 when one was stopped by Ctrl-C or a
+  signal: no cell starts after that.
+  """
+  interrupted = threading.Event()
+
+  def one(cell: cells.Cell) -> str | None:
+    left = None if deadline is None else deadline - time.monotonic()
+    if interrupted.is_set() or (left is not None and left <= 0):
+      return None
+    try:
+      return cells.run(cell, runs_dir, extra, first_seed, dry_run, jobs > 1, left)
+    except cells.Interrupted:
+      interrupted.set()  # before this worker takes the next cell
+      raise
+
+  stopped = 0
+  with futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+    running = {pool.submit(one, cell): cell for cell in todo}
+    for done in futures.as_completed(running):
+      try:
+        run_dir = done.result()
+      except cells.Interrupted:
+        continue
+      if run_dir is None:
+        stopped += not dry_run
+        continue
+      cell = running[done]
+      path = cells.write(out, cells.result(run_dir, cell))
+      print(f"  -> {path}", flush=True)
+      if on_done is not None:
+        on_done(cell, path)
+  return 130 if interrupted.is_set() else int(stopped > 0)
+
+
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   """Fills the cells the flags name (resuming any started), then the report.
 
@@ -138,23 +198,18 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   table stops there). The same command resumes it.
   """
   args = parse(argv, prog)
-  stopped = 0
+  code = 0
   if not args.report_only:
-    for cell in planned(args):
-      try:
-        run_dir = cells.run(cell, args.runs_dir, args.extra, args.first_seed, args.dry_run)
-      except cells.Interrupted:
-        return 130
-      if run_dir is None:
-        stopped += not args.dry_run
-        continue
-      path = cells.write(args.out, cells.result(run_dir, cell))
-      print(f"  -> {path}", flush=True)
+    code = fill(
+      planned(args), args.runs_dir, args.out, args.extra, args.first_seed, args.jobs, args.dry_run
+    )
+    if code == 130:
+      return code
   if os.path.isdir(args.out):
     name = os.path.basename(os.path.normpath(args.out))
     report.write(args.out, TITLES.get(name, f"{name}: the papers' tables, reproduced"))
     print(f"report: {os.path.join(args.out, 'README.md')}", flush=True)
-  return 1 if stopped else 0
+  return code
 
 
 if __name__ == "__main__":

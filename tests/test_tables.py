@@ -170,14 +170,19 @@ def fake_cells(monkeypatch, code_of, hold_s=0.3):
   where its output went), counted while it "runs" ``hold_s`` seconds, and
   exits with ``code_of(agent)``."""
   import threading
-  lock, seen = threading.Lock(), {"launched": [], "logs": [], "active": 0, "most": 0}
+  lock, seen = threading.Lock(), {"launched": [], "logs": [], "started": [], "active": 0,
+                                 "most": 0}
 
   def fake_run(cmd, **kwargs):
     if cmd[0] == "git":
       return subprocess.CompletedProcess(cmd, 0, stdout="0" * 40 + "\n", stderr="")
     agent = cmd[cmd.index("--agent") + 1]
+    run_dir = cmd[cmd.index("--run-dir") + 1]
+    with open(os.path.join(run_dir, "sessions.jsonl")) as f:  # logged before it runs
+      started = [json.loads(line) for line in f]
     with lock:
       seen["launched"].append(agent)
+      seen["started"].append(started)
       seen["logs"].append(getattr(kwargs.get("stdout"), "name", None))
       seen["active"] += 1
       seen["most"] = max(seen["most"], seen["active"])
@@ -199,6 +204,9 @@ def test_jobs_run_cells_side_by_side_each_logging_to_a_file(tmp_path, monkeypatc
   assert cli.main(argv) == 1  # every (fake) cell failed: the table says so
   assert sorted(seen["launched"]) == ["c51", "dqn", "qrdqn"] and seen["most"] == 2
   assert all(log and log.endswith("-CartPole-v1-500000f-10s.log") for log in seen["logs"])
+  # Each session's code is on record before it runs (a killed table keeps it).
+  assert all(len(lines) == 1 and lines[0]["commit"] == "0" * 40 and "started" in lines[0]
+             for lines in seen["started"])
 
 
 def test_with_jobs_a_ctrl_c_lets_running_cells_end_and_starts_no_more(tmp_path, monkeypatch):
@@ -238,7 +246,8 @@ def test_a_probe_is_measured_from_its_run_directory(tmp_path):
   rows = [{"chunk": 0, "env_steps": 1000, "wall_time": 3.0, "sps": 2000.0},
           {"chunk": 1, "env_steps": 2000, "wall_time": 5.5, "sps": 1000.0}]
   (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-  (tmp_path / "sessions.jsonl").write_text(json.dumps({"wall_s": 12.0}) + "\n")
+  (tmp_path / "sessions.jsonl").write_text(
+      json.dumps({"started": "2026-12-07T18:00:00"}) + "\n" + json.dumps({"wall_s": 12.0}) + "\n")
   got = budget.measure(str(tmp_path), seeds=2)
   # 1000 frames a seed at 500 frames/s per seed: 2 s of the chunk's 2.5 s trained.
   assert got == {"rate": 500.0, "chunk_overhead_s": 0.5, "startup_s": 6.5}

@@ -142,7 +142,7 @@ def measure(run_dir: str, seeds: int) -> dict[str, float]:
   logging) and ``startup_s`` (the process's time outside its chunks)."""
   rows = cells.read_metrics(run_dir)
   with open(os.path.join(run_dir, "sessions.jsonl")) as f:
-    wall = float(json.loads(f.readlines()[-1])["wall_s"])
+    wall = float([s for s in map(json.loads, f) if "wall_s" in s][-1]["wall_s"])
   last, first = rows[-1], rows[0]
   rate = float(last["sps"]) / seeds
   chunk_frames = last["env_steps"] - first["env_steps"]

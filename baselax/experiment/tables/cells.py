@@ -6,9 +6,11 @@ in one run of the main job with a run directory of its own::
     RUNS_DIR/PRESET/AGENT-ENV-{frames}f-{seeds}s/     the run (resumable)
     OUT/PRESET/AGENT-ENV-FRAMES.json                   the finished cell
 
-The run directory also keeps ``sessions.jsonl``: one line per session that
-trained the cell (wall clock, host, and the commit of the code that ran), so
-a cell filled over several sessions says what it was made with.
+The run directory also keeps ``sessions.jsonl``: for each session that
+trained the cell, a line when it starts (host, the commit of the code that
+runs and whether its tree had changes) and one when it ends (its wall clock
+and exit code too), so a cell filled over several sessions, some of them
+killed, says what it was made with.
 """
 
 from __future__ import annotations
@@ -145,17 +147,19 @@ def run(
   print(f"[{time.strftime('%H:%M:%S')}] {' '.join(cmd[1:])}", flush=True)
   if dry_run:
     return None
+  version = code_version()
+  # The session's code is logged before it runs: a table killed with the cell
+  # (a paused queue, a session's end) still says what trained it.
+  _log_session(run_dir, {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **version})
   t0 = time.perf_counter()
   returncode = _launch(cmd, run_dir + ".log" if side_by_side else None, timeout_s)
   session = {
     "wall_s": time.perf_counter() - t0,
     "host": platform.node(),
     "exit_code": returncode,
-    **code_version(),
+    **version,
   }
-  if os.path.isdir(run_dir):
-    with open(os.path.join(run_dir, "sessions.jsonl"), "a") as f:
-      f.write(json.dumps(session) + "\n")
+  _log_session(run_dir, session)
   name = f"{cell['preset']}/{cell['agent']}/{specs.label(cell['env_id'])}"
   if returncode is None:
     print(
@@ -194,6 +198,12 @@ def _launch(cmd: Sequence[str], log: str | None, timeout_s: float | None) -> int
       ).returncode
     except subprocess.TimeoutExpired:
       return None
+
+
+def _log_session(run_dir: str, line: Mapping[str, Any]) -> None:
+  os.makedirs(run_dir, exist_ok=True)  # a fresh run accepts it: no checkpoint in it
+  with open(os.path.join(run_dir, "sessions.jsonl"), "a") as f:
+    f.write(json.dumps({"host": platform.node(), **line}) + "\n")
 
 
 def _sessions(run_dir: str) -> list[dict[str, Any]]:
@@ -260,7 +270,7 @@ def result(run_dir: str, cell: Mapping[str, Any]) -> dict[str, Any]:
       "eval_return": [_floats(r["eval_return"]) for r in rows],
     },
     "train_wall_s": float(last["wall_time"]),
-    "session_wall_s": [s["wall_s"] for s in sessions],
+    "session_wall_s": [s["wall_s"] for s in sessions if "wall_s" in s],
     "code": {
       "commits": commits,
       "dirty": any(s.get("dirty") for s in sessions) if commits else None,

@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 
@@ -38,9 +40,20 @@ PROCESS = textwrap.dedent("""
               open(sys.argv[1], "w"))
 """).format()
 
+# One persistent compilation cache for this module's launches (this pytest
+# process's own): a program compiles once, in the first launch's process 0
+# (the only process JAX lets write it), and every later launch reads it.
+XLA_CACHE = os.path.join(tempfile.gettempdir(), f"baselax-test-distributed-xla-{os.getpid()}")
+
 SMALL = ["--total-env-steps", "6400", "--eval-every", "3200", "--num-envs", "4",
          "--learning-starts", "640", "--buffer-size", "2000", "--batch-size", "32",
-         "--eval-episodes", "4", "--quiet", "--compilation-cache", "none"]
+         "--eval-episodes", "4", "--quiet", "--compilation-cache", XLA_CACHE]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_the_cache():
+  yield
+  shutil.rmtree(XLA_CACHE, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -90,55 +103,114 @@ def process_args(port, n, extra=()):
                    str(n), "--process-id", str(i), *extra] for i in range(n)]
 
 
-def test_two_processes_train_one_model(tmp_path):
-  results = launch(tmp_path, process_args(free_port(), 2))
+# Four chunks, each checkpointed; a lost peer is noticed after 10 s without heartbeats.
+RUN = ["--total-env-steps", "12800", "--checkpoint-every", "3200", "--heartbeat-timeout", "10"]
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+  """The uninterrupted 2-process run the interrupted ones must equal: its
+  processes' reports and its metrics lines (timing left out)."""
+  root = tmp_path_factory.mktemp("straight")
+  results = launch(root, process_args(free_port(), 2, RUN))
   for i, (code, out, err) in enumerate(results):
     assert code == 0, f"process {i} failed:\n{out[-2000:]}\n{err[-4000:]}"
-  reports = [json.load(open(tmp_path / f"p{i}" / "out.json")) for i in range(2)]
+  reports = [json.load(open(root / f"p{i}" / "out.json")) for i in range(2)]
+  [name] = os.listdir(root / "p0" / "runs")
+  return root, results, reports, metrics_of(root / "p0" / "runs" / name)
+
+
+def metrics_of(run_dir):
+  timing = ("sps", "wall_time")
+  return [{k: v for k, v in json.loads(line).items() if k not in timing}
+          for line in open(run_dir / "metrics.jsonl")]
+
+
+def test_two_processes_train_one_model(straight):
+  root, results, reports, metrics = straight
   assert [r["process_count"] for r in reports] == [2, 2]
   assert [r["devices"] for r in reports] == [4, 4]
   # Gradients are averaged over all 4 devices: one set of params everywhere.
   assert reports[0]["hash"] == reports[1]["hash"]
   # Env steps are counted over every device of every process ...
-  assert reports[0]["env_steps"] == reports[1]["env_steps"] == 6400
+  assert reports[0]["env_steps"] == reports[1]["env_steps"] == 12800
   per_device = [s for r in reports for row in r["local_env_steps"] for s in row]
-  assert len(per_device) == 4 and sum(per_device) == 6400
+  assert len(per_device) == 4 and sum(per_device) == 12800
   # ... and evaluation is aggregated, so both processes report the same returns.
   assert reports[0]["eval_return"] == reports[1]["eval_return"]
   # Only process 0 writes a run directory (both started in empty directories).
-  runs0 = os.listdir(tmp_path / "p0" / "runs")
-  assert len(runs0) == 1
-  assert os.path.exists(tmp_path / "p0" / "runs" / runs0[0] / "metrics.jsonl")
-  assert not os.path.exists(tmp_path / "p1" / "runs")
+  assert len(os.listdir(root / "p0" / "runs")) == 1 and len(metrics) == 4
+  assert not os.path.exists(root / "p1" / "runs")
   assert "over 2 processes" in results[0][1] and "run directory" in results[0][1]
   assert "baselax" not in results[1][1] and "run directory" not in results[1][1]
 
-  # Stopped after its first chunk (a checkpoint of every process's shards),
-  # then resumed on both processes: the uninterrupted run's params, and metrics.
-  split = tmp_path / "split"
-  stopped = launch(split, process_args(free_port(), 2), env_extra={"STOP_AFTER_CHUNK": "0"})
+
+def test_a_run_stopped_then_losing_a_process_resumes_to_the_straight_runs_end(
+    straight, tmp_path):
+  """A 2-process run asked to stop after its first chunk (every process's
+  shards are saved), resumed from the command line (each process under its
+  supervisor), then one process SIGKILLed (its supervisor, as a scheduler
+  would) after the resumed run's first checkpoint: the survivor stops within
+  the heartbeat timeout with one line naming the lost process and the resume
+  command, not JAX's C++ abort, and nothing is left running. ``--resume`` on
+  both processes then finishes the run: the straight run's params, and its
+  metrics, each chunk once. Resuming on one process is refused in one line."""
+  _, _, reports, metrics = straight
+  stopped = launch(tmp_path, process_args(free_port(), 2, RUN),
+                   env_extra={"STOP_AFTER_CHUNK": "0"})
   assert all(code == 0 for code, _, _ in stopped), stopped
-  [run] = os.listdir(split / "p0" / "runs")
+  [name] = os.listdir(tmp_path / "p0" / "runs")
   # Every process names the run directory by one path (a shared filesystem):
   # process 1 keeps its shards there too, beside process 0's.
-  run_dir = split / "p0" / "runs" / run
+  run_dir = tmp_path / "p0" / "runs" / name
   assert sorted(os.listdir(run_dir / "checkpoints" / "shards")) == ["process-0", "process-1"]
-  resumed = launch(split, process_args(free_port(), 2, ["--resume", str(run_dir)]))
-  for i, (code, out, err) in enumerate(resumed):
-    assert code == 0, f"resumed process {i} failed:\n{out[-2000:]}\n{err[-4000:]}"
-  again = [json.load(open(split / f"p{i}" / "out.json")) for i in range(2)]
-  assert [r["first_chunk"] for r in again] == [1, 1]
-  assert [r["hash"] for r in again] == [reports[0]["hash"]] * 2
-  assert again[0]["eval_return"] == reports[0]["eval_return"]
-  timing = ("sps", "wall_time")
-  metrics = [[{k: v for k, v in json.loads(line).items() if k not in timing}
-              for line in open(root / "runs" / name / "metrics.jsonl")]
-             for root, name in ((tmp_path / "p0", runs0[0]), (split / "p0", run))]
-  assert metrics[0] == metrics[1] and len(metrics[0]) == 2
+  assert len(metrics_of(run_dir)) == 1
   # A restart with another process count is refused in one line naming both counts.
-  [(code, _, err)] = launch(tmp_path / "alone", [SMALL + ["--resume", str(run_dir)]])
+  [(code, _, err)] = launch(tmp_path / "alone", [SMALL + [*RUN, "--resume", str(run_dir)]])
   assert code == 2 and "num_processes: checkpoint has 2, this run has 1" in err
   assert "num_devices: checkpoint has 4, this run has 2" in err and "Traceback" not in err
+
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=2")
+
+  def start():
+    port = free_port()
+    return port, [subprocess.Popen(
+        [sys.executable, "-m", "baselax", "train", *args], cwd=tmp_path, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for args in process_args(port, 2, [*RUN, "--resume", str(run_dir)])]
+
+  port, procs = start()
+  try:
+    # Process 0 commits a checkpoint once every process's part is written:
+    # from there on a lost peer is the failure under test.
+    deadline = time.time() + 180
+    while not (run_dir / "checkpoints" / "2" / "manifest.json").exists():
+      assert time.time() < deadline and all(p.poll() is None for p in procs)
+      time.sleep(0.1)
+    procs[1].kill()  # the supervisor: its trainer dies with it
+    killed_at = time.time()
+    _, err = procs[0].communicate(timeout=120)
+    took = time.time() - killed_at
+  finally:
+    for proc in procs:
+      if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+  assert procs[0].returncode == 75 and took < 60, (procs[0].returncode, took, err[-3000:])
+  lines = [line for line in err.splitlines() if line.strip()]
+  assert len(lines) == 1, err[-3000:]
+  assert "lost a process (process 1 stopped sending heartbeats" in lines[0]
+  assert f"Continue it from its newest checkpoint with --resume {run_dir}" in lines[0]
+  assert subprocess.run(["pgrep", "-f", str(port)], capture_output=True).stdout == b""
+
+  resumed = launch(tmp_path, process_args(free_port(), 2, [*RUN, "--resume", str(run_dir)]))
+  for i, (code, out, err) in enumerate(resumed):
+    assert code == 0, f"resumed process {i} failed:\n{out[-2000:]}\n{err[-4000:]}"
+  again = [json.load(open(tmp_path / f"p{i}" / "out.json")) for i in range(2)]
+  assert [r["hash"] for r in again] == [reports[0]["hash"]] * 2
+  assert again[0]["eval_return"] == reports[0]["eval_return"]
+  assert metrics_of(run_dir) == metrics  # chunks 0-3, each once, as the straight run's
 
 
 def test_processes_with_different_flags_are_refused(tmp_path):
@@ -160,61 +232,6 @@ def test_an_unreachable_coordinator_fails_in_bounded_time_naming_it(tmp_path):
   assert code != 0 and time.time() - start < 45
   assert f"Could not reach the coordinator at 127.0.0.1:{port} within 3s" in err
   assert "Traceback" not in err
-
-
-def test_a_lost_process_ends_the_others_in_one_line_and_both_resume(tmp_path):
-  """SIGKILL one process of a 2-process run (its supervisor, as a scheduler
-  would) after its first checkpoint: the survivor stops within the heartbeat
-  timeout with one line naming the lost process and the resume command, not
-  JAX's C++ abort, and nothing is left running; ``--resume`` on both
-  processes then finishes the run, each chunk logged once."""
-  env = dict(os.environ, JAX_PLATFORMS="cpu",
-             XLA_FLAGS="--xla_force_host_platform_device_count=2")
-  run_dir = tmp_path / "run"
-  flags = ["--heartbeat-timeout", "10", "--checkpoint-every", "3200"]
-
-  def start(extra):
-    port = free_port()
-    return port, [subprocess.Popen(
-        [sys.executable, "-m", "baselax", "train", *args], cwd=tmp_path, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        for args in process_args(port, 2, extra)]
-
-  port, procs = start([*flags, "--total-env-steps", "9600", "--run-dir", str(run_dir)])
-  try:
-    # Process 0 commits a checkpoint once every process's part is written:
-    # from there on a lost peer is the failure under test.
-    deadline = time.time() + 180
-    while not (run_dir / "checkpoints" / "1" / "manifest.json").exists():
-      assert time.time() < deadline and all(p.poll() is None for p in procs)
-      time.sleep(0.1)
-    procs[1].kill()  # the supervisor: its trainer dies with it
-    killed_at = time.time()
-    _, err = procs[0].communicate(timeout=120)
-    took = time.time() - killed_at
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-  assert procs[0].returncode == 75 and took < 60, (procs[0].returncode, took, err[-3000:])
-  lines = [line for line in err.splitlines() if line.strip()]
-  assert len(lines) == 1, err[-3000:]
-  assert "lost a process (process 1 stopped sending heartbeats" in lines[0]
-  assert f"Continue it from its newest checkpoint with --resume {run_dir}" in lines[0]
-  assert subprocess.run(["pgrep", "-f", str(port)], capture_output=True).stdout == b""
-
-  port, procs = start([*flags, "--total-env-steps", "9600", "--resume", str(run_dir)])
-  try:
-    codes = [proc.wait(timeout=180) for proc in procs]
-  finally:
-    for proc in procs:
-      if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-  assert codes == [0, 0], [proc.stderr.read()[-3000:] for proc in procs]
-  chunks = [json.loads(line)["chunk"] for line in open(run_dir / "metrics.jsonl")]
-  assert chunks == [0, 1, 2]
 
 
 # What JAX's coordination service writes when it ends a survivor (abridged

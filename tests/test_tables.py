@@ -165,13 +165,15 @@ def test_a_table_stops_at_a_cell_stopped_by_ctrl_c_and_goes_on_past_a_failed_one
   assert cli.main(argv) == 1 and launched[1:] == ["dqn", "c51"]  # an error: the next runs
 
 
-def fake_cells(monkeypatch, code_of, hold_s=0.3):
+def fake_cells(monkeypatch, code_of, hold_s=0.3, together=0):
   """``cells.subprocess.run`` replaced: each main job is recorded (its agent,
   where its output went), counted while it "runs" ``hold_s`` seconds, and
-  exits with ``code_of(agent)``."""
+  exits with ``code_of(agent)``. The first ``together`` jobs wait for each
+  other before they end (so they surely ran at once)."""
   import threading
   lock, seen = threading.Lock(), {"launched": [], "logs": [], "started": [], "active": 0,
                                  "most": 0}
+  meet = threading.Barrier(together) if together else None
 
   def fake_run(cmd, **kwargs):
     if cmd[0] == "git":
@@ -187,6 +189,8 @@ def fake_cells(monkeypatch, code_of, hold_s=0.3):
       seen["active"] += 1
       seen["most"] = max(seen["most"], seen["active"])
     import time
+    if meet is not None and len(seen["launched"]) <= together:
+      meet.wait(timeout=10)
     time.sleep(0 if code_of(agent) == 130 else hold_s)
     with lock:
       seen["active"] -= 1
@@ -210,7 +214,8 @@ def test_jobs_run_cells_side_by_side_each_logging_to_a_file(tmp_path, monkeypatc
 
 
 def test_with_jobs_a_ctrl_c_lets_running_cells_end_and_starts_no_more(tmp_path, monkeypatch):
-  seen = fake_cells(monkeypatch, lambda agent: 130 if agent == "dqn" else 1)
+  # dqn is stopped by Ctrl-C while c51 runs beside it: c51 ends, nothing starts.
+  seen = fake_cells(monkeypatch, lambda agent: 130 if agent == "dqn" else 1, together=2)
   argv = ["--table", "cleanrl-classic", "--agents", "dqn", "c51", "qrdqn", "mdqn", "--envs",
           "CartPole-v1", "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
           "--jobs", "2"]

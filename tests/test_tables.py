@@ -289,3 +289,27 @@ def test_gain_compares_the_copies_side_by_side_with_the_agent_alone():
   # 4 processes, c51's copies at 70 frames/s each: 4 * 70 / 100.
   assert budget.gain(probed) == pytest.approx(2.8)
   assert budget.gain({"alone": {"c51": {"rate": 100.0}}, "side_by_side": []}) is None
+
+
+def test_the_report_says_whether_the_papers_ordering_holds_and_whether_cis_separate():
+  table = specs.get("revisiting-rainbow")
+  assert ("rainbow", "dqn") in table.orderings
+
+  def rr(agent, env, values):
+    c = cell(agent, f"minatar:{env}", values, {}, table="revisiting-rainbow", frames=2_000_000)
+    c["preset"] = "revisiting-rainbow-fast"
+    c["summary"] = {"iteration_return": stats.summary(values)}
+    return c
+
+  mine = [rr("dqn", "Breakout", [5.0, 5.5, 6.0]), rr("rainbow", "Breakout", [9.0, 9.5, 10.0]),
+          rr("dqn", "SpaceInvaders", [25.0, 30.0, 35.0]),
+          rr("rainbow", "SpaceInvaders", [20.0, 40.0, 36.0]),
+          rr("c51", "Asterix", [1.0, 2.0, 3.0])]  # no pair: no row
+  lines = report.ordering_table(table, mine)
+  rows = {line.split(" | ")[3]: line for line in lines[2:]}
+  assert set(rows) == {"Breakout", "SpaceInvaders"}
+  # Breakout: 9.5 above 5.5 and the CIs ([8.3, 10.7] and [4.3, 6.7]) apart.
+  assert rows["Breakout"].endswith("| yes | yes |")
+  # Space Invaders: 32.0 above 30.0, but the CIs overlap.
+  assert rows["SpaceInvaders"].endswith("| yes | no |")
+  assert report.ordering_table(table, mine[:1]) == []

@@ -173,6 +173,37 @@ def iqm_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str
   ]
 
 
+def ordering_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> list[str]:
+  """Per headline claim of the paper (``Table.orderings``), preset, budget and
+  env filled for both agents: whether our better agent's mean is above the
+  worse one's, and whether their 95% CIs separate (the better one's lower
+  bound above the worse one's upper bound)."""
+  rows = []
+  for better, worse in table.orderings:
+    for _, preset, frames in _keys(table, mine):
+      pair = [_row(mine, (a, preset, frames)) for a in (better, worse)]
+      for env_id in table.envs:
+        if env_id not in pair[0] or env_id not in pair[1] or better == worse:
+          continue
+        hi, lo = (pair[i][env_id]["summary"][table.metric] for i in (0, 1))
+        if hi["mean"] is None or lo["mean"] is None:
+          continue
+        above = "yes" if hi["mean"] > lo["mean"] else "no"
+        apart = bool(hi["ci95"] and lo["ci95"] and hi["ci95"][0] > lo["ci95"][1])
+        rows.append(
+          f"| {better} > {worse} | {preset} | {frames:,} | {specs.label(env_id)} | "
+          f"{stats.fmt(hi)} | {stats.fmt(lo)} | {above} | {'yes' if apart else 'no'} |"
+        )
+  if not rows:
+    return []
+  return [
+    "| the paper's claim | preset | frames | env | better agent [95% CI] | "
+    "worse agent [95% CI] | mean above | CIs separate |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    *rows,
+  ]
+
+
 def metric_curve(table: specs.Table, cell: Mapping[str, Any]) -> np.ndarray:
   """``(chunks, seeds)`` the table's measure after each chunk: the recent
   return as logged, or the iteration return over the trailing iteration."""
@@ -278,6 +309,10 @@ def section(out: str, table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> 
       + iqm
       + [""]
     )
+  order = ordering_table(table, mine)
+  if order:
+    lines += ["The paper's headline ordering, ours (the measure, mean [95% CI]):", ""]
+    lines += order + [""]
   for env_id in table.envs:
     figure = plot(out, table, env_id, mine)
     if figure:

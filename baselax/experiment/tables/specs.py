@@ -54,6 +54,8 @@ class Table:
     published_source: where the published values come from, and how read.
     reference_agent: the agent whose published values stand beside agents the
       paper has none for (CleanRL publishes DQN and C51 only).
+    orderings: the paper's headline claims as ``(better, worse)`` agent pairs:
+      the report says, per env filled for both, whether ours keep the order.
   """
 
   name: str
@@ -71,6 +73,7 @@ class Table:
   published_source: str
   iteration_frames: int | None = None
   reference_agent: str | None = None
+  orderings: tuple[tuple[str, str], ...] = ()
 
   def __post_init__(self):
     if self.metric not in METRICS:
@@ -225,6 +228,8 @@ REVISITING_RAINBOW = Table(
     "reading error about 0.1 (Breakout, Seaquest) to 0.3 (the rest), QR-DQN's 2M "
     "Breakout 0.3"
   ),
+  # Its headline: Rainbow's combination beats DQN on every game at 10M frames.
+  orderings=(("rainbow", "dqn"),),
 )
 
 

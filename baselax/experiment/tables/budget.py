@@ -38,6 +38,7 @@ import io
 import json
 import math
 import os
+import sys
 import tarfile
 import time
 from collections.abc import Mapping, Sequence
@@ -328,5 +329,15 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   )
   record["wall_s"] = round(time.monotonic() - started, 1)
   write_out(args, record)
+  if not todo:
+    tried = ", ".join(
+      f"{t['fit']} of {t['cells']} at {t['frames']:,}" for t in record["plan"]["tried"]
+    )
+    print(
+      f"no cell fits in the {args.budget_s:.0f} s budget ({tried} frames); see "
+      f"{os.path.join(args.out, 'probe.json')}",
+      file=sys.stderr,
+    )
+    return 1
   print(f"{len(record['done'])} of {len(todo)} cells in {record['wall_s']} s: {args.out}")
-  return code if todo else 1
+  return code

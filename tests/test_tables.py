@@ -313,3 +313,42 @@ def test_the_report_says_whether_the_papers_ordering_holds_and_whether_cis_separ
   # Space Invaders: 32.0 above 30.0, but the CIs overlap.
   assert rows["SpaceInvaders"].endswith("| yes | no |")
   assert report.ordering_table(table, mine[:1]) == []
+
+
+def test_device_table_brings_back_each_landed_cell_or_says_why_none_fit(
+    tmp_path, monkeypatch, capsys):
+  """budget.main's wiring, its probes and cells faked: the plan comes from the
+  probe's speed, and each landed cell is in cells.tar.gz at once."""
+  import tarfile
+  from baselax.experiment.tables import budget
+  fast = {"rate": 1e6, "chunk_overhead_s": 0.0, "startup_s": 1.0}
+  monkeypatch.setattr(budget, "probe", lambda args: {
+      "env_id": "minatar:Breakout", "frames": 0, "alone": {"c51": fast},
+      "side_by_side": [["c51", fast], ["c51", fast]]})  # 2 at once, each as fast as alone
+  argv = ["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--have",
+          str(tmp_path / "have"), "--agents", "c51", "--envs", "Breakout", "--jobs", "2"]
+
+  def fill(todo, runs_dir, out, *args):
+    on_done = args[-1]
+    for cell in todo:  # what cli.fill does once a cell is finished
+      path = cells.path_of(out, cell)
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      open(path, "w").write("{}")
+      on_done(cell, path)
+      names = tarfile.open(tmp_path / "out" / "cells.tar.gz").getnames()
+      assert "revisiting-rainbow-fast/c51-Breakout-10000000.json" in names
+    return 0
+
+  monkeypatch.setattr(budget.cli, "fill", fill)
+  assert budget.main(argv) == 0
+  record = json.loads((tmp_path / "out" / "probe.json").read_text())
+  assert record["plan"]["frames"] == 10_000_000 and record["gain"] == pytest.approx(2.0)
+  assert [d["agent"] for d in record["done"]] == ["c51"]
+  # At 1 frame/s per seed nothing fits in 420 s: one line says so.
+  slow = {"rate": 1.0, "chunk_overhead_s": 0.0, "startup_s": 1.0}
+  monkeypatch.setattr(budget, "probe", lambda args: {
+      "env_id": "minatar:Breakout", "frames": 0, "alone": {"c51": slow}, "side_by_side": []})
+  assert budget.main(argv) == 1
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("no cell fits in the 420 s budget (0 of 1 at 10,000,000") and (
+      len(err.splitlines()) == 1)

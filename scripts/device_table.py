@@ -4,7 +4,7 @@
 
 Probes each agent's speed alone and side by side, picks the cells that fit
 (10M frames, else 2M), runs them and writes ``probe.json`` and
-``cells.tar.gz`` to ``--out``. ``--help`` lists the flags; the code is
+``cells.tar.gz`` and ``logs.tar.gz`` to ``--out``. ``--help`` lists the flags; the code is
 ``baselax.experiment.tables.budget``.
 """
 

@@ -286,8 +286,8 @@ def test_gain_compares_the_copies_side_by_side_with_the_agent_alone():
   probed = {"alone": {"c51": {"rate": 100.0}},
             "side_by_side": [["dqn", {"rate": 500.0}], ["c51", {"rate": 60.0}],
                              ["c51", {"rate": 80.0}], ["dqn", None]]}
-  # 4 processes, c51's copies at 70 frames/s each: 4 * 70 / 100.
-  assert budget.gain(probed) == pytest.approx(2.8)
+  # 3 processes finished (one failed), c51's copies at 70 frames/s each: 3 * 70 / 100.
+  assert budget.gain(probed) == pytest.approx(2.1)
   assert budget.gain({"alone": {"c51": {"rate": 100.0}}, "side_by_side": []}) is None
 
 
@@ -307,7 +307,7 @@ def test_the_report_says_whether_the_papers_ordering_holds_and_whether_cis_separ
           rr("c51", "Asterix", [1.0, 2.0, 3.0])]  # no pair: no row
   lines = report.ordering_table(table, mine)
   rows = {line.split(" | ")[3]: line for line in lines[2:]}
-  assert set(rows) == {"Breakout", "SpaceInvaders"}
+  assert set(rows) == {"Breakout", "SpaceInvaders"} and len(lines) == 2 + 2  # each env once
   # Breakout: 9.5 above 5.5 and the CIs ([8.3, 10.7] and [4.3, 6.7]) apart.
   assert rows["Breakout"].endswith("| yes | yes |")
   # Space Invaders: 32.0 above 30.0, but the CIs overlap.
@@ -336,7 +336,8 @@ def test_device_table_brings_back_each_landed_cell_or_says_why_none_fit(
       open(path, "w").write("{}")
       on_done(cell, path)
       names = tarfile.open(tmp_path / "out" / "cells.tar.gz").getnames()
-      assert "revisiting-rainbow-fast/c51-Breakout-10000000.json" in names
+      assert names == ["revisiting-rainbow-fast/c51-Breakout-10000000.json"]
+    assert args[0][-2:] == ["--checkpoint-every", "10000000"]  # one checkpoint, at the end
     return 0
 
   monkeypatch.setattr(budget.cli, "fill", fill)
@@ -352,3 +353,39 @@ def test_device_table_brings_back_each_landed_cell_or_says_why_none_fit(
   err = capsys.readouterr().err.strip()
   assert err.startswith("no cell fits in the 420 s budget (0 of 1 at 10,000,000") and (
       len(err.splitlines()) == 1)
+
+
+def test_failed_probes_leave_their_agents_out_and_a_line_when_all_failed(
+    tmp_path, monkeypatch, capsys):
+  from baselax.experiment.tables import budget
+
+  def run(cell, where, extra=(), *args, timeout_s=None, **kwargs):
+    assert timeout_s is not None and 0 < timeout_s <= 420  # probes end inside the budget
+    os.makedirs(where, exist_ok=True)
+    with open(os.path.join(where, "probe.log"), "w") as f:
+      f.write("it broke\n")
+    if cell["agent"] == "c51":
+      raise cells.Interrupted(where)  # a probe stopped by a signal is a failed probe
+    return None  # one that exited with an error
+
+  monkeypatch.setattr(budget.cells, "run", run)
+  argv = ["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--agents",
+          "dqn", "c51", "--envs", "Breakout", "--jobs", "2"]
+  assert budget.main(argv) == 1
+  err = capsys.readouterr().err.strip()
+  assert err.startswith("every probe failed") and len(err.splitlines()) == 1
+  record = json.loads((tmp_path / "out" / "probe.json").read_text())
+  assert record["probe"]["alone"] == {"c51": None} and record["gain"] is None
+  import tarfile
+  logs = tarfile.open(tmp_path / "out" / "logs.tar.gz").getnames()
+  assert "probe/alone/probe.log" in logs and "probe/side-1/probe.log" in logs
+
+
+@pytest.mark.parametrize("code, stops", [(130, True), (-2, True), (-15, True), (-9, False),
+                                         (-6, False), (1, False)])
+def test_only_ctrl_c_or_a_stop_signal_stops_the_table(tmp_path, monkeypatch, code, stops):
+  seen = fake_cells(monkeypatch, lambda agent: code if agent == "dqn" else 1, hold_s=0)
+  argv = ["--table", "cleanrl-classic", "--agents", "dqn", "c51", "--envs", "CartPole-v1",
+          "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
+  assert cli.main(argv) == (130 if stops else 1)
+  assert seen["launched"] == (["dqn"] if stops else ["dqn", "c51"])

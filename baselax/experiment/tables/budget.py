@@ -8,7 +8,8 @@ back as a few files. One command (``scripts/device_table.py``)::
 1. **Probe.** One agent (``--gain-agent``) trains two short chunks alone,
    then ``jobs`` probes train side by side, the agents in turn. Each probe
    gives an agent's frames/s per seed (the last chunk's, compilation
-   excluded), a chunk's evaluation cost and its start-up (compilation
+   excluded), a chunk's time outside its compiled program and its start-up
+   (compilation
    included). Side by side against alone is what running cells at once gains
    (:func:`gain`): at batch 32 a cell is bound by launch latency, not by the
    accelerator's arithmetic.
@@ -21,9 +22,11 @@ back as a few files. One command (``scripts/device_table.py``)::
 3. **Fill.** The planned cells run ``jobs`` at a time (``table.py --jobs``).
    A cell still running at the budget's end is stopped and said to be so.
 4. **Out.** ``OUT/probe.json`` (the probes, the gain, the plan, what each cell
-   took) and ``OUT/cells.tar.gz`` (the finished cells' files, as
-   ``PRESET/AGENT-ENV-FRAMES.json``, and their logs), both rewritten as each
-   cell lands, so a call cut short still brings back every finished cell.
+   took), ``OUT/cells.tar.gz`` (the finished cells' files, as
+   ``PRESET/AGENT-ENV-FRAMES.json``) and ``OUT/logs.tar.gz`` (every probe's
+   and cell's output), all rewritten as each cell lands, so a call cut short
+   still brings back every finished cell. The cells run with one checkpoint,
+   at their end.
    Unpack into the results directory and rebuild its report::
 
        tar xzf cells.tar.gz -C docs/results/minatar
@@ -59,7 +62,9 @@ SAFETY = 1.25
 
 def parser(prog: str = PROG) -> argparse.ArgumentParser:
   p = cli_lib.OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
-  p.add_argument("--out", required=True, help="where probe.json and cells.tar.gz go ($OUT)")
+  p.add_argument(
+    "--out", required=True, help="where probe.json, cells.tar.gz and logs.tar.gz go ($OUT)"
+  )
   p.add_argument("--table", default="revisiting-rainbow", help="a table of scripts/table.py")
   p.add_argument("--agents", nargs="+", default=None, help="rows (default: the table's)")
   p.add_argument("--envs", nargs="+", default=None, help="columns (default: the table's)")
@@ -139,8 +144,9 @@ def probe_flags(chunk: int, learning_starts: int) -> list[str]:
 
 def measure(run_dir: str, seeds: int) -> dict[str, float]:
   """What a finished probe's run directory says: ``rate`` (frames/s per
-  seed, the last chunk), ``chunk_overhead_s`` (a chunk's evaluation and
-  logging) and ``startup_s`` (the process's time outside its chunks)."""
+  seed, the last chunk), ``chunk_overhead_s`` (a chunk's time outside its
+  compiled program: metrics, logging, checkpoints) and ``startup_s`` (the
+  process's time outside its chunks)."""
   rows = cells.read_metrics(run_dir)
   with open(os.path.join(run_dir, "sessions.jsonl")) as f:
     wall = float([s for s in map(json.loads, f) if "wall_s" in s][-1]["wall_s"])
@@ -166,6 +172,8 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
   frames = 2 * max(args.probe_chunk, learning_starts)
 
   def one(agent: str, where: str, side_by_side: bool) -> dict[str, float] | None:
+    """A probe's measures; ``None`` when it failed, was stopped or ran past
+    the budget (its log is in the logs tarball)."""
     cell = cells.Cell(
       table=t.table,
       preset=first["preset"],
@@ -174,7 +182,11 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
       frames=frames,
       seeds=t.seeds,
     )
-    run_dir = cells.run(cell, where, flags, side_by_side=side_by_side)
+    left = args.deadline - time.monotonic()
+    try:
+      run_dir = cells.run(cell, where, flags, side_by_side=side_by_side, timeout_s=left)
+    except cells.Interrupted:
+      return None
     return None if run_dir is None else measure(run_dir, t.seeds)
 
   lone = args.gain_agent if args.gain_agent in agents else agents[0]
@@ -210,8 +222,8 @@ def planning_measures(probed: Mapping[str, Any]) -> dict[str, dict[str, float]]:
 
 def gain(probed: Mapping[str, Any]) -> float | None:
   """What running ``jobs`` cells at once gains, for the agent probed alone:
-  the frames/s of all side-by-side probes together over ``jobs`` copies of
-  it one at a time, each side-by-side probe of another agent counted at
+  the frames/s of all side-by-side probes that finished together over as
+  many copies of it one at a time, each side-by-side probe of another agent counted at
   that agent's share (so only its copies' rates are compared): the mean
   side-by-side rate of its copies times ``jobs`` over its rate alone
   (``None`` without side-by-side copies of it)."""
@@ -219,7 +231,8 @@ def gain(probed: Mapping[str, Any]) -> float | None:
   side = [m["rate"] for a, m in probed["side_by_side"] if a == agent and m is not None]
   if alone is None or not side:
     return None
-  return len(probed["side_by_side"]) * (sum(side) / len(side)) / alone["rate"]
+  ran = sum(m is not None for _, m in probed["side_by_side"])  # a failed probe competed less
+  return ran * (sum(side) / len(side)) / alone["rate"]
 
 
 # -- 2. Plan ------------------------------------------------------------------
@@ -227,7 +240,9 @@ def gain(probed: Mapping[str, Any]) -> float | None:
 
 def estimate_s(measures: Mapping[str, float], frames: int, eval_every: int) -> float:
   """Seconds a cell of ``frames`` frames per seed takes: its start-up, its
-  training at the probe's rate and a chunk's overhead per evaluation."""
+  training at the probe's rate and a chunk's overhead per chunk of
+  ``eval_every`` frames. The probe's chunks are shorter than a cell's, so its
+  evaluations weigh more in its rate: the estimate errs long."""
   chunks = math.ceil(frames / eval_every)
   return SAFETY * (
     measures["startup_s"] + frames / measures["rate"] + chunks * measures["chunk_overhead_s"]
@@ -278,27 +293,38 @@ def plan(
 # -- 3 and 4. Fill, and what comes back ---------------------------------------
 
 
-def write_out(args: argparse.Namespace, record: Mapping[str, Any]) -> None:
-  """``OUT/probe.json`` and ``OUT/cells.tar.gz`` (the cell files and logs so far)."""
-  os.makedirs(args.out, exist_ok=True)
-  rundir.write_atomically(os.path.join(args.out, "probe.json"), json.dumps(record, indent=1))
+def _tarball(path: str, members: Sequence[tuple[str, str]]) -> None:
+  """``path``, a gzipped tar of ``(file, name in the archive)``, written whole or not at all."""
   buf = io.BytesIO()
   with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-    for path in sorted(glob.glob(os.path.join(args.work, "*", "*.json"))):
-      tar.add(path, arcname=os.path.relpath(path, args.work))
-    for path in sorted(glob.glob(os.path.join(args.work, "*", "*.log"))):
-      tar.add(path, arcname=os.path.join("logs", os.path.relpath(path, args.work)))
-  tmp = os.path.join(args.out, "cells.tar.gz.tmp")
-  with open(tmp, "wb") as f:
+    for file, name in members:
+      tar.add(file, arcname=name)
+  with open(path + ".tmp", "wb") as f:
     f.write(buf.getvalue())
-  os.replace(tmp, os.path.join(args.out, "cells.tar.gz"))
+  os.replace(path + ".tmp", path)
+
+
+def write_out(args: argparse.Namespace, record: Mapping[str, Any]) -> None:
+  """``OUT/probe.json``, ``OUT/cells.tar.gz`` (the finished cells' files, as
+  the results directory holds them) and ``OUT/logs.tar.gz`` (every cell's
+  and probe's output), as they are so far."""
+  os.makedirs(args.out, exist_ok=True)
+  rundir.write_atomically(os.path.join(args.out, "probe.json"), json.dumps(record, indent=1))
+  found = sorted(glob.glob(os.path.join(args.work, "*", "*.json")))
+  _tarball(
+    os.path.join(args.out, "cells.tar.gz"), [(p, os.path.relpath(p, args.work)) for p in found]
+  )
+  logs = sorted(glob.glob(os.path.join(args.work, "**", "*.log"), recursive=True))
+  _tarball(
+    os.path.join(args.out, "logs.tar.gz"), [(p, os.path.relpath(p, args.work)) for p in logs]
+  )
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   """Probe, plan, fill; returns 0 when every planned cell finished."""
   started = time.monotonic()
   args = parse(argv, prog)
-  deadline = started + args.budget_s
+  deadline = args.deadline = started + args.budget_s
   probed = probe(args)
   rates = planning_measures(probed)
   record: dict[str, Any] = {
@@ -324,11 +350,13 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     write_out(args, record)
 
   todo = [cells.Cell({k: c[k] for k in cells.Cell.KEYS}) for c in record["plan"]["cells"]]
-  code = cli.fill(
-    todo, args.work, args.work, t.extra, t.first_seed, args.jobs, False, deadline, landed
-  )
-  record["wall_s"] = round(time.monotonic() - started, 1)
-  write_out(args, record)
+  if not rates:
+    print(
+      "every probe failed or ran past the budget: their output is in "
+      f"{os.path.join(args.out, 'logs.tar.gz')}",
+      file=sys.stderr,
+    )
+    return 1
   if not todo:
     tried = ", ".join(
       f"{t['fit']} of {t['cells']} at {t['frames']:,}" for t in record["plan"]["tried"]
@@ -339,5 +367,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
       file=sys.stderr,
     )
     return 1
+  # One checkpoint, at the end: the machine is handed back with whatever is on it.
+  extra = [*t.extra, "--checkpoint-every", str(record["plan"]["frames"])]
+  code = cli.fill(
+    todo, args.work, args.work, extra, t.first_seed, args.jobs, False, deadline, landed
+  )
+  record["wall_s"] = round(time.monotonic() - started, 1)
+  write_out(args, record)
   print(f"{len(record['done'])} of {len(todo)} cells in {record['wall_s']} s: {args.out}")
   return code

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -31,8 +32,8 @@ from baselax.experiment.tables import specs, stats
 
 
 class Interrupted(Exception):
-  """A cell's run was stopped by Ctrl-C or a signal: the table stops too
-  (its checkpoint is kept; the same command resumes it)."""
+  """A cell's run was stopped by Ctrl-C (exit code 130), SIGINT or SIGTERM:
+  the table stops too (its checkpoint is kept; the same command resumes it)."""
 
 
 class Cell(dict):
@@ -175,7 +176,9 @@ def run(
       file=sys.stderr,
       flush=True,
     )
-    if returncode == 130 or returncode < 0:
+    # Ctrl-C or a stop signal stops the table; a crash (SIGABRT, an OOM kill)
+    # is a failed cell like any other, and the next one runs.
+    if returncode in (130, -signal.SIGINT, -signal.SIGTERM):
       raise Interrupted(run_dir)
     return None
   return run_dir

@@ -172,7 +172,8 @@ def fill(
       raise
 
   stopped = 0
-  with futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+  pool = futures.ThreadPoolExecutor(max_workers=jobs)
+  try:
     running = {pool.submit(one, cell): cell for cell in todo}
     for done in futures.as_completed(running):
       try:
@@ -187,6 +188,13 @@ def fill(
       print(f"  -> {path}", flush=True)
       if on_done is not None:
         on_done(cell, path)
+  except BaseException:
+    # Ctrl-C in this process, or a cell's result that cannot be read: start
+    # nothing more (the running cells get the terminal's Ctrl-C themselves).
+    interrupted.set()
+    raise
+  finally:
+    pool.shutdown(wait=True, cancel_futures=True)
   return 130 if interrupted.is_set() else int(stopped > 0)
 
 
@@ -200,9 +208,19 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   args = parse(argv, prog)
   code = 0
   if not args.report_only:
-    code = fill(
-      planned(args), args.runs_dir, args.out, args.extra, args.first_seed, args.jobs, args.dry_run
-    )
+    try:
+      code = fill(
+        planned(args),
+        args.runs_dir,
+        args.out,
+        args.extra,
+        args.first_seed,
+        args.jobs,
+        args.dry_run,
+      )
+    except KeyboardInterrupt:
+      print("stopped by Ctrl-C; the same command resumes the table.", file=sys.stderr)
+      return 130
     if code == 130:
       return code
   if os.path.isdir(args.out):

@@ -180,7 +180,7 @@ def ordering_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> lis
   bound above the worse one's upper bound)."""
   rows = []
   for better, worse in table.orderings:
-    for _, preset, frames in _keys(table, mine):
+    for preset, frames in sorted({(p, f) for _, p, f in _keys(table, mine)}):
       pair = [_row(mine, (a, preset, frames)) for a in (better, worse)]
       for env_id in table.envs:
         if env_id not in pair[0] or env_id not in pair[1] or better == worse:

@@ -389,3 +389,23 @@ def test_only_ctrl_c_or_a_stop_signal_stops_the_table(tmp_path, monkeypatch, cod
           "--runs-dir", str(tmp_path / "runs"), "--out", str(tmp_path / "out")]
   assert cli.main(argv) == (130 if stops else 1)
   assert seen["launched"] == (["dqn"] if stops else ["dqn", "c51"])
+
+
+def test_a_deadline_stops_the_running_cell_and_starts_no_more(tmp_path, monkeypatch, capsys):
+  import time
+  launched = []
+
+  def fake_run(cmd, timeout=None, **kwargs):
+    if cmd[0] == "git":
+      return subprocess.CompletedProcess(cmd, 0, stdout="0" * 40 + "\n", stderr="")
+    launched.append((cmd[cmd.index("--agent") + 1], timeout))
+    time.sleep(0.2)
+    raise subprocess.TimeoutExpired(cmd, timeout)  # as subprocess.run does, having killed it
+
+  monkeypatch.setattr(cells.subprocess, "run", fake_run)
+  todo = cli.planned(cli.parse(["--table", "cleanrl-classic", "--agents", "dqn", "c51",
+                                "--envs", "CartPole-v1", "--runs-dir", str(tmp_path)]))
+  code = cli.fill(todo, str(tmp_path), str(tmp_path / "out"), deadline=time.monotonic() + 0.1)
+  assert code == 1 and [a for a, _ in launched] == ["dqn"] and 0 < launched[0][1] <= 0.1
+  assert "stopped at its time limit" in capsys.readouterr().err
+  assert not (tmp_path / "out").exists()  # no cell file for a cell that did not finish

@@ -35,17 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from baselax.experiment.rundir import complete_lines
+from baselax.experiment.rundir import metrics_rows
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROCESSES = 2
 #: Fields of a metrics line that may differ between the runs (wall clock and speed).
 TIMING = ("sps", "wall_time")
-
-
-def lines(run_dir: str) -> list[dict[str, Any]]:
-  """The whole lines of ``run_dir``'s metrics.jsonl, parsed."""
-  return [row for _, row in complete_lines(os.path.join(run_dir, "metrics.jsonl"))]
 
 
 def free_port() -> int:
@@ -112,7 +107,7 @@ def killed_run(args: argparse.Namespace, run_dir: str, session_s: float, logs: s
   kills = []
   for k in range(args.kills):
     resume = os.path.exists(os.path.join(run_dir, "config.json"))
-    logged = len(lines(run_dir))
+    logged = len(metrics_rows(run_dir))
     procs = start(args, run_dir, resume, f"{logs}-{k}")
     delay = rng.uniform(0.15, 0.5) * session_s
     time.sleep(delay)
@@ -130,7 +125,7 @@ def killed_run(args: argparse.Namespace, run_dir: str, session_s: float, logs: s
     trace = "Check failure" in err or "Traceback" in err
     kills.append(dict(
         kill=k, after_s=round(delay, 1), victim=victim, resumed=resume,
-        chunks_logged_before=logged, chunks_logged=len(lines(run_dir)),
+        chunks_logged_before=logged, chunks_logged=len(metrics_rows(run_dir)),
         survivor_exit=procs[survivor].returncode,
         survivor_s=None if ended[survivor] is None else round(ended[survivor], 1),
         survivor_said=said, survivor_trace=trace))
@@ -155,9 +150,9 @@ def final_arrays(run_dir: str) -> dict[str, np.ndarray]:
 
 
 def compare(straight: str, killed: str) -> dict[str, Any]:
-  rows = [[{k: v for k, v in row.items() if k not in TIMING} for row in lines(d)]
+  rows = [[{k: v for k, v in row.items() if k not in TIMING} for row in metrics_rows(d)]
           for d in (straight, killed)]
-  chunks = [row["chunk"] for row in lines(killed)]
+  chunks = [row["chunk"] for row in metrics_rows(killed)]
   a, b = final_arrays(straight), final_arrays(killed)
   unequal = [k for k in a if k not in b or not np.array_equal(a[k], b[k])]
   return dict(metrics_equal=rows[0] == rows[1], lines=len(rows[1]),

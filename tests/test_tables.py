@@ -322,7 +322,7 @@ def test_device_table_brings_back_each_landed_cell_or_says_why_none_fit(
   import tarfile
   from baselax.experiment.tables import budget
   fast = {"rate": 1e6, "chunk_overhead_s": 0.0, "startup_s": 1.0}
-  monkeypatch.setattr(budget, "probe", lambda args: {
+  monkeypatch.setattr(budget, "probe", lambda args, deadline: {
       "env_id": "minatar:Breakout", "frames": 0, "alone": {"c51": fast},
       "side_by_side": [["c51", fast], ["c51", fast]]})  # 2 at once, each as fast as alone
   argv = ["--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), "--have",
@@ -347,7 +347,7 @@ def test_device_table_brings_back_each_landed_cell_or_says_why_none_fit(
   assert [d["agent"] for d in record["done"]] == ["c51"]
   # At 1 frame/s per seed nothing fits in 420 s: one line says so.
   slow = {"rate": 1.0, "chunk_overhead_s": 0.0, "startup_s": 1.0}
-  monkeypatch.setattr(budget, "probe", lambda args: {
+  monkeypatch.setattr(budget, "probe", lambda args, deadline: {
       "env_id": "minatar:Breakout", "frames": 0, "alone": {"c51": slow}, "side_by_side": []})
   assert budget.main(argv) == 1
   err = capsys.readouterr().err.strip()

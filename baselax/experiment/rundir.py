@@ -148,6 +148,12 @@ def complete_lines(path: str) -> list[tuple[str, dict[str, Any]]]:
   return out
 
 
+def metrics_rows(run_dir: str) -> list[dict[str, Any]]:
+  """The whole lines of ``run_dir``'s ``metrics.jsonl``, parsed (a line cut
+  short by a killed run left out; ``[]`` before the first chunk)."""
+  return [row for _, row in complete_lines(os.path.join(run_dir, "metrics.jsonl"))]
+
+
 class RunDirectory:
   """Writes one run's ``config.json`` and keeps ``metrics.jsonl`` consistent.
 

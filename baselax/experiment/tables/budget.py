@@ -9,8 +9,7 @@ back as a few files. One command (``scripts/device_table.py``)::
    then ``jobs`` probes train side by side, the agents in turn. Each probe
    gives an agent's frames/s per seed (the last chunk's, compilation
    excluded), a chunk's time outside its compiled program and its start-up
-   (compilation
-   included). Side by side against alone is what running cells at once gains
+   (compilation included). Side by side against alone is what running cells at once gains
    (:func:`gain`): at batch 32 a cell is bound by launch latency, not by the
    accelerator's arithmetic.
 2. **Plan.** The table's cells not yet in ``--have`` (the committed results),
@@ -135,10 +134,10 @@ def _config(cell: Mapping[str, Any], extra: Sequence[str]) -> Any:
 # -- 1. Probe -----------------------------------------------------------------
 
 
-def probe_flags(chunk: int, learning_starts: int) -> list[str]:
-  """A probe's main-job flags: two chunks, the first past the learning start
-  (so the second trains at full rate), no checkpoint before the end."""
-  chunk = max(chunk, learning_starts)
+def probe_flags(chunk: int) -> list[str]:
+  """A probe's main-job flags: two chunks of ``chunk`` frames (at least the
+  learning start, so the second trains at full rate), no checkpoint before
+  the end."""
   return ["--eval-every", str(chunk), "--checkpoint-every", str(2 * chunk)]
 
 
@@ -147,9 +146,8 @@ def measure(run_dir: str, seeds: int) -> dict[str, float]:
   seed, the last chunk), ``chunk_overhead_s`` (a chunk's time outside its
   compiled program: metrics, logging, checkpoints) and ``startup_s`` (the
   process's time outside its chunks)."""
-  rows = cells.read_metrics(run_dir)
-  with open(os.path.join(run_dir, "sessions.jsonl")) as f:
-    wall = float([s for s in map(json.loads, f) if "wall_s" in s][-1]["wall_s"])
+  rows = rundir.metrics_rows(run_dir)
+  wall = float([s for s in cells.read_sessions(run_dir) if "wall_s" in s][-1]["wall_s"])
   last, first = rows[-1], rows[0]
   rate = float(last["sps"]) / seeds
   chunk_frames = last["env_steps"] - first["env_steps"]
@@ -161,15 +159,15 @@ def measure(run_dir: str, seeds: int) -> dict[str, float]:
   }
 
 
-def probe(args: argparse.Namespace) -> dict[str, Any]:
+def probe(args: argparse.Namespace, deadline: float) -> dict[str, Any]:
   """One agent's probe alone (``--gain-agent``), then ``jobs`` probes side by
-  side, the agents in turn."""
+  side, the agents in turn, all ended by ``deadline`` (``time.monotonic()``)."""
   t = args.table_args
   agents, env_id = t.agents, t.envs[0]
   first = cli.planned(t)[0]
-  learning_starts = _config(first, t.extra).learning_starts
-  flags = [*t.extra, *probe_flags(args.probe_chunk, learning_starts)]
-  frames = 2 * max(args.probe_chunk, learning_starts)
+  chunk = max(args.probe_chunk, _config(first, t.extra).learning_starts)
+  flags = [*t.extra, *probe_flags(chunk)]
+  frames = 2 * chunk
 
   def one(agent: str, where: str, side_by_side: bool) -> dict[str, float] | None:
     """A probe's measures; ``None`` when it failed, was stopped or ran past
@@ -182,7 +180,7 @@ def probe(args: argparse.Namespace) -> dict[str, Any]:
       frames=frames,
       seeds=t.seeds,
     )
-    left = args.deadline - time.monotonic()
+    left = deadline - time.monotonic()
     try:
       run_dir = cells.run(cell, where, flags, side_by_side=side_by_side, timeout_s=left)
     except cells.Interrupted:
@@ -221,12 +219,11 @@ def planning_measures(probed: Mapping[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def gain(probed: Mapping[str, Any]) -> float | None:
-  """What running ``jobs`` cells at once gains, for the agent probed alone:
-  the frames/s of all side-by-side probes that finished together over as
-  many copies of it one at a time, each side-by-side probe of another agent counted at
-  that agent's share (so only its copies' rates are compared): the mean
-  side-by-side rate of its copies times ``jobs`` over its rate alone
-  (``None`` without side-by-side copies of it)."""
+  """What running cells at once gains, measured on the agent probed alone:
+  the mean side-by-side rate of its copies times the number of side-by-side
+  probes that finished, over its rate alone. That is, frames/s of that many
+  copies at once over the same copies one at a time, taking each other
+  agent's probe as a copy. ``None`` without a side-by-side copy of it."""
   [(agent, alone)] = probed["alone"].items()
   side = [m["rate"] for a, m in probed["side_by_side"] if a == agent and m is not None]
   if alone is None or not side:
@@ -324,8 +321,8 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
   """Probe, plan, fill; returns 0 when every planned cell finished."""
   started = time.monotonic()
   args = parse(argv, prog)
-  deadline = args.deadline = started + args.budget_s
-  probed = probe(args)
+  deadline = started + args.budget_s
+  probed = probe(args, deadline)
   rates = planning_measures(probed)
   record: dict[str, Any] = {
     "probe": probed,
@@ -359,7 +356,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     return 1
   if not todo:
     tried = ", ".join(
-      f"{t['fit']} of {t['cells']} at {t['frames']:,}" for t in record["plan"]["tried"]
+      f"{x['fit']} of {x['cells']} at {x['frames']:,}" for x in record["plan"]["tried"]
     )
     print(
       f"no cell fits in the {args.budget_s:.0f} s budget ({tried} frames); see "

@@ -15,6 +15,7 @@ killed, says what it was made with.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -74,13 +75,8 @@ def main_job_flags(cell: Mapping[str, Any], first_seed: int = 0) -> list[str]:
   ]
 
 
-def read_metrics(run_dir: str) -> list[dict[str, Any]]:
-  """The rows of a cell's ``metrics.jsonl`` (a line cut by a killed run left out)."""
-  return [row for _, row in rundir.complete_lines(os.path.join(run_dir, "metrics.jsonl"))]
-
-
 def finished(run_dir: str, frames: int) -> bool:
-  rows = read_metrics(run_dir)
+  rows = rundir.metrics_rows(run_dir)
   return (
     bool(rows)
     and rows[-1]["env_steps"] >= frames
@@ -154,13 +150,7 @@ def run(
   _log_session(run_dir, {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **version})
   t0 = time.perf_counter()
   returncode = _launch(cmd, run_dir + ".log" if side_by_side else None, timeout_s)
-  session = {
-    "wall_s": time.perf_counter() - t0,
-    "host": platform.node(),
-    "exit_code": returncode,
-    **version,
-  }
-  _log_session(run_dir, session)
+  _log_session(run_dir, {"wall_s": time.perf_counter() - t0, "exit_code": returncode, **version})
   name = f"{cell['preset']}/{cell['agent']}/{specs.label(cell['env_id'])}"
   if returncode is None:
     print(
@@ -187,18 +177,17 @@ def run(
 def _launch(cmd: Sequence[str], log: str | None, timeout_s: float | None) -> int | None:
   """The exit code of ``cmd``, its output appended to ``log`` if one is named;
   ``None`` when it ran past ``timeout_s`` (it is killed)."""
-  if log is None:
+  with contextlib.ExitStack() as stack:
+    to_log: dict[str, Any] = {}
+    if log is not None:
+      os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
+      to_log = dict(
+        stdout=stack.enter_context(open(log, "a")),
+        stderr=subprocess.STDOUT,
+        env={"XLA_PYTHON_CLIENT_PREALLOCATE": "false", **os.environ},
+      )
     try:
-      return subprocess.run(cmd, timeout=timeout_s).returncode
-    except subprocess.TimeoutExpired:
-      return None
-  env = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", **os.environ}
-  os.makedirs(os.path.dirname(log) or ".", exist_ok=True)
-  with open(log, "a") as out:
-    try:
-      return subprocess.run(
-        cmd, stdout=out, stderr=subprocess.STDOUT, env=env, timeout=timeout_s
-      ).returncode
+      return subprocess.run(cmd, timeout=timeout_s, **to_log).returncode
     except subprocess.TimeoutExpired:
       return None
 
@@ -209,7 +198,9 @@ def _log_session(run_dir: str, line: Mapping[str, Any]) -> None:
     f.write(json.dumps({"host": platform.node(), **line}) + "\n")
 
 
-def _sessions(run_dir: str) -> list[dict[str, Any]]:
+def read_sessions(run_dir: str) -> list[dict[str, Any]]:
+  """The lines of a cell's ``sessions.jsonl``: start lines, and end lines
+  (those with ``wall_s``)."""
   path = os.path.join(run_dir, "sessions.jsonl")
   if not os.path.exists(path):
     return []
@@ -238,7 +229,7 @@ def result(run_dir: str, cell: Mapping[str, Any]) -> dict[str, Any]:
   """The JSON of a finished cell: the table's measure, greedy evaluation, the
   curves, the wall clock, the code and machine, and the exact command."""
   table = specs.get(cell["table"])
-  rows = read_metrics(run_dir)
+  rows = rundir.metrics_rows(run_dir)
   with open(os.path.join(run_dir, "config.json")) as f:
     config = json.load(f)
   last = rows[-1]
@@ -248,7 +239,7 @@ def result(run_dir: str, cell: Mapping[str, Any]) -> dict[str, Any]:
   }
   if table.iteration_frames:
     per_seed["iteration_return"] = iteration_returns(rows, table.iteration_frames)
-  sessions = _sessions(run_dir)
+  sessions = read_sessions(run_dir)
   commits = sorted({s["commit"] for s in sessions if s.get("commit")})
   env_id = config["experiment"]["env_id"]
   return {

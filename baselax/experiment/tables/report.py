@@ -183,7 +183,7 @@ def ordering_table(table: specs.Table, mine: Sequence[Mapping[str, Any]]) -> lis
     for preset, frames in sorted({(p, f) for _, p, f in _keys(table, mine)}):
       pair = [_row(mine, (a, preset, frames)) for a in (better, worse)]
       for env_id in table.envs:
-        if env_id not in pair[0] or env_id not in pair[1] or better == worse:
+        if env_id not in pair[0] or env_id not in pair[1]:
           continue
         hi, lo = (pair[i][env_id]["summary"][table.metric] for i in (0, 1))
         if hi["mean"] is None or lo["mean"] is None:

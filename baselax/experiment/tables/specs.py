@@ -80,6 +80,11 @@ class Table:
       raise ValueError(f"Table.metric must be one of {METRICS}, got {self.metric!r}.")
     if self.metric == "iteration_return" and not self.iteration_frames:
       raise ValueError("Table.metric iteration_return needs iteration_frames.")
+    for better, worse in self.orderings:
+      if better == worse or not {better, worse} <= set(self.agents):
+        raise ValueError(
+          f"Table.orderings ({better!r}, {worse!r}): two different agents of the table."
+        )
 
   def env_id(self, name: str) -> str:
     """The env id a column name stands for (``Breakout`` -> ``minatar:Breakout``).

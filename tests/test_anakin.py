@@ -227,7 +227,7 @@ def test_unrolled_threefry_draws_the_same_bits_without_loops():
 def test_cpu_schedule_option_is_known_and_changes_no_bit():
   """On CPU the trainer compiles its chunk with a thunk schedule that lets
   independent kernels overlap (training/lowering.py), plus the options a
-  pairwise loss gets (C51's and QR-DQN's keep YNNPACK to dots). On this probe none changes a
+  pairwise loss gets (QR-DQN's keeps YNNPACK to dots). On this probe none changes a
   bit: a chunk compiled with and without them ends in identical params.
   Fails if an XLA upgrade drops an option (compile_chunk would then silently
   fall back to the defaults)."""
@@ -257,20 +257,20 @@ def test_cpu_schedule_option_is_known_and_changes_no_bit():
 
 
 def test_the_trainers_compile_a_pairwise_loss_with_dots_only_to_ynnpack():
-  """C51 (and Rainbow, a C51) and QR-DQN declare a pairwise loss in their
-  contract, no compiler option; the trainers choose the options (the Anakin
-  program carries them to compile_chunk, the host loop's jit gets the same);
-  DQN gets the CPU schedule alone."""
+  """QR-DQN declares a pairwise loss in its contract, no compiler option; the
+  trainers choose the options (the Anakin program carries them to
+  compile_chunk, the host loop's jit gets the same); DQN and C51 (whose
+  projection is O(N + K)) get the CPU schedule alone."""
   import dataclasses
 
   from baselax.agents import C51, DQN, QRDQN
   from baselax.agents.base import BaseAgent
   from baselax.anakin import program as program_lib
   from baselax.training import lowering
-  assert C51.contract.pairwise_loss and QRDQN.contract.pairwise_loss
-  assert not DQN.contract.pairwise_loss
+  assert QRDQN.contract.pairwise_loss
+  assert not DQN.contract.pairwise_loss and C51.contract == DQN.contract
   assert not any("compiler" in name for name in dir(BaseAgent))  # no backend flag in the API
-  assert dataclasses.replace(C51.contract, pairwise_loss=False) == DQN.contract
+  assert dataclasses.replace(QRDQN.contract, pairwise_loss=False) == DQN.contract
   env = envs.make("CartPole-v1")
   qrdqn = QRDQN(networks.mlp_q_network((8,), atoms=5), env, 1e-3)
   dqn = DQN(networks.mlp_q_network((8,)), env, 1e-3)

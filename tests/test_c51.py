@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import rlax
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from baselax import anakin, networks
 from baselax.agents import C51, distributional
 
@@ -14,14 +16,64 @@ Z = jnp.linspace(0.0, 4.0, 5)   # the support 0, 1, 2, 3, 4 (dz = 1)
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
-def test_projection_splits_mass_between_neighbours_and_clips_to_the_edges(jit):
-  project = jax.jit(distributional.categorical_projection) if jit else \
-      distributional.categorical_projection
+@pytest.mark.parametrize("project", [distributional.categorical_projection,
+                                     distributional.categorical_projection_kernel],
+                         ids=["runs", "kernel"])
+def test_projection_splits_mass_between_neighbours_and_clips_to_the_edges(project, jit):
+  project = jax.jit(project) if jit else project
   # 1.5 splits half-half between atoms 1 and 2; 2.0 lands on atom 2; 10 is
   # clipped to v_max = 4; -3 to v_min = 0; 3.25 goes 3/4 to atom 3, 1/4 to 4.
-  out = project(jnp.array([1.5, 2.0, 10.0, -3.0, 3.25]),
+  out = project(jnp.array([-3.0, 1.5, 2.0, 3.25, 10.0]),
                 jnp.array([0.2, 0.2, 0.2, 0.2, 0.2]), Z)
   np.testing.assert_allclose(out, [0.2, 0.1, 0.3, 0.15, 0.25], atol=1e-6)
+
+
+def test_the_kernel_projects_atoms_in_any_order():
+  out = distributional.categorical_projection_kernel(
+      jnp.array([1.5, 2.0, 10.0, -3.0, 3.25]), jnp.array([0.2, 0.2, 0.2, 0.2, 0.2]), Z)
+  np.testing.assert_allclose(out, [0.2, 0.1, 0.3, 0.15, 0.25], atol=1e-6)
+
+
+@st.composite
+def _sorted_categoricals(draw):
+  """A support and a categorical on sorted atoms: C51's targets ``r + d z``
+  (terminal d = 0 puts every atom on one point; d = 1 and a reward on the
+  grid put atoms exactly on the support) and sorted atoms drawn freely
+  (repeats, runs outside the support, gaps of empty atoms)."""
+  num_atoms = draw(st.sampled_from([2, 3, 5, 11, 51]))
+  v_min = draw(st.floats(-100, 10))
+  v_max = v_min + draw(st.floats(0.5, 200))
+  support = np.linspace(v_min, v_max, num_atoms, dtype=np.float32)
+  n = draw(st.sampled_from([1, 2, 5, 11, 51]))
+  if draw(st.booleans()):
+    dz = (v_max - v_min) / (num_atoms - 1)
+    r = draw(st.one_of(st.floats(-300, 300), st.integers(-60, 60).map(lambda k: k * dz)))
+    d = draw(st.sampled_from([0.0, 1.0, 0.99]) | st.floats(0, 1))
+    atoms = r + d * np.linspace(v_min, v_max, n)
+  else:
+    atoms = np.sort(draw(st.lists(st.floats(v_min - 50, v_max + 50) |
+                                  st.sampled_from(support.tolist()), min_size=n, max_size=n)))
+  logits = draw(st.lists(st.floats(-20, 20), min_size=n, max_size=n))
+  probs = jax.nn.softmax(jnp.asarray(logits, jnp.float32))
+  return jnp.asarray(atoms, jnp.float32), probs, jnp.asarray(support)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(case=_sorted_categoricals())
+def test_the_runs_projection_equals_the_kernel_on_sorted_atoms(case):
+  """The O(N + K) projection C51 uses against the O(N K) kernel: same
+  probabilities (float32 rounding of the atoms' index positions apart), none
+  negative, the total mass kept."""
+  z_p, probs, z_q = case
+  runs = distributional.categorical_projection(z_p, probs, z_q)
+  kernel = distributional.categorical_projection_kernel(z_p, probs, z_q)
+  # Both place atoms in float32: an index position is off by about
+  # eps * |z| / dz, which a narrow support far from 0 makes large.
+  dz = (z_q[-1] - z_q[0]) / (z_q.shape[0] - 1)
+  scale = float(jnp.max(jnp.abs(jnp.concatenate([z_q, jnp.clip(z_p, z_q[0], z_q[-1])]))) / dz)
+  np.testing.assert_allclose(runs, kernel, atol=2e-6 + 4 * np.finfo(np.float32).eps * scale)
+  assert float(jnp.min(runs)) >= 0.0
+  np.testing.assert_allclose(jnp.sum(runs), jnp.sum(probs), atol=2e-6)
 
 
 def _loss_and_target(r, discount, logits_t, a_t):

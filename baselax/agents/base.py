@@ -167,10 +167,9 @@ class AgentContract:
       of devices). An agent that calls ``jax.lax.pmean(x, axis_name)`` itself
       can take a plain axis name only, and the groups layout is refused to it.
     pairwise_loss: ``update``'s loss builds per-sample pairwise terms,
-      ``(B, N, N)`` arrays of elementwise arithmetic and reductions (the
-      distributional losses: the categorical projection, the quantile Huber
-      loss). Nothing changes in what is computed; trainers may compile such
-      a loss differently (``baselax.training.lowering``).
+      ``(B, N, N)`` arrays of elementwise arithmetic and reductions (QR-DQN's
+      quantile Huber loss). Nothing changes in what is computed; trainers may
+      compile such a loss differently (``baselax.training.lowering``).
   """
 
   reads: frozenset[str] = frozenset()

@@ -14,30 +14,84 @@ from baselax.agents import value_learning
 
 
 def categorical_projection(z_p: chex.Array, probs: chex.Array, z_q: chex.Array) -> chex.Array:
-  """Projects a categorical on atoms ``z_p`` onto the evenly spaced support ``z_q``.
+  """Projects a categorical on non-decreasing atoms ``z_p`` onto the evenly spaced support ``z_q``.
 
-  Bellemare et al. 2017, Algorithm 1: each atom ``z_p[i]`` is clipped to
-  ``[z_q[0], z_q[-1]]`` and its mass split between the two nearest atoms of
-  ``z_q`` in proportion to closeness (all of it on one atom when it lands
-  there exactly). Written as a triangular kernel, which is the same split and
-  needs no special case when ``floor == ceil``::
+  Bellemare et al. 2017, Algorithm 1, in O(N + K): each atom ``z_p[j]`` is
+  clipped to ``[z_q[0], z_q[-1]]``; in index units ``b_j = (z_p[j] - v_min)
+  / dz`` its mass goes ``1 - frac_j`` to atom ``floor(b_j)`` and ``frac_j``
+  to the next (``frac_j = b_j - floor(b_j)``), as the triangular kernel of
+  :func:`categorical_projection_kernel` does. Because ``z_p`` is sorted the
+  atoms that share a floor are consecutive, so each output atom's share is a
+  difference of two cumulative sums taken at the ends of those runs.
 
-    out[j] = sum_i probs[i] * clip(1 - |clip(z_p[i]) - z_q[j]| / dz, 0, 1)
+  Why not a scatter-add: the run ends are written with a scatter that *sets*
+  distinct indices, so the result does not depend on the order of additions
+  on any backend (a scatter-add with repeated indices is atomic, hence
+  unordered, on a GPU); the kernel form is ``O(N K)`` and, batched, its
+  ``(B, N, K)`` weights dominated C51's update on CartPole
+  (``docs/results/classic/NOTES.md``).
 
   Args:
-    z_p: ``[N]`` atoms of the distribution to project (e.g. ``r + discount * z``).
-    probs: ``[N]`` their probabilities.
+    z_p: ``[N]`` atoms of the distribution to project, **non-decreasing**
+      (``r + discount * z`` with ``discount >= 0`` always is; unsorted atoms
+      need :func:`categorical_projection_kernel`).
+    probs: ``[N]`` their probabilities (non-negative).
     z_q: ``[K]`` the support, evenly spaced and increasing (``K >= 2``).
 
   Returns:
     ``[K]`` probabilities on ``z_q`` (they sum to ``sum(probs)``).
   """
   chex.assert_rank([z_p, probs, z_q], 1)
+  num_atoms = z_q.shape[0]
+  v_min, v_max = z_q[0], z_q[-1]
+  # Clipped in index units: a value clipped to v_max can divide to a hair
+  # above K - 1, and the mass it sends above the last atom would be lost.
+  b = jnp.clip((z_p - v_min) / ((v_max - v_min) / (num_atoms - 1)), 0, num_atoms - 1)
+  floor = jnp.floor(b)
+  frac = b - floor
+  floor = floor.astype(jnp.int32)
+  # [2, N]: the mass each atom sends to its floor, and to the atom above.
+  shares = jnp.stack([probs * (1.0 - frac), probs * frac])
+  running = jax.lax.associative_scan(jnp.add, shares, axis=1)
+  # The last atom of each run of equal floors writes its running sums at the
+  # run's floor; every other atom writes out of range (dropped).
+  run_end = jnp.concatenate([floor[1:] != floor[:-1], jnp.ones((1,), bool)])
+  at_ends = (
+    jnp.zeros((2, num_atoms), probs.dtype)
+    .at[:, jnp.where(run_end, floor, num_atoms)]
+    .set(running, mode="drop")
+  )
+  # Running sums never decrease, so a running max carries them over floors
+  # no atom has: up_to[:, i] is the mass of the atoms with floor <= i.
+  up_to = jax.lax.associative_scan(jnp.maximum, at_ends, axis=1)
+  per_floor = jnp.diff(up_to, axis=1, prepend=0.0)
+  return per_floor[0] + jnp.pad(per_floor[1, :-1], (1, 0))
+
+
+def categorical_projection_kernel(
+  z_p: chex.Array, probs: chex.Array, z_q: chex.Array
+) -> chex.Array:
+  """:func:`categorical_projection` for atoms in any order, in O(N K).
+
+  The same split written as a triangular kernel, which needs no special case
+  when an atom lands exactly on the support::
+
+    out[j] = sum_i probs[i] * clip(1 - |clip(z_p[i]) - z_q[j]| / dz, 0, 1)
+
+  Args:
+    z_p: ``[N]`` atoms of the distribution to project.
+    probs: ``[N]`` their probabilities.
+    z_q: ``[K]`` the support, evenly spaced and increasing (``K >= 2``).
+
+  Returns:
+    ``[K]`` probabilities on ``z_q``.
+  """
+  chex.assert_rank([z_p, probs, z_q], 1)
   v_min, v_max = z_q[0], z_q[-1]
   delta_z = (v_max - v_min) / (z_q.shape[0] - 1)
   clipped = jnp.clip(z_p, v_min, v_max)
   weights = jnp.clip(1.0 - jnp.abs(clipped[:, None] - z_q[None, :]) / delta_z, 0.0, 1.0)
-  return probs @ weights  # a dot, which XLA:CPU keeps fast under vmap
+  return probs @ weights
 
 
 def categorical_q_values(atoms: chex.Array, logits: chex.Array) -> chex.Array:

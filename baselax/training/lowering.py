@@ -72,8 +72,8 @@ CPU_COMPILER_OPTIONS: dict[str, Any] = {
 
 #: XLA:CPU hands single dots, and by default also elementwise and reduce
 #: fusions, to the YNNPACK library. Its reduce and elementwise kernels run
-#: pairwise ``(B, N, N)`` loss terms (the quantile Huber loss, the
-#: categorical projection) several times slower than XLA's own loop fusions,
+#: pairwise ``(B, N, N)`` loss terms (QR-DQN's quantile Huber loss) several
+#: times slower than XLA's own loop fusions,
 #: while they speed up a conv net's MinAtar chunk a little: a loss declared
 #: pairwise (``AgentContract.pairwise_loss``) keeps YNNPACK to single dots.
 #: Reductions then run in XLA's order: results may differ in the last bits.

@@ -61,8 +61,10 @@ def categorical_projection(z_p: chex.Array, probs: chex.Array, z_q: chex.Array) 
     .at[:, jnp.where(run_end, floor, num_atoms)]
     .set(running, mode="drop")
   )
-  # Running sums never decrease, so a running max carries them over floors
-  # no atom has: up_to[:, i] is the mass of the atoms with floor <= i.
+  # Running sums of non-negative shares do not decrease (a rounding step
+  # down is at most an ulp, and the max keeps the shares >= 0), so a running
+  # max carries them over floors no atom has: up_to[:, i] is the mass of the
+  # atoms with floor <= i.
   up_to = jax.lax.associative_scan(jnp.maximum, at_ends, axis=1)
   per_floor = jnp.diff(up_to, axis=1, prepend=0.0)
   return per_floor[0] + jnp.pad(per_floor[1, :-1], (1, 0))

@@ -16,9 +16,9 @@ Z = jnp.linspace(0.0, 4.0, 5)   # the support 0, 1, 2, 3, 4 (dz = 1)
 
 
 @pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
-@pytest.mark.parametrize("project", [distributional.categorical_projection,
-                                     distributional.categorical_projection_kernel],
-                         ids=["runs", "kernel"])
+@pytest.mark.parametrize("project", [distributional.sorted_categorical_projection,
+                                     distributional.categorical_projection],
+                         ids=["sorted", "kernel"])
 def test_projection_splits_mass_between_neighbours_and_clips_to_the_edges(project, jit):
   project = jax.jit(project) if jit else project
   # 1.5 splits half-half between atoms 1 and 2; 2.0 lands on atom 2; 10 is
@@ -29,7 +29,7 @@ def test_projection_splits_mass_between_neighbours_and_clips_to_the_edges(projec
 
 
 def test_the_kernel_projects_atoms_in_any_order():
-  out = distributional.categorical_projection_kernel(
+  out = distributional.categorical_projection(
       jnp.array([1.5, 2.0, 10.0, -3.0, 3.25]), jnp.array([0.2, 0.2, 0.2, 0.2, 0.2]), Z)
   np.testing.assert_allclose(out, [0.2, 0.1, 0.3, 0.15, 0.25], atol=1e-6)
 
@@ -58,27 +58,35 @@ def _sorted_categoricals(draw):
   return jnp.asarray(atoms, jnp.float32), probs, jnp.asarray(support)
 
 
+def _exact_projection(z_p, probs, z_q):
+  """Algorithm 1 in float64 on the float32 inputs, atom by atom."""
+  z_p, probs, z_q = (np.asarray(x, np.float64) for x in (z_p, probs, z_q))
+  k = len(z_q)
+  b = (np.clip(z_p, z_q[0], z_q[-1]) - z_q[0]) / ((z_q[-1] - z_q[0]) / (k - 1))
+  b = np.clip(b, 0, k - 1)
+  floor = np.floor(b).astype(int)
+  out = np.zeros(k + 1)
+  np.add.at(out, floor, probs * (1 - (b - floor)))
+  np.add.at(out, floor + 1, probs * (b - floor))
+  return out[:k]
+
+
 # Compiled once per shape (25 pairs of sizes), then fast for every example.
-RUNS = jax.jit(distributional.categorical_projection)
-KERNEL = jax.jit(distributional.categorical_projection_kernel)
+SORTED = jax.jit(distributional.sorted_categorical_projection)
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(case=_sorted_categoricals())
-def test_the_runs_projection_equals_the_kernel_on_sorted_atoms(case):
-  """The O(N + K) projection C51 uses against the O(N K) kernel: same
-  probabilities (float32 rounding of the atoms' index positions apart), none
-  negative, the total mass kept."""
+def test_the_sorted_projection_is_algorithm_1_on_sorted_atoms(case):
+  """The O(N + K) projection C51 uses against Algorithm 1 in float64: the
+  same probabilities (float32 places an atom within about K ulps of its
+  index position), none negative, the total mass kept."""
   z_p, probs, z_q = case
-  runs = RUNS(z_p, probs, z_q)
-  kernel = KERNEL(z_p, probs, z_q)
-  # Both place atoms in float32: an index position is off by about
-  # eps * |z| / dz, which a narrow support far from 0 makes large.
-  dz = (z_q[-1] - z_q[0]) / (z_q.shape[0] - 1)
-  scale = float(jnp.max(jnp.abs(jnp.concatenate([z_q, jnp.clip(z_p, z_q[0], z_q[-1])]))) / dz)
-  np.testing.assert_allclose(runs, kernel, atol=2e-6 + 4 * np.finfo(np.float32).eps * scale)
-  assert float(jnp.min(runs)) >= 0.0
-  np.testing.assert_allclose(jnp.sum(runs), jnp.sum(probs), atol=2e-6)
+  out = SORTED(z_p, probs, z_q)
+  tolerance = 2e-6 + 4 * np.finfo(np.float32).eps * z_q.shape[0]
+  np.testing.assert_allclose(out, _exact_projection(z_p, probs, z_q), rtol=0, atol=tolerance)
+  assert float(jnp.min(out)) >= 0.0
+  np.testing.assert_allclose(jnp.sum(out), jnp.sum(probs), atol=2e-6)
 
 
 def _loss_and_target(r, discount, logits_t, a_t):

@@ -53,7 +53,7 @@ class C51(dqn.DQN):
   """
 
   # DQN's contract: the categorical projection is O(N + K) per sample
-  # (distributional.categorical_projection), so no pairwise loss.
+  # (distributional.sorted_categorical_projection), so no pairwise loss.
 
   def __init__(
     self, *args: Any, num_atoms: int = 51, v_min: float = -10.0, v_max: float = 100.0, **kwargs: Any

@@ -13,14 +13,16 @@ import jax.numpy as jnp
 from baselax.agents import value_learning
 
 
-def categorical_projection(z_p: chex.Array, probs: chex.Array, z_q: chex.Array) -> chex.Array:
+def sorted_categorical_projection(
+  z_p: chex.Array, probs: chex.Array, z_q: chex.Array
+) -> chex.Array:
   """Projects a categorical on non-decreasing atoms ``z_p`` onto the evenly spaced support ``z_q``.
 
   Bellemare et al. 2017, Algorithm 1, in O(N + K): each atom ``z_p[j]`` is
   clipped to ``[z_q[0], z_q[-1]]``; in index units ``b_j = (z_p[j] - v_min)
   / dz`` its mass goes ``1 - frac_j`` to atom ``floor(b_j)`` and ``frac_j``
   to the next (``frac_j = b_j - floor(b_j)``), as the triangular kernel of
-  :func:`categorical_projection_kernel` does. Because ``z_p`` is sorted the
+  :func:`categorical_projection` does. Because ``z_p`` is sorted the
   atoms that share a floor are consecutive, so each output atom's share is a
   difference of two cumulative sums taken at the ends of those runs.
 
@@ -33,13 +35,15 @@ def categorical_projection(z_p: chex.Array, probs: chex.Array, z_q: chex.Array) 
 
   Args:
     z_p: ``[N]`` atoms of the distribution to project, **non-decreasing**
-      (``r + discount * z`` with ``discount >= 0`` always is; unsorted atoms
-      need :func:`categorical_projection_kernel`).
+      (``r + discount * z`` with ``discount >= 0`` always is). Unsorted
+      atoms give a wrong answer, silently: use :func:`categorical_projection`.
     probs: ``[N]`` their probabilities (non-negative).
     z_q: ``[K]`` the support, evenly spaced and increasing (``K >= 2``).
 
   Returns:
-    ``[K]`` probabilities on ``z_q`` (they sum to ``sum(probs)``).
+    ``[K]`` probabilities on ``z_q`` (they sum to ``sum(probs)``). Its
+    gradient is not the projection's where the running max ties (an atom
+    of zero probability): use it as a target, under ``stop_gradient``.
   """
   chex.assert_rank([z_p, probs, z_q], 1)
   num_atoms = z_q.shape[0]
@@ -70,12 +74,13 @@ def categorical_projection(z_p: chex.Array, probs: chex.Array, z_q: chex.Array) 
   return per_floor[0] + jnp.pad(per_floor[1, :-1], (1, 0))
 
 
-def categorical_projection_kernel(
-  z_p: chex.Array, probs: chex.Array, z_q: chex.Array
-) -> chex.Array:
-  """:func:`categorical_projection` for atoms in any order, in O(N K).
+def categorical_projection(z_p: chex.Array, probs: chex.Array, z_q: chex.Array) -> chex.Array:
+  """Projects a categorical on atoms ``z_p``, in any order, onto the evenly spaced support ``z_q``.
 
-  The same split written as a triangular kernel, which needs no special case
+  Bellemare et al. 2017, Algorithm 1, in O(N K) (C51's loss uses
+  :func:`sorted_categorical_projection`, O(N + K)): each atom is clipped to
+  ``[z_q[0], z_q[-1]]`` and its mass split between the two nearest atoms of
+  ``z_q`` in proportion to closeness, written as a triangular kernel, which needs no special case
   when an atom lands exactly on the support::
 
     out[j] = sum_i probs[i] * clip(1 - |clip(z_p[i]) - z_q[j]| / dz, 0, 1)
@@ -146,5 +151,5 @@ def categorical_q_learning(
   a_t = jnp.argmax(q_t_selector)
   target_z = r_t + discount_t * q_atoms_t
   target_p = jax.nn.softmax(value_learning.select(q_logits_t, a_t))
-  target = jax.lax.stop_gradient(categorical_projection(target_z, target_p, q_atoms_tm1))
+  target = jax.lax.stop_gradient(sorted_categorical_projection(target_z, target_p, q_atoms_tm1))
   return -jnp.sum(target * jax.nn.log_softmax(value_learning.select(q_logits_tm1, a_tm1)))

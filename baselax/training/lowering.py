@@ -74,7 +74,7 @@ CPU_COMPILER_OPTIONS: dict[str, Any] = {
 #: fusions, to the YNNPACK library. Its reduce and elementwise kernels run
 #: pairwise ``(B, N, N)`` loss terms (QR-DQN's quantile Huber loss) several
 #: times slower than XLA's own loop fusions,
-#: while they speed up a conv net's MinAtar chunk a little: a loss declared
+#: while elsewhere they are as fast or a little faster: a loss declared
 #: pairwise (``AgentContract.pairwise_loss``) keeps YNNPACK to single dots.
 #: Reductions then run in XLA's order: results may differ in the last bits.
 DOTS_ONLY_TO_YNNPACK: Mapping[str, str] = MappingProxyType(

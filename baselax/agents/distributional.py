@@ -80,8 +80,8 @@ def categorical_projection(z_p: chex.Array, probs: chex.Array, z_q: chex.Array) 
   Bellemare et al. 2017, Algorithm 1, in O(N K) (C51's loss uses
   :func:`sorted_categorical_projection`, O(N + K)): each atom is clipped to
   ``[z_q[0], z_q[-1]]`` and its mass split between the two nearest atoms of
-  ``z_q`` in proportion to closeness, written as a triangular kernel, which needs no special case
-  when an atom lands exactly on the support::
+  ``z_q`` in proportion to closeness, written as a triangular kernel, which
+  needs no special case when an atom lands exactly on the support::
 
     out[j] = sum_i probs[i] * clip(1 - |clip(z_p[i]) - z_q[j]| / dz, 0, 1)
 
@@ -91,7 +91,7 @@ def categorical_projection(z_p: chex.Array, probs: chex.Array, z_q: chex.Array) 
     z_q: ``[K]`` the support, evenly spaced and increasing (``K >= 2``).
 
   Returns:
-    ``[K]`` probabilities on ``z_q``.
+    ``[K]`` probabilities on ``z_q`` (they sum to ``sum(probs)``).
   """
   chex.assert_rank([z_p, probs, z_q], 1)
   v_min, v_max = z_q[0], z_q[-1]

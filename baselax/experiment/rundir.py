@@ -119,11 +119,12 @@ def resume_defaults(saved: dict[str, Any], sections: Any) -> dict[str, Any]:
   return defaults
 
 
-def write_atomically(path: str, text: str) -> None:
-  """Writes ``text`` to ``path`` through a temporary file and a rename, so a
-  process killed meanwhile leaves the old file or the new one, never half."""
+def write_atomically(path: str, text: str | bytes) -> None:
+  """Writes ``text`` (or bytes) to ``path`` through a temporary file and a
+  rename, so a process killed meanwhile leaves the old file or the new one,
+  never half."""
   tmp = f"{path}.{os.getpid()}.tmp"
-  with open(tmp, "w") as f:
+  with open(tmp, "wb" if isinstance(text, bytes) else "w") as f:
     f.write(text)
     f.flush()
     os.fsync(f.fileno())

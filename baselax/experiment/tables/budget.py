@@ -296,9 +296,7 @@ def _tarball(path: str, members: Sequence[tuple[str, str]]) -> None:
   with tarfile.open(fileobj=buf, mode="w:gz") as tar:
     for file, name in members:
       tar.add(file, arcname=name)
-  with open(path + ".tmp", "wb") as f:
-    f.write(buf.getvalue())
-  os.replace(path + ".tmp", path)
+  rundir.write_atomically(path, buf.getvalue())
 
 
 def write_out(args: argparse.Namespace, record: Mapping[str, Any]) -> None:

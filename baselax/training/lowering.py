@@ -73,9 +73,9 @@ CPU_COMPILER_OPTIONS: dict[str, Any] = {
 #: XLA:CPU hands single dots, and by default also elementwise and reduce
 #: fusions, to the YNNPACK library. Its reduce and elementwise kernels run
 #: pairwise ``(B, N, N)`` loss terms (QR-DQN's quantile Huber loss) several
-#: times slower than XLA's own loop fusions,
-#: while elsewhere they are as fast or a little faster: a loss declared
-#: pairwise (``AgentContract.pairwise_loss``) keeps YNNPACK to single dots.
+#: times slower than XLA's own loop fusions, while elsewhere they are as fast
+#: or a little faster: a loss declared pairwise
+#: (``AgentContract.pairwise_loss``) keeps YNNPACK to single dots.
 #: Reductions then run in XLA's order: results may differ in the last bits.
 DOTS_ONLY_TO_YNNPACK: Mapping[str, str] = MappingProxyType(
   {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"}
